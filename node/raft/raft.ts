@@ -1,0 +1,790 @@
+// The Raft core: a deterministic state machine in the style of etcd-io/raft.
+//
+// The host drives it with `tick()` (time), `step(message)` (peers) and the proposal methods
+// (clients), and drains its work with `ready()` / `advance(ready)`. The core never performs I/O,
+// never reads a clock and draws randomness only from the injected Rng, so a seed replays a run.
+//
+// Membership takes effect when its entry COMMITS (etcd's rule, made safe by allowing one change at
+// a time and by joint consensus for voter changes). Every node therefore agrees on the config at
+// every committed index, and a restarted node recovers it from its snapshot plus its committed log.
+
+import { RaftError } from './errors.js';
+import { RaftLog } from './log.js';
+import * as M from './membership.js';
+import { Progress } from './progress.js';
+import { hasJointQuorum, jointCommitIndex, jointVote } from './quorum.js';
+import { ReadQueue } from './read-queue.js';
+import type { Rng } from './rng.js';
+import type {
+  Entry,
+  HardState,
+  Membership,
+  Message,
+  NodeId,
+  RaftMetrics,
+  Ready,
+  Role,
+  SnapshotChunk,
+  SnapshotMeta,
+} from './types.js';
+
+export interface RaftConfig {
+  id: NodeId;
+  rng: Rng;
+  /** A follower campaigns after a random timeout in [electionTicks, 2·electionTicks). */
+  electionTicks: number;
+  heartbeatTicks: number;
+  preVote: boolean;
+  checkQuorum: boolean;
+  /** Unacknowledged appends per peer in replicate state. */
+  maxInflight: number;
+  maxEntriesPerAppend: number;
+  maxBytesPerAppend: number;
+  snapshotChunkBytes: number;
+  maxApplyBatch: number;
+  /**
+   * Deliberately broken behaviours, used only by the simulator's self-test to prove that it
+   * catches a faulty engine. Never set outside tests.
+   */
+  mutations?: ReadonlySet<Mutation>;
+}
+
+export type Mutation = 'commit-old-term' | 'read-without-quorum' | 'ack-before-persist' | 'vote-without-log-check';
+
+export const DEFAULT_CONFIG: Omit<RaftConfig, 'id' | 'rng'> = {
+  electionTicks: 10,
+  heartbeatTicks: 1,
+  preVote: true,
+  checkQuorum: true,
+  maxInflight: 256,
+  maxEntriesPerAppend: 512,
+  maxBytesPerAppend: 1 << 20,
+  snapshotChunkBytes: 1 << 20,
+  maxApplyBatch: 1024,
+};
+
+/** What a node recovers from its durable storage when it starts. */
+export interface RaftState {
+  hardState: HardState;
+  snapshot: SnapshotMeta | null;
+  entries: Entry[];
+  /** The state machine's applied index, when it survives restarts; else the snapshot index. */
+  applied?: number;
+}
+
+export const EMPTY_STATE: RaftState = { hardState: { term: 0, vote: null, commit: 0 }, snapshot: null, entries: [] };
+
+const EMPTY = new Uint8Array(0);
+
+export class RaftCore {
+  readonly id: NodeId;
+  private readonly cfg: RaftConfig;
+  readonly log: RaftLog;
+
+  term: number;
+  vote: NodeId | null;
+  role: Role = 'follower';
+  leader: NodeId | null = null;
+  /** The committed membership (see the file comment). */
+  membership: Membership;
+
+  /** Ticks since start: the unit of every "last contact" the metrics report. */
+  private now = 0;
+  private electionElapsed = 0;
+  private heartbeatElapsed = 0;
+  private randomizedElectionTicks = 0;
+
+  private votes = new Map<NodeId, boolean>();
+  private progress = new Map<NodeId, Progress>();
+  /** Index of the newest membership entry in the log; a new change waits until it commits. */
+  private pendingConfIndex = 0;
+  private transferee: NodeId | null = null;
+  private transferElapsed = 0;
+  private readonly reads: ReadQueue;
+  /** A snapshot being received: its meta and the next offset expected. */
+  private incoming: { meta: SnapshotMeta; next: number } | null = null;
+
+  // Outputs accumulated for the next Ready.
+  private msgs: Message[] = [];
+  private msgsAfterPersist: Message[] = [];
+  private chunks: SnapshotChunk[] = [];
+  private installed: SnapshotMeta | null = null;
+  private needsBroadcast = false;
+  private prevHardState: HardState;
+  private prevSoft: { role: Role; leader: NodeId | null };
+  private outstanding: Ready | null = null;
+
+  constructor(config: RaftConfig, state: RaftState = EMPTY_STATE) {
+    this.cfg = config;
+    this.id = config.id;
+    const { hardState, snapshot, entries } = state;
+    this.log = new RaftLog(snapshot, [...entries], hardState.commit, state.applied ?? 0);
+    this.term = hardState.term;
+    this.vote = hardState.vote;
+    this.membership = snapshot?.membership ?? M.EMPTY_MEMBERSHIP;
+    for (const e of this.log.entries) {
+      if (e.type === 'membership' && e.index <= this.log.committed) this.membership = e.membership;
+    }
+    this.prevHardState = { ...hardState, commit: this.log.committed };
+    this.prevSoft = { role: this.role, leader: this.leader };
+    this.reads = new ReadQueue(this.id);
+    this.resetElectionTimer();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Time
+
+  tick(): void {
+    this.now++;
+    if (this.role === 'leader') this.tickLeader();
+    else this.tickElection();
+  }
+
+  private tickElection(): void {
+    this.electionElapsed++;
+    if (this.electionElapsed >= this.randomizedElectionTicks && this.promotable()) {
+      this.electionElapsed = 0;
+      this.campaign(false);
+    }
+  }
+
+  private tickLeader(): void {
+    this.heartbeatElapsed++;
+    this.electionElapsed++;
+    if (this.transferee !== null && ++this.transferElapsed >= this.cfg.electionTicks) {
+      // The target did not take over within an election timeout: resume normal service.
+      this.transferee = null;
+    }
+    if (this.electionElapsed >= this.cfg.electionTicks) {
+      this.electionElapsed = 0;
+      // CheckQuorum: a leader that has not heard from a quorum for a whole election timeout may
+      // be on the wrong side of a partition; stepping down stops it from serving stale reads.
+      if (this.cfg.checkQuorum && !this.quorumActive()) {
+        this.becomeFollower(this.term, null);
+        return;
+      }
+      for (const pr of this.progress.values()) pr.recentActive = false;
+    }
+    if (this.heartbeatElapsed >= this.cfg.heartbeatTicks) {
+      this.heartbeatElapsed = 0;
+      this.broadcastHeartbeat();
+    }
+  }
+
+  private mutated(m: Mutation): boolean {
+    return this.cfg.mutations?.has(m) === true;
+  }
+
+  private promotable(): boolean {
+    return M.isVoter(this.membership, this.id);
+  }
+
+  private resetElectionTimer(): void {
+    this.electionElapsed = 0;
+    this.randomizedElectionTicks = this.cfg.electionTicks + this.cfg.rng.int(this.cfg.electionTicks);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Role changes
+
+  private becomeFollower(term: number, leader: NodeId | null): void {
+    if (this.role === 'leader') this.reads.dropAll();
+    if (term !== this.term) {
+      this.term = term;
+      this.vote = null;
+    }
+    this.role = 'follower';
+    this.leader = leader;
+    this.transferee = null;
+    this.progress.clear();
+    this.resetElectionTimer();
+  }
+
+  /** Start an election; PreVote first unless a leader asked us to take over (TimeoutNow). */
+  campaign(transfer: boolean): void {
+    if (!this.promotable()) return;
+    if (this.cfg.preVote && !transfer) {
+      this.role = 'pre-candidate';
+      this.leader = null;
+      this.startVote(true, false);
+    } else {
+      this.becomeFollower(this.term + 1, null);
+      this.role = 'candidate';
+      this.vote = this.id;
+      this.startVote(false, transfer);
+    }
+  }
+
+  private startVote(pre: boolean, transfer: boolean): void {
+    this.votes = new Map([[this.id, true]]);
+    this.resetElectionTimer();
+    if (this.tallyVotes()) return;
+    const term = pre ? this.term + 1 : this.term;
+    for (const to of M.voters(this.membership)) {
+      if (to === this.id) continue;
+      const msg: Message = {
+        type: 'vote',
+        from: this.id,
+        to,
+        term,
+        pre,
+        lastLogIndex: this.log.lastIndex(),
+        lastLogTerm: this.log.lastTerm(),
+        transfer,
+      };
+      // A real vote request carries our own vote for ourselves: it must be durable first.
+      (pre ? this.msgs : this.msgsAfterPersist).push(msg);
+    }
+  }
+
+  /** Count votes; act on the outcome. Returns true when the election is decided. */
+  private tallyVotes(): boolean {
+    const result = jointVote(this.membership.configs, this.votes);
+    if (result === 'pending') return false;
+    if (result === 'lost') this.becomeFollower(this.term, null);
+    else if (this.role === 'pre-candidate') this.campaign(true /* PreVote passed: skip it */);
+    else this.becomeLeader();
+    return true;
+  }
+
+  private becomeLeader(): void {
+    this.role = 'leader';
+    this.leader = this.id;
+    this.heartbeatElapsed = 0;
+    this.electionElapsed = 0;
+    this.transferee = null;
+    this.rebuildProgress();
+    // Entries of earlier terms are committed only indirectly, by committing one of our own (§5.4.2).
+    // Any membership entry we inherited uncommitted counts as the change in flight.
+    this.pendingConfIndex = this.log.lastIndex();
+    this.log.append({ index: this.log.lastIndex() + 1, term: this.term, type: 'blank' });
+    this.reads.startTerm();
+    this.needsBroadcast = true;
+    this.maybeCommit();
+  }
+
+  private rebuildProgress(): void {
+    const keep = new Map(this.progress);
+    this.progress.clear();
+    for (const id of M.members(this.membership)) {
+      if (id === this.id) continue;
+      this.progress.set(id, keep.get(id) ?? new Progress(this.log.lastIndex(), this.cfg.maxInflight));
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Messages
+
+  step(m: Message): void {
+    if (m.to !== this.id || this.membership.retired.includes(m.from)) return;
+    if (m.term > this.term) {
+      if (m.type === 'vote') {
+        // Leader lease (CheckQuorum): while we hear from a live leader, ignore disruptive
+        // candidates, e.g. a partitioned node rejoining. A transfer was asked for by the leader.
+        const inLease = this.cfg.checkQuorum && this.leader !== null && this.electionElapsed < this.cfg.electionTicks;
+        if (inLease && !m.transfer) return;
+        if (!m.pre) this.becomeFollower(m.term, null);
+      } else if (m.type === 'vote-response' && m.pre && m.granted) {
+        // A PreVote grant carries the term we would campaign at; it is not a newer term.
+      } else {
+        const fromLeader = m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot';
+        this.becomeFollower(m.term, fromLeader ? m.from : null);
+      }
+    } else if (m.term < this.term) {
+      this.stepStale(m);
+      return;
+    }
+    this.stepCurrent(m);
+  }
+
+  /** A message from an older term. Answer only where the answer makes a stale peer catch up. */
+  private stepStale(m: Message): void {
+    if (m.type === 'append' || m.type === 'heartbeat') {
+      // A deposed leader cut off by CheckQuorum/PreVote learns our term from this and steps down.
+      this.send({ type: 'append-response', from: this.id, to: m.from, term: this.term, index: 0, reject: true, hintIndex: 0, hintTerm: 0 });
+    } else if (m.type === 'vote' && m.pre) {
+      this.send({ type: 'vote-response', from: this.id, to: m.from, term: this.term, pre: true, granted: false });
+    }
+  }
+
+  private stepCurrent(m: Message): void {
+    switch (m.type) {
+      case 'vote':
+        return this.handleVote(m);
+      case 'vote-response':
+        return this.handleVoteResponse(m);
+      case 'append':
+      case 'heartbeat':
+      case 'snapshot':
+        if (this.role === 'leader') {
+          throw new Error(`safety: two leaders in term ${this.term} (${this.id} and ${m.from})`);
+        }
+        if (this.role !== 'follower') this.becomeFollower(this.term, m.from);
+        this.leader = m.from;
+        this.electionElapsed = 0;
+        if (m.type === 'append') return this.handleAppend(m);
+        if (m.type === 'heartbeat') return this.handleHeartbeat(m);
+        return this.handleSnapshot(m);
+      case 'timeout-now':
+        if (this.role !== 'leader') this.campaign(true);
+        return;
+      default:
+        if (this.role === 'leader') this.stepLeader(m);
+    }
+  }
+
+  private handleVote(m: Extract<Message, { type: 'vote' }>): void {
+    const canVote =
+      this.vote === m.from ||
+      (this.vote === null && this.leader === null) ||
+      (m.pre && m.term > this.term);
+    const upToDate = this.log.isUpToDate(m.lastLogIndex, m.lastLogTerm) || this.mutated('vote-without-log-check');
+    const granted = canVote && upToDate;
+    if (granted && !m.pre) {
+      this.vote = m.from;
+      this.electionElapsed = 0;
+    }
+    // A granted PreVote answers in the candidate's future term; everything else in ours.
+    const term = granted && m.pre ? m.term : this.term;
+    this.send({ type: 'vote-response', from: this.id, to: m.from, term, pre: m.pre, granted });
+  }
+
+  private handleVoteResponse(m: Extract<Message, { type: 'vote-response' }>): void {
+    const expected =
+      (this.role === 'pre-candidate' && m.pre && (m.granted ? m.term === this.term + 1 : true)) ||
+      (this.role === 'candidate' && !m.pre);
+    if (!expected || !M.isVoter(this.membership, m.from)) return;
+    this.votes.set(m.from, m.granted);
+    this.tallyVotes();
+  }
+
+  private handleAppend(m: Extract<Message, { type: 'append' }>): void {
+    const reply = (fields: { index: number; reject: boolean; hintIndex?: number; hintTerm?: number }) =>
+      this.send({ type: 'append-response', from: this.id, to: m.from, term: this.term, hintIndex: 0, hintTerm: 0, ...fields });
+    if (m.prevIndex < this.log.committed) {
+      reply({ index: this.log.committed, reject: false });
+      return;
+    }
+    const lastNew = this.log.tryAppend(m.prevIndex, m.prevTerm, m.entries);
+    if (lastNew !== null) {
+      this.commitTo(Math.min(m.commit, lastNew));
+      reply({ index: lastNew, reject: false });
+      return;
+    }
+    const hint = this.log.findConflictByTerm(Math.min(m.prevIndex, this.log.lastIndex()), m.prevTerm);
+    reply({ index: m.prevIndex, reject: true, hintIndex: hint.index, hintTerm: hint.term });
+  }
+
+  private handleHeartbeat(m: Extract<Message, { type: 'heartbeat' }>): void {
+    this.commitTo(Math.min(m.commit, this.log.lastIndex()));
+    this.send({ type: 'heartbeat-response', from: this.id, to: m.from, term: this.term, readSeq: m.readSeq });
+  }
+
+  private handleSnapshot(m: Extract<Message, { type: 'snapshot' }>): void {
+    const { meta } = m;
+    const ack = (nextOffset: number, reject: boolean) =>
+      this.send({ type: 'snapshot-response', from: this.id, to: m.from, term: this.term, snapshotIndex: meta.index, nextOffset, reject });
+    if (meta.index <= this.log.committed) {
+      // Already have everything it holds: tell the leader where we really are.
+      this.incoming = null;
+      this.send({ type: 'append-response', from: this.id, to: m.from, term: this.term, index: this.log.committed, reject: false, hintIndex: 0, hintTerm: 0 });
+      return;
+    }
+    // One install per Ready: the host stages chunks in order and installs at the end of the batch.
+    if (this.installed) return;
+    const same = this.incoming?.meta.id === meta.id;
+    if (m.offset === 0 && !same) this.incoming = { meta, next: 0 };
+    if (!this.incoming || this.incoming.meta.id !== meta.id) {
+      ack(0, true);
+      return;
+    }
+    if (m.offset !== this.incoming.next) {
+      ack(this.incoming.next, false);
+      return;
+    }
+    this.chunks.push({ meta, offset: m.offset, data: m.data });
+    this.incoming.next += m.length;
+    if (!m.done) {
+      ack(this.incoming.next, false);
+      return;
+    }
+    this.incoming = null;
+    this.installSnapshot(meta);
+    this.send({ type: 'append-response', from: this.id, to: m.from, term: this.term, index: meta.index, reject: false, hintIndex: 0, hintTerm: 0 });
+  }
+
+  /**
+   * Replace our state by a snapshot (received from the leader, or restored by the host on an
+   * empty node). The host installs the staged chunks atomically when it sees Ready.snapshot.
+   */
+  installSnapshot(meta: SnapshotMeta): void {
+    if (meta.index <= this.log.committed) throw new RaftError('SNAPSHOT_TOO_OLD', `snapshot ${meta.index} is not newer than commit ${this.log.committed}`);
+    this.log.restore(meta);
+    this.membership = meta.membership;
+    this.installed = meta;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Leader
+
+  private stepLeader(m: Message): void {
+    const pr = this.progress.get(m.from);
+    if (!pr) return;
+    pr.recentActive = true;
+    pr.lastContactTick = this.now;
+    switch (m.type) {
+      case 'append-response':
+        if (m.reject) {
+          const probeFrom = m.hintTerm > 0 ? this.log.findConflictByTerm(m.hintIndex, m.hintTerm).index : m.hintIndex;
+          if (pr.maybeDecrTo(m.index, probeFrom)) {
+            if (pr.state === 'replicate') pr.becomeProbe();
+            this.sendAppend(m.from);
+          }
+          return;
+        }
+        if (!pr.maybeUpdate(m.index)) return;
+        if (pr.state === 'probe') pr.becomeReplicate();
+        else if (pr.state === 'snapshot' && pr.match >= pr.pendingSnapshot) pr.becomeProbe();
+        if (!this.maybeCommit()) while (this.sendAppend(m.from)) {}
+        if (m.from === this.transferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(m.from);
+        return;
+      case 'heartbeat-response':
+        pr.probeSent = false;
+        // A full window whose appends were lost would stall forever: let one more through; a gap
+        // makes the follower reject, which puts it back into probe.
+        if (pr.state === 'replicate' && pr.isPaused()) pr.inflights.shift();
+        this.reads.ack(m.from, m.readSeq, this.membership.configs);
+        if (pr.state === 'snapshot') this.sendSnapshotChunk(m.from, pr);
+        else if (pr.match < this.log.lastIndex()) this.sendAppend(m.from);
+        return;
+      case 'snapshot-response':
+        if (pr.state !== 'snapshot' || m.snapshotIndex !== pr.pendingSnapshot) return;
+        pr.snapshotOffset = m.reject ? 0 : m.nextOffset;
+        if (!m.reject && m.nextOffset >= (this.log.snapshot?.sizeBytes ?? 0)) return; // awaiting its append-response
+        this.sendSnapshotChunk(m.from, pr);
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** Send the next append (or snapshot) to `to` if its window allows. True when entries went out. */
+  private sendAppend(to: NodeId): boolean {
+    const pr = this.progress.get(to);
+    if (!pr || pr.isPaused()) return false;
+    const prevIndex = pr.next - 1;
+    const prevTerm = this.log.term(prevIndex);
+    if (prevTerm === undefined) {
+      // What the follower needs was compacted away: it gets the snapshot instead.
+      const snap = this.log.snapshot;
+      if (!snap) throw new Error(`no term for ${prevIndex} and no snapshot`);
+      pr.becomeSnapshot(snap.index);
+      this.sendSnapshotChunk(to, pr);
+      return false;
+    }
+    const entries = this.log.slice(pr.next, this.log.lastIndex() + 1, this.cfg.maxEntriesPerAppend, this.cfg.maxBytesPerAppend);
+    if (pr.state === 'replicate' && entries.length === 0) return false;
+    this.msgs.push({ type: 'append', from: this.id, to, term: this.term, prevIndex, prevTerm, entries, commit: this.log.committed });
+    pr.sent(prevIndex + entries.length, entries.length);
+    return entries.length > 0;
+  }
+
+  private sendSnapshotChunk(to: NodeId, pr: Progress): void {
+    const snap = this.log.snapshot;
+    if (!snap) return;
+    if (snap.index !== pr.pendingSnapshot) pr.becomeSnapshot(snap.index); // compacted again meanwhile
+    const offset = Math.min(pr.snapshotOffset, snap.sizeBytes);
+    const length = Math.min(this.cfg.snapshotChunkBytes, snap.sizeBytes - offset);
+    const done = offset + length >= snap.sizeBytes;
+    this.msgs.push({ type: 'snapshot', from: this.id, to, term: this.term, meta: snap, offset, length, done, data: EMPTY });
+  }
+
+  private broadcastAppend(): void {
+    for (const id of this.progress.keys()) while (this.sendAppend(id)) {}
+  }
+
+  private broadcastHeartbeat(): void {
+    const readSeq = this.reads.latestSeq();
+    for (const [to, pr] of this.progress) {
+      const commit = Math.min(pr.match, this.log.committed);
+      this.msgs.push({ type: 'heartbeat', from: this.id, to, term: this.term, commit, readSeq });
+    }
+  }
+
+  private sendTimeoutNow(to: NodeId): void {
+    this.msgs.push({ type: 'timeout-now', from: this.id, to, term: this.term });
+  }
+
+  /** Advance the commit index to what a (joint) quorum has durably stored, if of our term. */
+  private maybeCommit(): boolean {
+    const idx = jointCommitIndex(this.membership.configs, (id) =>
+      id === this.id ? this.log.stable : (this.progress.get(id)?.match ?? 0),
+    );
+    // Figure 8: counting replicas only commits entries of the current term.
+    const ownTerm = this.log.term(idx) === this.term || this.mutated('commit-old-term');
+    if (idx <= this.log.committed || !ownTerm) return false;
+    this.commitTo(idx);
+    this.needsBroadcast = true;
+    return true;
+  }
+
+  private commitTo(index: number): void {
+    const from = this.log.committed;
+    if (!this.log.commitTo(index)) return;
+    for (const e of this.log.slice(from + 1, index + 1)) {
+      if (e.type === 'membership') this.applyMembership(e.membership);
+    }
+    if (this.role === 'leader' && this.log.term(this.log.committed) === this.term) {
+      if (this.reads.termCommitted(this.log.committed) && !this.reads.release(this.membership.configs)) {
+        this.broadcastHeartbeat();
+      }
+    }
+  }
+
+  private applyMembership(m: Membership): void {
+    this.membership = m;
+    if (this.role !== 'leader') return;
+    if (!M.isVoter(m, this.id)) {
+      // Removed from the voters: hand over by stepping down; the remaining voters elect a leader.
+      this.becomeFollower(this.term, null);
+      return;
+    }
+    this.rebuildProgress();
+    this.needsBroadcast = true;
+  }
+
+  private quorumActive(): boolean {
+    return hasJointQuorum(this.membership.configs, (id) => id === this.id || this.progress.get(id)?.recentActive === true);
+  }
+
+  private send(m: Message): void {
+    // Every answer a follower gives vouches for state it holds; it leaves only once durable.
+    (this.mutated('ack-before-persist') ? this.msgs : this.msgsAfterPersist).push(m);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Proposals (leader only)
+
+  private requireLeader(): void {
+    if (this.role !== 'leader') throw new RaftError('NOT_LEADER', `node ${this.id} is not the leader`, this.leader);
+    if (this.transferee !== null) {
+      throw new RaftError('TRANSFER_IN_PROGRESS', `leadership is being transferred to ${this.transferee}`, this.leader);
+    }
+  }
+
+  /** Append a client command; returns its log index. Replication is batched until the next ready(). */
+  propose(data: Uint8Array): number {
+    this.requireLeader();
+    const index = this.log.lastIndex() + 1;
+    this.log.append({ index, term: this.term, type: 'normal', data });
+    this.needsBroadcast = true;
+    return index;
+  }
+
+  /** Propose a membership; returns its index, or null when it is already the membership. */
+  proposeMembership(next: (current: Membership) => Membership): number | null {
+    this.requireLeader();
+    if (this.pendingConfIndex > this.log.committed || M.isJoint(this.membership)) {
+      throw new RaftError('MEMBERSHIP_CHANGE_IN_PROGRESS', 'another membership change is still in flight');
+    }
+    const membership = next(this.membership);
+    if (membership === this.membership) return null;
+    return this.appendMembership(membership);
+  }
+
+  private appendMembership(membership: Membership): number {
+    const index = this.log.lastIndex() + 1;
+    this.log.append({ index, term: this.term, type: 'membership', membership });
+    this.pendingConfIndex = index;
+    this.needsBroadcast = true;
+    return index;
+  }
+
+  /** Bootstrap a brand-new cluster on this node: its first entry holds the initial voters. */
+  initialize(voterIds: readonly NodeId[]): void {
+    if (this.log.lastIndex() > 0 || this.term > 0 || M.isInitialized(this.membership)) {
+      throw new RaftError('ALREADY_INITIALIZED', `node ${this.id} already has state`);
+    }
+    if (!voterIds.includes(this.id)) throw new RaftError('INVALID_MEMBERSHIP', `the initial voters must include ${this.id}`);
+    const membership = M.initialMembership(voterIds);
+    this.term = 1;
+    this.log.append({ index: 1, term: 1, type: 'membership', membership });
+    // The bootstrap entry is committed by fiat: no other node has a configuration to dispute it.
+    this.commitTo(1);
+    this.campaign(false);
+  }
+
+  transferLeader(target: NodeId): void {
+    this.requireLeader();
+    if (target === this.id) return;
+    if (!M.isVoter(this.membership, target) || (M.isJoint(this.membership) && !this.membership.configs[1]?.includes(target))) {
+      throw new RaftError('INVALID_TRANSFER_TARGET', `${target} is not a voter that will stay`);
+    }
+    this.transferee = target;
+    this.transferElapsed = 0;
+    const pr = this.progress.get(target);
+    if (pr && pr.match === this.log.lastIndex()) this.sendTimeoutNow(target);
+    else this.sendAppend(target);
+  }
+
+  /** Begin a linearizable read; its ReadState (or drop) appears in a later Ready. */
+  readIndex(ctx: string): void {
+    if (this.role !== 'leader') throw new RaftError('NOT_LEADER', `node ${this.id} is not the leader`, this.leader);
+    if (this.mutated('read-without-quorum')) {
+      this.reads.add(ctx, this.log.committed, true);
+      this.reads.release([[this.id]]);
+      return;
+    }
+    const committedOwnTerm = this.log.term(this.log.committed) === this.term;
+    const seq = this.reads.add(ctx, this.log.committed, committedOwnTerm);
+    // A single voter is its own quorum; otherwise a heartbeat round confirms the read.
+    if (seq !== null && !this.reads.release(this.membership.configs)) this.broadcastHeartbeat();
+  }
+
+  /**
+   * The host made a snapshot of the state machine at `index` (≤ applied): compact the log behind
+   * it. Returns null when the log already starts later (a received snapshot overtook it); the
+   * host then discards its snapshot.
+   */
+  compact(index: number, sizeBytes: number, id: string): SnapshotMeta | null {
+    if (index <= this.log.snapshotIndex()) return null;
+    const term = this.log.term(index);
+    if (term === undefined) throw new Error(`cannot snapshot at ${index}: not in the log`);
+    const meta: SnapshotMeta = { index, term, membership: this.membershipAt(index), sizeBytes, id };
+    this.log.compact(meta);
+    return meta;
+  }
+
+  private membershipAt(index: number): Membership {
+    for (let i = index; i > this.log.snapshotIndex(); i--) {
+      const e = this.log.entry(i);
+      if (e?.type === 'membership') return e.membership;
+    }
+    return this.log.snapshot?.membership ?? M.EMPTY_MEMBERSHIP;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Ready / advance
+
+  private flush(): void {
+    if (this.needsBroadcast && this.role === 'leader') {
+      this.maybeLeaveJoint();
+      this.broadcastAppend();
+    }
+    this.needsBroadcast = false;
+  }
+
+  /** Joint consensus is a transit state: once it commits, the leader proposes the final config. */
+  private maybeLeaveJoint(): void {
+    if (M.isJoint(this.membership) && this.pendingConfIndex <= this.log.committed && this.transferee === null) {
+      this.appendMembership(M.leaveJoint(this.membership));
+    }
+  }
+
+  private hardState(): HardState {
+    // Never claim a commit index beyond what this write makes durable.
+    return { term: this.term, vote: this.vote, commit: Math.min(this.log.committed, this.log.lastIndex()) };
+  }
+
+  hasReady(): boolean {
+    if (this.needsBroadcast) return true;
+    const hs = this.hardState();
+    return (
+      this.msgs.length > 0 ||
+      this.msgsAfterPersist.length > 0 ||
+      this.chunks.length > 0 ||
+      this.installed !== null ||
+      this.log.stable < this.log.lastIndex() ||
+      this.applicable() > this.log.applied ||
+      this.reads.hasOutput() ||
+      hs.term !== this.prevHardState.term ||
+      hs.vote !== this.prevHardState.vote ||
+      hs.commit !== this.prevHardState.commit ||
+      this.role !== this.prevSoft.role ||
+      this.leader !== this.prevSoft.leader
+    );
+  }
+
+  /** Entries are applied only once durable here and committed. */
+  private applicable(): number {
+    return Math.min(this.log.committed, this.log.stable, this.log.applied + this.cfg.maxApplyBatch);
+  }
+
+  ready(): Ready {
+    if (this.outstanding) throw new Error('ready() called before advance() of the previous Ready');
+    this.flush();
+    const hs = this.hardState();
+    const hsChanged = hs.term !== this.prevHardState.term || hs.vote !== this.prevHardState.vote || hs.commit !== this.prevHardState.commit;
+    const softChanged = this.role !== this.prevSoft.role || this.leader !== this.prevSoft.leader;
+    const { readStates, droppedReads } = this.reads.drain();
+    const rd: Ready = {
+      hardState: hsChanged ? hs : null,
+      entries: this.log.unstableEntries(),
+      snapshotChunks: this.chunks,
+      snapshot: this.installed,
+      committedEntries: this.installed ? [] : this.log.slice(this.log.applied + 1, this.applicable() + 1),
+      messages: this.msgs,
+      messagesAfterPersist: this.msgsAfterPersist,
+      readStates,
+      droppedReads,
+      softState: softChanged ? { role: this.role, leader: this.leader } : null,
+    };
+    this.msgs = [];
+    this.msgsAfterPersist = [];
+    this.chunks = [];
+    this.installed = null;
+    this.prevHardState = hs;
+    this.prevSoft = { role: this.role, leader: this.leader };
+    this.outstanding = rd;
+    return rd;
+  }
+
+  /** The host persisted `rd`, sent its messages and applied its committed entries. */
+  advance(rd: Ready): void {
+    if (rd !== this.outstanding) throw new Error('advance() with a Ready that is not the outstanding one');
+    this.outstanding = null;
+    this.log.stableTo(rd.entries);
+    if (rd.snapshot) this.log.applied = Math.max(this.log.applied, rd.snapshot.index);
+    const last = rd.committedEntries.at(-1);
+    if (last) this.log.applied = Math.max(this.log.applied, last.index);
+    // Our own durable entries count towards the quorum only now (the leader's parallel append).
+    if (this.role === 'leader') {
+      this.maybeCommit();
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Introspection
+
+  metrics(): RaftMetrics {
+    let replication: RaftMetrics['replication'] = null;
+    if (this.role === 'leader') {
+      replication = {};
+      for (const [id, pr] of this.progress) {
+        replication[id] = {
+          matched: pr.match,
+          lastContactTicksAgo: pr.lastContactTick === null ? null : this.now - pr.lastContactTick,
+          state: pr.state,
+        };
+      }
+    }
+    const snap = this.log.snapshot;
+    return {
+      id: this.id,
+      state: this.membership.learners.includes(this.id) ? 'learner' : this.role,
+      currentTerm: this.term,
+      vote: this.vote,
+      lastLogIndex: this.log.lastIndex(),
+      committed: this.log.committed,
+      lastApplied: this.log.applied,
+      currentLeader: this.leader,
+      membership: this.membership,
+      snapshot: snap ? { index: snap.index, term: snap.term } : null,
+      replication,
+    };
+  }
+
+  isTransferring(): boolean {
+    return this.transferee !== null;
+  }
+}
