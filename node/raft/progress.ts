@@ -19,6 +19,8 @@ export class Progress {
   /** In snapshot: the snapshot index being sent and the offset the follower acknowledged. */
   pendingSnapshot = 0;
   snapshotOffset = 0;
+  /** The commit index last sent in an append. */
+  sentCommit = 0;
   /** Heard from since the last CheckQuorum round. */
   recentActive = false;
   lastContactTick: number | null = null;

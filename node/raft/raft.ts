@@ -202,8 +202,12 @@ export class RaftCore {
 
   /** Start an election; PreVote first unless a leader asked us to take over (TimeoutNow). */
   campaign(transfer: boolean): void {
+    this.startElection(transfer, transfer);
+  }
+
+  private startElection(skipPreVote: boolean, transfer: boolean): void {
     if (!this.promotable()) return;
-    if (this.cfg.preVote && !transfer) {
+    if (this.cfg.preVote && !skipPreVote) {
       this.role = 'pre-candidate';
       this.leader = null;
       this.startVote(true, false);
@@ -242,7 +246,7 @@ export class RaftCore {
     const result = jointVote(this.membership.configs, this.votes);
     if (result === 'pending') return false;
     if (result === 'lost') this.becomeFollower(this.term, null);
-    else if (this.role === 'pre-candidate') this.campaign(true /* PreVote passed: skip it */);
+    else if (this.role === 'pre-candidate') this.startElection(true, false);
     else this.becomeLeader();
     return true;
   }
@@ -409,7 +413,13 @@ export class RaftCore {
       return;
     }
     this.incoming = null;
-    this.installSnapshot(meta);
+    if (this.log.matchTerm(meta.index, meta.term)) {
+      // Our log already holds the snapshot's last entry: keep the entries after it (they may be
+      // acknowledged to the leader already) and only learn the commit index (Raft §7).
+      this.commitTo(meta.index);
+    } else {
+      this.installSnapshot(meta);
+    }
     this.send({ type: 'append-response', from: this.id, to: m.from, term: this.term, index: meta.index, reject: false, hintIndex: 0, hintTerm: 0 });
   }
 
@@ -455,7 +465,9 @@ export class RaftCore {
         if (pr.state === 'replicate' && pr.isPaused()) pr.inflights.shift();
         this.reads.ack(m.from, m.readSeq, this.membership.configs);
         if (pr.state === 'snapshot') this.sendSnapshotChunk(m.from, pr);
-        else if (pr.match < this.log.lastIndex()) this.sendAppend(m.from);
+        // Behind although alive: maybe appends were lost. An append (even empty) makes it
+        // acknowledge or reject, which restarts replication from where it really is.
+        else if (pr.match < this.log.lastIndex()) this.sendAppend(m.from, true);
         return;
       case 'snapshot-response':
         if (pr.state !== 'snapshot' || m.snapshotIndex !== pr.pendingSnapshot) return;
@@ -469,7 +481,7 @@ export class RaftCore {
   }
 
   /** Send the next append (or snapshot) to `to` if its window allows. True when entries went out. */
-  private sendAppend(to: NodeId): boolean {
+  private sendAppend(to: NodeId, sendIfEmpty = false): boolean {
     const pr = this.progress.get(to);
     if (!pr || pr.isPaused()) return false;
     const prevIndex = pr.next - 1;
@@ -483,9 +495,13 @@ export class RaftCore {
       return false;
     }
     const entries = this.log.slice(pr.next, this.log.lastIndex() + 1, this.cfg.maxEntriesPerAppend, this.cfg.maxBytesPerAppend);
-    if (pr.state === 'replicate' && entries.length === 0) return false;
+    // In replicate state an empty append is only worth sending to spread a new commit index.
+    if (pr.state === 'replicate' && entries.length === 0 && !sendIfEmpty && pr.sentCommit >= this.log.committed) {
+      return false;
+    }
     this.msgs.push({ type: 'append', from: this.id, to, term: this.term, prevIndex, prevTerm, entries, commit: this.log.committed });
     pr.sent(prevIndex + entries.length, entries.length);
+    pr.sentCommit = this.log.committed;
     return entries.length > 0;
   }
 
