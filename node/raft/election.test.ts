@@ -7,7 +7,10 @@ describe('election', () => {
     const net = new ManualNetwork(['n1', 'n2', 'n3']);
     net.on('n1', (c) => c.initialize(['n1', 'n2', 'n3']));
     expect(net.deliver()).toEqual(['n1->n2 vote t2 pre last=1/1', 'n1->n3 vote t2 pre last=1/1']);
-    expect(net.deliver()).toEqual(['n2->n1 vote-response t2 pre granted', 'n3->n1 vote-response t2 pre granted']);
+    expect(net.deliver()).toEqual([
+      'n2->n1 vote-response t2 pre granted',
+      'n3->n1 vote-response t2 pre granted',
+    ]);
     expect(net.deliver()).toEqual(['n1->n2 vote t2 last=1/1', 'n1->n3 vote t2 last=1/1']);
     net.stabilize();
     expect(net.leaders()).toEqual(['n1']);

@@ -25,7 +25,8 @@ export class RaftLog {
     this.stable = this.lastIndex();
     this.committed = Math.min(Math.max(committed, this.snapshotIndex()), this.lastIndex());
     this.applied = Math.max(applied, this.snapshotIndex());
-    if (this.applied > this.committed) throw new Error(`applied ${applied} beyond committed ${this.committed}`);
+    if (this.applied > this.committed)
+      throw new Error(`applied ${applied} beyond committed ${this.committed}`);
   }
 
   snapshotIndex(): number {
@@ -65,7 +66,12 @@ export class RaftLog {
   }
 
   /** Entries in [lo, hi), at most `maxCount` and about `maxBytes` (always at least one). */
-  slice(lo: number, hi: number, maxCount = Number.POSITIVE_INFINITY, maxBytes = Number.POSITIVE_INFINITY): Entry[] {
+  slice(
+    lo: number,
+    hi: number,
+    maxCount = Number.POSITIVE_INFINITY,
+    maxBytes = Number.POSITIVE_INFINITY,
+  ): Entry[] {
     const out: Entry[] = [];
     let bytes = 0;
     for (let i = lo; i < hi && out.length < maxCount; i++) {
@@ -79,7 +85,8 @@ export class RaftLog {
   }
 
   append(entry: Entry): void {
-    if (entry.index !== this.lastIndex() + 1) throw new Error(`append of ${entry.index} after ${this.lastIndex()}`);
+    if (entry.index !== this.lastIndex() + 1)
+      throw new Error(`append of ${entry.index} after ${this.lastIndex()}`);
     this.entries.push(entry);
   }
 
@@ -151,7 +158,8 @@ export class RaftLog {
   /** Drop entries ≤ meta.index: they are in the host's snapshot now. */
   compact(meta: SnapshotMeta): void {
     if (meta.index <= this.snapshotIndex()) return;
-    if (meta.index > this.applied) throw new Error(`compaction at ${meta.index} beyond applied ${this.applied}`);
+    if (meta.index > this.applied)
+      throw new Error(`compaction at ${meta.index} beyond applied ${this.applied}`);
     this.entries = this.entries.slice(meta.index - this.snapshotIndex());
     this.snapshot = meta;
   }

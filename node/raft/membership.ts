@@ -42,7 +42,10 @@ function retire(from: Membership, next: Omit<Membership, 'retired'>): Membership
 function refuseRetired(m: Membership, ids: readonly NodeId[]): void {
   const bad = ids.filter((id) => m.retired.includes(id));
   if (bad.length > 0) {
-    throw new RaftError('RETIRED_NODE_ID', `node id ${bad.join(', ')} was removed before and can never rejoin`);
+    throw new RaftError(
+      'RETIRED_NODE_ID',
+      `node id ${bad.join(', ')} was removed before and can never rejoin`,
+    );
   }
 }
 
@@ -63,13 +66,17 @@ export function withoutLearner(m: Membership, id: NodeId): Membership {
  * kept as learners when `retain` is set, otherwise retired.
  */
 export function enterJoint(m: Membership, target: readonly NodeId[], retain: boolean): Membership {
-  if (isJoint(m)) throw new RaftError('MEMBERSHIP_CHANGE_IN_PROGRESS', 'a joint membership change is in progress');
+  if (isJoint(m))
+    throw new RaftError('MEMBERSHIP_CHANGE_IN_PROGRESS', 'a joint membership change is in progress');
   if (target.length === 0) throw new RaftError('INVALID_MEMBERSHIP', 'the new voter set is empty');
   refuseRetired(m, target);
   const current = m.configs[0] ?? [];
   const strangers = target.filter((id) => !current.includes(id) && !m.learners.includes(id));
   if (strangers.length > 0) {
-    throw new RaftError('INVALID_MEMBERSHIP', `add ${strangers.join(', ')} as learner before making it a voter`);
+    throw new RaftError(
+      'INVALID_MEMBERSHIP',
+      `add ${strangers.join(', ')} as learner before making it a voter`,
+    );
   }
   const next = sorted(target);
   const demoted = retain ? current.filter((id) => !next.includes(id)) : [];

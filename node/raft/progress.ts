@@ -42,7 +42,8 @@ export class Progress {
 
   becomeProbe(): void {
     // Leaving snapshot state, continue right after the snapshot the follower now holds.
-    const next = this.state === 'snapshot' ? Math.max(this.match + 1, this.pendingSnapshot + 1) : this.match + 1;
+    const next =
+      this.state === 'snapshot' ? Math.max(this.match + 1, this.pendingSnapshot + 1) : this.match + 1;
     this.reset('probe');
     this.next = next;
   }

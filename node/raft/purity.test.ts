@@ -5,12 +5,33 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const CORE = ['errors.ts', 'log.ts', 'membership.ts', 'progress.ts', 'quorum.ts', 'raft.ts', 'read-queue.ts', 'rng.ts', 'types.ts'];
-const FORBIDDEN = [/from 'node:/, /\brequire\(/, /Date\.now|new Date\(/, /Math\.random/, /setTimeout|setInterval|setImmediate/, /\basync\b|\bawait\b|Promise/, /performance\.now/, /process\./];
+const CORE = [
+  'errors.ts',
+  'log.ts',
+  'membership.ts',
+  'progress.ts',
+  'quorum.ts',
+  'raft.ts',
+  'read-queue.ts',
+  'rng.ts',
+  'types.ts',
+];
+const FORBIDDEN = [
+  /from 'node:/,
+  /\brequire\(/,
+  /Date\.now|new Date\(/,
+  /Math\.random/,
+  /setTimeout|setInterval|setImmediate/,
+  /\basync\b|\bawait\b|Promise/,
+  /performance\.now/,
+  /process\./,
+];
 
 describe('the Raft core is pure', () => {
   it('lists every core file', () => {
-    const files = readdirSync(here).filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts') && f !== 'raft-node.ts');
+    const files = readdirSync(here).filter(
+      (f) => f.endsWith('.ts') && !f.endsWith('.test.ts') && f !== 'raft-node.ts',
+    );
     expect(files.sort()).toEqual(CORE);
   });
 

@@ -49,7 +49,11 @@ export interface RaftConfig {
   mutations?: ReadonlySet<Mutation>;
 }
 
-export type Mutation = 'commit-old-term' | 'read-without-quorum' | 'ack-before-persist' | 'vote-without-log-check';
+export type Mutation =
+  | 'commit-old-term'
+  | 'read-without-quorum'
+  | 'ack-before-persist'
+  | 'vote-without-log-check';
 
 export const DEFAULT_CONFIG: Omit<RaftConfig, 'id' | 'rng'> = {
   electionTicks: 10,
@@ -72,7 +76,11 @@ export interface RaftState {
   applied?: number;
 }
 
-export const EMPTY_STATE: RaftState = { hardState: { term: 0, vote: null, commit: 0 }, snapshot: null, entries: [] };
+export const EMPTY_STATE: RaftState = {
+  hardState: { term: 0, vote: null, commit: 0 },
+  snapshot: null,
+  entries: [],
+};
 
 const EMPTY = new Uint8Array(0);
 
@@ -285,7 +293,8 @@ export class RaftCore {
       if (m.type === 'vote') {
         // Leader lease (CheckQuorum): while we hear from a live leader, ignore disruptive
         // candidates, e.g. a partitioned node rejoining. A transfer was asked for by the leader.
-        const inLease = this.cfg.checkQuorum && this.leader !== null && this.electionElapsed < this.cfg.electionTicks;
+        const inLease =
+          this.cfg.checkQuorum && this.leader !== null && this.electionElapsed < this.cfg.electionTicks;
         if (inLease && !m.transfer) return;
         if (!m.pre) this.becomeFollower(m.term, null);
       } else if (m.type === 'vote-response' && m.pre && m.granted) {
@@ -305,18 +314,36 @@ export class RaftCore {
   private stepStale(m: Message): void {
     if (m.type === 'append' || m.type === 'heartbeat') {
       // A deposed leader cut off by CheckQuorum/PreVote learns our term from this and steps down.
-      this.send({ type: 'append-response', from: this.id, to: m.from, term: this.term, index: 0, reject: true, hintIndex: 0, hintTerm: 0 });
+      this.send({
+        type: 'append-response',
+        from: this.id,
+        to: m.from,
+        term: this.term,
+        index: 0,
+        reject: true,
+        hintIndex: 0,
+        hintTerm: 0,
+      });
     } else if (m.type === 'vote' && m.pre) {
-      this.send({ type: 'vote-response', from: this.id, to: m.from, term: this.term, pre: true, granted: false });
+      this.send({
+        type: 'vote-response',
+        from: this.id,
+        to: m.from,
+        term: this.term,
+        pre: true,
+        granted: false,
+      });
     }
   }
 
   private stepCurrent(m: Message): void {
     switch (m.type) {
       case 'vote':
-        return this.handleVote(m);
+        this.handleVote(m);
+        return;
       case 'vote-response':
-        return this.handleVoteResponse(m);
+        this.handleVoteResponse(m);
+        return;
       case 'append':
       case 'heartbeat':
       case 'snapshot':
@@ -326,9 +353,10 @@ export class RaftCore {
         if (this.role !== 'follower') this.becomeFollower(this.term, m.from);
         this.leader = m.from;
         this.electionElapsed = 0;
-        if (m.type === 'append') return this.handleAppend(m);
-        if (m.type === 'heartbeat') return this.handleHeartbeat(m);
-        return this.handleSnapshot(m);
+        if (m.type === 'append') this.handleAppend(m);
+        else if (m.type === 'heartbeat') this.handleHeartbeat(m);
+        else this.handleSnapshot(m);
+        return;
       case 'timeout-now':
         if (this.role !== 'leader') this.campaign(true);
         return;
@@ -339,10 +367,9 @@ export class RaftCore {
 
   private handleVote(m: Extract<Message, { type: 'vote' }>): void {
     const canVote =
-      this.vote === m.from ||
-      (this.vote === null && this.leader === null) ||
-      (m.pre && m.term > this.term);
-    const upToDate = this.log.isUpToDate(m.lastLogIndex, m.lastLogTerm) || this.mutated('vote-without-log-check');
+      this.vote === m.from || (this.vote === null && this.leader === null) || (m.pre && m.term > this.term);
+    const upToDate =
+      this.log.isUpToDate(m.lastLogIndex, m.lastLogTerm) || this.mutated('vote-without-log-check');
     const granted = canVote && upToDate;
     if (granted && !m.pre) {
       this.vote = m.from;
@@ -364,7 +391,15 @@ export class RaftCore {
 
   private handleAppend(m: Extract<Message, { type: 'append' }>): void {
     const reply = (fields: { index: number; reject: boolean; hintIndex?: number; hintTerm?: number }) =>
-      this.send({ type: 'append-response', from: this.id, to: m.from, term: this.term, hintIndex: 0, hintTerm: 0, ...fields });
+      this.send({
+        type: 'append-response',
+        from: this.id,
+        to: m.from,
+        term: this.term,
+        hintIndex: 0,
+        hintTerm: 0,
+        ...fields,
+      });
     if (m.prevIndex < this.log.committed) {
       reply({ index: this.log.committed, reject: false });
       return;
@@ -387,11 +422,28 @@ export class RaftCore {
   private handleSnapshot(m: Extract<Message, { type: 'snapshot' }>): void {
     const { meta } = m;
     const ack = (nextOffset: number, reject: boolean) =>
-      this.send({ type: 'snapshot-response', from: this.id, to: m.from, term: this.term, snapshotIndex: meta.index, nextOffset, reject });
+      this.send({
+        type: 'snapshot-response',
+        from: this.id,
+        to: m.from,
+        term: this.term,
+        snapshotIndex: meta.index,
+        nextOffset,
+        reject,
+      });
     if (meta.index <= this.log.committed) {
       // Already have everything it holds: tell the leader where we really are.
       this.incoming = null;
-      this.send({ type: 'append-response', from: this.id, to: m.from, term: this.term, index: this.log.committed, reject: false, hintIndex: 0, hintTerm: 0 });
+      this.send({
+        type: 'append-response',
+        from: this.id,
+        to: m.from,
+        term: this.term,
+        index: this.log.committed,
+        reject: false,
+        hintIndex: 0,
+        hintTerm: 0,
+      });
       return;
     }
     // One install per Ready: the host stages chunks in order and installs at the end of the batch.
@@ -420,7 +472,16 @@ export class RaftCore {
     } else {
       this.installSnapshot(meta);
     }
-    this.send({ type: 'append-response', from: this.id, to: m.from, term: this.term, index: meta.index, reject: false, hintIndex: 0, hintTerm: 0 });
+    this.send({
+      type: 'append-response',
+      from: this.id,
+      to: m.from,
+      term: this.term,
+      index: meta.index,
+      reject: false,
+      hintIndex: 0,
+      hintTerm: 0,
+    });
   }
 
   /**
@@ -428,7 +489,11 @@ export class RaftCore {
    * empty node). The host installs the staged chunks atomically when it sees Ready.snapshot.
    */
   installSnapshot(meta: SnapshotMeta): void {
-    if (meta.index <= this.log.committed) throw new RaftError('SNAPSHOT_TOO_OLD', `snapshot ${meta.index} is not newer than commit ${this.log.committed}`);
+    if (meta.index <= this.log.committed)
+      throw new RaftError(
+        'SNAPSHOT_TOO_OLD',
+        `snapshot ${meta.index} is not newer than commit ${this.log.committed}`,
+      );
     this.log.restore(meta);
     this.membership = meta.membership;
     this.installed = meta;
@@ -445,7 +510,8 @@ export class RaftCore {
     switch (m.type) {
       case 'append-response':
         if (m.reject) {
-          const probeFrom = m.hintTerm > 0 ? this.log.findConflictByTerm(m.hintIndex, m.hintTerm).index : m.hintIndex;
+          const probeFrom =
+            m.hintTerm > 0 ? this.log.findConflictByTerm(m.hintIndex, m.hintTerm).index : m.hintIndex;
           if (pr.maybeDecrTo(m.index, probeFrom)) {
             if (pr.state === 'replicate') pr.becomeProbe();
             this.sendAppend(m.from);
@@ -494,12 +560,31 @@ export class RaftCore {
       this.sendSnapshotChunk(to, pr);
       return false;
     }
-    const entries = this.log.slice(pr.next, this.log.lastIndex() + 1, this.cfg.maxEntriesPerAppend, this.cfg.maxBytesPerAppend);
+    const entries = this.log.slice(
+      pr.next,
+      this.log.lastIndex() + 1,
+      this.cfg.maxEntriesPerAppend,
+      this.cfg.maxBytesPerAppend,
+    );
     // In replicate state an empty append is only worth sending to spread a new commit index.
-    if (pr.state === 'replicate' && entries.length === 0 && !sendIfEmpty && pr.sentCommit >= this.log.committed) {
+    if (
+      pr.state === 'replicate' &&
+      entries.length === 0 &&
+      !sendIfEmpty &&
+      pr.sentCommit >= this.log.committed
+    ) {
       return false;
     }
-    this.msgs.push({ type: 'append', from: this.id, to, term: this.term, prevIndex, prevTerm, entries, commit: this.log.committed });
+    this.msgs.push({
+      type: 'append',
+      from: this.id,
+      to,
+      term: this.term,
+      prevIndex,
+      prevTerm,
+      entries,
+      commit: this.log.committed,
+    });
     pr.sent(prevIndex + entries.length, entries.length);
     pr.sentCommit = this.log.committed;
     return entries.length > 0;
@@ -512,7 +597,17 @@ export class RaftCore {
     const offset = Math.min(pr.snapshotOffset, snap.sizeBytes);
     const length = Math.min(this.cfg.snapshotChunkBytes, snap.sizeBytes - offset);
     const done = offset + length >= snap.sizeBytes;
-    this.msgs.push({ type: 'snapshot', from: this.id, to, term: this.term, meta: snap, offset, length, done, data: EMPTY });
+    this.msgs.push({
+      type: 'snapshot',
+      from: this.id,
+      to,
+      term: this.term,
+      meta: snap,
+      offset,
+      length,
+      done,
+      data: EMPTY,
+    });
   }
 
   private broadcastAppend(): void {
@@ -561,7 +656,13 @@ export class RaftCore {
     this.membership = m;
     if (this.role !== 'leader') return;
     if (!M.isVoter(m, this.id)) {
-      // Removed from the voters: hand over by stepping down; the remaining voters elect a leader.
+      // Removed from the voters: tell everyone the commit, hand over to the most up-to-date
+      // remaining voter if it is fully caught up (else they elect one), and step down.
+      this.broadcastAppend();
+      const successor = M.voters(m)
+        .map((id) => ({ id, match: this.progress.get(id)?.match ?? 0 }))
+        .sort((a, b) => b.match - a.match)[0];
+      if (successor && successor.match === this.log.lastIndex()) this.sendTimeoutNow(successor.id);
       this.becomeFollower(this.term, null);
       return;
     }
@@ -570,7 +671,10 @@ export class RaftCore {
   }
 
   private quorumActive(): boolean {
-    return hasJointQuorum(this.membership.configs, (id) => id === this.id || this.progress.get(id)?.recentActive === true);
+    return hasJointQuorum(
+      this.membership.configs,
+      (id) => id === this.id || this.progress.get(id)?.recentActive === true,
+    );
   }
 
   private send(m: Message): void {
@@ -582,9 +686,14 @@ export class RaftCore {
   // Proposals (leader only)
 
   private requireLeader(): void {
-    if (this.role !== 'leader') throw new RaftError('NOT_LEADER', `node ${this.id} is not the leader`, this.leader);
+    if (this.role !== 'leader')
+      throw new RaftError('NOT_LEADER', `node ${this.id} is not the leader`, this.leader);
     if (this.transferee !== null) {
-      throw new RaftError('TRANSFER_IN_PROGRESS', `leadership is being transferred to ${this.transferee}`, this.leader);
+      throw new RaftError(
+        'TRANSFER_IN_PROGRESS',
+        `leadership is being transferred to ${this.transferee}`,
+        this.leader,
+      );
     }
   }
 
@@ -621,7 +730,8 @@ export class RaftCore {
     if (this.log.lastIndex() > 0 || this.term > 0 || M.isInitialized(this.membership)) {
       throw new RaftError('ALREADY_INITIALIZED', `node ${this.id} already has state`);
     }
-    if (!voterIds.includes(this.id)) throw new RaftError('INVALID_MEMBERSHIP', `the initial voters must include ${this.id}`);
+    if (!voterIds.includes(this.id))
+      throw new RaftError('INVALID_MEMBERSHIP', `the initial voters must include ${this.id}`);
     const membership = M.initialMembership(voterIds);
     this.term = 1;
     this.log.append({ index: 1, term: 1, type: 'membership', membership });
@@ -633,7 +743,10 @@ export class RaftCore {
   transferLeader(target: NodeId): void {
     this.requireLeader();
     if (target === this.id) return;
-    if (!M.isVoter(this.membership, target) || (M.isJoint(this.membership) && !this.membership.configs[1]?.includes(target))) {
+    if (
+      !M.isVoter(this.membership, target) ||
+      (M.isJoint(this.membership) && !this.membership.configs[1]?.includes(target))
+    ) {
       throw new RaftError('INVALID_TRANSFER_TARGET', `${target} is not a voter that will stay`);
     }
     this.transferee = target;
@@ -645,7 +758,8 @@ export class RaftCore {
 
   /** Begin a linearizable read; its ReadState (or drop) appears in a later Ready. */
   readIndex(ctx: string): void {
-    if (this.role !== 'leader') throw new RaftError('NOT_LEADER', `node ${this.id} is not the leader`, this.leader);
+    if (this.role !== 'leader')
+      throw new RaftError('NOT_LEADER', `node ${this.id} is not the leader`, this.leader);
     if (this.mutated('read-without-quorum')) {
       this.reads.add(ctx, this.log.committed, true);
       this.reads.release([[this.id]]);
@@ -692,7 +806,11 @@ export class RaftCore {
 
   /** Joint consensus is a transit state: once it commits, the leader proposes the final config. */
   private maybeLeaveJoint(): void {
-    if (M.isJoint(this.membership) && this.pendingConfIndex <= this.log.committed && this.transferee === null) {
+    if (
+      M.isJoint(this.membership) &&
+      this.pendingConfIndex <= this.log.committed &&
+      this.transferee === null
+    ) {
       this.appendMembership(M.leaveJoint(this.membership));
     }
   }
@@ -730,7 +848,10 @@ export class RaftCore {
     if (this.outstanding) throw new Error('ready() called before advance() of the previous Ready');
     this.flush();
     const hs = this.hardState();
-    const hsChanged = hs.term !== this.prevHardState.term || hs.vote !== this.prevHardState.vote || hs.commit !== this.prevHardState.commit;
+    const hsChanged =
+      hs.term !== this.prevHardState.term ||
+      hs.vote !== this.prevHardState.vote ||
+      hs.commit !== this.prevHardState.commit;
     const softChanged = this.role !== this.prevSoft.role || this.leader !== this.prevSoft.leader;
     const { readStates, droppedReads } = this.reads.drain();
     const rd: Ready = {

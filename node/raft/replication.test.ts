@@ -1,7 +1,7 @@
 // Log replication (Raft §5.3–5.4): commit rules, fast back-off, the bounded pipeline, figure 8.
 import { describe, expect, it } from 'vitest';
 import type { Mutation } from './raft.js';
-import { bootstrap, ManualNetwork, put } from './sim/manual-network.js';
+import { bootstrap, type ManualNetwork, put } from './sim/manual-network.js';
 
 describe('replication', () => {
   it('an entry commits once a majority stored it, and every node applies it', () => {
@@ -26,7 +26,16 @@ describe('replication', () => {
     expect(rd.messages.filter((m) => m.type === 'append')).toHaveLength(2); // sent while the write is in flight
     // Both followers acknowledge before the leader's own fsync completes: the majority is the followers.
     for (const to of ['n2', 'n3']) {
-      leader.step({ type: 'append-response', from: to, to: 'n1', term: 2, index: 3, reject: false, hintIndex: 0, hintTerm: 0 });
+      leader.step({
+        type: 'append-response',
+        from: to,
+        to: 'n1',
+        term: 2,
+        index: 3,
+        reject: false,
+        hintIndex: 0,
+        hintTerm: 0,
+      });
     }
     expect(leader.log.committed).toBe(3);
     expect(leader.log.stable).toBe(2);
@@ -43,7 +52,9 @@ describe('replication', () => {
     net.transcript = [];
     net.tick('n1');
     net.stabilize();
-    const rejects = net.transcript.filter((l) => l.startsWith('n3->n1 append-response') && l.includes('reject'));
+    const rejects = net.transcript.filter(
+      (l) => l.startsWith('n3->n1 append-response') && l.includes('reject'),
+    );
     // One rejection tells the leader where n3's log ends; it does not walk back one entry at a time.
     expect(rejects).toEqual(['n3->n1 append-response t2 reject=22 hint=2/2']);
     expect(net.core('n3').log.lastIndex()).toBe(22);
@@ -130,7 +141,9 @@ function figure8(mutations: ReadonlySet<Mutation>): ManualNetwork {
   electNow(net, 'n1');
   expect(net.core('n1').term).toBe(4);
   for (let i = 0; i < 10; i++) {
-    net.rewrite((m) => (m.type === 'append' && m.to !== 'n2' ? { ...m, entries: m.entries.filter((e) => e.index < 4) } : m));
+    net.rewrite((m) =>
+      m.type === 'append' && m.to !== 'n2' ? { ...m, entries: m.entries.filter((e) => e.index < 4) } : m,
+    );
     net.deliver();
   }
   for (const id of ['n1', 'n2', 'n3', 'n4']) expect(net.core(id).log.term(3)).toBe(2);

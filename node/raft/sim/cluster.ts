@@ -2,8 +2,7 @@
 // drops, delays, duplicates and partitions, and a host loop per node that follows the Ready
 // contract exactly as the real server does (persist, then send what depends on it, then apply).
 
-import { type Mutation, RaftCore } from '../raft.js';
-import { DEFAULT_CONFIG } from '../raft.js';
+import { DEFAULT_CONFIG, type Mutation, RaftCore } from '../raft.js';
 import { SeededRng } from '../rng.js';
 import type { Entry, HardState, Message, NodeId, Ready, SnapshotMeta } from '../types.js';
 import { EventQueue } from './event-queue.js';
@@ -136,7 +135,7 @@ export class SimCluster {
   leader(): SimNode | null {
     let best: SimNode | null = null;
     for (const n of this.alive()) {
-      if (n.core?.role === 'leader' && (!best || (n.core.term > (best.core?.term ?? 0)))) best = n;
+      if (n.core?.role === 'leader' && (!best || n.core.term > (best.core?.term ?? 0))) best = n;
     }
     return best;
   }
@@ -207,7 +206,8 @@ export class SimCluster {
     try {
       fn();
     } catch (err) {
-      if (err instanceof Error && err.message.startsWith('safety:')) throw new Violation(`${node.id}: ${err.message}`);
+      if (err instanceof Error && err.message.startsWith('safety:'))
+        throw new Violation(`${node.id}: ${err.message}`);
       throw err;
     }
     this.drive(node);
@@ -239,13 +239,19 @@ export class SimCluster {
     if (rd.snapshot) {
       const data = concat(node.staging);
       node.staging = [];
-      if (data.byteLength !== rd.snapshot.sizeBytes) throw new Violation(`${node.id}: snapshot size mismatch`);
+      if (data.byteLength !== rd.snapshot.sizeBytes)
+        throw new Violation(`${node.id}: snapshot size mismatch`);
       disk.snapshot = { meta: rd.snapshot, data };
       disk.entries = [];
       node.sm = KvMachine.restore(data);
-      if (node.sm.applied !== rd.snapshot.index) throw new Violation(`${node.id}: snapshot content is not at its index`);
+      if (node.sm.applied !== rd.snapshot.index)
+        throw new Violation(`${node.id}: snapshot content is not at its index`);
       this.invariants.observeApplied(node.id, node.sm.applied, node.sm.digest);
-      for (const [index, w] of node.writes) if (index <= rd.snapshot.index) { node.writes.delete(index); w.onLost(); }
+      for (const [index, w] of node.writes)
+        if (index <= rd.snapshot.index) {
+          node.writes.delete(index);
+          w.onLost();
+        }
     }
     const first = rd.entries[0];
     if (first) {

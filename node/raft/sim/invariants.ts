@@ -27,9 +27,12 @@ export class Invariants {
     this.leaders.set(core.term, core.id);
     const log = core.log;
     if (log.lastIndex() < this.maxCommitted) {
-      throw new Violation(`leader ${core.id} of term ${core.term} lacks committed entries (last ${log.lastIndex()} < ${this.maxCommitted})`);
+      throw new Violation(
+        `leader ${core.id} of term ${core.term} lacks committed entries (last ${log.lastIndex()} < ${this.maxCommitted})`,
+      );
     }
-    for (let i = log.firstIndex(); i <= this.maxCommitted; i++) this.compareCommitted(core.id, i, log.entry(i));
+    for (let i = log.firstIndex(); i <= this.maxCommitted; i++)
+      this.compareCommitted(core.id, i, log.entry(i));
   }
 
   /** Log matching: the same (index, term) anywhere is the same entry with the same predecessor. */
@@ -45,7 +48,9 @@ export class Invariants {
       }
       if (seen.fp !== fp) throw new Violation(`log matching: ${node} has a different entry at ${key}`);
       if (prevTerm !== -1 && seen.prevTerm !== -1 && seen.prevTerm !== prevTerm) {
-        throw new Violation(`log matching: ${node} has entry ${key} after term ${prevTerm}, elsewhere after ${seen.prevTerm}`);
+        throw new Violation(
+          `log matching: ${node} has entry ${key} after term ${prevTerm}, elsewhere after ${seen.prevTerm}`,
+        );
       }
     }
   }
@@ -69,7 +74,8 @@ export class Invariants {
     const fp = fingerprint(e);
     const known = this.committed.get(index);
     if (known === undefined) this.committed.set(index, fp);
-    else if (known !== fp) throw new Violation(`committed entry ${index} changed on ${node}: ${known} -> ${fp}`);
+    else if (known !== fp)
+      throw new Violation(`committed entry ${index} changed on ${node}: ${known} -> ${fp}`);
   }
 
   /** State machine safety: every node that applied index i holds the same state. */

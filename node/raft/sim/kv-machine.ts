@@ -58,11 +58,17 @@ export class KvMachine {
   }
 
   snapshot(): Uint8Array {
-    return encoder.encode(JSON.stringify({ applied: this.applied, digest: this.digest, data: [...this.data] }));
+    return encoder.encode(
+      JSON.stringify({ applied: this.applied, digest: this.digest, data: [...this.data] }),
+    );
   }
 
   static restore(bytes: Uint8Array): KvMachine {
-    const s = JSON.parse(decoder.decode(bytes)) as { applied: number; digest: number; data: [string, string][] };
+    const s = JSON.parse(decoder.decode(bytes)) as {
+      applied: number;
+      digest: number;
+      data: [string, string][];
+    };
     const m = new KvMachine();
     m.applied = s.applied;
     m.digest = s.digest;

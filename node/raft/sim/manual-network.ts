@@ -58,9 +58,20 @@ export class ManualNetwork {
   }
 
   private newCore(id: NodeId, node: ManualNode | null): RaftCore {
-    const cfg: RaftConfig = { ...DEFAULT_CONFIG, electionTicks: 10, heartbeatTicks: 1, ...this.config, id, rng: new SeededRng(id.length * 7 + id.charCodeAt(id.length - 1)) };
+    const cfg: RaftConfig = {
+      ...DEFAULT_CONFIG,
+      electionTicks: 10,
+      heartbeatTicks: 1,
+      ...this.config,
+      id,
+      rng: new SeededRng(id.length * 7 + id.charCodeAt(id.length - 1)),
+    };
     if (!node) return new RaftCore(cfg);
-    return new RaftCore(cfg, { hardState: node.disk.hardState, snapshot: node.disk.snapshot?.meta ?? null, entries: [...node.disk.entries] });
+    return new RaftCore(cfg, {
+      hardState: node.disk.hardState,
+      snapshot: node.disk.snapshot?.meta ?? null,
+      entries: [...node.disk.entries],
+    });
   }
 
   node(id: NodeId): ManualNode {
@@ -163,10 +174,11 @@ export class ManualNetwork {
   }
 
   partition(a: NodeId[], b: NodeId[]): void {
-    for (const x of a) for (const y of b) {
-      this.cut.add(`${x}>${y}`);
-      this.cut.add(`${y}>${x}`);
-    }
+    for (const x of a)
+      for (const y of b) {
+        this.cut.add(`${x}>${y}`);
+        this.cut.add(`${y}>${x}`);
+      }
   }
 
   heal(): void {

@@ -52,10 +52,11 @@ export class Nemesis {
     const ids = this.sim.rng.shuffle(this.ids());
     const cut = 1 + this.sim.rng.int(ids.length - 1);
     const [a, b] = [ids.slice(0, cut), ids.slice(cut)];
-    for (const x of a) for (const y of b) {
-      this.sim.block(x, y);
-      this.sim.block(y, x);
-    }
+    for (const x of a)
+      for (const y of b) {
+        this.sim.block(x, y);
+        this.sim.block(y, x);
+      }
     this.healLater();
   }
 
@@ -107,11 +108,21 @@ export class Nemesis {
         this.sim.guard(leader, () => core.proposeMembership((mm) => M.withLearner(mm, spare)));
       } else if (m.learners.length > 0 && rng.chance(0.6)) {
         const learner = rng.pick(m.learners);
-        this.sim.guard(leader, () => core.proposeMembership((mm) => M.enterJoint(mm, [...current, learner], false)));
+        this.sim.guard(leader, () =>
+          core.proposeMembership((mm) => M.enterJoint(mm, [...current, learner], false)),
+        );
       } else if (current.length > 2) {
         const victim = rng.pick(current);
         // Sometimes remove the leader itself: it must step down once the change commits.
-        this.sim.guard(leader, () => core.proposeMembership((mm) => M.enterJoint(mm, current.filter((id) => id !== victim), rng.chance(0.3))));
+        this.sim.guard(leader, () =>
+          core.proposeMembership((mm) =>
+            M.enterJoint(
+              mm,
+              current.filter((id) => id !== victim),
+              rng.chance(0.3),
+            ),
+          ),
+        );
       }
     } catch (err) {
       if (!(err instanceof RaftError)) throw err;

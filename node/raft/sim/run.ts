@@ -6,11 +6,11 @@ import type { Mutation } from '../raft.js';
 import type { NodeId } from '../types.js';
 import { SimCluster } from './cluster.js';
 import { Violation } from './invariants.js';
-import { kvModel } from './kv-model.js';
 import { encodeCommand } from './kv-machine.js';
+import { kvModel } from './kv-model.js';
 import { checkOperations } from './linearizability.js';
 import { Nemesis } from './nemesis.js';
-import { type Profile, deriveProfile } from './profile.js';
+import { deriveProfile, type Profile } from './profile.js';
 import { Workload } from './workload.js';
 
 export interface RunOptions {
@@ -42,7 +42,17 @@ export function runSeed(seed: number, options: RunOptions = {}): RunResult {
 
   const workload = new Workload(sim);
   const nemesis = new Nemesis(sim, spares);
-  const result: RunResult = { seed, violation: null, inconclusive: false, events: 0, ops: 0, faults: 0, committed: 0, terms: 0, livenessMs: null };
+  const result: RunResult = {
+    seed,
+    violation: null,
+    inconclusive: false,
+    events: 0,
+    ops: 0,
+    faults: 0,
+    committed: 0,
+    terms: 0,
+    livenessMs: null,
+  };
   try {
     workload.start();
     nemesis.start();
@@ -55,7 +65,10 @@ export function runSeed(seed: number, options: RunOptions = {}): RunResult {
     const healedAt = sim.now;
     const live = livenessProbe(sim);
     sim.runUntil(healedAt + profile.livenessMs, () => live.done);
-    if (!live.done) throw new Violation(`liveness: no committed write reached every member within ${profile.livenessMs} ms of healing (${live.state()})`);
+    if (!live.done)
+      throw new Violation(
+        `liveness: no committed write reached every member within ${profile.livenessMs} ms of healing (${live.state()})`,
+      );
     result.livenessMs = sim.now - healedAt;
     workload.stop();
 
@@ -64,12 +77,16 @@ export function runSeed(seed: number, options: RunOptions = {}): RunResult {
     result.inconclusive = check.ok === 'unknown';
   } catch (err) {
     // An exception from the engine (a failed assertion) is as much a violation as a broken invariant.
-    result.violation = err instanceof Violation ? err.message : `engine threw: ${(err as Error).stack ?? String(err)}`;
+    result.violation =
+      err instanceof Violation ? err.message : `engine threw: ${(err as Error).stack ?? String(err)}`;
   } finally {
     result.events = sim.events;
     result.ops = workload.completed;
     result.faults = nemesis.faults;
-    Object.assign(result, { committed: sim.invariants.stats().maxCommitted, terms: sim.invariants.stats().terms });
+    Object.assign(result, {
+      committed: sim.invariants.stats().maxCommitted,
+      terms: sim.invariants.stats().terms,
+    });
   }
   return result;
 }
@@ -84,11 +101,18 @@ function livenessProbe(sim: SimCluster): { done: boolean; state(): string } {
       const everyone = M.members(core.membership).map((id) => sim.nodes.get(id));
       if (everyone.every((n) => n?.alive && n.sm.applied >= probe.index)) probe.done = true;
     }
-    if (leader && core && (leader.id !== probe.leader || core.term !== probe.term) && !core.isTransferring()) {
+    if (
+      leader &&
+      core &&
+      (leader.id !== probe.leader || core.term !== probe.term) &&
+      !core.isTransferring()
+    ) {
       probe.leader = leader.id;
       probe.term = core.term;
       probe.index = 0;
-      const index = core.propose(encodeCommand({ op: 'put', key: 'liveness', value: `${core.term}`, id: `live${core.term}` }));
+      const index = core.propose(
+        encodeCommand({ op: 'put', key: 'liveness', value: `${core.term}`, id: `live${core.term}` }),
+      );
       sim.guard(leader, () => {});
       leader.writes.set(index, {
         onApplied: (r) => {
@@ -107,7 +131,9 @@ function describe(sim: SimCluster): string {
   return [...sim.nodes.values()]
     .map((n) => {
       const c = n.core;
-      return c ? `${n.id}:${c.role}/t${c.term}/c${c.log.committed}/a${n.sm.applied}/l${c.log.lastIndex()}` : `${n.id}:down`;
+      return c
+        ? `${n.id}:${c.role}/t${c.term}/c${c.log.committed}/a${n.sm.applied}/l${c.log.lastIndex()}`
+        : `${n.id}:down`;
     })
     .join(' ');
 }

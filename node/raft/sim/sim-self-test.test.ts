@@ -17,7 +17,9 @@ describe('the simulator catches a broken engine', () => {
   });
 
   it('granting votes without the up-to-date log check loses committed entries', () => {
-    expect(firstCaught('vote-without-log-check', 100)?.violation).toMatch(/committed|lacks|linearizability|diverged/);
+    expect(firstCaught('vote-without-log-check', 100)?.violation).toMatch(
+      /committed|lacks|linearizability|diverged/,
+    );
   });
 
   it('acknowledging appends before they are durable is caught after crashes', () => {

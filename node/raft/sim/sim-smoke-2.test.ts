@@ -1,6 +1,10 @@
 import { describe, it } from 'vitest';
-import { runBlock } from './sim-smoke.test.js';
+import { runBlock } from './run-block.js';
 
 describe('simulation seeds 500-999', () => {
-  it('has no safety or liveness violation and every history is linearizable', () => runBlock(500, 500), 300_000);
+  it(
+    'has no safety or liveness violation and every history is linearizable',
+    () => runBlock(500, 500),
+    300_000,
+  );
 });

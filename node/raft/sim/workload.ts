@@ -5,8 +5,8 @@
 import { RaftError } from '../errors.js';
 import type { NodeId } from '../types.js';
 import type { SimCluster } from './cluster.js';
+import { encodeCommand, type KvCommand } from './kv-machine.js';
 import type { KvInput, KvOperation } from './kv-model.js';
-import { type KvCommand, encodeCommand } from './kv-machine.js';
 
 const OP_TIMEOUT_MS = 1_500;
 
@@ -22,7 +22,8 @@ export class Workload {
   constructor(private readonly sim: SimCluster) {}
 
   start(): void {
-    for (let c = 0; c < this.sim.profile.clients; c++) this.sim.later(this.sim.rng.int(20), () => this.next(c));
+    for (let c = 0; c < this.sim.profile.clients; c++)
+      this.sim.later(this.sim.rng.int(20), () => this.next(c));
   }
 
   private next(client: number): void {
@@ -40,7 +41,10 @@ export class Workload {
             ? { op: 'cas', key, expected: rng.chance(0.3) ? null : this.recentValue(key), value }
             : { op: 'delete', key };
     const target = this.pickTarget(client);
-    if (!target) return this.thinkThen(client);
+    if (!target) {
+      this.thinkThen(client);
+      return;
+    }
     if (input.op === 'get') this.read(client, target, input);
     else this.write(client, target, input, `op${this.opSeq}`);
   }
@@ -88,7 +92,13 @@ export class Workload {
 
   private write(client: number, node: NodeId, input: Exclude<KvInput, { op: 'get' }>, id: string): void {
     const cmd: KvCommand = { ...input, id } as KvCommand;
-    const op: KvOperation = { clientId: client, input, call: this.sim.now, output: undefined, return: Infinity };
+    const op: KvOperation = {
+      clientId: client,
+      input,
+      call: this.sim.now,
+      output: undefined,
+      return: Infinity,
+    };
     let done = false;
     const finish = (output: KvOperation['output'] | 'refused') => {
       if (done) return;
