@@ -9,15 +9,10 @@ import { EventQueue } from './event-queue.js';
 import { Invariants, Violation } from './invariants.js';
 import { KvMachine, type KvResult } from './kv-machine.js';
 import type { Profile } from './profile.js';
+import { SimDisk } from './sim-disk.js';
 
 export const TICK_MS = 10;
 export const ELECTION_TICKS = 10;
-
-interface Disk {
-  hardState: HardState;
-  snapshot: { meta: SnapshotMeta; data: Uint8Array } | null;
-  entries: Entry[];
-}
 
 export interface WriteWaiter {
   onApplied(result: KvResult | null, entry: Entry): void;
@@ -31,12 +26,11 @@ export interface ReadWaiter {
 
 export class SimNode {
   core: RaftCore | null = null;
-  disk: Disk = { hardState: { term: 0, vote: null, commit: 0 }, snapshot: null, entries: [] };
+  disk = new SimDisk();
   sm = new KvMachine();
   /** Bumped on every crash: events scheduled for an earlier life are void. */
   life = 0;
   busy = false;
-  staging: Uint8Array[] = [];
   writes = new Map<number, WriteWaiter>();
   reads = new Map<string, ReadWaiter>();
   confirmedReads: { index: number; waiter: ReadWaiter }[] = [];
@@ -108,7 +102,7 @@ export class SimCluster {
     node.core = null;
     node.life++;
     node.busy = false;
-    node.staging = [];
+    node.disk.crash();
     for (const w of node.writes.values()) w.onLost();
     for (const r of node.reads.values()) r.onDropped();
     for (const r of node.confirmedReads) r.waiter.onDropped();
@@ -230,34 +224,21 @@ export class SimCluster {
   /** The host's half of the Ready contract, run when the write is durable. */
   private persisted(node: SimNode, rd: Ready): void {
     const core = node.core as RaftCore;
-    const disk = node.disk;
-    if (rd.hardState) disk.hardState = rd.hardState;
-    for (const c of rd.snapshotChunks) {
-      if (c.offset === 0) node.staging = [];
-      node.staging.push(c.data);
-    }
-    if (rd.snapshot) {
-      const data = concat(node.staging);
-      node.staging = [];
-      if (data.byteLength !== rd.snapshot.sizeBytes)
+    const installed = node.disk.write(rd);
+    if (rd.snapshot && installed) {
+      if (installed.byteLength !== rd.snapshot.sizeBytes)
         throw new Violation(`${node.id}: snapshot size mismatch`);
-      disk.snapshot = { meta: rd.snapshot, data };
-      disk.entries = [];
-      node.sm = KvMachine.restore(data);
-      if (node.sm.applied !== rd.snapshot.index)
+      node.sm = KvMachine.restore(installed);
+      if (node.sm.applied !== rd.snapshot.index) {
         throw new Violation(`${node.id}: snapshot content is not at its index`);
+      }
       this.invariants.observeApplied(node.id, node.sm.applied, node.sm.digest);
-      for (const [index, w] of node.writes)
+      for (const [index, w] of node.writes) {
         if (index <= rd.snapshot.index) {
           node.writes.delete(index);
           w.onLost();
         }
-    }
-    const first = rd.entries[0];
-    if (first) {
-      const base = disk.snapshot?.meta.index ?? 0;
-      disk.entries.length = Math.max(0, first.index - base - 1);
-      disk.entries.push(...rd.entries);
+      }
     }
     for (const m of rd.messagesAfterPersist) this.send(node, m);
     for (const e of rd.committedEntries) {
@@ -297,8 +278,7 @@ export class SimCluster {
     const data = node.sm.snapshot();
     const meta = core.compact(node.sm.applied, data.byteLength, `${node.id}.${node.life}.${node.sm.applied}`);
     if (!meta) return;
-    node.disk.snapshot = { meta, data };
-    node.disk.entries = node.disk.entries.filter((e) => e.index > meta.index);
+    node.disk.saveSnapshot(meta, data);
   }
 
   // -- network ---------------------------------------------------------------------------------
@@ -306,9 +286,9 @@ export class SimCluster {
   private send(from: SimNode, m: Message): void {
     let msg = m;
     if (m.type === 'snapshot') {
-      const snap = from.disk.snapshot;
-      if (!snap || snap.meta.id !== m.meta.id) return; // superseded; the leader retries
-      msg = { ...m, data: snap.data.slice(m.offset, m.offset + m.length) };
+      const data = from.disk.chunk(m.meta, m.offset, m.length);
+      if (!data) return; // superseded; the leader retries
+      msg = { ...m, data };
     }
     if (this.blocked.has(`${m.from}>${m.to}`)) return;
     if (this.faultsOn && this.rng.chance(this.profile.lossRate)) return;
@@ -320,16 +300,6 @@ export class SimCluster {
     if (this.faultsOn && this.rng.chance(this.profile.longDelayRate)) return 50 + this.rng.int(400);
     return 1 + this.rng.int(this.profile.delayMsMax);
   }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
 }
 
 function hash(s: string): number {

@@ -7,6 +7,7 @@ import { SeededRng } from '../rng.js';
 import type { Entry, HardState, Message, NodeId, ReadState, SnapshotMeta } from '../types.js';
 import { Invariants } from './invariants.js';
 import { encodeCommand, KvMachine } from './kv-machine.js';
+import { SimDisk } from './sim-disk.js';
 
 export const put = (key: string, value: string): Uint8Array =>
   encodeCommand({ op: 'put', key, value, id: `${key}=${value}` });
@@ -21,9 +22,8 @@ export function bootstrap(ids = ['n1', 'n2', 'n3'], config: Partial<RaftConfig> 
 
 export interface ManualNode {
   core: RaftCore;
-  disk: { hardState: HardState; snapshot: { meta: SnapshotMeta; data: Uint8Array } | null; entries: Entry[] };
+  disk: SimDisk;
   sm: KvMachine;
-  staging: Uint8Array[];
   readStates: ReadState[];
   droppedReads: string[];
   applied: Entry[];
@@ -46,9 +46,8 @@ export class ManualNetwork {
   add(id: NodeId): ManualNode {
     const node: ManualNode = {
       core: this.newCore(id, null),
-      disk: { hardState: { term: 0, vote: null, commit: 0 }, snapshot: null, entries: [] },
+      disk: new SimDisk(),
       sm: new KvMachine(),
-      staging: [],
       readStates: [],
       droppedReads: [],
       applied: [],
@@ -106,24 +105,8 @@ export class ManualNetwork {
     while (core.hasReady()) {
       const rd = core.ready();
       this.invariants.observeEntries(core.id, rd.entries, (i) => core.log.term(i));
-      const disk = node.disk;
-      if (rd.hardState) disk.hardState = rd.hardState;
-      for (const c of rd.snapshotChunks) {
-        if (c.offset === 0) node.staging = [];
-        node.staging.push(c.data);
-      }
-      if (rd.snapshot) {
-        const data = Buffer.concat(node.staging);
-        node.staging = [];
-        disk.snapshot = { meta: rd.snapshot, data };
-        disk.entries = [];
-        node.sm = KvMachine.restore(data);
-      }
-      const first = rd.entries[0];
-      if (first) {
-        disk.entries.length = Math.max(0, first.index - (disk.snapshot?.meta.index ?? 0) - 1);
-        disk.entries.push(...rd.entries);
-      }
+      const installed = node.disk.write(rd);
+      if (installed) node.sm = KvMachine.restore(installed);
       for (const m of [...rd.messages, ...rd.messagesAfterPersist]) this.send(node, m);
       for (const e of rd.committedEntries) {
         node.sm.apply(e);
@@ -140,9 +123,8 @@ export class ManualNetwork {
 
   private send(from: ManualNode, m: Message): void {
     if (m.type === 'snapshot') {
-      const snap = from.disk.snapshot;
-      if (!snap || snap.meta.id !== m.meta.id) return;
-      this.inflight.push({ ...m, data: snap.data.slice(m.offset, m.offset + m.length) });
+      const data = from.disk.chunk(m.meta, m.offset, m.length);
+      if (data) this.inflight.push({ ...m, data });
       return;
     }
     this.inflight.push(m);
@@ -153,10 +135,7 @@ export class ManualNetwork {
     const node = this.node(id);
     const data = node.sm.snapshot();
     const meta = node.core.compact(node.sm.applied, data.byteLength, `${id}.${node.sm.applied}`);
-    if (meta) {
-      node.disk.snapshot = { meta, data };
-      node.disk.entries = node.disk.entries.filter((e) => e.index > meta.index);
-    }
+    if (meta) node.disk.saveSnapshot(meta, data);
     return meta;
   }
 
@@ -164,6 +143,7 @@ export class ManualNetwork {
   restart(id: NodeId): void {
     const node = this.node(id);
     this.inflight = this.inflight.filter((m) => m.to !== id && m.from !== id);
+    node.disk.crash();
     node.core = this.newCore(id, node);
     node.sm = node.disk.snapshot ? KvMachine.restore(node.disk.snapshot.data) : new KvMachine();
     this.invariants.forget(id);
