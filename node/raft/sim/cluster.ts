@@ -4,7 +4,7 @@
 
 import { DEFAULT_CONFIG, type Mutation, RaftCore } from '../raft.js';
 import { SeededRng } from '../rng.js';
-import type { Entry, HardState, Message, NodeId, Ready, SnapshotMeta } from '../types.js';
+import type { Entry, Message, NodeId, Ready } from '../types.js';
 import { EventQueue } from './event-queue.js';
 import { Invariants, Violation } from './invariants.js';
 import { KvMachine, type KvResult } from './kv-machine.js';

@@ -4,7 +4,7 @@
 
 import { DEFAULT_CONFIG, type RaftConfig, RaftCore } from '../raft.js';
 import { SeededRng } from '../rng.js';
-import type { Entry, HardState, Message, NodeId, ReadState, SnapshotMeta } from '../types.js';
+import type { Entry, Message, NodeId, ReadState, SnapshotMeta } from '../types.js';
 import { Invariants } from './invariants.js';
 import { encodeCommand, KvMachine } from './kv-machine.js';
 import { SimDisk } from './sim-disk.js';
