@@ -11,10 +11,11 @@
 import { RaftError } from './errors.js';
 import { RaftLog } from './log.js';
 import * as M from './membership.js';
-import { Progress } from './progress.js';
-import { hasJointQuorum, jointCommitIndex, jointVote } from './quorum.js';
+import { jointCommitIndex, jointVote } from './quorum.js';
 import { ReadQueue } from './read-queue.js';
+import { Replicator } from './replicator.js';
 import type { Rng } from './rng.js';
+import { SnapshotReceiver } from './snapshot-receiver.js';
 import type {
   Entry,
   HardState,
@@ -76,13 +77,13 @@ export interface RaftState {
   applied?: number;
 }
 
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
 export const EMPTY_STATE: RaftState = {
   hardState: { term: 0, vote: null, commit: 0 },
   snapshot: null,
   entries: [],
 };
-
-const EMPTY = new Uint8Array(0);
 
 export class RaftCore {
   readonly id: NodeId;
@@ -103,14 +104,13 @@ export class RaftCore {
   private randomizedElectionTicks = 0;
 
   private votes = new Map<NodeId, boolean>();
-  private progress = new Map<NodeId, Progress>();
+  private readonly replication: Replicator;
   /** Index of the newest membership entry in the log; a new change waits until it commits. */
   private pendingConfIndex = 0;
   private transferee: NodeId | null = null;
   private transferElapsed = 0;
   private readonly reads: ReadQueue;
-  /** A snapshot being received: its meta and the next offset expected. */
-  private incoming: { meta: SnapshotMeta; next: number } | null = null;
+  private readonly snapshots = new SnapshotReceiver();
 
   // Outputs accumulated for the next Ready.
   private msgs: Message[] = [];
@@ -136,6 +136,7 @@ export class RaftCore {
     this.prevHardState = { ...hardState, commit: this.log.committed };
     this.prevSoft = { role: this.role, leader: this.leader };
     this.reads = new ReadQueue(this.id);
+    this.replication = new Replicator(this.id, this.log, config, (m) => this.msgs.push(m));
     this.resetElectionTimer();
   }
 
@@ -167,11 +168,11 @@ export class RaftCore {
       this.electionElapsed = 0;
       // CheckQuorum: a leader that has not heard from a quorum for a whole election timeout may
       // be on the wrong side of a partition; stepping down stops it from serving stale reads.
-      if (this.cfg.checkQuorum && !this.quorumActive()) {
+      if (this.cfg.checkQuorum && !this.replication.quorumActive(this.membership.configs)) {
         this.becomeFollower(this.term, null);
         return;
       }
-      for (const pr of this.progress.values()) pr.recentActive = false;
+      this.replication.resetActivity();
     }
     if (this.heartbeatElapsed >= this.cfg.heartbeatTicks) {
       this.heartbeatElapsed = 0;
@@ -204,7 +205,7 @@ export class RaftCore {
     this.role = 'follower';
     this.leader = leader;
     this.transferee = null;
-    this.progress.clear();
+    this.replication.stop();
     this.resetElectionTimer();
   }
 
@@ -265,7 +266,7 @@ export class RaftCore {
     this.heartbeatElapsed = 0;
     this.electionElapsed = 0;
     this.transferee = null;
-    this.rebuildProgress();
+    this.replication.start(this.term, M.members(this.membership));
     // Entries of earlier terms are committed only indirectly, by committing one of our own (§5.4.2).
     // Any membership entry we inherited uncommitted counts as the change in flight.
     this.pendingConfIndex = this.log.lastIndex();
@@ -273,15 +274,6 @@ export class RaftCore {
     this.reads.startTerm();
     this.needsBroadcast = true;
     this.maybeCommit();
-  }
-
-  private rebuildProgress(): void {
-    const keep = new Map(this.progress);
-    this.progress.clear();
-    for (const id of M.members(this.membership)) {
-      if (id === this.id) continue;
-      this.progress.set(id, keep.get(id) ?? new Progress(this.log.lastIndex(), this.cfg.maxInflight));
-    }
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -314,25 +306,9 @@ export class RaftCore {
   private stepStale(m: Message): void {
     if (m.type === 'append' || m.type === 'heartbeat') {
       // A deposed leader cut off by CheckQuorum/PreVote learns our term from this and steps down.
-      this.send({
-        type: 'append-response',
-        from: this.id,
-        to: m.from,
-        term: this.term,
-        index: 0,
-        reject: true,
-        hintIndex: 0,
-        hintTerm: 0,
-      });
+      this.reply(m.from, { type: 'append-response', index: 0, reject: true, hintIndex: 0, hintTerm: 0 });
     } else if (m.type === 'vote' && m.pre) {
-      this.send({
-        type: 'vote-response',
-        from: this.id,
-        to: m.from,
-        term: this.term,
-        pre: true,
-        granted: false,
-      });
+      this.reply(m.from, { type: 'vote-response', pre: true, granted: false });
     }
   }
 
@@ -390,81 +366,53 @@ export class RaftCore {
   }
 
   private handleAppend(m: Extract<Message, { type: 'append' }>): void {
-    const reply = (fields: { index: number; reject: boolean; hintIndex?: number; hintTerm?: number }) =>
-      this.send({
-        type: 'append-response',
-        from: this.id,
-        to: m.from,
-        term: this.term,
-        hintIndex: 0,
-        hintTerm: 0,
-        ...fields,
-      });
     if (m.prevIndex < this.log.committed) {
-      reply({ index: this.log.committed, reject: false });
+      this.ackAppend(m.from, this.log.committed);
       return;
     }
     const lastNew = this.log.tryAppend(m.prevIndex, m.prevTerm, m.entries);
     if (lastNew !== null) {
       this.commitTo(Math.min(m.commit, lastNew));
-      reply({ index: lastNew, reject: false });
+      this.ackAppend(m.from, lastNew);
       return;
     }
     const hint = this.log.findConflictByTerm(Math.min(m.prevIndex, this.log.lastIndex()), m.prevTerm);
-    reply({ index: m.prevIndex, reject: true, hintIndex: hint.index, hintTerm: hint.term });
+    this.reply(m.from, {
+      type: 'append-response',
+      index: m.prevIndex,
+      reject: true,
+      hintIndex: hint.index,
+      hintTerm: hint.term,
+    });
   }
 
   private handleHeartbeat(m: Extract<Message, { type: 'heartbeat' }>): void {
     this.commitTo(Math.min(m.commit, this.log.lastIndex()));
-    this.send({ type: 'heartbeat-response', from: this.id, to: m.from, term: this.term, readSeq: m.readSeq });
+    this.reply(m.from, { type: 'heartbeat-response', readSeq: m.readSeq });
   }
 
   private handleSnapshot(m: Extract<Message, { type: 'snapshot' }>): void {
     const { meta } = m;
-    const ack = (nextOffset: number, reject: boolean) =>
-      this.send({
-        type: 'snapshot-response',
-        from: this.id,
-        to: m.from,
-        term: this.term,
-        snapshotIndex: meta.index,
-        nextOffset,
-        reject,
-      });
     if (meta.index <= this.log.committed) {
-      // Already have everything it holds: tell the leader where we really are.
-      this.incoming = null;
-      this.send({
-        type: 'append-response',
-        from: this.id,
-        to: m.from,
-        term: this.term,
-        index: this.log.committed,
-        reject: false,
-        hintIndex: 0,
-        hintTerm: 0,
-      });
+      // We already hold everything it holds: tell the leader where we really are.
+      this.snapshots.reset();
+      this.ackAppend(m.from, this.log.committed);
       return;
     }
     // One install per Ready: the host stages chunks in order and installs at the end of the batch.
     if (this.installed) return;
-    const same = this.incoming?.meta.id === meta.id;
-    if (m.offset === 0 && !same) this.incoming = { meta, next: 0 };
-    if (!this.incoming || this.incoming.meta.id !== meta.id) {
-      ack(0, true);
+    const got = this.snapshots.receive(m);
+    if (got.kind === 'accepted') this.chunks.push(got.chunk);
+    if (got.kind === 'resend' || !got.complete) {
+      const reject = got.kind === 'resend' && got.reject;
+      this.reply(m.from, {
+        type: 'snapshot-response',
+        snapshotIndex: meta.index,
+        nextOffset: got.nextOffset,
+        reject,
+      });
       return;
     }
-    if (m.offset !== this.incoming.next) {
-      ack(this.incoming.next, false);
-      return;
-    }
-    this.chunks.push({ meta, offset: m.offset, data: m.data });
-    this.incoming.next += m.length;
-    if (!m.done) {
-      ack(this.incoming.next, false);
-      return;
-    }
-    this.incoming = null;
     if (this.log.matchTerm(meta.index, meta.term)) {
       // Our log already holds the snapshot's last entry: keep the entries after it (they may be
       // acknowledged to the leader already) and only learn the commit index (Raft §7).
@@ -472,16 +420,7 @@ export class RaftCore {
     } else {
       this.installSnapshot(meta);
     }
-    this.send({
-      type: 'append-response',
-      from: this.id,
-      to: m.from,
-      term: this.term,
-      index: meta.index,
-      reject: false,
-      hintIndex: 0,
-      hintTerm: 0,
-    });
+    this.ackAppend(m.from, meta.index);
   }
 
   /**
@@ -503,123 +442,28 @@ export class RaftCore {
   // Leader
 
   private stepLeader(m: Message): void {
-    const pr = this.progress.get(m.from);
+    const pr = this.replication.heardFrom(m.from, this.now);
     if (!pr) return;
-    pr.recentActive = true;
-    pr.lastContactTick = this.now;
     switch (m.type) {
       case 'append-response':
-        if (m.reject) {
-          const probeFrom =
-            m.hintTerm > 0 ? this.log.findConflictByTerm(m.hintIndex, m.hintTerm).index : m.hintIndex;
-          if (pr.maybeDecrTo(m.index, probeFrom)) {
-            if (pr.state === 'replicate') pr.becomeProbe();
-            this.sendAppend(m.from);
-          }
-          return;
-        }
-        if (!pr.maybeUpdate(m.index)) return;
-        if (pr.state === 'probe') pr.becomeReplicate();
-        else if (pr.state === 'snapshot' && pr.match >= pr.pendingSnapshot) pr.becomeProbe();
-        if (!this.maybeCommit()) while (this.sendAppend(m.from)) {}
+        if (!this.replication.onAppendResponse(pr, m)) return;
+        if (!this.maybeCommit()) this.replication.sendAll(m.from);
         if (m.from === this.transferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(m.from);
         return;
       case 'heartbeat-response':
-        pr.probeSent = false;
-        // A full window whose appends were lost would stall forever: let one more through; a gap
-        // makes the follower reject, which puts it back into probe.
-        if (pr.state === 'replicate' && pr.isPaused()) pr.inflights.shift();
         this.reads.ack(m.from, m.readSeq, this.membership.configs);
-        if (pr.state === 'snapshot') this.sendSnapshotChunk(m.from, pr);
-        // Behind although alive: maybe appends were lost. An append (even empty) makes it
-        // acknowledge or reject, which restarts replication from where it really is.
-        else if (pr.match < this.log.lastIndex()) this.sendAppend(m.from, true);
+        this.replication.onHeartbeatResponse(m.from, pr);
         return;
       case 'snapshot-response':
-        if (pr.state !== 'snapshot' || m.snapshotIndex !== pr.pendingSnapshot) return;
-        pr.snapshotOffset = m.reject ? 0 : m.nextOffset;
-        if (!m.reject && m.nextOffset >= (this.log.snapshot?.sizeBytes ?? 0)) return; // awaiting its append-response
-        this.sendSnapshotChunk(m.from, pr);
+        this.replication.onSnapshotResponse(pr, m);
         return;
       default:
         return;
     }
   }
 
-  /** Send the next append (or snapshot) to `to` if its window allows. True when entries went out. */
-  private sendAppend(to: NodeId, sendIfEmpty = false): boolean {
-    const pr = this.progress.get(to);
-    if (!pr || pr.isPaused()) return false;
-    const prevIndex = pr.next - 1;
-    const prevTerm = this.log.term(prevIndex);
-    if (prevTerm === undefined) {
-      // What the follower needs was compacted away: it gets the snapshot instead.
-      const snap = this.log.snapshot;
-      if (!snap) throw new Error(`no term for ${prevIndex} and no snapshot`);
-      pr.becomeSnapshot(snap.index);
-      this.sendSnapshotChunk(to, pr);
-      return false;
-    }
-    const entries = this.log.slice(
-      pr.next,
-      this.log.lastIndex() + 1,
-      this.cfg.maxEntriesPerAppend,
-      this.cfg.maxBytesPerAppend,
-    );
-    // In replicate state an empty append is only worth sending to spread a new commit index.
-    if (
-      pr.state === 'replicate' &&
-      entries.length === 0 &&
-      !sendIfEmpty &&
-      pr.sentCommit >= this.log.committed
-    ) {
-      return false;
-    }
-    this.msgs.push({
-      type: 'append',
-      from: this.id,
-      to,
-      term: this.term,
-      prevIndex,
-      prevTerm,
-      entries,
-      commit: this.log.committed,
-    });
-    pr.sent(prevIndex + entries.length, entries.length);
-    pr.sentCommit = this.log.committed;
-    return entries.length > 0;
-  }
-
-  private sendSnapshotChunk(to: NodeId, pr: Progress): void {
-    const snap = this.log.snapshot;
-    if (!snap) return;
-    if (snap.index !== pr.pendingSnapshot) pr.becomeSnapshot(snap.index); // compacted again meanwhile
-    const offset = Math.min(pr.snapshotOffset, snap.sizeBytes);
-    const length = Math.min(this.cfg.snapshotChunkBytes, snap.sizeBytes - offset);
-    const done = offset + length >= snap.sizeBytes;
-    this.msgs.push({
-      type: 'snapshot',
-      from: this.id,
-      to,
-      term: this.term,
-      meta: snap,
-      offset,
-      length,
-      done,
-      data: EMPTY,
-    });
-  }
-
-  private broadcastAppend(): void {
-    for (const id of this.progress.keys()) while (this.sendAppend(id)) {}
-  }
-
   private broadcastHeartbeat(): void {
-    const readSeq = this.reads.latestSeq();
-    for (const [to, pr] of this.progress) {
-      const commit = Math.min(pr.match, this.log.committed);
-      this.msgs.push({ type: 'heartbeat', from: this.id, to, term: this.term, commit, readSeq });
-    }
+    this.replication.broadcastHeartbeat(this.reads.latestSeq());
   }
 
   private sendTimeoutNow(to: NodeId): void {
@@ -629,7 +473,7 @@ export class RaftCore {
   /** Advance the commit index to what a (joint) quorum has durably stored, if of our term. */
   private maybeCommit(): boolean {
     const idx = jointCommitIndex(this.membership.configs, (id) =>
-      id === this.id ? this.log.stable : (this.progress.get(id)?.match ?? 0),
+      id === this.id ? this.log.stable : this.replication.match(id),
     );
     // Figure 8: counting replicas only commits entries of the current term.
     const ownTerm = this.log.term(idx) === this.term || this.mutated('commit-old-term');
@@ -658,23 +502,23 @@ export class RaftCore {
     if (!M.isVoter(m, this.id)) {
       // Removed from the voters: tell everyone the commit, hand over to the most up-to-date
       // remaining voter if it is fully caught up (else they elect one), and step down.
-      this.broadcastAppend();
-      const successor = M.voters(m)
-        .map((id) => ({ id, match: this.progress.get(id)?.match ?? 0 }))
-        .sort((a, b) => b.match - a.match)[0];
+      this.replication.broadcastAppend();
+      const successor = this.replication.mostUpToDate(M.voters(m));
       if (successor && successor.match === this.log.lastIndex()) this.sendTimeoutNow(successor.id);
       this.becomeFollower(this.term, null);
       return;
     }
-    this.rebuildProgress();
+    this.replication.track(M.members(m));
     this.needsBroadcast = true;
   }
 
-  private quorumActive(): boolean {
-    return hasJointQuorum(
-      this.membership.configs,
-      (id) => id === this.id || this.progress.get(id)?.recentActive === true,
-    );
+  /** Answer `to` in our current term. */
+  private reply(to: NodeId, body: DistributiveOmit<Message, 'from' | 'to' | 'term'>): void {
+    this.send({ ...body, from: this.id, to, term: this.term } as Message);
+  }
+
+  private ackAppend(to: NodeId, index: number): void {
+    this.reply(to, { type: 'append-response', index, reject: false, hintIndex: 0, hintTerm: 0 });
   }
 
   private send(m: Message): void {
@@ -751,9 +595,8 @@ export class RaftCore {
     }
     this.transferee = target;
     this.transferElapsed = 0;
-    const pr = this.progress.get(target);
-    if (pr && pr.match === this.log.lastIndex()) this.sendTimeoutNow(target);
-    else this.sendAppend(target);
+    if (this.replication.match(target) === this.log.lastIndex()) this.sendTimeoutNow(target);
+    else this.replication.sendAppend(target);
   }
 
   /** Begin a linearizable read; its ReadState (or drop) appears in a later Ready. */
@@ -799,7 +642,7 @@ export class RaftCore {
   private flush(): void {
     if (this.needsBroadcast && this.role === 'leader') {
       this.maybeLeaveJoint();
-      this.broadcastAppend();
+      this.replication.broadcastAppend();
     }
     this.needsBroadcast = false;
   }
@@ -894,17 +737,6 @@ export class RaftCore {
   // Introspection
 
   metrics(): RaftMetrics {
-    let replication: RaftMetrics['replication'] = null;
-    if (this.role === 'leader') {
-      replication = {};
-      for (const [id, pr] of this.progress) {
-        replication[id] = {
-          matched: pr.match,
-          lastContactTicksAgo: pr.lastContactTick === null ? null : this.now - pr.lastContactTick,
-          state: pr.state,
-        };
-      }
-    }
     const snap = this.log.snapshot;
     return {
       id: this.id,
@@ -917,7 +749,7 @@ export class RaftCore {
       currentLeader: this.leader,
       membership: this.membership,
       snapshot: snap ? { index: snap.index, term: snap.term } : null,
-      replication,
+      replication: this.role === 'leader' ? this.replication.metrics(this.now) : null,
     };
   }
 
