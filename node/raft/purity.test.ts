@@ -13,7 +13,9 @@ const CORE = [
   'quorum.ts',
   'raft.ts',
   'read-queue.ts',
+  'replicator.ts',
   'rng.ts',
+  'snapshot-receiver.ts',
   'types.ts',
 ];
 const FORBIDDEN = [
