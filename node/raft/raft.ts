@@ -615,17 +615,20 @@ export class RaftCore {
   }
 
   /**
-   * The host made a snapshot of the state machine at `index` (≤ applied): compact the log behind
-   * it. Returns null when the log already starts later (a received snapshot overtook it); the
-   * host then discards its snapshot.
+   * Describe a snapshot of the state machine at `index` (≤ applied) before the host stores it.
+   * Null when the log already starts later (a received snapshot overtook it): nothing to store.
    */
-  compact(index: number, sizeBytes: number, id: string): SnapshotMeta | null {
+  snapshotMeta(index: number, sizeBytes: number, id: string): SnapshotMeta | null {
     if (index <= this.log.snapshotIndex()) return null;
-    const term = this.log.term(index);
-    if (term === undefined) throw new Error(`cannot snapshot at ${index}: not in the log`);
-    const meta: SnapshotMeta = { index, term, membership: this.membershipAt(index), sizeBytes, id };
+    if (index > this.log.applied)
+      throw new Error(`cannot snapshot at ${index}: applied is ${this.log.applied}`);
+    const term = this.log.term(index) as number;
+    return { index, term, membership: this.membershipAt(index), sizeBytes, id };
+  }
+
+  /** The host durably stored the snapshot `meta`: compact the log behind it (a no-op if older). */
+  compact(meta: SnapshotMeta): void {
     this.log.compact(meta);
-    return meta;
   }
 
   private membershipAt(index: number): Membership {

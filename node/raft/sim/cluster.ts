@@ -276,9 +276,14 @@ export class SimCluster {
     const last = node.disk.snapshot?.meta.index ?? 0;
     if (node.sm.applied - last < this.profile.snapshotEvery) return;
     const data = node.sm.snapshot();
-    const meta = core.compact(node.sm.applied, data.byteLength, `${node.id}.${node.life}.${node.sm.applied}`);
+    const meta = core.snapshotMeta(
+      node.sm.applied,
+      data.byteLength,
+      `${node.id}.${node.life}.${node.sm.applied}`,
+    );
     if (!meta) return;
     node.disk.saveSnapshot(meta, data);
+    core.compact(meta);
   }
 
   // -- network ---------------------------------------------------------------------------------

@@ -134,8 +134,11 @@ export class ManualNetwork {
   snapshot(id: NodeId): SnapshotMeta | null {
     const node = this.node(id);
     const data = node.sm.snapshot();
-    const meta = node.core.compact(node.sm.applied, data.byteLength, `${id}.${node.sm.applied}`);
-    if (meta) node.disk.saveSnapshot(meta, data);
+    const meta = node.core.snapshotMeta(node.sm.applied, data.byteLength, `${id}.${node.sm.applied}`);
+    if (meta) {
+      node.disk.saveSnapshot(meta, data);
+      node.core.compact(meta);
+    }
     return meta;
   }
 

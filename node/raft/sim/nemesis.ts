@@ -88,7 +88,14 @@ export class Nemesis {
     const leader = this.sim.leader();
     const alive = this.sim.alive();
     if (alive.length === 0) return;
-    const victim = leader && rng.chance(0.4) ? leader : rng.pick(alive);
+    // Often strike a node with a write in flight: that write is lost, the torn-tail case.
+    const writing = alive.filter((n) => n.busy);
+    const victim =
+      writing.length > 0 && rng.chance(0.5)
+        ? rng.pick(writing)
+        : leader && rng.chance(0.4)
+          ? leader
+          : rng.pick(alive);
     this.sim.crash(victim.id);
     this.sim.later(20 + rng.int(600), () => this.sim.restart(victim.id));
   }

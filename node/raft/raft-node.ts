@@ -1,0 +1,448 @@
+// The host loop around RaftCore, shaped like openraft's `Raft` handle: async calls for clients and
+// the admin API, `step` for the transport, and one Ready at a time through the injected storage.
+//
+// Invariants:
+// - Readys are processed strictly one at a time: `messages` leave at once, `messagesAfterPersist`
+//   only after `storage.save` resolved, and committed entries are applied after that, in order.
+// - Steps, ticks and proposals that arrive while a save is in flight go into the core at once
+//   (the core allows it); the loop picks their output up in its next round.
+// - A snapshot this node makes is durable in storage before the core compacts behind it, so every
+//   snapshot the core may send is one the storage can serve.
+// - Every refusal is a RaftError. A storage failure or a safety violation stops the node for good:
+//   pending calls and every later call reject with that error.
+
+import { randomUUID } from 'node:crypto';
+import { RaftError } from './errors.js';
+import * as M from './membership.js';
+import { EMPTY_STATE, type RaftConfig, RaftCore, type RaftState } from './raft.js';
+import type { Entry, Membership, Message, NodeId, RaftMetrics, Ready, SnapshotMeta } from './types.js';
+
+/** The durable part of a Ready. */
+export type DurableReady = Pick<Ready, 'hardState' | 'entries' | 'snapshot' | 'snapshotChunks'>;
+
+/** Durable log, hard state and snapshot store. `save` calls never overlap each other. */
+export interface RaftStorage {
+  /**
+   * Make one Ready durable, in this order: stage `snapshotChunks` (offset 0 restarts staging);
+   * if `snapshot` is set, the staged bytes become the current snapshot and the whole log is
+   * dropped; write `entries` (entry i replaces every durable entry ≥ i); then `hardState`.
+   */
+  save(rd: DurableReady): Promise<void>;
+  /** Bytes [offset, offset + length) of the current snapshot if its id is `meta.id`, else null. */
+  readSnapshotChunk(meta: SnapshotMeta, offset: number, length: number): Uint8Array | null;
+  /**
+   * Store a snapshot this node made; entries ≤ meta.index may be dropped afterwards. May overlap a
+   * `save`; when the current snapshot is at least as new, ignore it.
+   */
+  saveSnapshot(meta: SnapshotMeta, data: Uint8Array): Promise<void>;
+}
+
+export interface StateMachine<R> {
+  /** Apply entry `applied + 1`, of any type (so `applied` follows the log); the client response. */
+  apply(entry: Entry): R;
+  /** The serialised state at `applied` (`index` must equal `applied`). */
+  snapshot(): { index: number; data: Uint8Array };
+  /** Replace the whole state by a snapshot's bytes; afterwards `applied === meta.index`. */
+  restore(meta: SnapshotMeta, data: Uint8Array): void;
+  readonly applied: number;
+}
+
+export interface Transport {
+  /** Best effort, never blocking: Raft retries whatever is lost. */
+  send(messages: Message[]): void;
+}
+
+export interface Timer {
+  cancel(): void;
+}
+
+export interface Clock {
+  setInterval(fn: () => void, ms: number): Timer;
+  setTimeout(fn: () => void, ms: number): Timer;
+}
+
+export interface RaftNodeOptions<R> {
+  config: RaftConfig;
+  /** What storage recovered (EMPTY_STATE for a new node). Its `applied` is ignored: the state machine's counts. */
+  state?: RaftState;
+  storage: RaftStorage;
+  /** If it is behind `state.snapshot`, it is restored from the storage's snapshot first. */
+  stateMachine: StateMachine<R>;
+  transport: Transport;
+  clock: Clock;
+  /** Real time of one core tick. */
+  tickMs: number;
+}
+
+export type ClientWriteResponse<R> = { index: number; response: R };
+/** A committed membership; `index` is null when nothing had to change. */
+export type MembershipChange = { index: number | null; membership: Membership };
+
+export type LeaderListener = (leader: NodeId | null, term: number) => void;
+export type MetricsListener = (metrics: RaftMetrics) => void;
+
+type Waiter<T> = { resolve(value: T): void; reject(err: Error): void };
+
+type WriteWaiter<R> = Waiter<ClientWriteResponse<R>> & { term: number };
+type TransferWaiter = Waiter<void> & { target: NodeId; timer: Timer };
+/** `seen`: the own entry was applied; `untilFinal`: then wait for the next non-joint config. */
+type ConfWaiter = Waiter<MembershipChange> & {
+  index: number;
+  term: number;
+  untilFinal: boolean;
+  seen: boolean;
+};
+
+const hasDurableWork = (rd: DurableReady): boolean =>
+  rd.hardState !== null || rd.entries.length > 0 || rd.snapshot !== null || rd.snapshotChunks.length > 0;
+
+const toError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
+
+export class RaftNode<R> {
+  readonly id: NodeId;
+  private readonly core: RaftCore;
+  private readonly storage: RaftStorage;
+  private readonly sm: StateMachine<R>;
+  private readonly transport: Transport;
+  private readonly clock: Clock;
+  private ticker: Timer | null = null;
+  private running = false;
+  private loopDone: Promise<void> = Promise.resolve();
+  /** Why the node stopped (SHUTTING_DOWN or a fatal error); null while it runs. */
+  private stopped: Error | null = null;
+  private readSeq = 0;
+  private snapshotting: Promise<SnapshotMeta | null> | null = null;
+  private readonly writes = new Map<number, WriteWaiter<R>>();
+  private confs: ConfWaiter[] = [];
+  private readonly reads = new Map<string, Waiter<number>>();
+  /** Reads a quorum confirmed, waiting for the state machine to reach their index. */
+  private confirmed: { index: number; waiter: Waiter<number> }[] = [];
+  private readonly transfers = new Set<TransferWaiter>();
+  private readonly leaderListeners = new Set<LeaderListener>();
+  private readonly metricsListeners = new Set<MetricsListener>();
+
+  static start<R>(opts: RaftNodeOptions<R>): RaftNode<R> {
+    const node = new RaftNode(opts);
+    node.ticker = opts.clock.setInterval(() => node.tick(), opts.tickMs);
+    node.kick(); // a recovered node may have committed entries left to apply
+    return node;
+  }
+
+  private constructor(opts: RaftNodeOptions<R>) {
+    this.id = opts.config.id;
+    this.storage = opts.storage;
+    this.sm = opts.stateMachine;
+    this.transport = opts.transport;
+    this.clock = opts.clock;
+    const state = opts.state ?? EMPTY_STATE;
+    const snap = state.snapshot;
+    if (snap && this.sm.applied < snap.index) {
+      const data = this.storage.readSnapshotChunk(snap, 0, snap.sizeBytes);
+      if (!data) throw new Error(`snapshot ${snap.id} is missing from storage`);
+      this.sm.restore(snap, data);
+    }
+    const applied = this.sm.applied;
+    this.core = new RaftCore(opts.config, { ...state, applied });
+  }
+
+  // -- API ---------------------------------------------------------------------------------------
+
+  /** Bootstrap a new cluster on this node; resolves once the initial membership is applied here. */
+  initialize(voters: readonly NodeId[]): Promise<void> {
+    return this.call(() => {
+      this.core.initialize(voters);
+      this.kick();
+      return this.waitConf(1, 1, false).then(() => undefined);
+    });
+  }
+
+  /** Resolves when the membership entry that adds the learner is committed (applied here). */
+  addLearner(id: NodeId): Promise<MembershipChange> {
+    return this.call(() => this.proposeConf((m) => M.withLearner(m, id), false));
+  }
+
+  /**
+   * Enter the joint config towards `voters`; resolves when the final (non-joint) config the core
+   * proposes after it is committed. Removed voters stay learners with `retain`.
+   */
+  changeMembership(voters: readonly NodeId[], opts: { retain?: boolean } = {}): Promise<MembershipChange> {
+    const retain = opts.retain ?? false;
+    return this.call(() =>
+      this.proposeConf((m) => (M.sameVoters(m, voters) ? m : M.enterJoint(m, voters, retain)), true),
+    );
+  }
+
+  /** Resolves when the entry is applied here; PROPOSAL_DROPPED if another entry took its index. */
+  clientWrite(data: Uint8Array): Promise<ClientWriteResponse<R>> {
+    return this.call(() => {
+      const index = this.core.propose(data);
+      // Only one entry per (index, term): an older waiter at this index lost its entry.
+      this.writes.get(index)?.reject(dropped(index));
+      const done = new Promise<ClientWriteResponse<R>>((resolve, reject) => {
+        this.writes.set(index, { term: this.core.term, resolve, reject });
+      });
+      this.kick();
+      return done;
+    });
+  }
+
+  /** ReadIndex: resolves with the read index once this node applied it; READ_ABORTED if dropped. */
+  ensureLinearizable(): Promise<number> {
+    return this.call(() => {
+      const ctx = `${this.id}:${++this.readSeq}`;
+      this.core.readIndex(ctx);
+      const done = new Promise<number>((resolve, reject) => this.reads.set(ctx, { resolve, reject }));
+      this.kick();
+      return done;
+    });
+  }
+
+  /** Snapshot the state machine, store it durably, then compact the log behind it. */
+  triggerSnapshot(): Promise<SnapshotMeta | null> {
+    return this.call(() => {
+      this.snapshotting ??= this.makeSnapshot().finally(() => {
+        this.snapshotting = null;
+      });
+      return this.snapshotting;
+    });
+  }
+
+  /** Resolves when this node sees `target` lead; TRANSFER_TIMEOUT after `timeoutMs`. */
+  transferLeader(target: NodeId, timeoutMs: number): Promise<void> {
+    return this.call(() => {
+      this.core.transferLeader(target);
+      this.kick();
+      if (target === this.id) return Promise.resolve();
+      return new Promise<void>((resolve, reject) => {
+        const expire = () => {
+          this.transfers.delete(waiter);
+          reject(new RaftError('TRANSFER_TIMEOUT', `${target} did not take over within ${timeoutMs} ms`));
+        };
+        const waiter: TransferWaiter = {
+          target,
+          resolve,
+          reject,
+          timer: this.clock.setTimeout(expire, timeoutMs),
+        };
+        this.transfers.add(waiter);
+      });
+    });
+  }
+
+  metrics(): RaftMetrics {
+    return this.core.metrics();
+  }
+
+  /** Called after every Ready round in which the known leader or the role changed. Must not throw. */
+  onLeaderChange(fn: LeaderListener): () => void {
+    this.leaderListeners.add(fn);
+    return () => this.leaderListeners.delete(fn);
+  }
+
+  /** Called with fresh metrics after every Ready round. Must not throw. */
+  watchMetrics(fn: MetricsListener): () => void {
+    this.metricsListeners.add(fn);
+    return () => this.metricsListeners.delete(fn);
+  }
+
+  /** A message from the transport. Ignored once stopped. */
+  step(message: Message): void {
+    this.drive(() => this.core.step(message));
+  }
+
+  /** Stop ticking, reject everything pending with SHUTTING_DOWN, wait for the in-flight round. */
+  async shutdown(): Promise<void> {
+    this.fail(new RaftError('SHUTTING_DOWN', `node ${this.id} is shutting down`));
+    await this.loopDone;
+    await this.snapshotting?.catch(() => undefined);
+  }
+
+  // -- Host loop ---------------------------------------------------------------------------------
+
+  private tick(): void {
+    this.drive(() => this.core.tick());
+  }
+
+  private call<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.stopped) return Promise.reject(this.stopped);
+    try {
+      return fn();
+    } catch (err) {
+      return Promise.reject(toError(err));
+    }
+  }
+
+  /** Feed the core; a throw here is a safety violation or a bug, so the node stops. */
+  private drive(fn: () => void): void {
+    if (this.stopped) return;
+    try {
+      fn();
+    } catch (err) {
+      this.fail(toError(err));
+      throw err;
+    }
+    this.kick();
+  }
+
+  private kick(): void {
+    if (this.running || this.stopped) return;
+    this.running = true;
+    // Start on a microtask: calls made in the same turn share one Ready, and nothing re-enters.
+    this.loopDone = Promise.resolve().then(() => this.loop());
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      while (!this.stopped && this.core.hasReady()) await this.round();
+    } catch (err) {
+      this.fail(toError(err));
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async round(): Promise<void> {
+    const rd = this.core.ready();
+    this.send(rd.messages);
+    if (hasDurableWork(rd)) {
+      await this.storage.save(rd);
+      if (this.stopped) return;
+    }
+    if (rd.snapshot) this.install(rd.snapshot);
+    this.send(rd.messagesAfterPersist);
+    for (const e of rd.committedEntries) this.apply(e);
+    for (const rs of rd.readStates) {
+      const waiter = this.reads.get(rs.ctx);
+      this.reads.delete(rs.ctx);
+      if (waiter) this.confirmed.push({ index: rs.index, waiter });
+    }
+    for (const ctx of rd.droppedReads) {
+      const aborted = new RaftError('READ_ABORTED', `read ${ctx} lost its leader`, this.core.leader);
+      this.reads.get(ctx)?.reject(aborted);
+      this.reads.delete(ctx);
+    }
+    this.core.advance(rd);
+    this.serveReads();
+    if (rd.softState) this.leaderChanged(rd.softState.leader);
+    if (this.metricsListeners.size > 0) {
+      const m = this.core.metrics();
+      for (const fn of this.metricsListeners) fn(m);
+    }
+  }
+
+  private send(messages: Message[]): void {
+    // The core emits snapshot chunks without bytes; a chunk of a snapshot we no longer hold is
+    // dropped and the leader retries with its current one.
+    const out = messages.flatMap((m): Message[] => {
+      if (m.type !== 'snapshot') return [m];
+      const data = this.storage.readSnapshotChunk(m.meta, m.offset, m.length);
+      return data ? [{ ...m, data }] : [];
+    });
+    if (out.length > 0) this.transport.send(out);
+  }
+
+  private apply(e: Entry): void {
+    const response = this.sm.apply(e);
+    const w = this.writes.get(e.index);
+    if (w) {
+      this.writes.delete(e.index);
+      if (w.term === e.term) w.resolve({ index: e.index, response });
+      else w.reject(dropped(e.index));
+    }
+    if (this.confs.length === 0) return;
+    const final = e.type === 'membership' && !M.isJoint(e.membership) ? e.membership : null;
+    this.confs = this.confs.filter((c) => {
+      if (!c.seen && c.index === e.index) {
+        if (c.term !== e.term) {
+          c.reject(dropped(e.index));
+          return false;
+        }
+        c.seen = true;
+      }
+      if (!c.seen || (c.untilFinal && !final)) return true;
+      c.resolve({ index: e.index, membership: final ?? this.core.membership });
+      return false;
+    });
+  }
+
+  /** The storage installed a received snapshot: the state machine becomes its contents. */
+  private install(meta: SnapshotMeta): void {
+    const data = this.storage.readSnapshotChunk(meta, 0, meta.sizeBytes);
+    if (!data) throw new Error(`storage lost snapshot ${meta.id} right after installing it`);
+    this.sm.restore(meta, data);
+    // Entries covered by the snapshot were never applied here: their outcome is unknown.
+    const unknown = (index: number) =>
+      new RaftError('OUTCOME_UNKNOWN', `outcome of ${index} unknown: a snapshot replaced the log`);
+    for (const [index, w] of this.writes) {
+      if (index > meta.index) continue;
+      this.writes.delete(index);
+      w.reject(unknown(index));
+    }
+    const final = !M.isJoint(meta.membership);
+    this.confs = this.confs.filter((c) => {
+      if (c.seen && final) c.resolve({ index: meta.index, membership: meta.membership });
+      else if (!c.seen && c.index <= meta.index) c.reject(unknown(c.index));
+      return !(c.seen ? final : c.index <= meta.index);
+    });
+  }
+
+  private serveReads(): void {
+    const applied = this.sm.applied;
+    const due = this.confirmed.filter((r) => r.index <= applied);
+    this.confirmed = this.confirmed.filter((r) => r.index > applied);
+    for (const r of due) r.waiter.resolve(r.index);
+  }
+
+  private leaderChanged(leader: NodeId | null): void {
+    for (const t of this.transfers) {
+      if (t.target !== leader) continue;
+      t.timer.cancel();
+      this.transfers.delete(t);
+      t.resolve();
+    }
+    for (const fn of this.leaderListeners) fn(leader, this.core.term);
+  }
+
+  private proposeConf(next: (m: Membership) => Membership, untilFinal: boolean): Promise<MembershipChange> {
+    const index = this.core.proposeMembership(next);
+    if (index === null) return Promise.resolve({ index: null, membership: this.core.membership });
+    this.kick();
+    return this.waitConf(index, this.core.term, untilFinal);
+  }
+
+  private waitConf(index: number, term: number, untilFinal: boolean): Promise<MembershipChange> {
+    return new Promise((resolve, reject) => {
+      this.confs.push({ index, term, untilFinal, seen: false, resolve, reject });
+    });
+  }
+
+  private async makeSnapshot(): Promise<SnapshotMeta | null> {
+    const { index, data } = this.sm.snapshot();
+    if (index !== this.sm.applied) throw new Error(`snapshot at ${index} but applied is ${this.sm.applied}`);
+    const meta = this.core.snapshotMeta(index, data.byteLength, `${this.id}-${index}-${randomUUID()}`);
+    if (!meta) return null; // a received snapshot overtook ours
+    await this.storage.saveSnapshot(meta, data);
+    if (this.stopped) throw this.stopped;
+    this.core.compact(meta);
+    return meta;
+  }
+
+  /** Stop for good: cancel timers and reject everything pending with `err`. */
+  private fail(err: Error): void {
+    if (this.stopped) return;
+    this.stopped = err;
+    this.ticker?.cancel();
+    for (const t of this.transfers) t.timer.cancel();
+    const waiters = [...this.writes.values(), ...this.confs, ...this.reads.values(), ...this.transfers];
+    for (const w of [...waiters, ...this.confirmed.map((r) => r.waiter)]) w.reject(err);
+    this.writes.clear();
+    this.confs = [];
+    this.reads.clear();
+    this.confirmed = [];
+    this.transfers.clear();
+  }
+}
+
+function dropped(index: number): RaftError {
+  return new RaftError('PROPOSAL_DROPPED', `another entry was committed at index ${index}`);
+}
