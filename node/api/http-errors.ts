@@ -1,0 +1,59 @@
+// Error code -> HTTP status, in one place. The JSON body is always
+// `{ "error": { "code": "...", "message": "...", ...details } }`.
+
+import { ConfluxError, type ErrorCode } from '../errors.js';
+import { RaftError } from '../raft/errors.js';
+
+export const HTTP_STATUS: Record<ErrorCode, number> = {
+  INVALID_REQUEST: 400,
+  KEY_TOO_LONG: 400,
+  VALUE_TOO_LARGE: 413,
+  BODY_TOO_LARGE: 413,
+  RATE_LIMITED: 429,
+  KEY_NOT_FOUND: 404,
+  COMPARE_FAILED: 412,
+  COMPACTED: 410,
+  STALE_TERM: 409,
+  REVISION_NOT_REACHED: 412,
+  NO_LEADER: 503,
+  LEADER_UNREACHABLE: 503,
+  TIMEOUT: 504,
+  ROUTE_NOT_FOUND: 404,
+  INTERNAL: 500,
+  NOT_LEADER: 503,
+  TRANSFER_IN_PROGRESS: 503,
+  MEMBERSHIP_CHANGE_IN_PROGRESS: 409,
+  INVALID_MEMBERSHIP: 400,
+  RETIRED_NODE_ID: 409,
+  ALREADY_INITIALIZED: 409,
+  NOT_INITIALIZED: 503,
+  INVALID_TRANSFER_TARGET: 400,
+  TRANSFER_TIMEOUT: 504,
+  READ_ABORTED: 503,
+  PROPOSAL_DROPPED: 503,
+  OUTCOME_UNKNOWN: 504,
+  SNAPSHOT_TOO_OLD: 409,
+  SHUTTING_DOWN: 503,
+};
+
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string; [detail: string]: unknown };
+}
+
+/** Map anything thrown to a status and body. Unknown errors are INTERNAL and never leak internals. */
+export function toHttpError(err: unknown): { status: number; body: ErrorBody } {
+  if (err instanceof ConfluxError) {
+    return {
+      status: HTTP_STATUS[err.code],
+      body: { error: { ...err.details, code: err.code, message: err.message } },
+    };
+  }
+  if (err instanceof RaftError) {
+    const leader = err.leader ? { leader: err.leader } : {};
+    return {
+      status: HTTP_STATUS[err.code],
+      body: { error: { ...leader, code: err.code, message: err.message } },
+    };
+  }
+  return { status: 500, body: { error: { code: 'INTERNAL', message: 'internal error' } } };
+}

@@ -1,0 +1,56 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from './config.js';
+
+const dev = ['--dev-insecure'];
+
+describe('configuration', () => {
+  it('takes flags over environment variables and fills defaults', () => {
+    const c = loadConfig([...dev, '--api-addr', '127.0.0.1:9000'], {
+      CONFLUX_API_ADDR: '127.0.0.1:1',
+      CONFLUX_NODE_ID: 'n1',
+    });
+    expect(c.apiAddr).toBe('127.0.0.1:9000');
+    expect(c.nodeId).toBe('n1');
+    expect(c.advertiseApiAddr).toBe('127.0.0.1:9000');
+    expect(c.maxValueBytes).toBe(1024 * 1024);
+  });
+
+  it('parses the static initial cluster', () => {
+    const c = loadConfig(
+      [
+        ...dev,
+        '--node-id',
+        'n1',
+        '--initial-cluster',
+        'n1=127.0.0.1:7001/127.0.0.1:8001,n2=127.0.0.1:7002/127.0.0.1:8002',
+      ],
+      {},
+    );
+    expect(c.initialCluster).toEqual({
+      n1: { raft: '127.0.0.1:7001', api: '127.0.0.1:8001' },
+      n2: { raft: '127.0.0.1:7002', api: '127.0.0.1:8002' },
+    });
+  });
+
+  it.each([
+    [['--api-addr', 'nope'], /--api-addr \(CONFLUX_API_ADDR\): expected host:port/],
+    [['--api-addr', '127.0.0.1:70000'], /port out of range/],
+    [['--tick-ms', '-5'], /--tick-ms/],
+    [['--node-id', 'Bad_Id'], /--node-id/],
+    [['--initial-cluster', 'n1=oops'], /--initial-cluster.*not id=raftHost:port\/apiHost:port/],
+    [['--unknown-flag'], /unknown-flag/],
+  ])('refuses %j with a message naming the setting', (args, message) => {
+    expect(() => loadConfig([...dev, ...args], {})).toThrow(message);
+  });
+
+  it('refuses --dev-insecure on a non-loopback address', () => {
+    expect(() => loadConfig([...dev, '--api-addr', '0.0.0.0:8080'], {})).toThrow(
+      /dev-insecure serves plain HTTP and is refused on 0.0.0.0:8080/,
+    );
+  });
+
+  it('requires TLS unless --dev-insecure', () => {
+    expect(() => loadConfig([], {})).toThrow(ConfigError);
+    expect(() => loadConfig(['--tls-cert', 'a.pem'], {})).toThrow(/together/);
+  });
+});

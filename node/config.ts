@@ -1,0 +1,181 @@
+// The node's configuration: command-line flags and CONFLUX_* environment variables, parsed by one
+// zod schema. A bad value stops the node at start with a message naming the setting.
+
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+
+/** Each setting: its flag, its environment variable, and whether it takes a value. */
+const SETTINGS = {
+  nodeId: { flag: 'node-id', env: 'CONFLUX_NODE_ID' },
+  dataDir: { flag: 'data-dir', env: 'CONFLUX_DATA_DIR' },
+  apiAddr: { flag: 'api-addr', env: 'CONFLUX_API_ADDR' },
+  adminAddr: { flag: 'admin-addr', env: 'CONFLUX_ADMIN_ADDR' },
+  raftAddr: { flag: 'raft-addr', env: 'CONFLUX_RAFT_ADDR' },
+  advertiseApiAddr: { flag: 'advertise-api-addr', env: 'CONFLUX_ADVERTISE_API_ADDR' },
+  advertiseAdminAddr: { flag: 'advertise-admin-addr', env: 'CONFLUX_ADVERTISE_ADMIN_ADDR' },
+  advertiseRaftAddr: { flag: 'advertise-raft-addr', env: 'CONFLUX_ADVERTISE_RAFT_ADDR' },
+  initialCluster: { flag: 'initial-cluster', env: 'CONFLUX_INITIAL_CLUSTER' },
+  bootstrapExpect: { flag: 'bootstrap-expect', env: 'CONFLUX_BOOTSTRAP_EXPECT' },
+  join: { flag: 'join', env: 'CONFLUX_JOIN' },
+  tlsCert: { flag: 'tls-cert', env: 'CONFLUX_TLS_CERT' },
+  tlsKey: { flag: 'tls-key', env: 'CONFLUX_TLS_KEY' },
+  tlsCa: { flag: 'tls-ca', env: 'CONFLUX_TLS_CA' },
+  adminCa: { flag: 'admin-ca', env: 'CONFLUX_ADMIN_CA' },
+  devInsecure: { flag: 'dev-insecure', env: 'CONFLUX_DEV_INSECURE', boolean: true },
+  followerRedirect: { flag: 'follower-redirect', env: 'CONFLUX_FOLLOWER_REDIRECT', boolean: true },
+  tickMs: { flag: 'tick-ms', env: 'CONFLUX_TICK_MS' },
+  electionTicks: { flag: 'election-ticks', env: 'CONFLUX_ELECTION_TICKS' },
+  snapshotEntries: { flag: 'snapshot-entries', env: 'CONFLUX_SNAPSHOT_ENTRIES' },
+  maxKeyBytes: { flag: 'max-key-bytes', env: 'CONFLUX_MAX_KEY_BYTES' },
+  maxValueBytes: { flag: 'max-value-bytes', env: 'CONFLUX_MAX_VALUE_BYTES' },
+  maxBodyBytes: { flag: 'max-body-bytes', env: 'CONFLUX_MAX_BODY_BYTES' },
+  rateLimitPerSecond: { flag: 'rate-limit', env: 'CONFLUX_RATE_LIMIT' },
+  watchHistory: { flag: 'watch-history', env: 'CONFLUX_WATCH_HISTORY' },
+  requestTimeoutMs: { flag: 'request-timeout-ms', env: 'CONFLUX_REQUEST_TIMEOUT_MS' },
+  logLevel: { flag: 'log-level', env: 'CONFLUX_LOG_LEVEL' },
+} as const satisfies Record<string, { flag: string; env: string; boolean?: boolean }>;
+
+type SettingName = keyof typeof SETTINGS;
+
+const hostPort = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected host:port')
+  .refine((s) => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, 'port out of range');
+const nodeId = z
+  .string()
+  .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'lowercase letters, digits and dashes, up to 63');
+const positiveInt = z.coerce.number().int().positive();
+const flag = z.union([
+  z.boolean(),
+  z.enum(['true', 'false', '1', '0']).transform((s) => s === 'true' || s === '1'),
+]);
+
+/** `n1=127.0.0.1:7001/127.0.0.1:8001,n2=...`: each member's Raft address, then its API address. */
+const initialCluster = z.string().transform((text, ctx) => {
+  const members: Record<string, { raft: string; api: string }> = {};
+  for (const part of text.split(',').filter(Boolean)) {
+    const m = /^([^=]+)=([^/]+)\/(.+)$/.exec(part.trim());
+    const id = nodeId.safeParse(m?.[1]);
+    if (!m || !id.success || !hostPort.safeParse(m[2]).success || !hostPort.safeParse(m[3]).success) {
+      ctx.addIssue({ code: 'custom', message: `"${part}" is not id=raftHost:port/apiHost:port` });
+      return z.NEVER;
+    }
+    members[m[1] as string] = { raft: m[2] as string, api: m[3] as string };
+  }
+  return members;
+});
+
+export const ConfigSchema = z
+  .object({
+    nodeId: nodeId.optional(),
+    dataDir: z.string().min(1).default('./data'),
+    apiAddr: hostPort.default('127.0.0.1:8080'),
+    adminAddr: hostPort.default('127.0.0.1:8443'),
+    raftAddr: hostPort.default('127.0.0.1:7000'),
+    advertiseApiAddr: hostPort.optional(),
+    advertiseAdminAddr: hostPort.optional(),
+    advertiseRaftAddr: hostPort.optional(),
+    initialCluster: initialCluster.optional(),
+    bootstrapExpect: positiveInt.optional(),
+    join: hostPort.optional(),
+    tlsCert: z.string().optional(),
+    tlsKey: z.string().optional(),
+    tlsCa: z.string().optional(),
+    adminCa: z.string().optional(),
+    devInsecure: flag.default(false),
+    followerRedirect: flag.default(false),
+    tickMs: positiveInt.default(50),
+    electionTicks: positiveInt.min(3).default(10),
+    snapshotEntries: positiveInt.default(10_000),
+    maxKeyBytes: positiveInt.max(64 * 1024).default(1024),
+    maxValueBytes: positiveInt.default(1024 * 1024),
+    maxBodyBytes: positiveInt.optional(),
+    rateLimitPerSecond: positiveInt.optional(),
+    watchHistory: positiveInt.default(10_000),
+    requestTimeoutMs: positiveInt.default(5_000),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .superRefine((c, ctx) => {
+    const tls = [c.tlsCert, c.tlsKey, c.tlsCa].filter(Boolean).length;
+    if (tls !== 0 && tls !== 3)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['tlsCert'],
+        message: 'give --tls-cert, --tls-key and --tls-ca together',
+      });
+    if (!c.devInsecure && tls === 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['tlsCert'],
+        message: 'TLS files are required unless --dev-insecure is set',
+      });
+    }
+    if (c.devInsecure) {
+      for (const key of ['apiAddr', 'adminAddr', 'raftAddr'] as const) {
+        if (!isLoopback(c[key])) {
+          ctx.addIssue({
+            code: 'custom',
+            path: [key],
+            message: `--dev-insecure serves plain HTTP and is refused on ${c[key]}; use a loopback address`,
+          });
+        }
+      }
+    }
+    if (c.initialCluster && c.nodeId && !c.initialCluster[c.nodeId]) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['initialCluster'],
+        message: `does not list this node (${c.nodeId})`,
+      });
+    }
+  })
+  .transform((c) => ({
+    ...c,
+    advertiseApiAddr: c.advertiseApiAddr ?? c.apiAddr,
+    advertiseAdminAddr: c.advertiseAdminAddr ?? c.adminAddr,
+    advertiseRaftAddr: c.advertiseRaftAddr ?? c.raftAddr,
+    maxBodyBytes: c.maxBodyBytes ?? c.maxValueBytes + 64 * 1024,
+  }));
+
+export type NodeConfig = z.output<typeof ConfigSchema>;
+
+export function isLoopback(addr: string): boolean {
+  const host = addr.slice(0, addr.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Flags win over environment variables; both are validated by one schema. */
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): NodeConfig {
+  const options = Object.fromEntries(
+    Object.values(SETTINGS).map((s) => [
+      s.flag,
+      { type: 'boolean' in s ? ('boolean' as const) : ('string' as const) },
+    ]),
+  );
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }));
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
+  const raw: Partial<Record<SettingName, string | boolean>> = {};
+  for (const [name, s] of Object.entries(SETTINGS) as [SettingName, (typeof SETTINGS)[SettingName]][]) {
+    const value = values[s.flag] ?? env[s.env];
+    if (value !== undefined && value !== '') raw[name] = value;
+  }
+  const parsed = ConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => {
+      const name = issue.path[0] as SettingName | undefined;
+      const where =
+        name && SETTINGS[name] ? `--${SETTINGS[name].flag} (${SETTINGS[name].env})` : 'configuration';
+      return `${where}: ${issue.message}`;
+    });
+    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
+  }
+  return parsed.data;
+}
