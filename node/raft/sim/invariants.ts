@@ -14,6 +14,8 @@ export class Invariants {
   /** (index, term) -> the entry's fingerprint and the term before it: log matching by induction. */
   private entries = new Map<string, { fp: string; prevTerm: number }>();
   private committed = new Map<number, string>();
+  /** The lowest term in which each index was seen committed: the term of the leader that committed it. */
+  private commitTerm = new Map<number, number>();
   private maxCommitted = 0;
   private checkedCommit = new Map<NodeId, number>();
   private appliedDigest = new Map<number, number>();
@@ -25,14 +27,18 @@ export class Invariants {
     if (prior === core.id) return;
     if (prior !== undefined) throw new Violation(`two leaders in term ${core.term}: ${prior} and ${core.id}`);
     this.leaders.set(core.term, core.id);
+    // Leader completeness (§5.4): every entry committed in an earlier term is in the new leader's
+    // log. (A leader of an older term may still win a late election; it can never commit.)
     const log = core.log;
-    if (log.lastIndex() < this.maxCommitted) {
-      throw new Violation(
-        `leader ${core.id} of term ${core.term} lacks committed entries (last ${log.lastIndex()} < ${this.maxCommitted})`,
-      );
+    for (const [index, term] of this.commitTerm) {
+      if (term >= core.term || index <= log.snapshotIndex()) continue;
+      if (index > log.lastIndex()) {
+        throw new Violation(
+          `leader ${core.id} of term ${core.term} lacks entry ${index}, committed in term ${term}`,
+        );
+      }
+      this.compareCommitted(core.id, index, log.entry(index));
     }
-    for (let i = log.firstIndex(); i <= this.maxCommitted; i++)
-      this.compareCommitted(core.id, i, log.entry(i));
   }
 
   /** Log matching: the same (index, term) anywhere is the same entry with the same predecessor. */
@@ -59,7 +65,10 @@ export class Invariants {
   observeCommit(core: RaftCore): void {
     const from = Math.max(this.checkedCommit.get(core.id) ?? 0, core.log.snapshotIndex());
     const to = core.log.committed;
-    for (let i = from + 1; i <= to; i++) this.compareCommitted(core.id, i, core.log.entry(i));
+    for (let i = from + 1; i <= to; i++) {
+      this.compareCommitted(core.id, i, core.log.entry(i));
+      this.commitTerm.set(i, Math.min(this.commitTerm.get(i) ?? core.term, core.term));
+    }
     this.checkedCommit.set(core.id, to);
     this.maxCommitted = Math.max(this.maxCommitted, to);
   }

@@ -1,0 +1,98 @@
+// Followers hand writes and linearizable reads to the leader: either proxied (the default, so a
+// client can talk to any node) or answered with 307 and the leader's address (--follower-redirect).
+// A forwarded request carries X-Conflux-Forwarded-By and is never forwarded a second time, so
+// two nodes that disagree about the leader cannot bounce a request between them.
+
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { ConfluxError } from '../errors.js';
+
+export const FORWARDED_BY = 'x-conflux-forwarded-by';
+
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+  'content-length',
+]);
+
+export interface ForwardOptions {
+  selfId: string;
+  /** TLS material used as a client when the peer's API is HTTPS. */
+  tls?: { cert: string | Buffer; key: string | Buffer; ca: string | Buffer };
+  timeoutMs: number;
+}
+
+/** Proxy `req` to the leader's API and stream its answer back. */
+export function proxyToLeader(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  leaderApiAddr: string,
+  opts: ForwardOptions,
+): Promise<void> {
+  if (req.headers[FORWARDED_BY]) {
+    return Promise.reject(
+      new ConfluxError('LEADER_UNREACHABLE', 'the leader changed while the request was forwarded'),
+    );
+  }
+  const [host, port] = splitHostPort(leaderApiAddr);
+  const headers: Record<string, string | string[]> = { [FORWARDED_BY]: opts.selfId };
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value !== undefined && !HOP_BY_HOP.has(name)) headers[name] = value;
+  }
+  const body = Buffer.isBuffer(req.body) ? req.body : undefined;
+  if (body) headers['content-length'] = String(body.byteLength);
+  const send = opts.tls ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const upstream = send(
+      {
+        host,
+        port,
+        method: req.method,
+        path: req.url,
+        headers,
+        timeout: opts.timeoutMs,
+        ...(opts.tls ?? {}),
+      },
+      (res) => {
+        reply.hijack();
+        const out: Record<string, string | string[]> = {};
+        for (const [name, value] of Object.entries(res.headers)) {
+          if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
+        }
+        reply.raw.writeHead(res.statusCode ?? 502, out);
+        res.pipe(reply.raw);
+        res.on('end', resolve);
+        res.on('error', resolve);
+      },
+    );
+    upstream.on('timeout', () => upstream.destroy(new Error('timeout')));
+    upstream.on('error', (err) =>
+      reject(
+        new ConfluxError(
+          'LEADER_UNREACHABLE',
+          `could not reach the leader at ${leaderApiAddr}: ${err.message}`,
+        ),
+      ),
+    );
+    upstream.end(body);
+  });
+}
+
+/** 307 to the same path on the leader. */
+export function redirectToLeader(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  leaderApiAddr: string,
+  https: boolean,
+): void {
+  reply.redirect(`${https ? 'https' : 'http'}://${leaderApiAddr}${req.url}`, 307);
+}
+
+export function splitHostPort(addr: string): [string, number] {
+  const i = addr.lastIndexOf(':');
+  return [addr.slice(0, i).replace(/^\[|\]$/g, ''), Number(addr.slice(i + 1))];
+}

@@ -1,0 +1,228 @@
+// The client key-value API (DESIGN.md §7): get, put, delete, paged prefix range, transactions.
+// Reads are linearizable by default (ReadIndex on the leader; followers forward), and
+// `?consistency=serializable` reads this node's state as it is.
+
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { ConfluxError } from '../errors.js';
+import { encodeCommand, type KvCommand } from '../kv/commands.js';
+import type { KvApplyResult } from '../kv/types.js';
+import { validateKey, validatePrefix } from '../kv/validate.js';
+import { type ApiContext, onLeader, withTimeout } from './context.js';
+import { checkMinRevision } from './fencing.js';
+import { decodeValue, kvJson } from './json.js';
+import { parse } from './parse.js';
+
+const readQuery = z.strictObject({
+  consistency: z.enum(['linearizable', 'serializable']).default('linearizable'),
+  encoding: z.enum(['utf8', 'base64']).optional(),
+  raw: z.enum(['true', 'false', '1', '0']).optional(),
+});
+const revision = z.coerce.number().int().nonnegative();
+const writeQuery = z.strictObject({ cas: revision.optional(), prev: z.enum(['true', 'false']).optional() });
+const rangeQuery = z.strictObject({
+  prefix: z.string().default(''),
+  after: z.string().optional(),
+  limit: z.coerce.number().int().min(1).max(10_000).default(100),
+  consistency: z.enum(['linearizable', 'serializable']).default('linearizable'),
+  encoding: z.enum(['utf8', 'base64']).optional(),
+});
+
+const valueField = { value: z.string(), encoding: z.enum(['utf8', 'base64']).default('utf8') };
+const opSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('put'), key: z.string(), ...valueField }),
+  z.strictObject({ type: z.literal('delete'), key: z.string() }),
+  z.strictObject({ type: z.literal('get'), key: z.string() }),
+]);
+const compareSchema = z.union([
+  z.strictObject({
+    key: z.string(),
+    target: z.enum(['modRevision', 'createRevision', 'version']),
+    op: z.enum(['=', '!=', '<', '>']),
+    operand: revision,
+  }),
+  z.strictObject({
+    key: z.string(),
+    target: z.literal('value'),
+    op: z.enum(['=', '!=', '<', '>']),
+    ...valueField,
+  }),
+  z.strictObject({
+    key: z.string(),
+    target: z.literal('exists'),
+    op: z.enum(['=', '!=']),
+    operand: z.boolean(),
+  }),
+]);
+const txnBody = z.strictObject({
+  compare: z.array(compareSchema).default([]),
+  success: z.array(opSchema).default([]),
+  failure: z.array(opSchema).default([]),
+});
+
+export function keyOf(req: FastifyRequest, ctx: ApiContext): string {
+  const key = (req.params as { '*': string })['*'];
+  validateKey(key, ctx.kv.limits);
+  return key;
+}
+
+/** A linearizable read runs after a ReadIndex barrier on the leader; a serializable one here. */
+async function read<T>(
+  ctx: ApiContext,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  consistency: 'linearizable' | 'serializable',
+  fn: () => T,
+): Promise<T | undefined> {
+  const local = () => {
+    checkMinRevision(ctx, req);
+    return fn();
+  };
+  if (consistency === 'serializable') return local();
+  return onLeader(ctx, req, reply, async () => {
+    await withTimeout(ctx.raft.ensureLinearizable(), ctx.requestTimeoutMs, 'the linearizable read');
+    return local();
+  });
+}
+
+/** Propose a command on the leader (forwarding from followers); undefined when answered elsewhere. */
+export function propose(ctx: ApiContext, req: FastifyRequest, reply: FastifyReply, cmd: KvCommand) {
+  ctx.kv.validate(cmd);
+  const data = encodeCommand(cmd);
+  return onLeader(ctx, req, reply, async (): Promise<KvApplyResult> => {
+    try {
+      const { response } = await withTimeout(ctx.raft.clientWrite(data), ctx.requestTimeoutMs, 'the write');
+      ctx.metrics.proposals.inc({ outcome: 'applied' });
+      return response;
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      ctx.metrics.proposals.inc({ outcome: typeof code === 'string' ? code : 'error' });
+      throw err;
+    }
+  });
+}
+
+export function registerKvRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  app.get('/v1/kv/*', async (req, reply) => {
+    const key = keyOf(req, ctx);
+    const q = parse(readQuery, req.query, 'query');
+    const kv = await read(ctx, req, reply, q.consistency, () => ctx.kv.get(key));
+    if (reply.sent) return reply;
+    if (!kv) throw new ConfluxError('KEY_NOT_FOUND', `key ${JSON.stringify(key)} does not exist`);
+    if (q.raw === 'true' || q.raw === '1')
+      return reply.type('application/octet-stream').send(Buffer.from(kv.value));
+    return kvJson(kv, q.encoding);
+  });
+
+  app.put('/v1/kv/*', async (req, reply) => {
+    const key = keyOf(req, ctx);
+    const q = parse(writeQuery, req.query, 'query');
+    const value = Buffer.isBuffer(req.body) ? new Uint8Array(req.body) : new Uint8Array(0);
+    const cmd: KvCommand = {
+      type: 'put',
+      key,
+      value,
+      ...(q.cas !== undefined ? { expectModRevision: q.cas } : {}),
+    };
+    const r = await propose(ctx, req, reply, cmd);
+    if (!r) return reply;
+    if (r.type !== 'put') throw new Error(`put answered with ${r.type}`);
+    if (!r.ok) {
+      throw new ConfluxError('COMPARE_FAILED', `key ${JSON.stringify(key)} is not at modRevision ${q.cas}`, {
+        revision: r.revision,
+        currentModRevision: r.current?.modRevision ?? 0,
+      });
+    }
+    return { revision: r.revision, ...(q.prev === 'true' && r.prev ? { prev: kvJson(r.prev) } : {}) };
+  });
+
+  app.delete('/v1/kv/*', async (req, reply) => {
+    const key = keyOf(req, ctx);
+    const q = parse(writeQuery, req.query, 'query');
+    const cmd: KvCommand =
+      q.cas === undefined
+        ? { type: 'delete', key }
+        : {
+            type: 'txn',
+            compare: [{ key, target: 'modRevision', op: '=', operand: q.cas }],
+            success: [{ type: 'delete', key }],
+            failure: [],
+          };
+    const r = await propose(ctx, req, reply, cmd);
+    if (!r) return reply;
+    if (r.type === 'txn' && !r.succeeded) {
+      throw new ConfluxError('COMPARE_FAILED', `key ${JSON.stringify(key)} is not at modRevision ${q.cas}`, {
+        revision: r.revision,
+      });
+    }
+    const prev =
+      r.type === 'delete'
+        ? r.prev
+        : r.type === 'txn' && r.responses[0]?.type === 'delete'
+          ? r.responses[0].prev
+          : undefined;
+    return {
+      revision: r.revision,
+      deleted: prev !== undefined,
+      ...(q.prev === 'true' && prev ? { prev: kvJson(prev) } : {}),
+    };
+  });
+
+  app.get('/v1/kv', async (req, reply) => {
+    const q = parse(rangeQuery, req.query, 'query');
+    validatePrefix(q.prefix, ctx.kv.limits);
+    const page = await read(ctx, req, reply, q.consistency, () =>
+      ctx.kv.range({
+        prefix: q.prefix,
+        limit: q.limit,
+        ...(q.after !== undefined ? { after: q.after } : {}),
+      }),
+    );
+    if (!page) return reply;
+    const last = page.kvs.at(-1);
+    return {
+      kvs: page.kvs.map((kv) => kvJson(kv, q.encoding)),
+      more: page.more,
+      ...(page.more && last ? { next: last.key } : {}),
+      revision: page.revision,
+    };
+  });
+
+  app.post('/v1/txn', async (req, reply) => {
+    const body = parse(txnBody, parseJson(req.body), 'body');
+    const op = (o: z.infer<typeof opSchema>) =>
+      o.type === 'put' ? { type: 'put' as const, key: o.key, value: decodeValue(o.value, o.encoding) } : o;
+    const compare = body.compare.map((c) =>
+      'value' in c
+        ? { key: c.key, target: 'value' as const, op: c.op, operand: decodeValue(c.value, c.encoding) }
+        : c,
+    );
+    const cmd: KvCommand = {
+      type: 'txn',
+      compare,
+      success: body.success.map(op),
+      failure: body.failure.map(op),
+    };
+    const r = await propose(ctx, req, reply, cmd);
+    if (!r) return reply;
+    if (r.type !== 'txn') throw new Error(`txn answered with ${r.type}`);
+    return {
+      succeeded: r.succeeded,
+      revision: r.revision,
+      responses: r.responses.map((res) => {
+        if (res.type === 'get') return { type: 'get', ...(res.kv ? { kv: kvJson(res.kv) } : {}) };
+        return { type: res.type, ...(res.prev ? { prev: kvJson(res.prev) } : {}) };
+      }),
+    };
+  });
+}
+
+export function parseJson(body: unknown): unknown {
+  if (!Buffer.isBuffer(body) || body.byteLength === 0)
+    throw new ConfluxError('INVALID_REQUEST', 'a JSON body is required');
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new ConfluxError('INVALID_REQUEST', 'the body is not valid JSON');
+  }
+}

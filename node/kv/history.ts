@@ -1,0 +1,126 @@
+// The recent past of the store, for watches and long-polls that start from an old revision.
+//
+// One group per data-changing revision (a transaction writes several keys at one revision), in
+// revision order. The window is bounded by a count of revisions and by an estimate of the bytes the
+// events retain; the oldest groups are dropped first.
+//
+// Invariants: groups are strictly increasing by revision and all > compactedRevision; every event
+// of every revision in (compactedRevision, revision] is in `groups`. So a read from any revision
+// > compactedRevision is complete, and a read from ≤ compactedRevision is refused with
+// CompactedError (oldestRevision = compactedRevision + 1).
+
+import { CompactedError } from './errors.js';
+import { type KeyFilter, matches, type WatchEvent } from './types.js';
+
+interface RevisionGroup {
+  revision: number;
+  events: WatchEvent[];
+  bytes: number;
+}
+
+export interface HistoryLimits {
+  /** Most data-changing revisions kept. */
+  maxRevisions: number;
+  /** Most bytes (estimated: keys, values and previous values, plus overhead) kept. */
+  maxBytes: number;
+}
+
+export interface HistoryRead {
+  /** Matching events, whole revisions only, in revision order. */
+  events: WatchEvent[];
+  /** Where the next read should start: every revision before it was scanned. */
+  nextRevision: number;
+}
+
+/** Rough per-event memory: object headers, the revision numbers and the key twice. */
+const EVENT_OVERHEAD_BYTES = 160;
+
+const eventBytes = (e: WatchEvent): number =>
+  EVENT_OVERHEAD_BYTES + 2 * e.kv.key.length + e.kv.value.byteLength + (e.prevKv?.value.byteLength ?? 0);
+
+export class WatchHistory {
+  private groups: RevisionGroup[] = [];
+  /** groups[head..] are live; dropped ones are spliced off in bulk. */
+  private head = 0;
+  private bytes = 0;
+  private compacted = 0;
+  private last = 0;
+
+  constructor(private readonly limits: HistoryLimits) {}
+
+  /** Highest revision whose events may be gone. */
+  get compactedRevision(): number {
+    return this.compacted;
+  }
+
+  /** The oldest revision a watch may start from. */
+  get oldestRevision(): number {
+    return this.compacted + 1;
+  }
+
+  /** The last revision appended (or reset to). */
+  get revision(): number {
+    return this.last;
+  }
+
+  get size(): { revisions: number; bytes: number } {
+    return { revisions: this.groups.length - this.head, bytes: this.bytes };
+  }
+
+  append(revision: number, events: WatchEvent[]): void {
+    if (revision <= this.last) throw new Error(`history: revision ${revision} after ${this.last}`);
+    let bytes = 0;
+    for (const e of events) bytes += eventBytes(e);
+    this.groups.push({ revision, events, bytes });
+    this.bytes += bytes;
+    this.last = revision;
+    const { maxRevisions, maxBytes } = this.limits;
+    while (
+      this.head < this.groups.length &&
+      (this.groups.length - this.head > maxRevisions || this.bytes > maxBytes)
+    ) {
+      const g = this.groups[this.head++]!;
+      this.bytes -= g.bytes;
+      this.compacted = g.revision;
+    }
+    if (this.head > 1024 && this.head * 2 > this.groups.length) {
+      this.groups = this.groups.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  /** Forget everything: the state jumped to `revision` (a snapshot was restored). */
+  reset(revision: number): void {
+    this.groups = [];
+    this.head = 0;
+    this.bytes = 0;
+    this.compacted = revision;
+    this.last = revision;
+  }
+
+  /**
+   * Events matching `filter` with revision ≥ from, stopping at the first revision boundary once
+   * `limit` events were collected. Throws CompactedError when from ≤ compactedRevision.
+   */
+  read(filter: KeyFilter, from: number, limit: number): HistoryRead {
+    if (from <= this.compacted) throw new CompactedError(from, this.oldestRevision);
+    const events: WatchEvent[] = [];
+    let i = this.firstAtOrAfter(from);
+    for (; i < this.groups.length && events.length < limit; i++) {
+      for (const e of this.groups[i]!.events) if (matches(filter, e.kv.key)) events.push(e);
+    }
+    const nextRevision = i < this.groups.length ? this.groups[i]!.revision : Math.max(from, this.last + 1);
+    return { events, nextRevision };
+  }
+
+  private firstAtOrAfter(revision: number): number {
+    let lo = this.head;
+    let hi = this.groups.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.groups[mid]!.revision < revision) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+}

@@ -1,0 +1,221 @@
+// Push decoder of the snapshot format described in snapshot-format.ts. Feed it chunks of any size
+// in order, then call `finish`. It checks magic and version first (it cannot parse anything else
+// otherwise), then every record's shape and order, and the CRC at the end; any problem throws a
+// SnapshotFormatError naming it. Nothing decoded is meant to be used unless `finish` returned.
+
+import { crc32 } from './crc32.js';
+import { SnapshotFormatError } from './errors.js';
+import { compareKeys } from './keys.js';
+import {
+  HEADER_BYTES,
+  MAGIC,
+  RECORD_FIXED_BYTES,
+  SNAPSHOT_FORMAT_VERSION,
+  type SnapshotHeader,
+  TRAILER_BYTES,
+} from './snapshot-format.js';
+import type { KeyValue } from './types.js';
+
+export interface DecodedSnapshot {
+  header: SnapshotHeader;
+  /** In key order. */
+  kvs: KeyValue[];
+}
+
+const TWO_32 = 2 ** 32;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+const bad = (message: string) => new SnapshotFormatError('malformed', message);
+
+function u64(view: DataView, at: number, what: string): number {
+  const lo = view.getUint32(at, true);
+  const hi = view.getUint32(at + 4, true);
+  if (hi > 0x1fffff) throw bad(`${what} exceeds 2^53`);
+  return hi * TWO_32 + lo;
+}
+
+const viewOf = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength);
+
+/** Received chunks not yet consumed; hands out contiguous byte ranges, copying only across chunks. */
+class ByteQueue {
+  private chunks: Uint8Array[] = [];
+  private head = 0; // offset into chunks[0]
+  available = 0;
+
+  push(chunk: Uint8Array): void {
+    if (chunk.byteLength === 0) return;
+    this.chunks.push(chunk);
+    this.available += chunk.byteLength;
+  }
+
+  /** The first n bytes (n ≤ available), without consuming them. */
+  peek(n: number): Uint8Array {
+    const first = this.chunks[0]!;
+    if (first.byteLength - this.head >= n) return first.subarray(this.head, this.head + n);
+    const out = new Uint8Array(n);
+    let filled = 0;
+    let off = this.head;
+    for (const c of this.chunks) {
+      const part = c.subarray(off, off + (n - filled));
+      out.set(part, filled);
+      filled += part.byteLength;
+      off = 0;
+      if (filled === n) break;
+    }
+    return out;
+  }
+
+  /** The first n bytes (n ≤ available), consumed. */
+  take(n: number): Uint8Array {
+    const out = this.peek(n);
+    this.available -= n;
+    let left = n;
+    while (left > 0) {
+      const room = this.chunks[0]!.byteLength - this.head;
+      if (room > left) {
+        this.head += left;
+        break;
+      }
+      left -= room;
+      this.chunks.shift();
+      this.head = 0;
+    }
+    return out;
+  }
+}
+
+export class SnapshotDecoder {
+  private readonly queue = new ByteQueue();
+  private state: 'header' | 'records' | 'trailer' | 'done' = 'header';
+  private crc = 0;
+  private header: SnapshotHeader | null = null;
+  private readonly kvs: KeyValue[] = [];
+  /** Size of the record being waited for, once its length fields were seen (0: not known yet). */
+  private recordBytes = 0;
+
+  push(chunk: Uint8Array): void {
+    this.queue.push(chunk);
+    this.parse();
+  }
+
+  finish(): DecodedSnapshot {
+    if (this.state !== 'done') {
+      const where = this.header
+        ? `after ${this.kvs.length} of ${this.header.keyCount} records`
+        : 'in the header';
+      throw new SnapshotFormatError('truncated', `the data ends ${where}`);
+    }
+    return { header: this.header!, kvs: this.kvs };
+  }
+
+  /** Consume n bytes that the checksum covers. */
+  private take(n: number): Uint8Array {
+    const b = this.queue.take(n);
+    this.crc = crc32(b, this.crc);
+    return b;
+  }
+
+  private parse(): void {
+    for (;;) {
+      if (this.state === 'header') {
+        if (this.queue.available < HEADER_BYTES) return;
+        this.readHeader(this.take(HEADER_BYTES));
+      } else if (this.state === 'records') {
+        if (!this.readRecord()) return;
+      } else if (this.state === 'trailer') {
+        if (this.queue.available < TRAILER_BYTES) return;
+        const stored = viewOf(this.queue.take(TRAILER_BYTES)).getUint32(0, true);
+        if (stored !== this.crc) {
+          throw new SnapshotFormatError(
+            'checksum',
+            `CRC-32 is ${this.crc >>> 0}, the trailer says ${stored}`,
+          );
+        }
+        this.state = 'done';
+      } else {
+        if (this.queue.available > 0) {
+          throw new SnapshotFormatError('trailing-bytes', `${this.queue.available} bytes follow the trailer`);
+        }
+        return;
+      }
+    }
+  }
+
+  private readHeader(h: Uint8Array): void {
+    if (MAGIC.some((b, i) => h[i] !== b)) throw new SnapshotFormatError('magic', 'not a Conflux kv snapshot');
+    const view = viewOf(h);
+    const version = view.getUint16(4, true);
+    if (version !== SNAPSHOT_FORMAT_VERSION) {
+      throw new SnapshotFormatError(
+        'version',
+        `format version ${version}, this node reads version ${SNAPSHOT_FORMAT_VERSION}`,
+      );
+    }
+    if (view.getUint16(6, true) !== 0) throw bad('unknown flags');
+    const header = {
+      applied: u64(view, 8, 'applied index'),
+      revision: u64(view, 16, 'revision'),
+      keyCount: u64(view, 24, 'key count'),
+    };
+    if (header.revision > header.applied)
+      throw bad(`revision ${header.revision} > applied ${header.applied}`);
+    this.header = header;
+    this.state = header.keyCount > 0 ? 'records' : 'trailer';
+  }
+
+  /** Decode the next record if all its bytes are here; false when more bytes are needed. */
+  private readRecord(): boolean {
+    const q = this.queue;
+    if (this.recordBytes === 0) {
+      if (q.available < 4) return false;
+      const keyBytes = viewOf(q.peek(4)).getUint32(0, true);
+      if (q.available < 8 + keyBytes) return false;
+      const valueBytes = viewOf(q.peek(8 + keyBytes)).getUint32(4 + keyBytes, true);
+      this.recordBytes = RECORD_FIXED_BYTES + keyBytes + valueBytes;
+    }
+    if (q.available < this.recordBytes) return false;
+    const rec = this.take(this.recordBytes);
+    this.recordBytes = 0;
+    const view = viewOf(rec);
+    const keyBytes = view.getUint32(0, true);
+    let key: string;
+    try {
+      key = utf8.decode(rec.subarray(4, 4 + keyBytes));
+    } catch {
+      throw bad(`record ${this.kvs.length}: key is not UTF-8`);
+    }
+    const valueAt = 8 + keyBytes;
+    const valueBytes = view.getUint32(4 + keyBytes, true);
+    // A copy: the store must own its values, not view the caller's (maybe reused) buffers.
+    const value = new Uint8Array(valueBytes);
+    value.set(rec.subarray(valueAt, valueAt + valueBytes));
+    const at = valueAt + valueBytes;
+    const kv: KeyValue = {
+      key,
+      value,
+      createRevision: u64(view, at, 'createRevision'),
+      modRevision: u64(view, at + 8, 'modRevision'),
+      version: u64(view, at + 16, 'version'),
+    };
+    this.check(kv);
+    this.kvs.push(kv);
+    if (this.kvs.length === this.header!.keyCount) this.state = 'trailer';
+    return true;
+  }
+
+  private check(kv: KeyValue): void {
+    const n = this.kvs.length;
+    const prev = this.kvs[n - 1];
+    if (kv.key.length === 0) throw bad(`record ${n}: empty key`);
+    if (prev && compareKeys(prev.key, kv.key) >= 0) throw bad(`record ${n}: keys out of order`);
+    const rev = this.header!.revision;
+    if (
+      kv.createRevision < 1 ||
+      kv.createRevision > kv.modRevision ||
+      kv.modRevision > rev ||
+      kv.version < 1
+    ) {
+      throw bad(`record ${n}: impossible revisions for ${JSON.stringify(kv.key)}`);
+    }
+  }
+}

@@ -1,0 +1,242 @@
+// KvStore: the replicated key-value state machine (the `StateMachine` the Raft node applies to).
+//
+// Revisions: the revision of a write is the Raft log index of its entry. `revision` is the index
+// of the last applied entry that changed data (etcd's store/header revision); `applied` is the
+// index of the last applied entry of any kind. Blank and membership entries, undecodable entries,
+// failed compare-and-sets, transactions that only read, and deletes of missing keys advance
+// `applied` but not `revision`. So revision ≤ applied, and a read at revision R sees exactly the
+// writes of entries ≤ R.
+//
+// Apply is total: any entry with index applied + 1 is applied. An entry that does not decode (it
+// should never happen: encodeCommand validates) is a counted, logged no-op. Limits on key and value
+// sizes are checked at proposal (`validate`), never here, so differently configured nodes agree.
+// Only a broken host invariant throws: an entry whose index is not applied + 1.
+//
+// Queries (`get`, `range`) are local reads of the applied state; the API adds ReadIndex on top for
+// linearizable reads.
+
+import type { StateMachine } from '../raft/raft-node.js';
+import type { Entry, SnapshotMeta } from '../raft/types.js';
+import { type KvCommand, tryDecodeCommand } from './commands.js';
+import { SnapshotFormatError } from './errors.js';
+import { execute } from './execute.js';
+import { SnapshotDecoder } from './snapshot-decoder.js';
+import {
+  DEFAULT_CHUNK_BYTES,
+  encodeSnapshot,
+  encodeSnapshotBuffer,
+  type SnapshotHeader,
+} from './snapshot-format.js';
+import { KvState } from './state.js';
+import type { KeyFilter, KeyValue, KvApplyResult, RangeQuery, RangeResult, WatchEvent } from './types.js';
+import { DEFAULT_LIMITS, type KvLimits, validateCommand } from './validate.js';
+import { type EventsPage, WatchHub, type WatchListener, type WatchOptions } from './watch.js';
+
+/** Structured logger (pino-compatible subset). */
+export interface KvLogger {
+  warn(fields: Record<string, unknown>, msg: string): void;
+}
+
+export interface KvStoreOptions extends Partial<KvLimits> {
+  /** Data-changing revisions kept for watches and long-polls (default 10,000). */
+  historyRevisions?: number;
+  /** Bytes of history kept, estimated (default 64 MiB). Whichever bound is hit first applies. */
+  historyBytes?: number;
+  /** Undelivered live events a watcher may hold before it is closed (default 10,000). */
+  watchBufferEvents?: number;
+  /** Chunk size of `snapshotStream` (default 64 KiB). */
+  snapshotChunkBytes?: number;
+  logger?: KvLogger;
+}
+
+/** A snapshot as a stream of chunks, with the position it captures. */
+export interface SnapshotStream extends AsyncIterable<Uint8Array>, Readonly<SnapshotHeader> {}
+
+export class KvStore implements StateMachine<KvApplyResult> {
+  readonly limits: KvLimits;
+  private state = KvState.empty();
+  private appliedIndex = 0;
+  private storeRevision = 0;
+  private undecodable = 0;
+  private readonly hub: WatchHub;
+  private readonly chunkBytes: number;
+  private readonly logger: KvLogger | undefined;
+
+  constructor(opts: KvStoreOptions = {}) {
+    this.limits = {
+      maxKeyBytes: opts.maxKeyBytes ?? DEFAULT_LIMITS.maxKeyBytes,
+      maxValueBytes: opts.maxValueBytes ?? DEFAULT_LIMITS.maxValueBytes,
+      maxTxnOps: opts.maxTxnOps ?? DEFAULT_LIMITS.maxTxnOps,
+    };
+    this.hub = new WatchHub({
+      maxRevisions: opts.historyRevisions ?? 10_000,
+      maxBytes: opts.historyBytes ?? 64 * 1024 * 1024,
+      bufferEvents: opts.watchBufferEvents ?? 10_000,
+    });
+    this.chunkBytes = opts.snapshotChunkBytes ?? DEFAULT_CHUNK_BYTES;
+    this.logger = opts.logger;
+  }
+
+  get applied(): number {
+    return this.appliedIndex;
+  }
+
+  /** Index of the last entry that changed data. */
+  get revision(): number {
+    return this.storeRevision;
+  }
+
+  /** Number of keys. */
+  get size(): number {
+    return this.state.size;
+  }
+
+  /** Normal entries applied as no-ops because they did not decode. */
+  get undecodableEntries(): number {
+    return this.undecodable;
+  }
+
+  /** The oldest revision a watch or long-poll may start from. */
+  get oldestRevision(): number {
+    return this.hub.history.oldestRevision;
+  }
+
+  get watcherCount(): number {
+    return this.hub.watcherCount;
+  }
+
+  /** What the watch history holds now (for metrics). */
+  get historySize(): { revisions: number; bytes: number } {
+    return this.hub.history.size;
+  }
+
+  /** Check a command against this node's limits before proposing it (throws ConfluxError). */
+  validate(cmd: KvCommand): void {
+    validateCommand(cmd, this.limits);
+  }
+
+  apply(entry: Entry): KvApplyResult {
+    if (entry.index !== this.appliedIndex + 1) {
+      throw new Error(`kv: apply of entry ${entry.index}, expected ${this.appliedIndex + 1}`);
+    }
+    this.appliedIndex = entry.index;
+    if (entry.type !== 'normal') return { type: 'none', revision: this.storeRevision };
+    const decoded = tryDecodeCommand(entry.data);
+    if (!decoded.ok) {
+      this.undecodable++;
+      this.logger?.warn(
+        { index: entry.index, term: entry.term, reason: decoded.reason, undecodable: this.undecodable },
+        'kv: undecodable entry applied as a no-op',
+      );
+      return { type: 'invalid', revision: this.storeRevision, reason: decoded.reason };
+    }
+    const events: WatchEvent[] = [];
+    const result = execute(this.state, decoded.command, entry.index, this.storeRevision, events);
+    if (events.length > 0) {
+      this.storeRevision = entry.index;
+      this.hub.publish(entry.index, events);
+    }
+    return result;
+  }
+
+  get(key: string): KeyValue | undefined {
+    return this.state.get(key);
+  }
+
+  /** A page of keys with `prefix` in UTF-8 byte order; page on with `after` = last key returned. */
+  range(q: RangeQuery): RangeResult {
+    return { ...this.state.range(q), revision: this.storeRevision };
+  }
+
+  /** See WatchHub.watch: events ≥ fromRevision (undefined: from now), replayed then live. */
+  watch(
+    filter: KeyFilter,
+    fromRevision: number | undefined,
+    listener: WatchListener,
+    opts?: WatchOptions,
+  ): () => void {
+    return this.hub.watch(filter, fromRevision, listener, opts);
+  }
+
+  /** Events available now, for a long-poll; throws CompactedError for a revision too old. */
+  eventsSince(filter: KeyFilter, fromRevision: number, limit: number): EventsPage {
+    return this.hub.eventsSince(filter, fromRevision, limit);
+  }
+
+  /** Wait for matching events (or until `signal` aborts: then an empty page). */
+  waitForEvents(
+    filter: KeyFilter,
+    fromRevision: number,
+    limit: number,
+    signal?: AbortSignal,
+  ): Promise<EventsPage> {
+    return this.hub.waitForEvents(filter, fromRevision, limit, signal);
+  }
+
+  /** The state at `applied`, in the format of snapshot-format.ts. */
+  snapshot(): { index: number; data: Uint8Array } {
+    const header = this.header();
+    const data = encodeSnapshotBuffer(header, this.state.toArray());
+    return { index: header.applied, data };
+  }
+
+  /**
+   * The same bytes as `snapshot()` at this moment, as chunks of at most `snapshotChunkBytes`. The
+   * state is captured now (an array of references to immutable KeyValues, not a copy of the data),
+   * so applying more entries while the stream is consumed does not change it. For a Node stream:
+   * `Readable.from(store.snapshotStream())`.
+   */
+  snapshotStream(): SnapshotStream {
+    const header = this.header();
+    const kvs = this.state.toArray();
+    const chunkBytes = this.chunkBytes;
+    return {
+      ...header,
+      async *[Symbol.asyncIterator]() {
+        yield* encodeSnapshot(header, kvs, chunkBytes);
+      },
+    };
+  }
+
+  /**
+   * Replace the whole state by a snapshot's bytes (throws SnapshotFormatError, leaving the store
+   * untouched, when they are corrupt, of another format version, or not at `meta.index`). Watch
+   * history is not part of a snapshot: every watcher is closed with reason 'restored', and
+   * watches from revisions ≤ the restored revision get CompactedError.
+   */
+  restore(meta: SnapshotMeta, data: Uint8Array): void {
+    const decoder = new SnapshotDecoder();
+    decoder.push(data);
+    const decoded = decoder.finish();
+    if (decoded.header.applied !== meta.index) {
+      throw new SnapshotFormatError(
+        'index-mismatch',
+        `snapshot holds applied index ${decoded.header.applied}, expected ${meta.index}`,
+      );
+    }
+    this.install(decoded.header, decoded.kvs);
+  }
+
+  /**
+   * Restore from chunks (a backup being downloaded). Verified completely before anything is
+   * replaced. The caller must not apply entries meanwhile (restore a stopped or fresh node).
+   */
+  async restoreFromStream(stream: AsyncIterable<Uint8Array>): Promise<SnapshotHeader> {
+    const decoder = new SnapshotDecoder();
+    for await (const chunk of stream) decoder.push(chunk);
+    const decoded = decoder.finish();
+    this.install(decoded.header, decoded.kvs);
+    return decoded.header;
+  }
+
+  private header(): SnapshotHeader {
+    return { applied: this.appliedIndex, revision: this.storeRevision, keyCount: this.state.size };
+  }
+
+  private install(header: SnapshotHeader, kvs: KeyValue[]): void {
+    this.state = KvState.fromSorted(kvs);
+    this.appliedIndex = header.applied;
+    this.storeRevision = header.revision;
+    this.hub.reset(header.revision);
+  }
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+// conflux-node: one Conflux node. Configuration by flags or CONFLUX_* environment variables
+// (see the README); a bad setting stops it at once with a message naming the setting.
+
+import { pino } from 'pino';
+import { ConfigError, loadConfig } from './config.js';
+import { startNode } from './server.js';
+
+async function main(): Promise<void> {
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig(process.argv.slice(2), process.env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`conflux-node: ${err.message}\n`);
+    process.exit(2);
+  }
+  const logger = pino({ level: config.logLevel, base: { service: 'conflux-node' } });
+  if (config.devInsecure)
+    logger.warn(
+      '--dev-insecure: plain HTTP and TCP without TLS, loopback only; never use this in production',
+    );
+  const node = await startNode(config, logger);
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    node.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`conflux-node: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,189 @@
+// One Conflux node: durable storage, the peer transport, the Raft node, the key-value state
+// machine and the client API, wired together. `startNode` returns once every port listens.
+
+import { randomInt } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { buildClientApi } from './api/app.js';
+import type { ApiContext } from './api/context.js';
+import { splitHostPort } from './api/forward.js';
+import type { NodeConfig } from './config.js';
+import { KvStore } from './kv/store.js';
+import type { KvApplyResult } from './kv/types.js';
+import { NodeMetrics } from './metrics.js';
+import { DEFAULT_CONFIG } from './raft/raft.js';
+import { type Clock, RaftNode } from './raft/raft-node.js';
+import { SeededRng } from './raft/rng.js';
+import type { NodeId } from './raft/types.js';
+import { type DiskStorage, loadOrCreateNodeId, openStorage } from './storage/index.js';
+import { PeerTransport } from './transport/peer-transport.js';
+
+export interface RunningNode {
+  id: NodeId;
+  raft: RaftNode<KvApplyResult>;
+  kv: KvStore;
+  api: FastifyInstance;
+  apiUrl: string;
+  stop(): Promise<void>;
+}
+
+export const realClock: Clock = {
+  setInterval: (fn, ms) => {
+    const t = setInterval(fn, ms);
+    return { cancel: () => clearInterval(t) };
+  },
+  setTimeout: (fn, ms) => {
+    const t = setTimeout(fn, ms);
+    return { cancel: () => clearTimeout(t) };
+  },
+};
+
+interface Tls {
+  cert: Buffer;
+  key: Buffer;
+  ca: Buffer;
+}
+
+function loadTls(c: NodeConfig): Tls | undefined {
+  if (!c.tlsCert || !c.tlsKey || !c.tlsCa) return undefined;
+  return { cert: readFileSync(c.tlsCert), key: readFileSync(c.tlsKey), ca: readFileSync(c.tlsCa) };
+}
+
+export async function startNode(config: NodeConfig, rootLogger: Logger): Promise<RunningNode> {
+  const id = loadOrCreateNodeId(config.dataDir, config.nodeId);
+  const log = rootLogger.child({ nodeId: id });
+  const tls = loadTls(config);
+  const metrics = new NodeMetrics();
+
+  const { storage, state } = await openStorage(config.dataDir, {
+    logger: log.child({ component: 'storage' }),
+    onFsync: (ms) => metrics.fsync.observe(ms / 1000),
+  });
+  const kv = new KvStore({
+    maxKeyBytes: config.maxKeyBytes,
+    maxValueBytes: config.maxValueBytes,
+    historyRevisions: config.watchHistory,
+    logger: log.child({ component: 'kv' }),
+  });
+  // The transport delivers into the Raft node, which is created right after it.
+  let raft: RaftNode<KvApplyResult> | null = null;
+  const transport = new PeerTransport({
+    selfId: id,
+    onMessage: (m) => raft?.step(m),
+    ...(tls ? { tls } : {}),
+    logger: log.child({ component: 'transport' }),
+  });
+  const [raftHost, raftPort] = splitHostPort(config.raftAddr);
+  await transport.listen(raftHost, raftPort);
+
+  raft = RaftNode.start({
+    config: {
+      ...DEFAULT_CONFIG,
+      id,
+      rng: new SeededRng(randomInt(2 ** 31)),
+      electionTicks: config.electionTicks,
+    },
+    state,
+    storage,
+    stateMachine: kv,
+    transport,
+    clock: realClock,
+    tickMs: config.tickMs,
+  });
+  const node = raft;
+
+  const addresses = new Map<NodeId, { raft: string; api: string }>(
+    Object.entries(config.initialCluster ?? {}),
+  );
+  addresses.set(id, { raft: config.advertiseRaftAddr, api: config.advertiseApiAddr });
+  transport.setPeers(
+    Object.fromEntries([...addresses].filter(([peer]) => peer !== id).map(([peer, a]) => [peer, a.raft])),
+  );
+
+  const fresh = state.hardState.term === 0 && state.entries.length === 0 && state.snapshot === null;
+  if (fresh && config.initialCluster) {
+    // Every member of a static initial cluster writes the same first entry, so they agree on it.
+    node
+      .initialize(Object.keys(config.initialCluster))
+      .catch((err: unknown) => log.error({ err }, 'initialize failed'));
+  }
+
+  keepSnapshotting(node, config.snapshotEntries, metrics, log);
+  node.watchMetrics((m) => metrics.observeRaft(m));
+  node.onLeaderChange((leader, term) => log.info({ leader, term }, leader ? 'leader known' : 'no leader'));
+
+  const ctx: ApiContext = {
+    nodeId: id,
+    raft: node,
+    kv,
+    metrics,
+    limits: {
+      maxKeyBytes: config.maxKeyBytes,
+      maxValueBytes: config.maxValueBytes,
+      maxBodyBytes: config.maxBodyBytes,
+      ...(config.rateLimitPerSecond ? { rateLimitPerSecond: config.rateLimitPerSecond } : {}),
+    },
+    requestTimeoutMs: config.requestTimeoutMs,
+    followerRedirect: config.followerRedirect,
+    https: tls !== undefined,
+    forward: { selfId: id, timeoutMs: config.requestTimeoutMs, ...(tls ? { tls } : {}) },
+    apiAddressOf: (peer) => addresses.get(peer)?.api,
+  };
+  const api = await buildClientApi(ctx, {
+    logger: log.child({ component: 'api' }),
+    ...(tls ? { https: tls } : {}),
+  });
+  const [apiHost, apiPort] = splitHostPort(config.apiAddr);
+  await api.listen({ host: apiHost, port: apiPort });
+  const apiUrl = `${tls ? 'https' : 'http'}://${config.advertiseApiAddr}`;
+  log.info({ api: apiUrl, raft: config.advertiseRaftAddr, dataDir: config.dataDir }, 'node started');
+
+  return {
+    id,
+    raft: node,
+    kv,
+    api,
+    apiUrl,
+    stop: () => stop(api, node, transport, storage, log),
+  };
+}
+
+/** Snapshot every `everyEntries` applied entries, so the log stays short and restarts fast. */
+function keepSnapshotting(
+  raft: RaftNode<KvApplyResult>,
+  everyEntries: number,
+  metrics: NodeMetrics,
+  log: Logger,
+): void {
+  let busy = false;
+  raft.watchMetrics((m) => {
+    if (busy || m.lastApplied - (m.snapshot?.index ?? 0) < everyEntries) return;
+    busy = true;
+    const end = metrics.snapshotSeconds.startTimer();
+    raft
+      .triggerSnapshot()
+      .then((meta) => {
+        end();
+        if (meta) metrics.snapshots.inc();
+      })
+      .catch((err: unknown) => log.warn({ err }, 'snapshot failed'))
+      .finally(() => {
+        busy = false;
+      });
+  });
+}
+
+async function stop(
+  api: FastifyInstance,
+  raft: RaftNode<KvApplyResult>,
+  transport: PeerTransport,
+  storage: DiskStorage,
+  log: Logger,
+): Promise<void> {
+  await api.close();
+  await raft.shutdown();
+  await transport.close();
+  await storage.close();
+  log.info('node stopped');
+}

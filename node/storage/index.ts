@@ -1,0 +1,12 @@
+// Public surface of the node's storage.
+
+export { StorageCorruptionError, StorageError, type StorageErrorCode } from './errors.js';
+export { loadOrCreateNodeId, nodeIdSchema } from './identity.js';
+export type { FaultInjector, FsyncTarget, StorageLogger } from './io.js';
+export {
+  DEFAULT_SEGMENT_BYTES,
+  DiskStorage,
+  openStorage,
+  type StorageOptions,
+  type StorageStats,
+} from './storage.js';

@@ -1,0 +1,177 @@
+// Snapshot files in `snap/`: the current snapshot (served to followers and read on restart), the
+// staging file of an incoming transfer, and freshly written files not yet referenced by the WAL.
+//
+// What is durable when:
+// - Staged chunks are not synced: a crash loses them, as it loses the transfer state in the core,
+//   and the leader restarts the transfer from offset 0.
+// - `finishStaging` / `writeOwn` return only once the file is complete, synced, renamed to its
+//   final name and the directory synced. Such a file is still *unreferenced*: it becomes the
+//   snapshot only when a WAL record naming it is durable, and recovery deletes unreferenced files.
+// - `setCurrent` (called after that record is durable) deletes the previous snapshot: only the
+//   newest is kept. A follower mid-transfer of the old one gets null chunks and restarts.
+
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import type { SnapshotChunk, SnapshotMeta } from '../raft/types.js';
+import { crc32 } from './crc32.js';
+import { StorageCorruptionError } from './errors.js';
+import type { DurableIo, StorageLogger } from './io.js';
+import type { SnapshotRef } from './schemas.js';
+import { encodeFooter, readAt, verifySnapshotFile } from './snapshot-file.js';
+
+const STAGING_NAME = 'staging.tmp';
+
+interface Staging {
+  meta: SnapshotMeta;
+  fh: FileHandle;
+  bytes: number;
+  crc: number;
+}
+
+export const isSnapshotFile = (name: string): boolean => name.endsWith('.snap');
+
+export class SnapshotStore {
+  private current: { ref: SnapshotRef; fd: number } | null = null;
+  private staging: Staging | null = null;
+
+  private constructor(
+    private readonly dir: string,
+    private readonly io: DurableIo,
+    private readonly logger: StorageLogger,
+  ) {}
+
+  /** Verify the snapshot the WAL refers to and delete every other snapshot file. */
+  static open(dir: string, ref: SnapshotRef | null, io: DurableIo, logger: StorageLogger): SnapshotStore {
+    const store = new SnapshotStore(dir, io, logger);
+    if (ref) {
+      const file = path.join(dir, ref.file);
+      if (!fs.existsSync(file)) {
+        throw new StorageCorruptionError(file, 0, `snapshot ${ref.meta.id} referenced by the WAL is missing`);
+      }
+      const meta = verifySnapshotFile(file);
+      if (meta.id !== ref.meta.id || meta.index !== ref.meta.index || meta.term !== ref.meta.term) {
+        throw new StorageCorruptionError(
+          file,
+          0,
+          `holds snapshot ${meta.id}, the WAL expects ${ref.meta.id}`,
+        );
+      }
+      store.current = { ref, fd: fs.openSync(file, 'r') };
+    }
+    for (const name of fs.readdirSync(dir)) {
+      if (!isSnapshotFile(name) || name === ref?.file) continue;
+      // Written but never referenced (a crash before its WAL record), or superseded.
+      fs.rmSync(path.join(dir, name), { force: true });
+      logger.info({ file: path.join(dir, name) }, 'deleted unreferenced snapshot file');
+    }
+    return store;
+  }
+
+  get currentRef(): SnapshotRef | null {
+    return this.current?.ref ?? null;
+  }
+
+  /** Append one chunk of an incoming snapshot; offset 0 starts over. Chunks arrive in order. */
+  async stage(chunk: SnapshotChunk): Promise<void> {
+    const file = path.join(this.dir, STAGING_NAME);
+    if (chunk.offset === 0) {
+      await this.dropStaging();
+      this.staging = { meta: chunk.meta, fh: await fsp.open(file, 'w'), bytes: 0, crc: 0 };
+    }
+    const s = this.staging;
+    if (!s || s.meta.id !== chunk.meta.id || s.bytes !== chunk.offset) {
+      throw new Error(
+        `snapshot chunk ${chunk.meta.id}@${chunk.offset} out of order (staged ${s?.meta.id}@${s?.bytes})`,
+      );
+    }
+    await this.io.write(s.fh, file, chunk.data, s.bytes);
+    s.bytes += chunk.data.length;
+    s.crc = crc32(chunk.data, s.crc);
+  }
+
+  /** Turn the staged bytes of `meta` into a complete, durable (still unreferenced) snapshot file. */
+  async finishStaging(meta: SnapshotMeta): Promise<SnapshotRef> {
+    const s = this.staging;
+    if (!s || s.meta.id !== meta.id || s.bytes !== meta.sizeBytes) {
+      throw new Error(
+        `snapshot ${meta.id} is not fully staged (${s?.meta.id}: ${s?.bytes}/${meta.sizeBytes})`,
+      );
+    }
+    this.staging = null;
+    const tmp = path.join(this.dir, STAGING_NAME);
+    const ref: SnapshotRef = { meta, file: newFileName(meta) };
+    try {
+      await this.io.write(s.fh, tmp, encodeFooter(meta, s.crc), s.bytes);
+      await this.io.fsync(s.fh, tmp, 'snapshot');
+    } finally {
+      await s.fh.close();
+    }
+    await this.io.publish(tmp, path.join(this.dir, ref.file));
+    return ref;
+  }
+
+  /** Write a snapshot this node made as a complete, durable (still unreferenced) file. */
+  async writeOwn(meta: SnapshotMeta, data: Uint8Array): Promise<SnapshotRef> {
+    if (data.length !== meta.sizeBytes)
+      throw new Error(`snapshot ${meta.id}: ${data.length} bytes, meta says ${meta.sizeBytes}`);
+    const ref: SnapshotRef = { meta, file: newFileName(meta) };
+    await this.io.createFile(
+      path.join(this.dir, ref.file),
+      [data, encodeFooter(meta, crc32(data))],
+      'snapshot',
+    );
+    return ref;
+  }
+
+  /** `ref` is referenced by a durable WAL record now: serve it, and delete the previous file. */
+  setCurrent(ref: SnapshotRef): void {
+    const fd = fs.openSync(path.join(this.dir, ref.file), 'r');
+    const previous = this.current;
+    this.current = { ref, fd };
+    if (!previous) return;
+    fs.closeSync(previous.fd);
+    if (previous.ref.file !== ref.file) this.remove(previous.ref.file);
+  }
+
+  /** Delete a file that lost the race to become current (a newer snapshot got there first). */
+  discard(ref: SnapshotRef): void {
+    this.remove(ref.file);
+  }
+
+  /** Bytes [offset, offset + length) of the current snapshot, if it is `meta`'s; clamped to its size. */
+  read(meta: SnapshotMeta, offset: number, length: number): Uint8Array | null {
+    const cur = this.current;
+    if (!cur || cur.ref.meta.id !== meta.id) return null;
+    const size = cur.ref.meta.sizeBytes;
+    const start = Math.min(Math.max(0, offset), size);
+    return readAt(cur.fd, start, Math.max(0, Math.min(length, size - start)));
+  }
+
+  async close(): Promise<void> {
+    await this.dropStaging();
+    if (this.current) fs.closeSync(this.current.fd);
+    this.current = null;
+  }
+
+  private async dropStaging(): Promise<void> {
+    const s = this.staging;
+    this.staging = null;
+    if (s) await s.fh.close();
+  }
+
+  private remove(name: string): void {
+    const file = path.join(this.dir, name);
+    try {
+      fs.rmSync(file, { force: true });
+    } catch (err) {
+      // Harmless: recovery deletes every snapshot file the WAL does not reference.
+      this.logger.warn({ file, err }, 'could not delete an old snapshot file');
+    }
+  }
+}
+
+const newFileName = (meta: SnapshotMeta): string =>
+  `${String(meta.index).padStart(16, '0')}-${randomBytes(4).toString('hex')}.snap`;

@@ -1,0 +1,235 @@
+// The node's durable storage: RaftStorage over a segmented WAL (wal/) and snapshot files (snap/).
+//
+// Layout of a data directory:
+//   LOCK                       owner pid (lock.ts)
+//   wal/<seq>.wal              segments (wal.ts, wal-record.ts)
+//   snap/<index>-<rand>.snap   the current snapshot (snapshot-file.ts, snapshot-store.ts)
+//   snap/staging.tmp           an incoming snapshot being received
+//
+// What is durable when:
+// - `save` resolves once its one WAL record is fsynced (one fsync per Ready: group commit). A
+//   Ready that installs a snapshot first makes the snapshot file durable under its final name,
+//   then writes the record that refers to it.
+// - `saveSnapshot` resolves once the snapshot file and then the WAL record naming it are durable;
+//   only then are older segments and the older snapshot file deleted.
+// - A failed write or fsync poisons the storage: after fsync fails the kernel may have dropped
+//   the dirty pages, so nothing written since the last good fsync can be trusted. Every later
+//   call is refused; restarting replays whatever consistent prefix actually reached the disk.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { RaftState } from '../raft/raft.js';
+import type { DurableReady, RaftStorage } from '../raft/raft-node.js';
+import type { SnapshotMeta } from '../raft/types.js';
+import { StorageError } from './errors.js';
+import { DurableIo, type IoOptions, removeTempFiles, type StorageLogger, silentLogger } from './io.js';
+import { acquireLock, type DirLock } from './lock.js';
+import type { SnapshotRef } from './schemas.js';
+import { isSnapshotFile, SnapshotStore } from './snapshot-store.js';
+import { listSegments, Wal } from './wal.js';
+
+export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+
+export interface StorageOptions extends IoOptions {
+  /** A segment is rotated once it grows past this (default 64 MiB). */
+  segmentBytes?: number;
+  logger?: StorageLogger;
+}
+
+export interface StorageStats {
+  segments: number;
+  activeSegmentBytes: number;
+  snapshot: SnapshotMeta | null;
+}
+
+/**
+ * Open (creating if new) the data directory `dir`, lock it, and recover the state to start the
+ * Raft core with. Throws StorageError: STORAGE_LOCKED, or STORAGE_CORRUPTION naming the file.
+ */
+export async function openStorage(
+  dir: string,
+  opts: StorageOptions = {},
+): Promise<{ storage: DiskStorage; state: RaftState }> {
+  const logger = opts.logger ?? silentLogger;
+  const io = new DurableIo(opts);
+  const walDir = path.join(dir, 'wal');
+  const snapDir = path.join(dir, 'snap');
+  const fresh = !fs.existsSync(walDir);
+  fs.mkdirSync(walDir, { recursive: true });
+  fs.mkdirSync(snapDir, { recursive: true });
+  if (fresh) {
+    await io.fsyncDir(dir);
+    await io.fsyncDir(path.dirname(path.resolve(dir)));
+  }
+  const lock = acquireLock(dir, logger);
+  try {
+    for (const d of [walDir, snapDir]) {
+      const removed = removeTempFiles(d);
+      if (removed.length > 0)
+        logger.info({ dir: d, files: removed }, 'removed temp files of interrupted writes');
+    }
+    if (listSegments(walDir).length === 0 && fs.readdirSync(snapDir).some(isSnapshotFile)) {
+      throw new StorageError(
+        'STORAGE_CORRUPTION',
+        `${walDir} holds no WAL segment but ${snapDir} holds snapshots: the log of ${dir} was lost`,
+      );
+    }
+    const { wal, state } = await Wal.open(walDir, {
+      segmentBytes: opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES,
+      io,
+      logger,
+    });
+    let snaps: SnapshotStore;
+    try {
+      snaps = SnapshotStore.open(snapDir, state.snapshot, io, logger);
+    } catch (err) {
+      await wal.close();
+      throw err;
+    }
+    const { hardState, entries } = state;
+    const snapshot = state.snapshot?.meta ?? null;
+    logger.info(
+      {
+        dir,
+        term: hardState.term,
+        vote: hardState.vote,
+        commit: hardState.commit,
+        snapshotIndex: snapshot?.index ?? 0,
+        lastIndex: entries.at(-1)?.index ?? snapshot?.index ?? 0,
+        segments: wal.stats().segments,
+      },
+      'storage recovered',
+    );
+    return {
+      storage: new DiskStorage(dir, wal, snaps, lock, logger),
+      state: { hardState, snapshot, entries },
+    };
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
+
+export class DiskStorage implements RaftStorage {
+  /** WAL operations run one at a time, in call order (saveSnapshot's record may overlap a save). */
+  private tail: Promise<unknown> = Promise.resolve();
+  private readonly inflight = new Set<Promise<unknown>>();
+  private failed: StorageError | null = null;
+  private closing: Promise<void> | null = null;
+
+  constructor(
+    readonly dir: string,
+    private readonly wal: Wal,
+    private readonly snaps: SnapshotStore,
+    private readonly lock: DirLock,
+    private readonly logger: StorageLogger,
+  ) {}
+
+  save(rd: DurableReady): Promise<void> {
+    return this.serial(async () => {
+      this.assertWritable();
+      try {
+        await this.persist(rd);
+      } catch (err) {
+        throw this.fail(err);
+      }
+    });
+  }
+
+  readSnapshotChunk(meta: SnapshotMeta, offset: number, length: number): Uint8Array | null {
+    if (this.closing) return null;
+    return this.snaps.read(meta, offset, length);
+  }
+
+  saveSnapshot(meta: SnapshotMeta, data: Uint8Array): Promise<void> {
+    try {
+      this.assertWritable();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (!this.isNewer(meta)) return Promise.resolve();
+    // The file is written outside the queue (a concurrent save need not wait for it); only the
+    // record that makes it current is queued, and re-checks that nothing newer won meanwhile.
+    const task = this.snaps.writeOwn(meta, data).then((ref) => this.serial(() => this.commitSnapshot(ref)));
+    this.inflight.add(task);
+    const forget = () => this.inflight.delete(task);
+    task.then(forget, forget);
+    return task;
+  }
+
+  stats(): StorageStats {
+    const { segments, activeBytes } = this.wal.stats();
+    return { segments, activeSegmentBytes: activeBytes, snapshot: this.snaps.currentRef?.meta ?? null };
+  }
+
+  /** Wait for pending work, then release the files and the lock. Later calls are refused. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await Promise.allSettled([...this.inflight]);
+      await this.tail;
+      await this.wal.close();
+      await this.snaps.close();
+      this.lock.release();
+    })();
+    return this.closing;
+  }
+
+  private async persist(rd: DurableReady): Promise<void> {
+    for (const chunk of rd.snapshotChunks) await this.snaps.stage(chunk);
+    let install: SnapshotRef | null = null;
+    if (rd.snapshot) {
+      install = await this.snaps.finishStaging(rd.snapshot);
+      // Start a fresh segment: once the install record is durable every older one is garbage.
+      await this.wal.rotate();
+    }
+    if (install || rd.entries.length > 0 || rd.hardState) {
+      await this.wal.append({ type: 'batch', install, entries: rd.entries, hardState: rd.hardState });
+    }
+    if (install) {
+      this.snaps.setCurrent(install);
+      await this.wal.dropAllButActive();
+    }
+  }
+
+  private async commitSnapshot(ref: SnapshotRef): Promise<void> {
+    if (this.closing || this.failed || !this.isNewer(ref.meta)) {
+      this.snaps.discard(ref);
+      this.assertWritable();
+      return;
+    }
+    try {
+      await this.wal.append({ type: 'snapshot', snapshot: ref });
+    } catch (err) {
+      throw this.fail(err);
+    }
+    this.snaps.setCurrent(ref);
+    await this.wal.compact(ref.meta.index);
+  }
+
+  private isNewer(meta: SnapshotMeta): boolean {
+    return meta.index > (this.wal.durableSnapshot?.meta.index ?? 0);
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(fn);
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  private assertWritable(): void {
+    if (this.failed) throw this.failed;
+    if (this.closing) throw new StorageError('STORAGE_CLOSED', `storage in ${this.dir} is closed`);
+  }
+
+  /** Poison the storage (see the file comment); returns the original error for the caller. */
+  private fail(err: unknown): unknown {
+    const reason = err instanceof Error ? err.message : String(err);
+    this.failed ??= new StorageError(
+      'STORAGE_FAILED',
+      `storage in ${this.dir} failed earlier (${reason}); restart the node to recover from disk`,
+      { cause: err },
+    );
+    this.logger.error({ dir: this.dir, err }, 'storage write failed; refusing further writes');
+    return err;
+  }
+}

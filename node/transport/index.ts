@@ -1,0 +1,12 @@
+// Public surface of the peer transport.
+
+export { InvalidPeerAddressError, type PeerAddress, parsePeerAddress } from './address.js';
+export { FrameError } from './framing.js';
+export { messageSchema, PROTOCOL_VERSION } from './message-schema.js';
+export type { DropReason, PeerTlsOptions, TransportMetricsHooks } from './options.js';
+export {
+  type PeerStatus,
+  PeerTransport,
+  type PeerTransportOptions,
+  type TransportStats,
+} from './peer-transport.js';

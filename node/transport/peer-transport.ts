@@ -1,0 +1,281 @@
+// PeerTransport: Raft peer traffic between node processes, the engine's `Transport`.
+//
+// Connection model: one connection per direction. This node dials every peer in the peer map and
+// only sends on that connection (PeerConnection); every peer dials us and we only receive on the
+// connections we accept (PeerListener). No dial races, no tie-breaking, and either side's
+// reconnect logic is independent of the other's.
+//
+// Contract with the engine: `send` never blocks and never throws. Messages are best effort: they
+// queue per peer while it is unreachable (bounded; the oldest are dropped first) and may be lost
+// with a connection; Raft retries. Received messages reach `onMessage` only after schema
+// validation and only when addressed to `selfId`.
+
+import type { AddressInfo } from 'node:net';
+import { pino } from 'pino';
+import type { Transport } from '../raft/raft-node.js';
+import type { Message, NodeId } from '../raft/types.js';
+import { type PeerAddress, parsePeerAddress } from './address.js';
+import { MAX_FRAME_BODY_BYTES } from './framing.js';
+import type { DropReason, Logger, PeerTlsOptions, TransportMetricsHooks } from './options.js';
+import { PeerConnection } from './peer-connection.js';
+import { PeerListener } from './peer-listener.js';
+import { shortMessage } from './short-message.js';
+
+export interface PeerTransportOptions {
+  selfId: NodeId;
+  /** Called synchronously for every valid message addressed to `selfId`. */
+  onMessage: (message: Message) => void;
+  /** Mutual TLS on both directions; plain TCP without it. */
+  tls?: PeerTlsOptions;
+  logger?: Logger;
+  /** Per peer; beyond it the oldest queued message is dropped. Default 4096. */
+  maxQueuedMessages?: number;
+  /** Largest frame body sent or accepted. Default 64 MiB. */
+  maxFrameBytes?: number;
+  /** Reconnect delay bounds (exponential backoff, full jitter). Defaults 50 and 2000. */
+  backoffMsMin?: number;
+  backoffMsMax?: number;
+  /** A dial (TCP connect and TLS handshake) not done by then is abandoned. Default 2000. */
+  connectTimeoutMs?: number;
+  /** An outbound connection with no pong for this long is redialled. Default 5000. */
+  livenessTimeoutMs?: number;
+  metrics?: TransportMetricsHooks;
+  /** Jitter source, a float in [0, 1). Default Math.random. */
+  random?: () => number;
+}
+
+export interface PeerStatus {
+  address: string;
+  connected: boolean;
+  queued: number;
+}
+
+export interface TransportStats {
+  sent: number;
+  received: number;
+  dropped: Record<DropReason, number>;
+  peers: Record<NodeId, PeerStatus>;
+  inboundConnections: number;
+}
+
+const DEFAULTS = {
+  maxQueuedMessages: 4096,
+  maxFrameBytes: 64 << 20,
+  backoffMsMin: 50,
+  backoffMsMax: 2000,
+  connectTimeoutMs: 2000,
+  livenessTimeoutMs: 5000,
+};
+
+type Settings = typeof DEFAULTS;
+
+export class PeerTransport implements Transport {
+  private readonly selfId: NodeId;
+  private readonly settings: Settings;
+  private readonly log: Logger;
+  private readonly peers = new Map<NodeId, PeerConnection>();
+  private readonly closing = new Set<Promise<void>>();
+  private readonly warnedUnknown = new Set<NodeId>();
+  private readonly listener: PeerListener;
+  private listened = false;
+  private closed = false;
+  private sent = 0;
+  private received = 0;
+  private readonly dropped: Record<DropReason, number> = {
+    'queue-full': 0,
+    'unknown-peer': 0,
+    'peer-removed': 0,
+    unsendable: 0,
+    'wrong-recipient': 0,
+  };
+
+  constructor(private readonly opts: PeerTransportOptions) {
+    this.selfId = opts.selfId;
+    this.settings = resolveSettings(opts);
+    this.log = (opts.logger ?? pino({ level: 'silent' })).child({
+      component: 'transport',
+      nodeId: opts.selfId,
+    });
+    this.listener = new PeerListener(
+      opts.tls ?? null,
+      {
+        selfId: opts.selfId,
+        maxFrameBytes: this.settings.maxFrameBytes,
+        idleTimeoutMs: 2 * this.settings.livenessTimeoutMs,
+        pongIntervalMs: Math.floor(this.settings.livenessTimeoutMs / 3),
+        logger: this.log,
+        deliver: (message, frameBytes) => this.deliver(message, frameBytes),
+        misaddressed: (message) => this.drop(message.from, 1, 'wrong-recipient'),
+      },
+      this.log,
+    );
+  }
+
+  /** Starts accepting peers' connections. Once only. */
+  async listen(host: string, port: number): Promise<AddressInfo> {
+    if (this.closed) throw new Error('transport is closed');
+    if (this.listened) throw new Error('transport is already listening');
+    this.listened = true;
+    const address = await this.listener.listen(host, port);
+    this.log.info(
+      { host: address.address, port: address.port, tls: this.opts.tls !== undefined },
+      'listening',
+    );
+    return address;
+  }
+
+  /**
+   * Replaces the peer map (id -> "host:port"; an entry for selfId is ignored). New peers are
+   * dialled, removed ones disconnected (their queued messages dropped), and a peer whose address
+   * changed is redialled with its queue kept. Throws InvalidPeerAddressError, changing nothing, if
+   * any address is malformed.
+   */
+  setPeers(peers: Record<NodeId, string>): void {
+    if (this.closed) return;
+    const next = new Map<NodeId, PeerAddress>();
+    for (const [id, text] of Object.entries(peers)) {
+      if (id !== this.selfId) next.set(id, parsePeerAddress(text));
+    }
+    this.warnedUnknown.clear();
+    for (const [id, conn] of this.peers) {
+      const address = next.get(id);
+      if (address?.text === conn.address.text) continue;
+      this.peers.delete(id);
+      const requeue = address ? conn.takeQueued() : [];
+      if (address)
+        this.log.info({ peer: id, from: conn.address.text, to: address.text }, 'peer address changed');
+      else this.log.info({ peer: id, address: conn.address.text }, 'peer removed');
+      this.track(conn.close());
+      if (address) {
+        const replacement = this.connect(id, address);
+        for (const message of requeue) replacement.enqueue(message);
+      }
+    }
+    for (const [id, address] of next) {
+      if (!this.peers.has(id)) this.connect(id, address);
+    }
+  }
+
+  send(messages: Message[]): void {
+    try {
+      for (const message of messages) {
+        const conn = this.peers.get(message.to);
+        if (conn) {
+          conn.enqueue(message);
+          continue;
+        }
+        this.drop(message.to, 1, this.closed ? 'peer-removed' : 'unknown-peer');
+        if (!this.closed && !this.warnedUnknown.has(message.to)) {
+          this.warnedUnknown.add(message.to);
+          this.log.warn(
+            { peer: message.to, type: message.type },
+            'no address for peer; dropping its messages',
+          );
+        }
+      }
+    } catch (err) {
+      // Unreachable by design; the engine must never see a throw from here regardless.
+      this.log.error({ err: shortMessage(err) }, 'transport send failed');
+    }
+  }
+
+  stats(): TransportStats {
+    const peers: Record<NodeId, PeerStatus> = {};
+    for (const [id, conn] of this.peers) {
+      peers[id] = { address: conn.address.text, connected: conn.isConnected, queued: conn.queuedMessages };
+    }
+    return {
+      sent: this.sent,
+      received: this.received,
+      dropped: { ...this.dropped },
+      peers,
+      inboundConnections: this.listener.connections,
+    };
+  }
+
+  /** Disconnects everything; resolves once no socket, server, or timer of this transport remains. */
+  async close(): Promise<void> {
+    if (this.closed) {
+      await Promise.all([...this.closing]);
+      return;
+    }
+    this.closed = true;
+    for (const conn of this.peers.values()) this.track(conn.close());
+    this.peers.clear();
+    this.track(this.listener.close());
+    await Promise.all([...this.closing]);
+    this.log.info('transport closed');
+  }
+
+  private connect(id: NodeId, address: PeerAddress): PeerConnection {
+    const conn = new PeerConnection({
+      ...this.settings,
+      selfId: this.selfId,
+      peerId: id,
+      address,
+      tls: this.opts.tls ?? null,
+      random: this.opts.random ?? Math.random,
+      logger: this.log,
+      onSent: (messages, bytes) => {
+        this.sent += messages;
+        this.hook(() => this.opts.metrics?.sent?.(id, messages, bytes));
+      },
+      onDropped: (messages, reason) => this.drop(id, messages, reason),
+    });
+    this.peers.set(id, conn);
+    return conn;
+  }
+
+  private deliver(message: Message, frameBytes: number): void {
+    if (this.closed) return;
+    this.received++;
+    this.hook(() => this.opts.metrics?.received?.(message.from, 1, frameBytes));
+    try {
+      this.opts.onMessage(message);
+    } catch (err) {
+      this.log.error({ err: shortMessage(err), type: message.type, from: message.from }, 'onMessage threw');
+    }
+  }
+
+  private drop(peer: NodeId, messages: number, reason: DropReason): void {
+    this.dropped[reason] += messages;
+    this.hook(() => this.opts.metrics?.dropped?.(peer, messages, reason));
+  }
+
+  /** Metrics hooks are the host's code on our hot path: a throwing hook must not break delivery. */
+  private hook(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.log.error({ err: shortMessage(err) }, 'transport metrics hook threw');
+    }
+  }
+
+  private track(closing: Promise<unknown>): void {
+    const done = closing.then(
+      () => undefined,
+      (err: unknown) => this.log.error({ err: shortMessage(err) }, 'error while closing'),
+    );
+    this.closing.add(done);
+    void done.finally(() => this.closing.delete(done));
+  }
+}
+
+function resolveSettings(opts: PeerTransportOptions): Settings {
+  const settings: Settings = {
+    maxQueuedMessages: opts.maxQueuedMessages ?? DEFAULTS.maxQueuedMessages,
+    maxFrameBytes: opts.maxFrameBytes ?? DEFAULTS.maxFrameBytes,
+    backoffMsMin: opts.backoffMsMin ?? DEFAULTS.backoffMsMin,
+    backoffMsMax: opts.backoffMsMax ?? DEFAULTS.backoffMsMax,
+    connectTimeoutMs: opts.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
+    livenessTimeoutMs: opts.livenessTimeoutMs ?? DEFAULTS.livenessTimeoutMs,
+  };
+  for (const [name, value] of Object.entries(settings)) {
+    if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer`);
+  }
+  if (settings.maxFrameBytes > MAX_FRAME_BODY_BYTES)
+    throw new RangeError('maxFrameBytes must fit in 32 bits');
+  if (settings.backoffMsMax < settings.backoffMsMin)
+    throw new RangeError('backoffMsMax must be >= backoffMsMin');
+  return settings;
+}

@@ -1,0 +1,87 @@
+// Socket construction for both directions, plain TCP or mutual TLS. Every socket disables Nagle's
+// algorithm: the transport batches by itself, and a delayed ACK must never hold a heartbeat back.
+
+import net from 'node:net';
+import tls from 'node:tls';
+import type { PeerAddress } from './address.js';
+import type { PeerTlsOptions } from './options.js';
+
+export interface Dialled {
+  socket: net.Socket;
+  /** The event after which the connection is usable (TLS: the handshake verified the server). */
+  readyEvent: 'connect' | 'secureConnect';
+}
+
+export function dial(address: PeerAddress, tlsOptions: PeerTlsOptions | null): Dialled {
+  const { host, port } = address;
+  if (!tlsOptions) return { socket: net.connect({ host, port, noDelay: true }), readyEvent: 'connect' };
+  const socket = tls.connect({
+    host,
+    port,
+    cert: tlsOptions.cert,
+    key: tlsOptions.key,
+    ca: tlsOptions.ca,
+    minVersion: 'TLSv1.2',
+    // The chain is always verified against `ca`; SNI is only allowed for DNS names.
+    rejectUnauthorized: true,
+    ...(net.isIP(host) === 0 ? { servername: host } : {}),
+    ...(tlsOptions.verifyServerName === false ? { checkServerIdentity: () => undefined } : {}),
+  });
+  socket.setNoDelay(true);
+  return { socket, readyEvent: 'secureConnect' };
+}
+
+export interface ServerHandlers {
+  /** A connection ready to carry frames (TLS: the client certificate was verified). */
+  onSocket(socket: net.Socket): void;
+  /** Every raw TCP connection, including TLS ones still handshaking, so close() can end them all. */
+  onRawSocket(socket: net.Socket): void;
+  /** A TLS peer was refused: a client certificate not signed by our CA, or a failed handshake. */
+  onTlsRefused(error: Error, remote: string): void;
+}
+
+/** How long an inbound TLS handshake may take before the socket is dropped. */
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+
+export function createPeerServer(tlsOptions: PeerTlsOptions | null, handlers: ServerHandlers): net.Server {
+  if (!tlsOptions) {
+    const server = net.createServer({ noDelay: true }, (socket) => handlers.onSocket(socket));
+    server.on('connection', (socket) => handlers.onRawSocket(socket));
+    return server;
+  }
+  const server = tls.createServer({
+    cert: tlsOptions.cert,
+    key: tlsOptions.key,
+    ca: tlsOptions.ca,
+    // Mutual TLS: the client must present a certificate, verified against `ca` during the handshake.
+    // The verdict is enforced in 'secureConnection' below rather than by OpenSSL aborting the
+    // handshake, because only there is the socket still open and its remote address known for the
+    // log line. A refused socket is destroyed before any of its bytes are read.
+    requestCert: true,
+    rejectUnauthorized: false,
+    minVersion: 'TLSv1.2',
+    handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+    noDelay: true,
+  });
+  server.on('connection', (socket: net.Socket) => handlers.onRawSocket(socket));
+  server.on('secureConnection', (socket: tls.TLSSocket) => {
+    if (!socket.authorized) {
+      const reason = String(socket.authorizationError ?? 'no client certificate');
+      handlers.onTlsRefused(new Error(`client certificate refused: ${reason}`), remoteOf(socket));
+      socket.destroy();
+      return;
+    }
+    socket.setNoDelay(true);
+    handlers.onSocket(socket);
+  });
+  server.on('tlsClientError', (error: Error, socket: tls.TLSSocket) => {
+    handlers.onTlsRefused(error, remoteOf(socket));
+    socket.destroy();
+  });
+  return server;
+}
+
+export function remoteOf(socket: net.Socket): string {
+  const host = socket.remoteAddress ?? '?';
+  return `${net.isIPv6(host) ? `[${host}]` : host}:${socket.remotePort ?? '?'}`;
+}
