@@ -1,0 +1,161 @@
+// Test support: a cluster of real `conflux-node` processes on 127.0.0.1, each with its own data
+// directory and free ports, started from a static initial cluster.
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const REPO = resolve(import.meta.dirname, '../..');
+
+export function freePort(): Promise<number> {
+  return new Promise((ok, fail) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', fail);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => ok(port));
+    });
+  });
+}
+
+export interface Member {
+  id: string;
+  apiPort: number;
+  raftPort: number;
+  dataDir: string;
+  logFile: string;
+  proc: ChildProcess | null;
+  exit: Promise<number | null> | null;
+}
+
+export class ProcessCluster {
+  readonly dir = mkdtempSync(join(tmpdir(), 'conflux-e2e-'));
+  readonly members: Member[] = [];
+
+  private constructor(private readonly extraArgs: string[]) {}
+
+  static async create(size: number, extraArgs: string[] = []): Promise<ProcessCluster> {
+    const c = new ProcessCluster(extraArgs);
+    for (let i = 1; i <= size; i++) {
+      const id = `n${i}`;
+      c.members.push({
+        id,
+        apiPort: await freePort(),
+        raftPort: await freePort(),
+        dataDir: join(c.dir, id),
+        logFile: join(c.dir, `${id}.log`),
+        proc: null,
+        exit: null,
+      });
+    }
+    return c;
+  }
+
+  member(id: string): Member {
+    const m = this.members.find((x) => x.id === id);
+    if (!m) throw new Error(`no member ${id}`);
+    return m;
+  }
+
+  url(id: string): string {
+    return `http://127.0.0.1:${this.member(id).apiPort}`;
+  }
+
+  private initialCluster(): string {
+    return this.members.map((m) => `${m.id}=127.0.0.1:${m.raftPort}/127.0.0.1:${m.apiPort}`).join(',');
+  }
+
+  /** Start one member's process (again); resolves once it listens (not necessarily ready). */
+  spawn(id: string): Member {
+    const m = this.member(id);
+    const args = [
+      '--import',
+      'tsx',
+      'node/main.ts',
+      '--dev-insecure',
+      '--node-id',
+      m.id,
+      '--data-dir',
+      m.dataDir,
+      '--api-addr',
+      `127.0.0.1:${m.apiPort}`,
+      '--raft-addr',
+      `127.0.0.1:${m.raftPort}`,
+      '--admin-addr',
+      '127.0.0.1:0',
+      '--initial-cluster',
+      this.initialCluster(),
+      '--tick-ms',
+      '20',
+      ...this.extraArgs,
+    ];
+    const proc = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    const log = createWriteStream(m.logFile, { flags: 'a' });
+    proc.stdout?.pipe(log);
+    proc.stderr?.pipe(log);
+    m.proc = proc;
+    m.exit = new Promise((ok) => proc.once('exit', (code) => ok(code)));
+    return m;
+  }
+
+  async start(): Promise<void> {
+    for (const m of this.members) this.spawn(m.id);
+    await Promise.all(this.members.map((m) => this.waitReady(m.id)));
+  }
+
+  async waitReady(id: string, timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      try {
+        const res = await fetch(`${this.url(id)}/readyz`);
+        if (res.status === 200) return;
+      } catch {
+        // not listening yet
+      }
+      await sleep(50);
+    }
+    throw new Error(`${id} not ready within ${timeoutMs} ms`);
+  }
+
+  /** The leader as the members report it (the majority view), once one is known. */
+  async leader(timeoutMs = 15_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      for (const m of this.members) {
+        if (!m.proc) continue;
+        try {
+          const body = (await (await fetch(`${this.url(m.id)}/readyz`)).json()) as { state: string };
+          if (body.state === 'leader') return m.id;
+        } catch {
+          // down or starting
+        }
+      }
+      await sleep(50);
+    }
+    throw new Error('no leader');
+  }
+
+  /** kill -9. */
+  async kill(id: string): Promise<void> {
+    const m = this.member(id);
+    m.proc?.kill('SIGKILL');
+    await m.exit;
+    m.proc = null;
+  }
+
+  async stop(): Promise<void> {
+    for (const m of this.members) m.proc?.kill('SIGTERM');
+    await Promise.all(this.members.map((m) => m.exit));
+    for (const m of this.members) m.proc = null;
+  }
+
+  async destroy(): Promise<void> {
+    await this.stop().catch(() => undefined);
+    if (!process.env.CONFLUX_KEEP_E2E) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
