@@ -3,7 +3,7 @@
 // readiness and Prometheus metrics.
 
 import rateLimit from '@fastify/rate-limit';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import { ConfluxError } from '../errors.js';
 import * as M from '../raft/membership.js';
@@ -21,7 +21,7 @@ export interface ApiServerOptions {
 export async function buildClientApi(ctx: ApiContext, opts: ApiServerOptions): Promise<FastifyInstance> {
   const serverOpts: FastifyServerOptions = {
     loggerInstance: opts.logger,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: ctx.limits.maxBodyBytes,
     ...(opts.https ? { https: opts.https } : {}),
   };
