@@ -13,7 +13,7 @@ import { KvStore } from './kv/store.js';
 import type { KvApplyResult } from './kv/types.js';
 import { NodeMetrics } from './metrics.js';
 import { DEFAULT_CONFIG } from './raft/raft.js';
-import { type Clock, RaftNode } from './raft/raft-node.js';
+import { RaftNode, realClock } from './raft/raft-node.js';
 import { SeededRng } from './raft/rng.js';
 import type { NodeId } from './raft/types.js';
 import { type DiskStorage, loadOrCreateNodeId, openStorage } from './storage/index.js';
@@ -27,17 +27,6 @@ export interface RunningNode {
   apiUrl: string;
   stop(): Promise<void>;
 }
-
-export const realClock: Clock = {
-  setInterval: (fn, ms) => {
-    const t = setInterval(fn, ms);
-    return { cancel: () => clearInterval(t) };
-  },
-  setTimeout: (fn, ms) => {
-    const t = setTimeout(fn, ms);
-    return { cancel: () => clearTimeout(t) };
-  },
-};
 
 interface Tls {
   cert: Buffer;

@@ -3,7 +3,7 @@
 // otherwise), then every record's shape and order, and the CRC at the end; any problem throws a
 // SnapshotFormatError naming it. Nothing decoded is meant to be used unless `finish` returned.
 
-import { crc32 } from './crc32.js';
+import { crc32 } from 'node:zlib';
 import { SnapshotFormatError } from './errors.js';
 import { compareKeys } from './keys.js';
 import {

@@ -13,7 +13,7 @@
 // `finish`) and never hands out anything before the checksum matched. u64 fields hold numbers up
 // to 2^53 - 1 (JavaScript's safe integers; a log index will not exceed that).
 
-import { crc32 } from './crc32.js';
+import { crc32 } from 'node:zlib';
 import { utf8Bytes } from './keys.js';
 import type { KeyValue } from './types.js';
 

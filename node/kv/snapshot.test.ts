@@ -1,10 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import * as zlib from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { SnapshotMeta } from '../raft/types.js';
 import type { Compare, KvCommand, Op } from './commands.js';
-import { crc32, crc32Portable } from './crc32.js';
 import { SnapshotFormatError } from './errors.js';
 import { KvStore } from './store.js';
 import { blank, put, run } from './test-helpers.js';
@@ -260,19 +258,5 @@ describe('snapshot: corrupt data is refused', () => {
     });
     expect(target.get('mine')).toBeDefined();
     expect(target.applied).toBe(1);
-  });
-});
-
-describe('crc32', () => {
-  it('the portable CRC-32 matches zlib and is incremental', () => {
-    fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 300 }), fc.uint8Array({ maxLength: 300 }), (a, b) => {
-        const whole = Buffer.concat([a, b]);
-        expect(crc32Portable(whole)).toBe(crc32(whole));
-        expect(crc32Portable(b, crc32Portable(a))).toBe(crc32(whole));
-        if (typeof zlib.crc32 === 'function') expect(crc32(whole)).toBe(zlib.crc32(whole));
-      }),
-    );
-    expect(crc32Portable(Buffer.from('123456789'))).toBe(0xcbf43926); // the standard check value
   });
 });

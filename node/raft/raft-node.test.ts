@@ -2,9 +2,9 @@
 // transport delivers on a microtask, and time only moves when a test advances the fake clock.
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG, type RaftState } from './raft.js';
-import { type Clock, RaftNode, type RaftStorage, type StateMachine, type Timer } from './raft-node.js';
+import { type Clock, RaftNode, type RaftStorage, type Timer } from './raft-node.js';
 import { SeededRng } from './rng.js';
-import { encodeCommand, KvMachine, type KvResult } from './sim/kv-machine.js';
+import { encodeCommand, type KvResult, KvStateMachine } from './sim/kv-machine.js';
 import type { Entry, HardState, Message, NodeId, SnapshotChunk, SnapshotMeta } from './types.js';
 
 const TICK_MS = 10;
@@ -94,22 +94,6 @@ class MemStorage implements RaftStorage {
 
   recovered(): RaftState {
     return { hardState: this.hardState, snapshot: this.snapshot?.meta ?? null, entries: [...this.entries] };
-  }
-}
-
-class KvStateMachine implements StateMachine<KvResult | null> {
-  kv = new KvMachine();
-  get applied(): number {
-    return this.kv.applied;
-  }
-  apply(entry: Entry): KvResult | null {
-    return this.kv.apply(entry);
-  }
-  snapshot(): { index: number; data: Uint8Array } {
-    return { index: this.kv.applied, data: this.kv.snapshot() };
-  }
-  restore(_meta: SnapshotMeta, data: Uint8Array): void {
-    this.kv = KvMachine.restore(data);
   }
 }
 

@@ -61,6 +61,18 @@ export interface Clock {
   setTimeout(fn: () => void, ms: number): Timer;
 }
 
+/** Node's own timers. */
+export const realClock: Clock = {
+  setInterval: (fn, ms) => {
+    const t = setInterval(fn, ms);
+    return { cancel: () => clearInterval(t) };
+  },
+  setTimeout: (fn, ms) => {
+    const t = setTimeout(fn, ms);
+    return { cancel: () => clearTimeout(t) };
+  },
+};
+
 export interface RaftNodeOptions<R> {
   config: RaftConfig;
   /** What storage recovered (EMPTY_STATE for a new node). Its `applied` is ignored: the state machine's counts. */

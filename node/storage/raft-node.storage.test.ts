@@ -4,41 +4,14 @@ import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RaftError } from '../raft/errors.js';
 import { DEFAULT_CONFIG } from '../raft/raft.js';
-import { type Clock, RaftNode, type StateMachine } from '../raft/raft-node.js';
+import { RaftNode, realClock } from '../raft/raft-node.js';
 import { SeededRng } from '../raft/rng.js';
-import { encodeCommand, KvMachine, type KvResult } from '../raft/sim/kv-machine.js';
-import type { Entry, Message, NodeId, SnapshotMeta } from '../raft/types.js';
+import { encodeCommand, type KvResult, KvStateMachine } from '../raft/sim/kv-machine.js';
+import type { Message, NodeId } from '../raft/types.js';
 import { type DiskStorage, openStorage } from './storage.js';
 import { tempDir } from './test-util.js';
 
 const IDS = ['n1', 'n2', 'n3'];
-
-const realClock: Clock = {
-  setInterval(fn, ms) {
-    const t = setInterval(fn, ms);
-    return { cancel: () => clearInterval(t) };
-  },
-  setTimeout(fn, ms) {
-    const t = setTimeout(fn, ms);
-    return { cancel: () => clearTimeout(t) };
-  },
-};
-
-class KvStateMachine implements StateMachine<KvResult | null> {
-  kv = new KvMachine();
-  get applied(): number {
-    return this.kv.applied;
-  }
-  apply(entry: Entry): KvResult | null {
-    return this.kv.apply(entry);
-  }
-  snapshot(): { index: number; data: Uint8Array } {
-    return { index: this.kv.applied, data: this.kv.snapshot() };
-  }
-  restore(_meta: SnapshotMeta, data: Uint8Array): void {
-    this.kv = KvMachine.restore(data);
-  }
-}
 
 interface Member {
   node: RaftNode<KvResult | null>;

@@ -8,8 +8,8 @@
 // copying the data. Chunk offsets are file offsets when the snapshot is served, too.
 
 import * as fs from 'node:fs';
+import { crc32 } from 'node:zlib';
 import type { SnapshotMeta } from '../raft/types.js';
-import { crc32 } from './crc32.js';
 import { StorageCorruptionError } from './errors.js';
 import { snapshotMetaSchema } from './schemas.js';
 

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { crc32, crc32Fallback } from './crc32.js';
 import { snapMeta } from './test-util.js';
 import {
   decodeFrame,
@@ -23,15 +22,6 @@ const records: WalRecord[] = [
   },
   { type: 'snapshot', snapshot: { meta: snapMeta(9, 2, 0), file: '0000000000000009-00000000.snap' } },
 ];
-
-describe('crc32', () => {
-  it('the table fallback matches the native implementation, also when streaming', () => {
-    const data = Buffer.from('The quick brown fox jumps over the lazy dog');
-    expect(crc32Fallback(data)).toBe(0x414fa339);
-    expect(crc32(data)).toBe(0x414fa339);
-    expect(crc32Fallback(data.subarray(10), crc32Fallback(data.subarray(0, 10)))).toBe(0x414fa339);
-  });
-});
 
 describe('WAL frames', () => {
   it('round-trip every record type', () => {

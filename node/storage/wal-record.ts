@@ -9,10 +9,10 @@
 // order) can only damage the last record, so a bad record followed by a valid one was damaged
 // *after* it was durable, i.e. it is corruption and never a crash artefact.
 
+import { crc32 } from 'node:zlib';
 import { Packr } from 'msgpackr';
 import { z } from 'zod';
 import type { Entry, HardState } from '../raft/types.js';
-import { crc32 } from './crc32.js';
 import { entrySchema, hardStateSchema, type SnapshotRef, snapshotRefSchema } from './schemas.js';
 
 export type WalRecord =

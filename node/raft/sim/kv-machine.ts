@@ -1,7 +1,8 @@
 // The simulator's replicated state machine: a tiny key-value map. It keeps a rolling digest of
 // everything applied, so "applied state identical" is one comparison per applied index.
 
-import type { Entry } from '../types.js';
+import type { StateMachine } from '../raft-node.js';
+import type { Entry, SnapshotMeta } from '../types.js';
 
 export type KvCommand =
   | { op: 'put'; key: string; value: string; id: string }
@@ -74,5 +75,22 @@ export class KvMachine {
     m.digest = s.digest;
     m.data = new Map(s.data);
     return m;
+  }
+}
+
+/** KvMachine behind the RaftNode's StateMachine interface, for host-level tests. */
+export class KvStateMachine implements StateMachine<KvResult | null> {
+  kv = new KvMachine();
+  get applied(): number {
+    return this.kv.applied;
+  }
+  apply(entry: Entry): KvResult | null {
+    return this.kv.apply(entry);
+  }
+  snapshot(): { index: number; data: Uint8Array } {
+    return { index: this.kv.applied, data: this.kv.snapshot() };
+  }
+  restore(_meta: SnapshotMeta, data: Uint8Array): void {
+    this.kv = KvMachine.restore(data);
   }
 }
