@@ -87,8 +87,13 @@ function stream(
     filter,
     from,
     (e) => {
-      if (open)
-        res.write(`id: ${e.revision}\nevent: ${e.type}\ndata: ${JSON.stringify(eventJson(e, encoding))}\n\n`);
+      if (!open) return;
+      const more = res.write(
+        `id: ${e.revision}\nevent: ${e.type}\ndata: ${JSON.stringify(eventJson(e, encoding))}\n\n`,
+      );
+      // A slow client holds its watcher back (which then falls back to history) instead of
+      // growing this socket's buffer without bound.
+      if (!more) return new Promise<void>((resume) => res.once('drain', resume).once('close', resume));
     },
     {
       // The client resumes with from_revision = nextRevision (and gets COMPACTED if that is gone).

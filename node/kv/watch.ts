@@ -5,8 +5,9 @@
 // that watcher's drain on a microtask. Each watcher drains on its own: it calls the listener one
 // event at a time and, when the listener returns a promise (an SSE socket applying backpressure),
 // waits for it before the next. A watcher whose buffer holds more than `bufferEvents` undelivered
-// events is closed with reason 'overflow'; its client re-watches from `nextRevision` and catches up
-// from the history (or gets 410 if it fell out of it).
+// events drops its buffer and goes back to reading the history from `nextRevision` (as etcd's
+// unsynced watchers do): a slow consumer falls behind without losing events, and is closed with
+// reason 'compacted' only if it falls out of the history altogether.
 //
 // A new watch starts "unsynced": its drain reads history from `fromRevision` in batches (no copy
 // into the buffer, so a long replay cannot overflow) and becomes "synced" once it has read up to
@@ -24,7 +25,7 @@ import { type KeyFilter, matches, type WatchEvent } from './types.js';
 
 export type WatchListener = (event: WatchEvent) => void | Promise<void>;
 
-export type WatchCloseReason = 'cancelled' | 'overflow' | 'compacted' | 'restored' | 'listener-error';
+export type WatchCloseReason = 'cancelled' | 'compacted' | 'restored' | 'listener-error';
 
 export interface WatchClose {
   reason: WatchCloseReason;
@@ -172,8 +173,14 @@ export class WatchHub {
         w.buffer.push(e);
         added = true;
       }
-      if (w.pending > w.maxBuffer) this.close(w, { reason: 'overflow', nextRevision: w.nextRevision });
-      else if (added) this.schedule(w);
+      if (w.pending > w.maxBuffer) {
+        // Too far behind to buffer: forget the buffer and replay from history instead. A drain in
+        // progress finishes the events it holds (nextRevision follows them), then reads history.
+        w.synced = false;
+        w.buffer = [];
+        w.head = 0;
+        this.schedule(w);
+      } else if (added) this.schedule(w);
     }
     for (const waiter of this.waiters) {
       if (revision < waiter.from) continue;
