@@ -79,6 +79,7 @@ export async function startNode(config: NodeConfig, rootLogger: Logger): Promise
     transport,
     clock: realClock,
     tickMs: config.tickMs,
+    onApplied: (_entries, ms) => metrics.apply.observe(ms / 1000),
   });
   const node = raft;
 
