@@ -61,6 +61,8 @@ export interface LoadOptions {
   onMeasureStart?: () => void;
   onMeasureEnd?: () => void;
   timeoutMs?: number;
+  /** Send exactly this many requests (one per prepared request), the duration being a deadline. */
+  count?: number;
 }
 
 interface Outcome {
@@ -136,7 +138,7 @@ export async function runLoad(target: Member, w: Workload, opts: LoadOptions): P
   const loop = async () => {
     while (!opts.signal?.aborted) {
       const begin = performance.now();
-      if (begin >= end) return;
+      if (begin >= end || (opts.count !== undefined && next >= opts.count)) return;
       const spec = w.requests[next++ % w.requests.length] as RequestSpec;
       const out = await send(agent, target, spec, w, timeoutMs);
       const done = performance.now();

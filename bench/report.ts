@@ -76,8 +76,15 @@ export function renderReport(report: Report): string {
   out.push(
     `Conflux vs etcd ${m.etcdVersion} — 3 nodes each on 127.0.0.1, ${m.cpus} CPUs, ${m.seconds} s per run ` +
       `after ${m.warmup} s warm-up, ${m.rounds} rounds (median round shown), ${m.keys} keys, ${m.valueBytes}-byte values`,
-    '',
   );
+  const busy = Math.max(Number(m.loadAverageAtStart), Number(m.loadAverageAtEnd));
+  if (busy > 0.5 * Number(m.cpus)) {
+    out.push(
+      `WARNING: the machine was busy with other work (1-min load average ${m.loadAverageAtStart} at the start, ` +
+        `${m.loadAverageAtEnd} at the end, ${m.cpus} CPUs): absolute numbers are pessimistic; compare the ratios.`,
+    );
+  }
+  out.push('');
   const rows: string[][] = [
     [
       'workload',
@@ -123,6 +130,16 @@ export function renderReport(report: Report): string {
       `${cf.failures}/${ef.failures}`,
       flags.length ? `!! ${flags.join(', ')}` : '',
     ]);
+    for (const [name, r] of [
+      ['Conflux', cm],
+      ['etcd', em],
+    ] as const) {
+      if (r.clientCpuPct > 90)
+        notes.push(
+          `  ${name} ${c.label} x${c.inFlight}: the load generator used ${r.clientCpuPct.toFixed(0)}% of a core; ` +
+            'it may be the bottleneck',
+        );
+    }
     for (const [name, cell] of [
       ['Conflux', c],
       ['etcd', e],
@@ -134,7 +151,7 @@ export function renderReport(report: Report): string {
     }
   }
   out.push(table(rows));
-  if (notes.length) out.push('', 'Failures (first distinct reasons per run):', ...notes);
+  if (notes.length) out.push('', 'Notes (failures: the first distinct reasons per run):', ...notes);
 
   out.push('', 'Memory at the end (VmRSS, peak VmHWM):');
   for (const sys of ['conflux', 'etcd'] as const) {

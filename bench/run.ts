@@ -7,7 +7,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -99,6 +99,7 @@ function cpuProbe(members: Member[]) {
 async function main(): Promise<void> {
   const opts = options();
   keep = opts.keep;
+  const loadAtStart = loadavg()[0] as number;
   tmp = mkdtempSync(join(tmpdir(), 'conflux-bench-'));
   log(`temp dir ${tmp}`);
 
@@ -140,10 +141,16 @@ async function main(): Promise<void> {
     const r = await runLoad(await leaderOf(c), c.workload('write', keys, values), {
       inFlight: 16,
       warmupMs: 0,
-      durationMs: Math.max(3000, opts.keys * 5),
+      durationMs: 300_000,
+      count: keys.length,
       signal: abort.signal,
     });
-    if (r.failures > 0) throw new Error(`${c.system}: ${r.failures} writes failed while loading keys`);
+    if (r.ops !== keys.length) {
+      const why = Object.keys(r.failureSamples).join('; ');
+      throw new Error(
+        `${c.system}: only ${r.ops} of ${keys.length} keys were written (${r.failures} failed: ${why})`,
+      );
+    }
   }
 
   const cells: Cell[] = [];
@@ -213,6 +220,8 @@ async function main(): Promise<void> {
       inFlight: opts.inFlight,
       keys: opts.keys,
       valueBytes: 100,
+      loadAverageAtStart: Number(loadAtStart.toFixed(2)),
+      loadAverageAtEnd: Number((loadavg()[0] as number).toFixed(2)),
       command: process.argv.slice(2).join(' '),
     },
     floor,

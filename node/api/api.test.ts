@@ -226,6 +226,7 @@ describe('client API', () => {
       'conflux_storage_fsync_seconds_bucket',
       'conflux_http_request_duration_seconds_bucket',
       'conflux_raft_proposals_total',
+      'conflux_kv_apply_seconds_bucket',
     ]) {
       expect(text).toContain(name);
     }
