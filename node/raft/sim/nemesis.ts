@@ -1,5 +1,6 @@
 // The fault schedule of the safety phase: partitions (majority/minority, isolated leader,
-// one-way), crashes and restarts, membership changes and leader transfers, all drawn from the seed.
+// one-way), crashes and restarts (one node, or all at once as in a power loss), membership changes
+// and leader transfers, all drawn from the seed.
 
 import { RaftError } from '../errors.js';
 import * as M from '../membership.js';
@@ -37,7 +38,8 @@ export class Nemesis {
     this.faults++;
     if (roll < 20) this.partition();
     else if (roll < 30) this.sim.heal();
-    else if (roll < 50) this.crash();
+    else if (roll < 45) this.crash();
+    else if (roll < 50) this.powerLoss();
     else if (roll < 65) this.changeMembership();
     else if (roll < 80) this.transfer();
     else if (roll < 90) this.oneWay();
@@ -98,6 +100,14 @@ export class Nemesis {
           : rng.pick(alive);
     this.sim.crash(victim.id);
     this.sim.later(20 + rng.int(600), () => this.sim.restart(victim.id));
+  }
+
+  /** Every node loses power at once: only what each had synced survives. */
+  private powerLoss(): void {
+    for (const n of this.sim.alive()) {
+      this.sim.crash(n.id);
+      this.sim.later(20 + this.sim.rng.int(300), () => this.sim.restart(n.id));
+    }
   }
 
   private changeMembership(): void {

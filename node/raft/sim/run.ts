@@ -62,6 +62,11 @@ export function runSeed(seed: number, options: RunOptions = {}): RunResult {
     sim.faultsOn = false;
     sim.heal();
     for (const n of sim.nodes.values()) sim.restart(n.id);
+    // A power loss before the bootstrap entry was durable leaves nobody initialized: initialize
+    // again, as the operator does when every pod reports an empty node.
+    if ([...sim.nodes.values()].every((n) => n.core?.log.lastIndex() === 0 && n.core.term === 0)) {
+      sim.guard(first, () => first.core?.initialize(voters));
+    }
     const healedAt = sim.now;
     const live = livenessProbe(sim);
     sim.runUntil(healedAt + profile.livenessMs, () => live.done);

@@ -11,6 +11,8 @@ export class SimDisk {
 
   /** Make one Ready's durable part durable. Returns the bytes of a snapshot it installed, if any. */
   write(rd: Ready): Uint8Array | null {
+    // A commit-only Ready is not written (Ready.mustSync): model a host that never writes it.
+    if (!rd.mustSync) return null;
     if (rd.hardState) this.hardState = rd.hardState;
     for (const c of rd.snapshotChunks) {
       if (c.offset === 0) this.staging = [];
