@@ -24,6 +24,7 @@ export interface RunningNode {
   raft: RaftNode<KvApplyResult>;
   kv: KvStore;
   api: FastifyInstance;
+  transport: PeerTransport;
   apiUrl: string;
   stop(): Promise<void>;
 }
@@ -134,6 +135,7 @@ export async function startNode(config: NodeConfig, rootLogger: Logger): Promise
     raft: node,
     kv,
     api,
+    transport,
     apiUrl,
     stop: () => stop(api, node, transport, storage, log),
   };
