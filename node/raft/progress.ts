@@ -99,15 +99,6 @@ export class Progress {
    * Returns false for a stale rejection (answers to appends we already moved past).
    */
   maybeDecrTo(rejected: number, probeFrom: number): boolean {
-    if (probeFrom < this.match) {
-      // The follower no longer holds entries it acknowledged (its disk lost a tail it had
-      // synced), or this is a stale answer from before it caught up. Either way resending from
-      // its hint is safe: a lower match only makes commit counting more conservative.
-      this.match = probeFrom;
-      this.next = probeFrom + 1;
-      this.probeSent = false;
-      return true;
-    }
     if (this.state === 'replicate') {
       if (rejected <= this.match) return false;
       this.next = this.match + 1;

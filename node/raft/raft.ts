@@ -118,6 +118,7 @@ export class RaftCore {
   private chunks: SnapshotChunk[] = [];
   private installed: SnapshotMeta | null = null;
   private needsBroadcast = false;
+  private needsReadRound = false;
   private prevHardState: HardState;
   private prevSoft: { role: Role; leader: NodeId | null };
   private outstanding: Ready | null = null;
@@ -387,21 +388,9 @@ export class RaftCore {
   }
 
   private handleHeartbeat(m: Extract<Message, { type: 'heartbeat' }>): void {
-    const last = this.log.lastIndex();
-    if (m.commit > last) {
-      // The leader believes we hold entries we do not (our disk lost an acknowledged tail):
-      // tell it where our log really ends so it resends.
-      const hintTerm = this.log.lastTerm();
-      this.reply(m.from, {
-        type: 'append-response',
-        index: m.commit,
-        reject: true,
-        hintIndex: last,
-        hintTerm,
-      });
-    }
-    this.commitTo(Math.min(m.commit, last));
-    this.reply(m.from, { type: 'heartbeat-response', readSeq: m.readSeq });
+    const lastIndex = this.log.lastIndex();
+    this.commitTo(Math.min(m.commit, lastIndex));
+    this.reply(m.from, { type: 'heartbeat-response', readSeq: m.readSeq, lastIndex });
   }
 
   private handleSnapshot(m: Extract<Message, { type: 'snapshot' }>): void {
@@ -465,7 +454,7 @@ export class RaftCore {
         return;
       case 'heartbeat-response':
         this.reads.ack(m.from, m.readSeq, this.membership.configs);
-        this.replication.onHeartbeatResponse(m.from, pr);
+        this.replication.onHeartbeatResponse(m.from, pr, m.lastIndex);
         return;
       case 'snapshot-response':
         this.replication.onSnapshotResponse(pr, m);
@@ -504,7 +493,7 @@ export class RaftCore {
     }
     if (this.role === 'leader' && this.log.term(this.log.committed) === this.term) {
       if (this.reads.termCommitted(this.log.committed) && !this.reads.release(this.membership.configs)) {
-        this.broadcastHeartbeat();
+        this.needsReadRound = true;
       }
     }
   }
@@ -624,7 +613,9 @@ export class RaftCore {
     const committedOwnTerm = this.log.term(this.log.committed) === this.term;
     const seq = this.reads.add(ctx, this.log.committed, committedOwnTerm);
     // A single voter is its own quorum; otherwise a heartbeat round confirms the read.
-    if (seq !== null && !this.reads.release(this.membership.configs)) this.broadcastHeartbeat();
+    // Reads registered before the next ready() share one heartbeat round (it carries the newest
+    // sequence, so its acknowledgements confirm them all).
+    if (seq !== null && !this.reads.release(this.membership.configs)) this.needsReadRound = true;
   }
 
   /**
@@ -660,7 +651,9 @@ export class RaftCore {
       this.maybeLeaveJoint();
       this.replication.broadcastAppend();
     }
+    if (this.needsReadRound && this.role === 'leader') this.broadcastHeartbeat();
     this.needsBroadcast = false;
+    this.needsReadRound = false;
   }
 
   /** Joint consensus is a transit state: once it commits, the leader proposes the final config. */
@@ -680,7 +673,7 @@ export class RaftCore {
   }
 
   hasReady(): boolean {
-    if (this.needsBroadcast) return true;
+    if (this.needsBroadcast || this.needsReadRound) return true;
     const hs = this.hardState();
     return (
       this.msgs.length > 0 ||

@@ -17,6 +17,21 @@ describe('ReadIndex', () => {
     expect(net.node('n1').readStates).toEqual([{ ctx: 'r1', index: 3 }]);
   });
 
+  it('reads registered before the next Ready share one heartbeat round', () => {
+    const net = bootstrap();
+    net.on('n1', (c) => {
+      c.readIndex('a');
+      c.readIndex('b');
+      c.readIndex('c');
+    });
+    expect(net.deliver()).toEqual([
+      'n1->n2 heartbeat t2 commit=2 read=3',
+      'n1->n3 heartbeat t2 commit=2 read=3',
+    ]);
+    net.deliver();
+    expect(net.node('n1').readStates.map((r) => r.ctx)).toEqual(['a', 'b', 'c']);
+  });
+
   it('an acknowledgement of an earlier heartbeat does not confirm a later read (unique per attempt)', () => {
     const net = bootstrap();
     net.tick('n1'); // heartbeat with read=0 in flight

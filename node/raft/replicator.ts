@@ -82,7 +82,15 @@ export class Replicator {
     return true;
   }
 
-  onHeartbeatResponse(from: NodeId, pr: Progress): void {
+  onHeartbeatResponse(from: NodeId, pr: Progress, lastIndex: number): void {
+    // Below what it acknowledged and what is committed: a late answer cannot explain that in
+    // practice (links are FIFO); at worst this costs a resend.
+    if (lastIndex < Math.min(pr.match, this.log.committed)) {
+      // It holds less than it acknowledged: its disk lost a synced tail (a crash cannot do
+      // this). What it still holds is committed, so it matches ours; resend from there.
+      pr.match = lastIndex;
+      pr.becomeProbe();
+    }
     pr.probeSent = false;
     // A full window whose appends were lost would stall forever: let one more through; a gap
     // makes the follower reject, which puts it back into probe.

@@ -81,7 +81,12 @@ export type Message =
       hintTerm: number;
     })
   | (MessageBase & { type: 'heartbeat'; commit: number; readSeq: number })
-  | (MessageBase & { type: 'heartbeat-response'; readSeq: number })
+  | (MessageBase & {
+      type: 'heartbeat-response';
+      readSeq: number;
+      /** The follower's last log index: lower than what it acknowledged means its disk lost a tail. */
+      lastIndex: number;
+    })
   | (MessageBase & {
       type: 'snapshot';
       meta: SnapshotMeta;

@@ -68,7 +68,7 @@ export const messageSchema = z.discriminatedUnion('type', [
     hintTerm: count,
   }),
   z.object({ ...base, type: z.literal('heartbeat'), commit: count, readSeq: count }),
-  z.object({ ...base, type: z.literal('heartbeat-response'), readSeq: count }),
+  z.object({ ...base, type: z.literal('heartbeat-response'), readSeq: count, lastIndex: count }),
   z.object({
     ...base,
     type: z.literal('snapshot'),

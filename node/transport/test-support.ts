@@ -38,7 +38,7 @@ export function everyMessageType(from: NodeId, to: NodeId): Message[] {
     { ...base, type: 'append', prevIndex: 14, prevTerm: 3, entries: [], commit: 14 },
     { ...base, type: 'append-response', index: 14, reject: true, hintIndex: 8, hintTerm: 2 },
     { ...base, type: 'heartbeat', commit: 14, readSeq: 5 },
-    { ...base, type: 'heartbeat-response', readSeq: 5 },
+    { ...base, type: 'heartbeat-response', readSeq: 5, lastIndex: 12 },
     { ...base, type: 'snapshot', meta, offset: 65536, data: bytesOf(70_000, 1), length: 70_000, done: false },
     { ...base, type: 'snapshot-response', snapshotIndex: 120, nextOffset: 135_536, reject: false },
     { ...base, type: 'timeout-now' },

@@ -239,7 +239,7 @@ export function describe(m: Message): string {
     case 'heartbeat':
       return `${head} commit=${m.commit} read=${m.readSeq}`;
     case 'heartbeat-response':
-      return `${head} read=${m.readSeq}`;
+      return `${head} read=${m.readSeq} last=${m.lastIndex}`;
     case 'snapshot':
       return `${head} snap=${m.meta.index}/${m.meta.term} offset=${m.offset} len=${m.length}${m.done ? ' done' : ''}`;
     case 'snapshot-response':
