@@ -48,7 +48,16 @@ describe.skipIf(!hasOpenssl())('a cluster with TLS everywhere', () => {
       pki.node(id, 'ca1');
       const p = ports[i] as { api: number; raft: number };
       const args = ['--node-id', id, '--data-dir', join(pki.dir, id), '--api-addr', `127.0.0.1:${p.api}`];
-      args.push('--raft-addr', `127.0.0.1:${p.raft}`, '--initial-cluster', initial, '--tick-ms', '20');
+      args.push(
+        '--raft-addr',
+        `127.0.0.1:${p.raft}`,
+        '--initial-cluster',
+        initial,
+        '--tick-ms',
+        '20',
+        '--admin-addr',
+        '127.0.0.1:0',
+      );
       args.push(
         '--tls-cert',
         join(pki.dir, `${id}.crt`),
@@ -88,6 +97,8 @@ describe.skipIf(!hasOpenssl())('a cluster with TLS everywhere', () => {
     const real = ports.map((p, i) => `t${i + 1}=127.0.0.1:${p.raft}/127.0.0.1:${p.api}`).slice(0, 2);
     const initial = [...real, `t3=127.0.0.1:${raft}/127.0.0.1:${api}`].join(',');
     const args = [
+      '--admin-addr',
+      '127.0.0.1:0',
       '--node-id',
       't3',
       '--data-dir',

@@ -5,6 +5,7 @@ import { randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { buildAdminApi } from './api/admin-app.js';
 import { buildClientApi } from './api/app.js';
 import type { ApiContext } from './api/context.js';
 import { splitHostPort } from './api/forward.js';
@@ -24,8 +25,10 @@ export interface RunningNode {
   raft: RaftNode<KvApplyResult>;
   kv: KvStore;
   api: FastifyInstance;
+  admin: FastifyInstance;
   transport: PeerTransport;
   apiUrl: string;
+  adminUrl: string;
   stop(): Promise<void>;
 }
 
@@ -128,16 +131,49 @@ export async function startNode(config: NodeConfig, rootLogger: Logger): Promise
   const [apiHost, apiPort] = splitHostPort(config.apiAddr);
   await api.listen({ host: apiHost, port: apiPort });
   const apiUrl = `${tls ? 'https' : 'http'}://${config.advertiseApiAddr}`;
-  log.info({ api: apiUrl, raft: config.advertiseRaftAddr, dataDir: config.dataDir }, 'node started');
+
+  const admin = buildAdminApi(
+    {
+      nodeId: id,
+      raft: node,
+      addressesOf: (peer) => addresses.get(peer),
+      transferTimeoutMs: config.requestTimeoutMs,
+    },
+    {
+      logger: log.child({ component: 'admin' }),
+      ...(tls
+        ? {
+            https: {
+              cert: tls.cert,
+              key: tls.key,
+              ca: [tls.ca, ...(config.adminCa ? [readFileSync(config.adminCa)] : [])],
+            },
+          }
+        : {}),
+    },
+  );
+  const [adminHost, adminPort] = splitHostPort(config.adminAddr);
+  await admin.listen({ host: adminHost, port: adminPort });
+  const adminAddress = admin.server.address();
+  const adminUrl = `${tls ? 'https' : 'http'}://${adminHost}:${typeof adminAddress === 'object' && adminAddress ? adminAddress.port : adminPort}`;
+  log.info(
+    { api: apiUrl, admin: adminUrl, raft: config.advertiseRaftAddr, dataDir: config.dataDir },
+    'node started',
+  );
 
   return {
     id,
     raft: node,
     kv,
     api,
+    admin,
     transport,
     apiUrl,
-    stop: () => stop(api, node, transport, storage, log),
+    adminUrl,
+    stop: async () => {
+      await admin.close();
+      await stop(api, node, transport, storage, log);
+    },
   };
 }
 

@@ -23,7 +23,12 @@ const build = spawnSync(
 if (build.status !== 0) process.exit(build.status ?? 1);
 
 const ids = ['n1', 'n2', 'n3'];
-const member = (id, i) => ({ id, raft: `127.0.0.1:${base + i}`, api: `127.0.0.1:${base + 100 + i}` });
+const member = (id, i) => ({
+  id,
+  raft: `127.0.0.1:${base + i}`,
+  api: `127.0.0.1:${base + 100 + i}`,
+  admin: `127.0.0.1:${base + 200 + i}`,
+});
 const members = ids.map(member);
 const initial = members.map((m) => `${m.id}=${m.raft}/${m.api}`).join(',');
 mkdirSync(dataRoot, { recursive: true });
@@ -43,6 +48,8 @@ const children = members.map((m) => {
       m.api,
       '--raft-addr',
       m.raft,
+      '--admin-addr',
+      m.admin,
       '--initial-cluster',
       initial,
     ],

@@ -31,6 +31,8 @@ async function single(extra: string[] = []): Promise<{ node: RunningNode; dir: s
       `solo=127.0.0.1:${raft}/127.0.0.1:${api}`,
       '--tick-ms',
       '10',
+      '--admin-addr',
+      '127.0.0.1:0',
       ...extra,
     ],
     {},

@@ -37,6 +37,8 @@ describe('a follower with --follower-redirect', () => {
         '--tick-ms',
         '10',
         '--follower-redirect',
+        '--admin-addr',
+        '127.0.0.1:0',
       );
       nodes.push(await startNode(loadConfig(args, {}), pino({ level: 'silent' })));
     }
