@@ -86,13 +86,14 @@ ready().then(
     console.log('\nConflux is running: a three-node cluster on this machine (plain HTTP, loopback only).\n');
     for (const m of members) {
       console.log(
-        `  ${m.id}${m.id === leader ? ' (leader)' : '         '}  client API http://${m.api}   metrics http://${m.api}/metrics`,
+        `  ${m.id}${m.id === leader ? ' (leader)' : '         '}  client API http://${m.api}   admin http://${m.admin}   metrics http://${m.api}/metrics`,
       );
     }
     console.log(`\n  data and logs: ${dataRoot}`);
     console.log('\nTry:');
     console.log(`  curl -X PUT http://${members[0].api}/v1/kv/app/greeting -d 'hello'`);
     console.log(`  curl http://${members[1].api}/v1/kv/app/greeting`);
+    console.log(`  curl http://${members[0].admin}/_cluster/leader`);
     console.log(`  curl -N -H 'accept: text/event-stream' 'http://${members[2].api}/v1/watch?prefix=app/'`);
     console.log('\nCtrl-C stops the cluster.');
   },
