@@ -10,6 +10,7 @@ import * as M from '../raft/membership.js';
 import type { RaftNode } from '../raft/raft-node.js';
 import type { NodeId } from '../raft/types.js';
 import { authorize } from './admin-auth.js';
+import { badRequest } from './app.js';
 import { toHttpError } from './http-errors.js';
 import { parseJson } from './kv-routes.js';
 import { parse } from './parse.js';
@@ -35,6 +36,7 @@ export function buildAdminApi(ctx: AdminContext, opts: AdminServerOptions): Fast
   const app = Fastify({
     loggerInstance: opts.logger,
     logController: new LogController({ disableRequestLogging: true }),
+    frameworkErrors: badRequest,
     ...(opts.https ? { https: { ...opts.https, requestCert: true, rejectUnauthorized: false } } : {}),
   }) as unknown as FastifyInstance;
   app.removeAllContentTypeParsers();

@@ -3,7 +3,14 @@
 // readiness and Prometheus metrics.
 
 import rateLimit from '@fastify/rate-limit';
-import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
+import Fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type FastifyServerOptions,
+  LogController,
+} from 'fastify';
 import type { Logger } from 'pino';
 import { ConfluxError } from '../errors.js';
 import * as M from '../raft/membership.js';
@@ -23,6 +30,7 @@ export async function buildClientApi(ctx: ApiContext, opts: ApiServerOptions): P
     loggerInstance: opts.logger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: ctx.limits.maxBodyBytes,
+    frameworkErrors: badRequest,
     ...(opts.https ? { https: opts.https } : {}),
   };
   const app = Fastify(serverOpts) as unknown as FastifyInstance;
@@ -83,6 +91,12 @@ export async function buildClientApi(ctx: ApiContext, opts: ApiServerOptions): P
   registerKvRoutes(app, ctx);
   registerWatchRoutes(app, ctx);
   return app;
+}
+
+/** Errors fastify raises before routing (an undecodable URL): INVALID_REQUEST from the catalogue. */
+export function badRequest(err: FastifyError, _req: FastifyRequest, reply: FastifyReply): void {
+  const { status, body } = toHttpError(new ConfluxError('INVALID_REQUEST', err.message));
+  reply.status(status).send(body);
 }
 
 /** Fastify's own refusals (body too large, bad content) in the catalogue's terms. */

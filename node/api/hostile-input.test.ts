@@ -1,0 +1,121 @@
+// Hostile and malformed input, generated: every answer is a catalogued 4xx (or a success), never a
+// 5xx, never a crash, and nothing a refused request carried is ever written.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../e2e/support/process-cluster.js';
+import { loadConfig } from '../config.js';
+import { ALL_ERROR_CODES } from '../errors.js';
+import { type RunningNode, startNode } from '../server.js';
+
+const METHODS = ['GET', 'PUT', 'POST', 'DELETE', 'PATCH'] as const;
+const PATHS = [
+  '/v1/kv/',
+  '/v1/kv',
+  '/v1/txn',
+  '/v1/watch',
+  '/_cluster/leader',
+  '/_cluster/leader/transfer',
+  '/_internal/status',
+  '/nope',
+];
+
+const junk = fc.oneof(
+  fc.string({ maxLength: 40 }),
+  fc.constantFrom('%', '%zz', '..%2f..', '\u0000', '?a=1&a=2', '#frag', ' ', '//', '%00'),
+);
+const body = fc.oneof(
+  fc.constant(undefined),
+  fc.string({ maxLength: 200 }),
+  fc.json({ maxDepth: 3 }),
+  fc.constantFrom(
+    '{"compare":[{"key":"","target":"value","op":"="}]}',
+    '{"success":[{"type":"put","key":"k","value":"x","encoding":"base64"}]}',
+    '{"target_node_id":[]}',
+    'null',
+    '[]',
+  ),
+);
+
+describe('hostile input', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'conflux-hostile-'));
+  let node: RunningNode;
+  beforeAll(async () => {
+    const [api, raft] = [await freePort(), await freePort()];
+    const args = [
+      '--dev-insecure',
+      '--node-id',
+      'solo',
+      '--data-dir',
+      dir,
+      '--api-addr',
+      `127.0.0.1:${api}`,
+      '--raft-addr',
+      `127.0.0.1:${raft}`,
+    ];
+    args.push(
+      '--admin-addr',
+      '127.0.0.1:0',
+      '--initial-cluster',
+      `solo=127.0.0.1:${raft}/127.0.0.1:${api}`,
+      '--tick-ms',
+      '10',
+      '--max-value-bytes',
+      '64',
+    );
+    node = await startNode(loadConfig(args, {}), pino({ level: 'silent' }));
+    for (let i = 0; i < 200 && node.raft.metrics().state !== 'leader'; i++)
+      await new Promise((r) => setTimeout(r, 10));
+  });
+  afterAll(async () => {
+    await node.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('never answers 5xx, and every refusal carries a catalogued code', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...METHODS),
+        fc.constantFrom(...PATHS),
+        junk,
+        junk,
+        body,
+        async (method, path, suffix, query, payload) => {
+          const url = `${path}${encodeURI(suffix).replace(/%25/g, '%')}?${query}`;
+          const app = path.startsWith('/_') ? node.admin : node.api;
+          const res = await app.inject({
+            method,
+            url,
+            ...(payload !== undefined && method !== 'GET' ? { payload } : {}),
+          });
+          expect(res.statusCode, `${method} ${url} -> ${res.statusCode} ${res.body}`).toBeLessThan(500);
+          if (res.statusCode >= 400) {
+            const code = (JSON.parse(res.body) as { error: { code: string } }).error.code;
+            expect(ALL_ERROR_CODES).toContain(code);
+          }
+        },
+      ),
+      { numRuns: 400 },
+    );
+  }, 120_000);
+
+  it('a refused write leaves no trace', async () => {
+    const before = node.kv.revision;
+    for (const url of ['/v1/kv/' + 'k'.repeat(2000), '/v1/kv/big']) {
+      const res = await node.api.inject({ method: 'PUT', url, payload: 'v'.repeat(100) });
+      expect(res.statusCode).toBeGreaterThanOrEqual(400);
+    }
+    const txn = await node.api.inject({
+      method: 'POST',
+      url: '/v1/txn',
+      payload: '{"success":[{"type":"put","key":"a","value":"1"}],"bogus":1}',
+    });
+    expect(txn.statusCode).toBe(400);
+    expect(node.kv.revision).toBe(before);
+    expect(node.kv.get('a')).toBeUndefined();
+  });
+});
