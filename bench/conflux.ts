@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Cluster, Member, RequestSpec, Workload, WorkloadKind } from './load.js';
-import { freePorts, httpCall, logTail, type Proc, startProcess, stopProcess, waitUntil } from './proc.js';
+import { freePorts, httpCall, type Proc, startFailed, startProcess, stopProcess, waitUntil } from './proc.js';
 
 /** `npm run build`, its output on stderr so stdout stays the report. */
 export async function buildConflux(root: string): Promise<void> {
@@ -78,9 +78,11 @@ export async function startConflux(opts: ConfluxOptions): Promise<Cluster> {
       return r.status === 200 || `HTTP ${r.status} ${r.body.slice(0, 200)}`;
     });
   } catch (err) {
-    await cluster.stop();
-    const tails = members.map((m) => `end of ${m.proc.name}'s log:\n${logTail(m.proc, 10)}`);
-    throw new Error(`${(err as Error).message}\n${tails.join('\n')}`);
+    await startFailed(
+      () => cluster.stop(),
+      members.map((m) => m.proc),
+      err,
+    );
   }
   return cluster;
 }

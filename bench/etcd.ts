@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Cluster, Member, RequestSpec, Workload, WorkloadKind } from './load.js';
-import { freePorts, httpCall, logTail, type Proc, startProcess, stopProcess, waitUntil } from './proc.js';
+import { freePorts, httpCall, type Proc, startFailed, startProcess, stopProcess, waitUntil } from './proc.js';
 
 function etcdVersion(): string | null {
   const r = spawnSync('etcd', ['--version'], { encoding: 'utf8' });
@@ -87,9 +87,11 @@ export async function startEtcd(opts: EtcdOptions): Promise<Cluster> {
       });
     }
   } catch (err) {
-    await cluster.stop();
-    const tails = members.map((m) => `end of ${m.proc.name}'s log:\n${logTail(m.proc, 10)}`);
-    throw new Error(`${(err as Error).message}\n${tails.join('\n')}`);
+    await startFailed(
+      () => cluster.stop(),
+      members.map((m) => m.proc),
+      err,
+    );
   }
   return cluster;
 }

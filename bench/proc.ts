@@ -102,6 +102,13 @@ export function logTail(p: Proc, lines = 15): string {
 }
 
 /** VmRSS and VmHWM (peak RSS) in KiB. */
+/** A cluster failed to start: stop it and report the error with the end of every member's log. */
+export async function startFailed(stop: () => Promise<void>, procs: Proc[], err: unknown): Promise<never> {
+  await stop();
+  const tails = procs.map((p) => `end of ${p.name}'s log:\n${logTail(p, 10)}`);
+  throw new Error(`${(err as Error).message}\n${tails.join('\n')}`);
+}
+
 export function memoryKiB(pid: number): { rssKiB: number; peakKiB: number } | null {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
