@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type InProcessCluster, startInProcess } from '../../e2e/support/in-process-cluster.js';
 import { freePort } from '../../e2e/support/process-cluster.js';
 import {
   type CertKeyPair,
@@ -135,43 +136,13 @@ describe('admin API authentication (mutual TLS)', () => {
 });
 
 describe('leader endpoints', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'conflux-admin-leader-'));
-  const nodes: RunningNode[] = [];
+  let cluster: InProcessCluster;
+  let nodes: RunningNode[];
   beforeAll(async () => {
-    const ids = ['a', 'b', 'c'];
-    const ports = await Promise.all(ids.map(async () => ({ api: await freePort(), raft: await freePort() })));
-    const initial = ids
-      .map((id, i) => `${id}=127.0.0.1:${ports[i]?.raft}/127.0.0.1:${ports[i]?.api}`)
-      .join(',');
-    for (const [i, id] of ids.entries()) {
-      const p = ports[i] as { api: number; raft: number };
-      const args = [
-        '--dev-insecure',
-        '--node-id',
-        id,
-        '--data-dir',
-        join(dir, id),
-        '--api-addr',
-        `127.0.0.1:${p.api}`,
-      ];
-      args.push(
-        '--raft-addr',
-        `127.0.0.1:${p.raft}`,
-        '--admin-addr',
-        '127.0.0.1:0',
-        '--initial-cluster',
-        initial,
-        '--tick-ms',
-        '10',
-      );
-      nodes.push(await startNode(loadConfig(args, {}), quiet));
-    }
-    for (let i = 0; i < 300 && !nodes.some((n) => n.raft.metrics().state === 'leader'); i++) await sleep(10);
+    cluster = await startInProcess(['a', 'b', 'c']);
+    nodes = cluster.nodes;
   });
-  afterAll(async () => {
-    for (const n of nodes) await n.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(async () => cluster.stop());
 
   const current = () => nodes.find((n) => n.raft.metrics().state === 'leader') as RunningNode;
   const transfer = (n: RunningNode, body?: unknown) =>

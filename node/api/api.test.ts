@@ -1,54 +1,21 @@
 // The client API against a real single-node server (and a three-node one for forwarding):
 // limits, fencing, errors, watch over SSE and long-poll, health, readiness and metrics.
 
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../../e2e/support/process-cluster.js';
-import { loadConfig } from '../config.js';
-import { type RunningNode, startNode } from '../server.js';
+import { startInProcess } from '../../e2e/support/in-process-cluster.js';
+import type { RunningNode } from '../server.js';
 
-const quiet = pino({ level: 'silent' });
-
-async function single(extra: string[] = []): Promise<{ node: RunningNode; dir: string }> {
-  const dir = mkdtempSync(join(tmpdir(), 'conflux-api-'));
-  const api = await freePort();
-  const raft = await freePort();
-  const config = loadConfig(
-    [
-      '--dev-insecure',
-      '--node-id',
-      'solo',
-      '--data-dir',
-      dir,
-      '--api-addr',
-      `127.0.0.1:${api}`,
-      '--raft-addr',
-      `127.0.0.1:${raft}`,
-      '--initial-cluster',
-      `solo=127.0.0.1:${raft}/127.0.0.1:${api}`,
-      '--tick-ms',
-      '10',
-      '--admin-addr',
-      '127.0.0.1:0',
-      ...extra,
-    ],
-    {},
-  );
-  const node = await startNode(config, quiet);
-  for (let i = 0; i < 200 && node.raft.metrics().state !== 'leader'; i++)
-    await new Promise((r) => setTimeout(r, 10));
-  return { node, dir };
+async function single(extra: string[] = []): Promise<{ node: RunningNode; stop: () => Promise<void> }> {
+  const cluster = await startInProcess(['solo'], { args: () => extra });
+  return { node: cluster.nodes[0] as RunningNode, stop: () => cluster.stop() };
 }
 
 describe('client API', () => {
   let node: RunningNode;
-  let dir: string;
+  let stop: () => Promise<void>;
   let url: string;
   beforeAll(async () => {
-    ({ node, dir } = await single([
+    ({ node, stop } = await single([
       '--max-key-bytes',
       '16',
       '--max-value-bytes',
@@ -61,8 +28,7 @@ describe('client API', () => {
     url = node.apiUrl;
   });
   afterAll(async () => {
-    await node.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await stop();
   });
 
   const put = (key: string, body: string | Buffer, query = '') =>
@@ -237,7 +203,7 @@ describe('client API', () => {
 
 describe('rate limit', () => {
   it('answers 429 RATE_LIMITED beyond the configured rate', async () => {
-    const { node, dir } = await single(['--rate-limit', '5']);
+    const { node, stop } = await single(['--rate-limit', '5']);
     try {
       const codes = await Promise.all(
         Array.from({ length: 12 }, () =>
@@ -248,8 +214,7 @@ describe('rate limit', () => {
       const res = await fetch(`${node.apiUrl}/v1/kv/x`);
       if (res.status === 429) expect(await res.json()).toMatchObject({ error: { code: 'RATE_LIMITED' } });
     } finally {
-      await node.stop();
-      rmSync(dir, { recursive: true, force: true });
+      await stop();
     }
   });
 });

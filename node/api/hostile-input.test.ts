@@ -1,16 +1,11 @@
 // Hostile and malformed input, generated: every answer is a catalogued 4xx (or a success), never a
 // 5xx, never a crash, and nothing a refused request carried is ever written.
 
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import fc from 'fast-check';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../../e2e/support/process-cluster.js';
-import { loadConfig } from '../config.js';
+import { type InProcessCluster, startInProcess } from '../../e2e/support/in-process-cluster.js';
 import { ALL_ERROR_CODES } from '../errors.js';
-import { type RunningNode, startNode } from '../server.js';
+import type { RunningNode } from '../server.js';
 
 const METHODS = ['GET', 'PUT', 'POST', 'DELETE', 'PATCH'] as const;
 const PATHS = [
@@ -42,39 +37,13 @@ const body = fc.oneof(
 );
 
 describe('hostile input', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'conflux-hostile-'));
+  let cluster: InProcessCluster;
   let node: RunningNode;
   beforeAll(async () => {
-    const [api, raft] = [await freePort(), await freePort()];
-    const args = [
-      '--dev-insecure',
-      '--node-id',
-      'solo',
-      '--data-dir',
-      dir,
-      '--api-addr',
-      `127.0.0.1:${api}`,
-      '--raft-addr',
-      `127.0.0.1:${raft}`,
-    ];
-    args.push(
-      '--admin-addr',
-      '127.0.0.1:0',
-      '--initial-cluster',
-      `solo=127.0.0.1:${raft}/127.0.0.1:${api}`,
-      '--tick-ms',
-      '10',
-      '--max-value-bytes',
-      '64',
-    );
-    node = await startNode(loadConfig(args, {}), pino({ level: 'silent' }));
-    for (let i = 0; i < 200 && node.raft.metrics().state !== 'leader'; i++)
-      await new Promise((r) => setTimeout(r, 10));
+    cluster = await startInProcess(['solo'], { args: () => ['--max-value-bytes', '64'] });
+    node = cluster.nodes[0] as RunningNode;
   });
-  afterAll(async () => {
-    await node.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(async () => cluster.stop());
 
   it('never answers 5xx, and every refusal carries a catalogued code', async () => {
     await fc.assert(
