@@ -9,6 +9,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../node/config.js';
 import { type RunningNode, startNode } from '../node/server.js';
+import { type InProcessCluster, startInProcess } from './support/in-process-cluster.js';
 import { hasOpenssl, makePki, type Pki } from './support/openssl-pki.js';
 import { freePort, sleep } from './support/process-cluster.js';
 
@@ -33,46 +34,30 @@ function https(
 
 describe.skipIf(!hasOpenssl())('a cluster with TLS everywhere', () => {
   let pki: Pki;
-  const nodes: RunningNode[] = [];
+  let cluster: InProcessCluster;
+  let nodes: RunningNode[] = [];
   let stranger: RunningNode | null = null;
   let ports: { api: number; raft: number }[] = [];
 
   beforeAll(async () => {
     pki = makePki();
-    const ids = ['t1', 't2', 't3'];
-    ports = await Promise.all(ids.map(async () => ({ api: await freePort(), raft: await freePort() })));
-    const initial = ids
-      .map((id, i) => `${id}=127.0.0.1:${ports[i]?.raft}/127.0.0.1:${ports[i]?.api}`)
-      .join(',');
-    for (const [i, id] of ids.entries()) {
+    const tlsArgs = (id: string) => {
       pki.node(id, 'ca1');
-      const p = ports[i] as { api: number; raft: number };
-      const args = ['--node-id', id, '--data-dir', join(pki.dir, id), '--api-addr', `127.0.0.1:${p.api}`];
-      args.push(
-        '--raft-addr',
-        `127.0.0.1:${p.raft}`,
-        '--initial-cluster',
-        initial,
-        '--tick-ms',
-        '20',
-        '--admin-addr',
-        '127.0.0.1:0',
-      );
-      args.push(
-        '--tls-cert',
-        join(pki.dir, `${id}.crt`),
-        '--tls-key',
-        join(pki.dir, `${id}.key`),
-        '--tls-ca',
-        join(pki.dir, 'ca1.crt'),
-      );
-      nodes.push(await startNode(loadConfig(args, {}), pino({ level: 'silent' })));
-    }
-    for (let i = 0; i < 300 && !nodes.some((n) => n.raft.metrics().state === 'leader'); i++) await sleep(20);
+      const file = (name: string) => join(pki.dir, name);
+      return ['--tls-cert', file(`${id}.crt`), '--tls-key', file(`${id}.key`), '--tls-ca', file('ca1.crt')];
+    };
+    cluster = await startInProcess(['t1', 't2', 't3'], {
+      tls: true,
+      tickMs: 20,
+      dir: pki.dir,
+      args: tlsArgs,
+    });
+    ({ nodes, ports } = cluster);
   }, 60_000);
 
   afterAll(async () => {
-    for (const n of [...nodes, ...(stranger ? [stranger] : [])]) await n.stop();
+    await stranger?.stop();
+    await cluster.stop();
     rmSync(pki.dir, { recursive: true, force: true });
   });
 
