@@ -4,8 +4,18 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Cluster, Member, RequestSpec, Workload, WorkloadKind } from './load.js';
-import { freePorts, httpCall, type Proc, startFailed, startProcess, stopProcess, waitUntil } from './proc.js';
+import type { Cluster, FailoverOps, Member, RequestSpec, Workload, WorkloadKind } from './load.js';
+import {
+  freePorts,
+  type HttpAnswer,
+  httpCall,
+  killProcess,
+  type Proc,
+  startFailed,
+  startProcess,
+  stopProcess,
+  waitUntil,
+} from './proc.js';
 
 /** `npm run build`, its output on stderr so stdout stays the report. */
 export async function buildConflux(root: string): Promise<void> {
@@ -25,6 +35,20 @@ export interface ConfluxOptions {
   cpuProfDir?: string;
 }
 
+/** Raft timing of the bench cluster (the node's defaults, given explicitly so the report can name them). */
+export const CONFLUX_TICK_MS = 50;
+export const CONFLUX_ELECTION_TICKS = 10;
+
+/** Written through the leader and read back from every member to see that they caught up. */
+const MARKER = 'bench/failover/marker';
+
+/** A member as started: what restarting it after a kill needs, and its admin API port. */
+interface Started {
+  member: Member;
+  adminPort: number;
+  start: () => Proc;
+}
+
 export async function startConflux(opts: ConfluxOptions): Promise<Cluster> {
   const main = join(opts.root, 'dist/node/main.js');
   if (!existsSync(main)) throw new Error(`${main} is missing: run npm run build (or drop --no-build)`);
@@ -33,7 +57,7 @@ export async function startConflux(opts: ConfluxOptions): Promise<Cluster> {
   const addr = (i: number, k: 0 | 1 | 2) => `127.0.0.1:${ports[i * 3 + k]}`;
   const initialCluster = ids.map((id, i) => `${id}=${addr(i, 1)}/${addr(i, 0)}`).join(',');
   mkdirSync(opts.dir, { recursive: true });
-  const members: Member[] = ids.map((id, i) => {
+  const started: Started[] = ids.map((id, i) => {
     const nodeArgs = opts.cpuProfDir
       ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir, '--cpu-prof-name', `conflux-${id}.cpuprofile`]
       : [];
@@ -53,25 +77,21 @@ export async function startConflux(opts: ConfluxOptions): Promise<Cluster> {
       addr(i, 2),
       '--initial-cluster',
       initialCluster,
+      '--tick-ms',
+      String(CONFLUX_TICK_MS),
+      '--election-ticks',
+      String(CONFLUX_ELECTION_TICKS),
     ];
-    const proc = startProcess(
-      `conflux ${id}`,
-      process.execPath,
-      args,
-      join(opts.dir, `${id}.log`),
-      opts.onCrash,
-    );
-    return { id, proc, host: '127.0.0.1', port: ports[i * 3] as number };
+    // The same command restarts a killed node: its data directory makes it rejoin, not re-initialize.
+    const start = () =>
+      startProcess(`conflux ${id}`, process.execPath, args, join(opts.dir, `${id}.log`), opts.onCrash);
+    const member = { id, proc: start(), host: '127.0.0.1', port: ports[i * 3] as number };
+    return { member, adminPort: ports[i * 3 + 2] as number, start };
   });
-  const cluster = confluxCluster(members);
+  const members = started.map((s) => s.member);
+  const cluster = confluxCluster(started);
   try {
-    for (const m of members) {
-      await waitUntil(`conflux ${m.id} /readyz`, 30_000, async () => {
-        if (m.proc.exited) throw new Error(`conflux ${m.id} exited`);
-        const r = await httpCall(`http://${m.host}:${m.port}/readyz`, 'GET');
-        return r.status === 200 || `HTTP ${r.status} ${r.body.slice(0, 200)}`;
-      });
-    }
+    for (const m of members) await waitReady(m, 30_000);
     const leader = await cluster.findLeader();
     await waitUntil('conflux first write', 10_000, async () => {
       const r = await httpCall(`http://${leader.host}:${leader.port}/v1/kv/bench/probe`, 'PUT', 'ok');
@@ -87,7 +107,107 @@ export async function startConflux(opts: ConfluxOptions): Promise<Cluster> {
   return cluster;
 }
 
-function confluxCluster(members: Member[]): Cluster {
+async function waitReady(m: Member, timeoutMs: number): Promise<void> {
+  await waitUntil(`conflux ${m.id} /readyz`, timeoutMs, async () => {
+    if (m.proc.exited) throw new Error(`conflux ${m.id} exited`);
+    const r = await httpCall(`http://${m.host}:${m.port}/readyz`, 'GET');
+    return r.status === 200 || `HTTP ${r.status} ${r.body.slice(0, 200)}`;
+  });
+}
+
+function confluxCluster(started: Started[]): Cluster {
+  const members = started.map((s) => s.member);
+  const adminUrl = (m: Member) => {
+    const s = started.find((x) => x.member === m);
+    if (!s) throw new Error(`conflux: unknown member ${m.id}`);
+    return `http://${m.host}:${s.adminPort}`;
+  };
+  const json = <T>(r: HttpAnswer, what: string): T => {
+    if (r.status !== 200) throw new Error(`${what}: HTTP ${r.status} ${r.body.slice(0, 200)}`);
+    return JSON.parse(r.body) as T;
+  };
+  const failover: FailoverOps = {
+    electionTimeoutMs: CONFLUX_TICK_MS * CONFLUX_ELECTION_TICKS,
+    electionSetting: `--tick-ms ${CONFLUX_TICK_MS} x --election-ticks ${CONFLUX_ELECTION_TICKS}`,
+    async currentLeader() {
+      // GET /_cluster/leader on every live member's admin port; a member naming itself leads.
+      let best: { m: Member; term: number } | undefined;
+      for (const m of members) {
+        if (m.proc.exited) continue;
+        const r = await httpCall(`${adminUrl(m)}/_cluster/leader`, 'GET', undefined, 1000).catch(() => null);
+        if (r?.status !== 200) continue;
+        const doc = JSON.parse(r.body) as { leader_id?: string; term?: number };
+        if (doc.leader_id === m.id && (!best || (doc.term ?? 0) > best.term))
+          best = { m, term: doc.term ?? 0 };
+      }
+      return best?.m;
+    },
+    async transferLeader(leader) {
+      // The node picks the most caught-up voter and answers once it sees that voter lead.
+      const r = await httpCall(`${adminUrl(leader)}/_cluster/leader/transfer`, 'POST', undefined, 15_000);
+      const doc = json<{ leader_id?: string }>(r, `conflux ${leader.id} POST /_cluster/leader/transfer`);
+      if (!doc.leader_id || doc.leader_id === leader.id)
+        throw new Error(
+          `conflux transfer answered 200 but names leader ${doc.leader_id ?? 'none'}: ${r.body}`,
+        );
+      return doc.leader_id;
+    },
+    kill: (m) => killProcess(m.proc),
+    async restart(m) {
+      const s = started.find((x) => x.member === m);
+      if (!s) throw new Error(`conflux: unknown member ${m.id}`);
+      if (!m.proc.exited) throw new Error(`conflux ${m.id} is still running`);
+      m.proc = s.start();
+      await waitReady(m, 30_000);
+    },
+    async waitHealthy(timeoutMs) {
+      // Only the client API (/readyz, serializable reads), which is stable, not the admin internals.
+      const deadline = Date.now() + timeoutMs;
+      const left = () => Math.max(1, deadline - Date.now());
+      let leader: Member | undefined;
+      await waitUntil('conflux: 3 ready members agreeing on one leader', left(), async () => {
+        leader = undefined;
+        const views: { m: Member; state?: string; leader?: string | null }[] = [];
+        for (const m of members) {
+          if (m.proc.exited) return `${m.id} is not running`;
+          const r = await httpCall(`http://${m.host}:${m.port}/readyz`, 'GET', undefined, 1000);
+          if (r.status !== 200) return `${m.id} /readyz HTTP ${r.status} ${r.body.slice(0, 120)}`;
+          views.push({ m, ...(JSON.parse(r.body) as { state?: string; leader?: string | null }) });
+        }
+        const named = new Set(views.map((v) => v.leader));
+        if (named.size !== 1) return `members name different leaders (${[...named].join(', ')})`;
+        const l = views.find((v) => v.m.id === v.leader && v.state === 'leader');
+        if (!l) return `no member leads (${views.map((v) => `${v.m.id}:${v.state}`).join(' ')})`;
+        leader = l.m;
+        return true;
+      });
+      // Caught up: a marker written through the leader is in every member's local state.
+      const l = leader as Member;
+      const marker = `${Date.now()}-${Math.random()}`;
+      await waitUntil('conflux: marker write through the leader', left(), async () => {
+        const r = await httpCall(`http://${l.host}:${l.port}/v1/kv/${MARKER}`, 'PUT', marker, 1000);
+        return r.status === 200 || `HTTP ${r.status} ${r.body.slice(0, 120)}`;
+      });
+      await waitUntil('conflux: every member applied the marker (serializable read)', left(), async () => {
+        for (const m of members) {
+          const url = `http://${m.host}:${m.port}/v1/kv/${MARKER}?consistency=serializable&raw=1`;
+          const r = await httpCall(url, 'GET', undefined, 1000);
+          if (r.status !== 200 || r.body !== marker)
+            return `${m.id} has not applied it yet (HTTP ${r.status} ${r.body.slice(0, 80)})`;
+        }
+        return true;
+      });
+      return l;
+    },
+    write(key, value) {
+      return {
+        method: 'PUT',
+        path: `/v1/kv/${key}`,
+        headers: { 'content-type': 'application/octet-stream', 'content-length': String(value.length) },
+        body: value,
+      };
+    },
+  };
   return {
     system: 'conflux',
     members,
@@ -108,6 +228,7 @@ function confluxCluster(members: Member[]): Cluster {
       return found as Member;
     },
     workload: (kind, keys, values) => confluxWorkload(kind, keys, values),
+    failover,
     async stop() {
       await Promise.all(members.map((m) => stopProcess(m.proc)));
     },

@@ -4,8 +4,17 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Cluster, Member, RequestSpec, Workload, WorkloadKind } from './load.js';
-import { freePorts, httpCall, type Proc, startFailed, startProcess, stopProcess, waitUntil } from './proc.js';
+import type { Cluster, FailoverOps, Member, RequestSpec, Workload, WorkloadKind } from './load.js';
+import {
+  freePorts,
+  httpCall,
+  killProcess,
+  type Proc,
+  startFailed,
+  startProcess,
+  stopProcess,
+  waitUntil,
+} from './proc.js';
 
 function etcdVersion(): string | null {
   const r = spawnSync('etcd', ['--version'], { encoding: 'utf8' });
@@ -41,6 +50,17 @@ export interface EtcdOptions {
   onCrash: (p: Proc, why: string) => void;
 }
 
+/** etcd's defaults, given explicitly so the report can name them. */
+export const ETCD_HEARTBEAT_MS = 100;
+export const ETCD_ELECTION_TIMEOUT_MS = 1000;
+
+/** A member as started, with what restarting it after a kill needs. */
+interface Started {
+  member: Member;
+  /** Start the process; `existing` when the member rejoins with its data directory. */
+  start: (state: 'new' | 'existing') => Proc;
+}
+
 export async function startEtcd(opts: EtcdOptions): Promise<Cluster> {
   const ports = await freePorts(6);
   const names = ['e1', 'e2', 'e3'];
@@ -50,8 +70,8 @@ export async function startEtcd(opts: EtcdOptions): Promise<Cluster> {
   mkdirSync(opts.dir, { recursive: true });
   // Settings from the environment (ETCD_*) would change what we measure.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ETCD')));
-  const members: Member[] = names.map((name, i) => {
-    const args = [
+  const started: Started[] = names.map((name, i) => {
+    const args = (state: 'new' | 'existing') => [
       '--name',
       name,
       '--data-dir',
@@ -67,25 +87,27 @@ export async function startEtcd(opts: EtcdOptions): Promise<Cluster> {
       '--initial-cluster',
       initialCluster,
       '--initial-cluster-state',
-      'new',
+      state,
       '--initial-cluster-token',
       `bench-${process.pid}`,
+      '--heartbeat-interval',
+      String(ETCD_HEARTBEAT_MS),
+      '--election-timeout',
+      String(ETCD_ELECTION_TIMEOUT_MS),
       '--logger',
       'zap',
     ];
-    const proc = startProcess(`etcd ${name}`, 'etcd', args, join(opts.dir, `${name}.log`), opts.onCrash, env);
-    return { id: name, proc, host: '127.0.0.1', port: ports[i * 2] as number };
+    const start = (state: 'new' | 'existing') =>
+      startProcess(`etcd ${name}`, 'etcd', args(state), join(opts.dir, `${name}.log`), opts.onCrash, env);
+    return {
+      member: { id: name, proc: start('new'), host: '127.0.0.1', port: ports[i * 2] as number },
+      start,
+    };
   });
-  const cluster = etcdCluster(members);
+  const members = started.map((s) => s.member);
+  const cluster = etcdCluster(started);
   try {
-    const probe = JSON.stringify({ key: b64('bench/probe'), value: b64('ok') });
-    for (const m of members) {
-      await waitUntil(`etcd ${m.id} /v3/kv/put`, 30_000, async () => {
-        if (m.proc.exited) throw new Error(`etcd ${m.id} exited`);
-        const r = await httpCall(`http://${m.host}:${m.port}/v3/kv/put`, 'POST', probe);
-        return r.status === 200 || `HTTP ${r.status} ${r.body.slice(0, 200)}`;
-      });
-    }
+    for (const m of members) await waitWritable(m, 30_000);
   } catch (err) {
     await startFailed(
       () => cluster.stop(),
@@ -96,11 +118,115 @@ export async function startEtcd(opts: EtcdOptions): Promise<Cluster> {
   return cluster;
 }
 
+/** A member answers a put (the gateway forwards it to the leader, so there is one). */
+async function waitWritable(m: Member, timeoutMs: number): Promise<void> {
+  const probe = JSON.stringify({ key: b64('bench/probe'), value: b64('ok') });
+  await waitUntil(`etcd ${m.id} /v3/kv/put`, timeoutMs, async () => {
+    if (m.proc.exited) throw new Error(`etcd ${m.id} exited`);
+    const r = await httpCall(`http://${m.host}:${m.port}/v3/kv/put`, 'POST', probe);
+    return r.status === 200 || `HTTP ${r.status} ${r.body.slice(0, 200)}`;
+  });
+}
+
 function b64(s: string | Buffer): string {
   return Buffer.from(s).toString('base64');
 }
 
-function etcdCluster(members: Member[]): Cluster {
+/** The fields of POST /v3/maintenance/status the bench reads (uint64s arrive as strings). */
+interface EtcdStatus {
+  header?: { member_id?: string };
+  leader?: string;
+  raftTerm?: string;
+  raftIndex?: string;
+  raftAppliedIndex?: string;
+}
+
+async function status(m: Member, timeoutMs = 3000): Promise<EtcdStatus | null> {
+  const r = await httpCall(`http://${m.host}:${m.port}/v3/maintenance/status`, 'POST', '{}', timeoutMs).catch(
+    () => null,
+  );
+  return r?.status === 200 ? (JSON.parse(r.body) as EtcdStatus) : null;
+}
+
+function etcdCluster(started: Started[]): Cluster {
+  const members = started.map((s) => s.member);
+  const failover: FailoverOps = {
+    electionTimeoutMs: ETCD_ELECTION_TIMEOUT_MS,
+    electionSetting: `--election-timeout ${ETCD_ELECTION_TIMEOUT_MS} (--heartbeat-interval ${ETCD_HEARTBEAT_MS})`,
+    async currentLeader() {
+      let best: { m: Member; term: bigint } | undefined;
+      for (const m of members) {
+        if (m.proc.exited) continue;
+        const s = await status(m, 1000);
+        if (!s?.header?.member_id || s.leader !== s.header.member_id) continue;
+        const term = BigInt(s.raftTerm ?? '0');
+        if (!best || term > best.term) best = { m, term };
+      }
+      return best?.m;
+    },
+    async transferLeader(leader) {
+      // The gateway's MoveLeader: sent to the leader, it answers once the target has taken over.
+      const ids = new Map<string, Member>();
+      for (const m of members) {
+        const s = await status(m);
+        if (!s?.header?.member_id) throw new Error(`etcd ${m.id}: no status before the transfer`);
+        ids.set(s.header.member_id, m);
+      }
+      const target = [...ids].find(([, m]) => m !== leader);
+      if (!target) throw new Error('etcd: no other member to hand leadership to');
+      const r = await httpCall(
+        `http://${leader.host}:${leader.port}/v3/maintenance/transfer-leadership`,
+        'POST',
+        JSON.stringify({ targetID: target[0] }),
+        15_000,
+      );
+      if (r.status !== 200)
+        throw new Error(`etcd ${leader.id} transfer-leadership: HTTP ${r.status} ${r.body.slice(0, 200)}`);
+      return target[1].id;
+    },
+    kill: (m) => killProcess(m.proc),
+    async restart(m) {
+      const s = started.find((x) => x.member === m);
+      if (!s) throw new Error(`etcd: unknown member ${m.id}`);
+      if (!m.proc.exited) throw new Error(`etcd ${m.id} is still running`);
+      m.proc = s.start('existing');
+      await waitWritable(m, 30_000);
+    },
+    async waitHealthy(timeoutMs) {
+      let leader: Member | undefined;
+      await waitUntil('etcd: 3 members agreeing on a leader, followers caught up', timeoutMs, async () => {
+        leader = undefined;
+        const all: { m: Member; s: EtcdStatus }[] = [];
+        for (const m of members) {
+          if (m.proc.exited) return `${m.id} is not running`;
+          const s = await status(m, 1000);
+          if (!s?.header?.member_id) return `${m.id} does not answer /v3/maintenance/status`;
+          all.push({ m, s });
+        }
+        const named = new Set(all.map((x) => x.s.leader));
+        if (named.size !== 1 || named.has('0') || named.has(undefined))
+          return `members name different leaders or none (${[...named].join(', ')})`;
+        const l = all.find((x) => x.s.header?.member_id === x.s.leader);
+        if (!l) return 'the leader they name is not one of the members';
+        const committed = BigInt(l.s.raftIndex ?? '0');
+        const behind = all.filter((x) => BigInt(x.s.raftAppliedIndex ?? '0') < committed);
+        if (behind.length)
+          return `catching up: ${behind.map((x) => `${x.m.id} applied ${x.s.raftAppliedIndex} < ${committed}`).join(', ')}`;
+        leader = l.m;
+        return true;
+      });
+      return leader as Member;
+    },
+    write(key, value) {
+      const body = Buffer.from(JSON.stringify({ key: b64(key), value: b64(value) }));
+      return {
+        method: 'POST',
+        path: '/v3/kv/put',
+        headers: { 'content-type': 'application/json', 'content-length': String(body.length) },
+        body,
+      };
+    },
+  };
   return {
     system: 'etcd',
     members,
@@ -111,11 +237,8 @@ function etcdCluster(members: Member[]): Cluster {
         let leader: string | undefined;
         for (const m of members) {
           if (m.proc.exited) continue;
-          const r = await httpCall(`http://${m.host}:${m.port}/v3/maintenance/status`, 'POST', '{}').catch(
-            () => null,
-          );
-          if (r?.status !== 200) continue;
-          const s = JSON.parse(r.body) as { header?: { member_id?: string }; leader?: string };
+          const s = await status(m);
+          if (!s) continue;
           if (s.header?.member_id) ids.set(s.header.member_id, m);
           if (s.leader && s.leader !== '0') leader = s.leader;
         }
@@ -125,6 +248,7 @@ function etcdCluster(members: Member[]): Cluster {
       return found as Member;
     },
     workload: (kind, keys, values) => etcdWorkload(kind, keys, values),
+    failover,
     async stop() {
       await Promise.all(members.map((m) => stopProcess(m.proc)));
     },

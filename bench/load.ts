@@ -39,7 +39,28 @@ export interface Cluster {
   members: Member[];
   findLeader(): Promise<Member>;
   workload(kind: WorkloadKind, keys: string[], values: Buffer[]): Workload;
+  failover: FailoverOps;
   stop(): Promise<void>;
+}
+
+/** What the failover part of the bench (failover.ts) needs from a system. */
+export interface FailoverOps {
+  /** The configured (base) election timeout; followers campaign after a random time in [T, 2T). */
+  electionTimeoutMs: number;
+  /** How that timeout is set, for the report. */
+  electionSetting: string;
+  /** The live member that says it leads (the highest term wins); undefined if none does. */
+  currentLeader(): Promise<Member | undefined>;
+  /** Ask `leader` to hand leadership to another member; resolves with the new leader's id. */
+  transferLeader(leader: Member): Promise<string>;
+  /** SIGKILL, not reported as a crash; resolves once the process exited. */
+  kill(m: Member): Promise<void>;
+  /** Start a killed member again with the same data directory and flags. */
+  restart(m: Member): Promise<void>;
+  /** Every member running and ready, one leader they all agree on, the followers caught up. */
+  waitHealthy(timeoutMs: number): Promise<Member>;
+  /** One write for the failover writers. */
+  write(key: string, value: Buffer): RequestSpec;
 }
 
 export interface LoadResult {
@@ -65,12 +86,18 @@ export interface LoadOptions {
   count?: number;
 }
 
-interface Outcome {
+export interface Outcome {
   ok: boolean;
   reason?: string;
 }
 
-function send(agent: Agent, target: Member, spec: RequestSpec, w: Workload, timeoutMs: number) {
+export function send(
+  agent: Agent,
+  target: Member,
+  spec: RequestSpec,
+  w: Workload,
+  timeoutMs: number,
+): Promise<Outcome> {
   return new Promise<Outcome>((resolve) => {
     const req = request(
       {

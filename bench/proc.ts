@@ -77,6 +77,26 @@ export async function stopProcess(p: Proc, graceMs = 5000): Promise<void> {
   clearTimeout(timer);
 }
 
+/** SIGKILL on purpose (a crash the bench causes, not reported as one); resolves once it exited. */
+export async function killProcess(p: Proc, timeoutMs = 10_000): Promise<void> {
+  p.stopping = true;
+  if (p.exited) return;
+  const exited = new Promise<void>((resolve) => p.child.once('exit', () => resolve()));
+  p.child.kill('SIGKILL');
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`${p.name} did not exit within ${timeoutMs} ms of SIGKILL`)),
+      timeoutMs,
+    );
+  });
+  try {
+    await Promise.race([exited, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Last resort, from process.on('exit'): nothing async is possible there. */
 export function killAllSync(): void {
   for (const p of running) {

@@ -1,6 +1,7 @@
 // The side-by-side table on stdout and the JSON document with every number.
 
 import { writeFileSync } from 'node:fs';
+import type { FailoverReport, FailoverSummary } from './failover.js';
 import type { Floor } from './floor.js';
 import type { LoadResult, WorkloadKind } from './load.js';
 
@@ -37,6 +38,8 @@ export interface Report {
   floor: Floor;
   cells: Cell[];
   memory: MemberMemory[];
+  /** Write-unavailability windows during leader transfers and leader kills (absent with --no-failover). */
+  failover?: FailoverReport;
 }
 
 /** The round with the median throughput (the lower middle one for an even count). */
@@ -157,6 +160,7 @@ export function renderReport(report: Report): string {
   );
   for (const w of (m.warnings as string[] | undefined) ?? []) notes.push(`  WARNING: ${w}`);
   if (notes.length) out.push('', 'Notes (failures list the first distinct reasons per run):', ...notes);
+  if (report.failover) out.push('', ...renderFailover(report.failover));
 
   out.push('', 'Memory at the end (VmRSS, peak VmHWM):');
   for (const sys of ['conflux', 'etcd'] as const) {
@@ -189,6 +193,76 @@ export function renderReport(report: Report): string {
     );
   }
   return out.join('\n');
+}
+
+function renderFailover(f: FailoverReport): string[] {
+  const c = f.systems.conflux;
+  const e = f.systems.etcd;
+  const cell = (s: FailoverSummary | undefined) =>
+    s?.trials.length ? `${Math.round(s.medianMs)} / ${Math.round(s.maxMs)}` : '-';
+  const failoverTarget = c ? c.electionTimeoutMs + f.targets.failoverOverElectionTimeoutMs : NaN;
+  const rows = [
+    ['unavailability (ms)', 'Conflux median/max', 'etcd median/max', 'Conflux target'],
+    ['leader transfer', cell(c?.transfer), cell(e?.transfer), `<= ${f.targets.transferMs}`],
+    [
+      'leader kill',
+      cell(c?.kill),
+      cell(e?.kill),
+      `<= ${failoverTarget} (election timeout + ${f.targets.failoverOverElectionTimeoutMs})`,
+    ],
+  ];
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+  const line = (r: string[]) =>
+    r
+      .map((x, i) => (i === 0 || i === r.length - 1 ? x.padEnd(widths[i] ?? 0) : x.padStart(widths[i] ?? 0)))
+      .join('   ')
+      .trimEnd();
+  const out = [
+    line(rows[0] ?? []),
+    widths
+      .map((w) => '-'.repeat(w))
+      .join('   ')
+      .trimEnd(),
+    ...rows.slice(1).map(line),
+  ];
+  const election = (name: string, s: typeof c) =>
+    s ? `${name} ${s.electionTimeoutMs} ms (${s.electionSetting})` : `${name} -`;
+  out.push(
+    `election timeout: ${election('Conflux', c)}; ${election('etcd', e)}; followers campaign after a random time in [T, 2T)`,
+    `${f.trialsPerKind} trial${f.trialsPerKind === 1 ? '' : 's'} per kind; window = the longest gap between acknowledged writes ` +
+      `of ${f.writers} sequential writers (retry on the next member after ${f.retryDelayMs} ms; ` +
+      `a write without an answer in ${f.requestTimeoutMs} ms counts as failed) from ${f.beforeMs} ms before the event ` +
+      `to ${f.afterMs} ms after writes resumed; the targets are printed, not asserted.`,
+  );
+  const per: string[] = [];
+  for (const [name, s] of [
+    ['Conflux', c],
+    ['etcd', e],
+  ] as const) {
+    if (!s) continue;
+    for (const [label, sum] of [
+      ['transfer', s.transfer],
+      ['kill', s.kill],
+    ] as const) {
+      if (!sum.trials.length) continue;
+      const failed = sum.trials.reduce((a, t) => a + t.failed, 0);
+      const acked = sum.trials.reduce((a, t) => a + t.acked, 0);
+      per.push(
+        `  ${name} ${label}: ${sum.trials.map((t) => Math.round(t.windowMs)).join(', ')} ms ` +
+          `(longest gap across the event itself: ${sum.trials.map((t) => Math.round(t.eventGapMs)).join(', ')} ms); ` +
+          `${failed} failed / ${acked} acknowledged writes in the windows' intervals`,
+      );
+      const reasons: Record<string, number> = {};
+      for (const t of sum.trials)
+        for (const [r, n] of Object.entries(t.failureSamples)) reasons[r] = (reasons[r] ?? 0) + n;
+      for (const [r, n] of Object.entries(reasons)
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 5))
+        per.push(`      ${n} x ${r}`);
+    }
+  }
+  if (per.length) out.push('per trial:', ...per);
+  return out;
 }
 
 export function writeJson(file: string, report: Report): void {

@@ -1,9 +1,11 @@
 // npm run bench [-- --seconds 5 --warmup 1 --rounds 3 --in-flight 1,16,64 --keys 1000 --json FILE
-//                  --no-build --cpu-prof DIR --keep]
+//                  --failover-trials 5 --no-failover --no-build --cpu-prof DIR --keep]
 // Conflux and etcd side by side in one run: a 3-node cluster of each on 127.0.0.1, the same load
 // generator, key space and 100-byte values; writes, linearizable and serializable reads at each
 // in-flight count, systems alternating per round; the median round is reported with the floor of
-// a write on this machine. Exit code is non-zero only on errors: the numbers are not asserted.
+// a write on this machine. Then (unless --no-failover) the write-unavailability windows during leader
+// transfers and leader kills, --failover-trials of each per system (see failover.ts). Exit code is
+// non-zero only on errors: the numbers are not asserted.
 
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -13,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildConflux, startConflux } from './conflux.js';
 import { ensureEtcd, startEtcd } from './etcd.js';
+import { type FailoverReport, runFailover } from './failover.js';
 import { measureFloor } from './floor.js';
 import { type Cluster, type Member, runLoad, WORKLOADS } from './load.js';
 import { cpuMs, killAllSync, logTail, memoryKiB, type Proc } from './proc.js';
@@ -33,6 +36,8 @@ function options() {
       'no-build': { type: 'boolean', default: false },
       'cpu-prof': { type: 'string' },
       keep: { type: 'boolean', default: false },
+      'failover-trials': { type: 'string', default: '5' },
+      'no-failover': { type: 'boolean', default: false },
     },
     strict: true,
   });
@@ -52,6 +57,7 @@ function options() {
     build: !values['no-build'],
     cpuProf: values['cpu-prof'] ? resolve(values['cpu-prof']) : undefined,
     keep: values.keep,
+    failoverTrials: values['no-failover'] ? 0 : positive('failover-trials', values['failover-trials']),
   };
 }
 
@@ -212,6 +218,27 @@ async function main(): Promise<void> {
       memory.push({ system: c.system, id: m.id, leader: m === leader, ...mem });
     }
   }
+  // The load average of the throughput part (the failover part restarts processes).
+  const loadAtEnd = loadavg()[0] as number;
+
+  let failover: FailoverReport | undefined;
+  if (opts.failoverTrials > 0) {
+    log(
+      `failover: ${opts.failoverTrials} leader transfers and ${opts.failoverTrials} leader kills per system`,
+    );
+    if (opts.cpuProf)
+      log(
+        'note: a killed Conflux node writes no CPU profile; its restarted process writes one under the same name',
+      );
+    failover = await runFailover([conflux, etcd], {
+      trials: opts.failoverTrials,
+      signal: abort.signal,
+      check: () => {
+        if (crash) throw new Error(crash);
+      },
+      log,
+    });
+  }
   const report: Report = {
     meta: {
       date: new Date().toISOString(),
@@ -225,13 +252,14 @@ async function main(): Promise<void> {
       keys: opts.keys,
       valueBytes: 100,
       loadAverageAtStart: Number(loadAtStart.toFixed(2)),
-      loadAverageAtEnd: Number((loadavg()[0] as number).toFixed(2)),
+      loadAverageAtEnd: Number(loadAtEnd.toFixed(2)),
       command: process.argv.slice(2).join(' '),
       warnings,
     },
     floor,
     cells,
     memory,
+    ...(failover ? { failover } : {}),
   };
   await cleanup();
   process.stdout.write(`${renderReport(report)}\n`);

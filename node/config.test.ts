@@ -22,13 +22,13 @@ describe('configuration', () => {
         '--node-id',
         'n1',
         '--initial-cluster',
-        'n1=127.0.0.1:7001/127.0.0.1:8001,n2=127.0.0.1:7002/127.0.0.1:8002',
+        'n1=127.0.0.1:7001/127.0.0.1:8001/127.0.0.1:9001,n2=127.0.0.1:7002/127.0.0.1:8002',
       ],
       {},
     );
     expect(c.initialCluster).toEqual({
-      n1: { raft: '127.0.0.1:7001', api: '127.0.0.1:8001' },
-      n2: { raft: '127.0.0.1:7002', api: '127.0.0.1:8002' },
+      n1: { raft: '127.0.0.1:7001', api: '127.0.0.1:8001', admin: '127.0.0.1:9001' },
+      n2: { raft: '127.0.0.1:7002', api: '127.0.0.1:8002', admin: '' },
     });
   });
 
@@ -39,6 +39,8 @@ describe('configuration', () => {
     [['--node-id', 'Bad_Id'], /--node-id/],
     [['--initial-cluster', 'n1=oops'], /--initial-cluster.*not id=raftHost:port\/apiHost:port/],
     [['--unknown-flag'], /unknown-flag/],
+    [['--bootstrap-expect', '3', '--join', '127.0.0.1:1'], /--join.*choose one way to form the cluster/],
+    [['--backup-destination', 'ftp://x'], /--backup-destination.*s3:\/\/bucket/],
   ])('refuses %j with a message naming the setting', (args, message) => {
     expect(() => loadConfig([...dev, ...args], {})).toThrow(message);
   });

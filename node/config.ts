@@ -33,6 +33,15 @@ const SETTINGS = {
   watchHistory: { flag: 'watch-history', env: 'CONFLUX_WATCH_HISTORY' },
   requestTimeoutMs: { flag: 'request-timeout-ms', env: 'CONFLUX_REQUEST_TIMEOUT_MS' },
   logLevel: { flag: 'log-level', env: 'CONFLUX_LOG_LEVEL' },
+  backupDestination: { flag: 'backup-destination', env: 'CONFLUX_BACKUP_DESTINATION' },
+  backupKeepLast: { flag: 'backup-keep-last', env: 'CONFLUX_BACKUP_KEEP_LAST' },
+  backupMaxAgeDays: { flag: 'backup-max-age-days', env: 'CONFLUX_BACKUP_MAX_AGE_DAYS' },
+  s3Endpoint: { flag: 's3-endpoint', env: 'CONFLUX_S3_ENDPOINT' },
+  s3Region: { flag: 's3-region', env: 'CONFLUX_S3_REGION' },
+  s3PathStyle: { flag: 's3-path-style', env: 'CONFLUX_S3_PATH_STYLE', boolean: true },
+  catchUpMaxLag: { flag: 'catch-up-max-lag', env: 'CONFLUX_CATCH_UP_MAX_LAG' },
+  catchUpStableMs: { flag: 'catch-up-stable-ms', env: 'CONFLUX_CATCH_UP_STABLE_MS' },
+  catchUpTimeoutMs: { flag: 'catch-up-timeout-ms', env: 'CONFLUX_CATCH_UP_TIMEOUT_MS' },
 } as const satisfies Record<string, { flag: string; env: string; boolean?: boolean }>;
 
 type SettingName = keyof typeof SETTINGS;
@@ -50,17 +59,24 @@ const flag = z.union([
   z.enum(['true', 'false', '1', '0']).transform((s) => s === 'true' || s === '1'),
 ]);
 
-/** `n1=127.0.0.1:7001/127.0.0.1:8001,n2=...`: each member's Raft address, then its API address. */
+/**
+ * `n1=127.0.0.1:7001/127.0.0.1:8001/127.0.0.1:9001,n2=...`: each member's Raft, API and admin
+ * address (the admin address may be left out; `/_cluster/status` then cannot reach that member).
+ */
 const initialCluster = z.string().transform((text, ctx) => {
-  const members: Record<string, { raft: string; api: string }> = {};
+  const members: Record<string, { raft: string; api: string; admin: string }> = {};
   for (const part of text.split(',').filter(Boolean)) {
-    const m = /^([^=]+)=([^/]+)\/(.+)$/.exec(part.trim());
+    const m = /^([^=]+)=([^/]+)\/([^/]+)(?:\/(.+))?$/.exec(part.trim());
     const id = nodeId.safeParse(m?.[1]);
-    if (!m || !id.success || !hostPort.safeParse(m[2]).success || !hostPort.safeParse(m[3]).success) {
-      ctx.addIssue({ code: 'custom', message: `"${part}" is not id=raftHost:port/apiHost:port` });
+    const ok = (addr: string | undefined) => addr === undefined || hostPort.safeParse(addr).success;
+    if (!m || !id.success || !m[2] || !m[3] || !ok(m[2]) || !ok(m[3]) || !ok(m[4])) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `"${part}" is not id=raftHost:port/apiHost:port[/adminHost:port]`,
+      });
       return z.NEVER;
     }
-    members[m[1] as string] = { raft: m[2] as string, api: m[3] as string };
+    members[m[1] as string] = { raft: m[2], api: m[3], admin: m[4] ?? '' };
   }
   return members;
 });
@@ -94,6 +110,22 @@ export const ConfigSchema = z
     watchHistory: positiveInt.default(10_000),
     requestTimeoutMs: positiveInt.default(5_000),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** Where POST /_cluster/backup writes when the request names no destination. */
+    backupDestination: z
+      .string()
+      .regex(/^(s3|file):\/\//, 'expected s3://bucket/prefix or file:///dir')
+      .optional(),
+    backupKeepLast: positiveInt.optional(),
+    backupMaxAgeDays: z.coerce.number().positive().optional(),
+    s3Endpoint: z.url({ protocol: /^https?$/ }).optional(),
+    s3Region: z.string().min(1).optional(),
+    s3PathStyle: flag.default(false),
+    /** A learner is caught up when its lag stays ≤ this many entries ... */
+    catchUpMaxLag: z.coerce.number().int().nonnegative().default(100),
+    /** ... for this long without interruption. */
+    catchUpStableMs: positiveInt.default(1_000),
+    /** The add flow gives up (the node stays a learner) when catch-up takes longer than this. */
+    catchUpTimeoutMs: positiveInt.default(600_000),
   })
   .superRefine((c, ctx) => {
     const tls = [c.tlsCert, c.tlsKey, c.tlsCa].filter(Boolean).length;
@@ -120,6 +152,18 @@ export const ConfigSchema = z
           });
         }
       }
+    }
+    const starts = [
+      c.initialCluster && '--initial-cluster',
+      c.bootstrapExpect && '--bootstrap-expect',
+      c.join && '--join',
+    ];
+    if (starts.filter(Boolean).length > 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['join'],
+        message: `choose one way to form the cluster, not ${starts.filter(Boolean).join(' and ')}`,
+      });
     }
     if (c.initialCluster && c.nodeId && !c.initialCluster[c.nodeId]) {
       ctx.addIssue({

@@ -76,6 +76,76 @@ export class NodeMetrics {
     buckets: LATENCY_BUCKETS,
     registers: [this.registry],
   });
+  readonly members = new Gauge({
+    name: 'conflux_cluster_members',
+    help: 'Members of the committed membership by role (voter, learner)',
+    labelNames: ['role'],
+    registers: [this.registry],
+  });
+  readonly membershipChanges = new Counter({
+    name: 'conflux_membership_changes_total',
+    help: 'Membership operations this node ran, by kind (add-node, remove-node) and outcome',
+    labelNames: ['kind', 'outcome'],
+    registers: [this.registry],
+  });
+  readonly membershipChangeSeconds = new Histogram({
+    name: 'conflux_membership_change_seconds',
+    help: 'Duration of membership operations, learner catch-up included',
+    labelNames: ['kind'],
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+    registers: [this.registry],
+  });
+  readonly transfers = new Counter({
+    name: 'conflux_leader_transfers_total',
+    help: 'Leadership transfers requested on this node, by outcome',
+    labelNames: ['outcome'],
+    registers: [this.registry],
+  });
+  readonly transferSeconds = new Histogram({
+    name: 'conflux_leader_transfer_seconds',
+    help: 'Time from a transfer request until the new leader was known',
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+  readonly backups = new Counter({
+    name: 'conflux_backups_total',
+    help: 'Backups by outcome (succeeded, skipped, failed)',
+    labelNames: ['outcome'],
+    registers: [this.registry],
+  });
+  readonly backupSeconds = new Histogram({
+    name: 'conflux_backup_seconds',
+    help: 'Duration of a backup: snapshot, upload and retention',
+    buckets: [0.01, 0.1, 0.5, 1, 5, 15, 60, 300],
+    registers: [this.registry],
+  });
+  readonly backupBytes = new Counter({
+    name: 'conflux_backup_bytes_total',
+    help: 'Snapshot bytes uploaded by backups',
+    registers: [this.registry],
+  });
+  readonly lastBackupTimestamp = new Gauge({
+    name: 'conflux_backup_last_success_timestamp_seconds',
+    help: 'Unix time of the last successful backup taken on this node',
+    registers: [this.registry],
+  });
+  readonly restores = new Counter({
+    name: 'conflux_restores_total',
+    help: 'Restores by outcome (succeeded, refused, failed)',
+    labelNames: ['outcome'],
+    registers: [this.registry],
+  });
+  readonly restoreSeconds = new Histogram({
+    name: 'conflux_restore_seconds',
+    help: 'Duration of a restore: download, verification and install',
+    buckets: [0.01, 0.1, 0.5, 1, 5, 15, 60, 300],
+    registers: [this.registry],
+  });
+  readonly restoreBytes = new Counter({
+    name: 'conflux_restore_bytes_total',
+    help: 'Snapshot bytes downloaded by restores',
+    registers: [this.registry],
+  });
   private leader: string | null = null;
 
   constructor(defaults = true) {
@@ -88,6 +158,8 @@ export class NodeMetrics {
     this.commitIndex.set(m.committed);
     this.appliedIndex.set(m.lastApplied);
     this.lastLogIndex.set(m.lastLogIndex);
+    this.members.set({ role: 'voter' }, new Set(m.membership.configs.flat()).size);
+    this.members.set({ role: 'learner' }, m.membership.learners.length);
     if (m.currentLeader !== this.leader) {
       if (m.currentLeader !== null) this.leaderChanges.inc();
       this.leader = m.currentLeader;

@@ -5,18 +5,32 @@ import { randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { z } from 'zod';
 import { buildAdminApi } from './api/admin-app.js';
+import { adminCall, adminCallParsed } from './api/admin-client.js';
+import { internalStatusSchema, type PrepareRequest } from './api/admin-contract.js';
 import { buildClientApi } from './api/app.js';
 import type { ApiContext } from './api/context.js';
-import { splitHostPort } from './api/forward.js';
+import { FORWARDED_BY, splitHostPort } from './api/forward.js';
 import type { NodeConfig } from './config.js';
 import { KvStore } from './kv/store.js';
 import type { KvApplyResult } from './kv/types.js';
 import { NodeMetrics } from './metrics.js';
+import { AddressBook } from './ops/address-book.js';
+import { BackupService } from './ops/backup-service.js';
+import { Bootstrap, staticClusterId } from './ops/bootstrap.js';
+import { MembershipOps } from './ops/membership.js';
+import { OperationQueue } from './ops/operations.js';
+import { RestoreService } from './ops/restore-service.js';
+import { collectClusterStatus, internalStatus } from './ops/status.js';
 import { DEFAULT_CONFIG } from './raft/raft.js';
 import { RaftNode, realClock } from './raft/raft-node.js';
 import { SeededRng } from './raft/rng.js';
-import type { NodeId } from './raft/types.js';
+import type { NodeId, NodeInfo } from './raft/types.js';
+
+/** How long /_cluster/status waits for each member. */
+const STATUS_TIMEOUT_MS = 1_000;
+
 import { type DiskStorage, loadOrCreateNodeId, openStorage } from './storage/index.js';
 import { PeerTransport } from './transport/peer-transport.js';
 
@@ -87,19 +101,29 @@ export async function startNode(config: NodeConfig, rootLogger: Logger): Promise
   });
   const node = raft;
 
-  const addresses = new Map<NodeId, { raft: string; api: string }>(
-    Object.entries(config.initialCluster ?? {}),
-  );
-  addresses.set(id, { raft: config.advertiseRaftAddr, api: config.advertiseApiAddr });
-  transport.setPeers(
-    Object.fromEntries([...addresses].filter(([peer]) => peer !== id).map(([peer, a]) => [peer, a.raft])),
-  );
+  const self: NodeInfo = {
+    raft: config.advertiseRaftAddr,
+    api: config.advertiseApiAddr,
+    admin: config.advertiseAdminAddr,
+  };
+  const addresses = new AddressBook(id, self, (peers) => transport.setPeers(peers));
+  addresses.learn(node.metrics().membership);
+  if (config.initialCluster) addresses.hint(config.initialCluster);
+  let knownMembership = node.metrics().membership;
+  node.watchMetrics((m) => {
+    if (m.membership === knownMembership) return;
+    knownMembership = m.membership;
+    addresses.learn(m.membership);
+  });
 
   const fresh = state.hardState.term === 0 && state.entries.length === 0 && state.snapshot === null;
   if (fresh && config.initialCluster) {
     // Every member of a static initial cluster writes the same first entry, so they agree on it.
     node
-      .initialize(Object.keys(config.initialCluster))
+      .initialize(Object.keys(config.initialCluster), {
+        nodes: config.initialCluster,
+        cluster: { id: staticClusterId(config.initialCluster), restoredFrom: null },
+      })
       .catch((err: unknown) => log.error({ err }, 'initialize failed'));
   }
 
@@ -132,12 +156,100 @@ export async function startNode(config: NodeConfig, rootLogger: Logger): Promise
   await api.listen({ host: apiHost, port: apiPort });
   const apiUrl = `${tls ? 'https' : 'http'}://${config.advertiseApiAddr}`;
 
+  const adminTls = tls ? { cert: tls.cert, key: tls.key, ca: tls.ca } : undefined;
+  const adminCallOpts = { timeoutMs: config.requestTimeoutMs, ...(adminTls ? { tls: adminTls } : {}) };
+  const prepare = async (target: NodeInfo, body: PrepareRequest) => {
+    await adminCallParsed(z.unknown(), target.admin, 'POST', '/_internal/prepare', body, adminCallOpts);
+  };
+  const queue = new OperationQueue();
+  const membership = new MembershipOps({
+    raft: node,
+    nodeId: id,
+    addresses,
+    queue,
+    prepare,
+    metrics,
+    log: log.child({ component: 'membership' }),
+    catchUp: {
+      maxLag: config.catchUpMaxLag,
+      stableMs: config.catchUpStableMs,
+      timeoutMs: config.catchUpTimeoutMs,
+      pollMs: 100,
+    },
+    electionTicks: config.electionTicks,
+    electionTimeoutMs: config.electionTicks * config.tickMs,
+  });
+  const bootstrap = new Bootstrap({
+    raft: node,
+    nodeId: id,
+    self,
+    dataDir: config.dataDir,
+    addresses,
+    membership,
+    prepare,
+    ...(config.bootstrapExpect ? { bootstrapExpect: config.bootstrapExpect } : {}),
+    log: log.child({ component: 'bootstrap' }),
+  });
+  const backupOptions = {
+    connection: {
+      ...(config.s3Endpoint ? { endpoint: config.s3Endpoint } : {}),
+      ...(config.s3Region ? { region: config.s3Region } : {}),
+      ...(config.s3PathStyle ? { forcePathStyle: true } : {}),
+    },
+  };
+  const backup = new BackupService({
+    raft: node,
+    kv,
+    nodeId: id,
+    metrics,
+    logger: log.child({ component: 'backup' }),
+    backupOptions,
+    ...(config.backupDestination ? { defaultDestination: config.backupDestination } : {}),
+    retention: {
+      ...(config.backupKeepLast ? { keepLast: config.backupKeepLast } : {}),
+      ...(config.backupMaxAgeDays ? { maxAgeDays: config.backupMaxAgeDays } : {}),
+    },
+  });
+  const restore = new RestoreService({
+    raft: node,
+    kv,
+    nodeId: id,
+    selfInfo: self,
+    metrics,
+    logger: log.child({ component: 'restore' }),
+    backupOptions,
+  });
+  const internal = () => internalStatus(node.metrics(), { tickMs: config.tickMs });
   const admin = buildAdminApi(
     {
       nodeId: id,
       raft: node,
-      addressesOf: (peer) => addresses.get(peer),
+      addresses,
+      membership,
+      bootstrap,
+      queue,
+      backup,
+      restore,
+      internalStatus: internal,
+      clusterStatus: () =>
+        collectClusterStatus(
+          internal(),
+          (_peer, address) =>
+            adminCallParsed(internalStatusSchema, address, 'GET', '/_internal/status', undefined, {
+              ...adminCallOpts,
+              timeoutMs: STATUS_TIMEOUT_MS,
+            }),
+          { timeoutMs: STATUS_TIMEOUT_MS, lagThreshold: config.catchUpMaxLag * 10 },
+        ),
+      forward: (address, req) =>
+        adminCall(address, req.method as 'GET' | 'POST' | 'DELETE', req.url, req.body, {
+          ...adminCallOpts,
+          timeoutMs: config.requestTimeoutMs * 2, // a forwarded transfer may take a whole timeout
+          headers: { [FORWARDED_BY]: id, 'x-conflux-forwarded-for': req.caller },
+        }),
       transferTimeoutMs: config.requestTimeoutMs,
+      electionTicks: config.electionTicks,
+      metrics,
     },
     {
       logger: log.child({ component: 'admin' }),
@@ -160,6 +272,11 @@ export async function startNode(config: NodeConfig, rootLogger: Logger): Promise
     { api: apiUrl, admin: adminUrl, raft: config.advertiseRaftAddr, dataDir: config.dataDir },
     'node started',
   );
+  if (config.join) {
+    const target = config.join;
+    bootstrap.startJoining((body) => adminCall(target, 'POST', '/_internal/join', body, adminCallOpts));
+  }
+  void bootstrap.bootstrapAlone().catch((err: unknown) => log.error({ err }, 'bootstrap failed'));
 
   return {
     id,
@@ -171,6 +288,7 @@ export async function startNode(config: NodeConfig, rootLogger: Logger): Promise
     apiUrl,
     adminUrl,
     stop: async () => {
+      bootstrap.stop();
       await admin.close();
       await stop(api, node, transport, storage, log);
     },

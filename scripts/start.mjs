@@ -30,7 +30,7 @@ const member = (id, i) => ({
   admin: `127.0.0.1:${base + 200 + i}`,
 });
 const members = ids.map(member);
-const initial = members.map((m) => `${m.id}=${m.raft}/${m.api}`).join(',');
+const initial = members.map((m) => `${m.id}=${m.raft}/${m.api}/${m.admin}`).join(',');
 mkdirSync(dataRoot, { recursive: true });
 
 const children = members.map((m) => {

@@ -13,7 +13,7 @@ import { freePort, sleep } from './process-cluster.js';
 export interface InProcessCluster {
   dir: string;
   nodes: RunningNode[];
-  ports: { api: number; raft: number }[];
+  ports: { api: number; raft: number; admin: number }[];
   leader(): RunningNode | undefined;
   stop(): Promise<void>;
 }
@@ -27,15 +27,40 @@ export interface InProcessOptions {
   dir?: string;
 }
 
+/** One node with free ports and no cluster: it waits to be initialized, restored or added. */
+export async function startPristine(
+  id: string,
+  dir: string,
+  extra: string[] = [],
+): Promise<
+  RunningNode & { addresses: { api_address: string; raft_address: string; admin_address: string } }
+> {
+  const [api, raft, admin] = [await freePort(), await freePort(), await freePort()];
+  const addresses = {
+    api_address: `127.0.0.1:${api}`,
+    raft_address: `127.0.0.1:${raft}`,
+    admin_address: `127.0.0.1:${admin}`,
+  };
+  const args = ['--dev-insecure', '--node-id', id, '--data-dir', join(dir, id), '--tick-ms', '10'];
+  args.push('--api-addr', addresses.api_address, '--raft-addr', addresses.raft_address);
+  args.push('--admin-addr', addresses.admin_address, ...extra);
+  const node = await startNode(loadConfig(args, {}), pino({ level: 'silent' }));
+  return Object.assign(node, { addresses });
+}
+
 export async function startInProcess(ids: string[], opts: InProcessOptions = {}): Promise<InProcessCluster> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'conflux-test-'));
-  const ports = await Promise.all(ids.map(async () => ({ api: await freePort(), raft: await freePort() })));
+  const ports = await Promise.all(
+    ids.map(async () => ({ api: await freePort(), raft: await freePort(), admin: await freePort() })),
+  );
   const initial = ids
-    .map((id, i) => `${id}=127.0.0.1:${ports[i]?.raft}/127.0.0.1:${ports[i]?.api}`)
+    .map(
+      (id, i) => `${id}=127.0.0.1:${ports[i]?.raft}/127.0.0.1:${ports[i]?.api}/127.0.0.1:${ports[i]?.admin}`,
+    )
     .join(',');
   const nodes: RunningNode[] = [];
   for (const [i, id] of ids.entries()) {
-    const p = ports[i] as { api: number; raft: number };
+    const p = ports[i] as { api: number; raft: number; admin: number };
     const args = [...(opts.tls ? [] : ['--dev-insecure']), '--node-id', id, '--data-dir', join(dir, id)];
     args.push(
       '--api-addr',
@@ -43,7 +68,7 @@ export async function startInProcess(ids: string[], opts: InProcessOptions = {})
       '--raft-addr',
       `127.0.0.1:${p.raft}`,
       '--admin-addr',
-      '127.0.0.1:0',
+      `127.0.0.1:${p.admin}`,
     );
     args.push(
       '--initial-cluster',

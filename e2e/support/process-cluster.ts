@@ -1,5 +1,7 @@
 // Test support: a cluster of real `conflux-node` processes on 127.0.0.1, each with its own data
-// directory and free ports, started from a static initial cluster.
+// directory and free ports. Formed from a static initial cluster, or the seed's way: the first
+// member with --bootstrap-expect N and the others with --join (self-bootstrap). Members added
+// later start empty and join through the first member, or wait to be added by the admin API.
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
@@ -25,6 +27,9 @@ export interface Member {
   id: string;
   apiPort: number;
   raftPort: number;
+  adminPort: number;
+  /** The flags that form or join the cluster. */
+  formation: string[];
   dataDir: string;
   logFile: string;
   proc: ChildProcess | null;
@@ -37,21 +42,56 @@ export class ProcessCluster {
 
   private constructor(private readonly extraArgs: string[]) {}
 
-  static async create(size: number, extraArgs: string[] = []): Promise<ProcessCluster> {
+  /** `static`: --initial-cluster; `self-bootstrap`: n1 --bootstrap-expect N, the others --join n1. */
+  static async create(
+    size: number,
+    extraArgs: string[] = [],
+    formation: 'static' | 'self-bootstrap' = 'static',
+  ): Promise<ProcessCluster> {
     const c = new ProcessCluster(extraArgs);
-    for (let i = 1; i <= size; i++) {
-      const id = `n${i}`;
-      c.members.push({
-        id,
-        apiPort: await freePort(),
-        raftPort: await freePort(),
-        dataDir: join(c.dir, id),
-        logFile: join(c.dir, `${id}.log`),
-        proc: null,
-        exit: null,
-      });
+    for (let i = 1; i <= size; i++) await c.addMember(`n${i}`, []);
+    for (const m of c.members) {
+      if (formation === 'static') m.formation = ['--initial-cluster', c.initialCluster()];
+      else if (m === c.members[0]) m.formation = ['--bootstrap-expect', String(size)];
+      else m.formation = c.joinArgs();
     }
     return c;
+  }
+
+  /** A new member (not started): `formation` defaults to joining through the first member. */
+  async addMember(id: string, formation: string[] = this.joinArgs()): Promise<Member> {
+    const m: Member = {
+      id,
+      apiPort: await freePort(),
+      raftPort: await freePort(),
+      adminPort: await freePort(),
+      formation,
+      dataDir: join(this.dir, id),
+      logFile: join(this.dir, `${id}.log`),
+      proc: null,
+      exit: null,
+    };
+    this.members.push(m);
+    return m;
+  }
+
+  private joinArgs(): string[] {
+    const first = this.members[0];
+    return first ? ['--join', `127.0.0.1:${first.adminPort}`] : [];
+  }
+
+  adminUrl(id: string): string {
+    return `http://127.0.0.1:${this.member(id).adminPort}`;
+  }
+
+  /** A member's advertised addresses, as the admin API takes them. */
+  addresses(id: string): { api_address: string; raft_address: string; admin_address: string } {
+    const m = this.member(id);
+    return {
+      api_address: `127.0.0.1:${m.apiPort}`,
+      raft_address: `127.0.0.1:${m.raftPort}`,
+      admin_address: `127.0.0.1:${m.adminPort}`,
+    };
   }
 
   member(id: string): Member {
@@ -65,7 +105,9 @@ export class ProcessCluster {
   }
 
   private initialCluster(): string {
-    return this.members.map((m) => `${m.id}=127.0.0.1:${m.raftPort}/127.0.0.1:${m.apiPort}`).join(',');
+    return this.members
+      .map((m) => `${m.id}=127.0.0.1:${m.raftPort}/127.0.0.1:${m.apiPort}/127.0.0.1:${m.adminPort}`)
+      .join(',');
   }
 
   /** Start one member's process (again); resolves once it listens (not necessarily ready). */
@@ -85,9 +127,8 @@ export class ProcessCluster {
       '--raft-addr',
       `127.0.0.1:${m.raftPort}`,
       '--admin-addr',
-      '127.0.0.1:0',
-      '--initial-cluster',
-      this.initialCluster(),
+      `127.0.0.1:${m.adminPort}`,
+      ...m.formation,
       '--tick-ms',
       '20',
       ...this.extraArgs,
@@ -144,6 +185,15 @@ export class ProcessCluster {
     m.proc?.kill('SIGKILL');
     await m.exit;
     m.proc = null;
+  }
+
+  /** Stop one member and delete its data: the node is gone for good. */
+  async destroyMember(id: string): Promise<void> {
+    const m = this.member(id);
+    m.proc?.kill('SIGTERM');
+    await m.exit;
+    m.proc = null;
+    rmSync(m.dataDir, { recursive: true, force: true });
   }
 
   async stop(): Promise<void> {

@@ -1,27 +1,17 @@
 // The cluster-operations (admin) API on its own port: HTTPS with client certificates checked by
 // admin-auth.ts, or plain HTTP on loopback with --dev-insecure. Every refusal is logged as an
-// audit line, and so is every change a caller makes.
+// audit line, and so is every change a caller makes. The routes are in admin-routes.ts.
 
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
-import { z } from 'zod';
 import { ConfluxError } from '../errors.js';
-import * as M from '../raft/membership.js';
-import type { RaftNode } from '../raft/raft-node.js';
-import type { NodeId } from '../raft/types.js';
 import { authorize } from './admin-auth.js';
-import { badRequest } from './app.js';
+import { type AdminContext, registerAdminRoutes } from './admin-routes.js';
+import { badRequest, fastifyError } from './app.js';
+import { FORWARDED_BY } from './forward.js';
 import { toHttpError } from './http-errors.js';
-import { parseJson } from './kv-routes.js';
-import { parse } from './parse.js';
 
-export interface AdminContext {
-  nodeId: NodeId;
-  raft: RaftNode<unknown>;
-  /** Client API and Raft addresses of a member, as advertised. */
-  addressesOf(id: NodeId): { api: string; raft: string } | undefined;
-  transferTimeoutMs: number;
-}
+export type { AdminContext } from './admin-routes.js';
 
 export interface AdminServerOptions {
   logger: Logger;
@@ -29,13 +19,15 @@ export interface AdminServerOptions {
   https?: { cert: string | Buffer; key: string | Buffer; ca: (string | Buffer)[] };
 }
 
-const transferBody = z.strictObject({ target_node_id: z.string().min(1).optional() });
+/** Admin request bodies are small documents. */
+const ADMIN_BODY_LIMIT = 256 * 1024;
 
 export function buildAdminApi(ctx: AdminContext, opts: AdminServerOptions): FastifyInstance {
   const tls = opts.https !== undefined;
   const app = Fastify({
     loggerInstance: opts.logger,
     logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: ADMIN_BODY_LIMIT,
     frameworkErrors: badRequest,
     ...(opts.https ? { https: { ...opts.https, requestCert: true, rejectUnauthorized: false } } : {}),
   }) as unknown as FastifyInstance;
@@ -46,8 +38,19 @@ export function buildAdminApi(ctx: AdminContext, opts: AdminServerOptions): Fast
   app.addHook('onRequest', async (req) => {
     try {
       const caller = authorize(req, tls);
-      if (req.method !== 'GET')
-        audit.info({ caller: caller.subject, method: req.method, path: req.url }, 'admin request');
+      if (req.method !== 'GET') {
+        const forwardedFor = req.headers['x-conflux-forwarded-for'];
+        audit.info(
+          {
+            caller: caller.subject,
+            method: req.method,
+            path: req.url,
+            ...(req.headers[FORWARDED_BY] ? { forwardedBy: req.headers[FORWARDED_BY], forwardedFor } : {}),
+          },
+          'admin request',
+        );
+      }
+      req.caller = caller.subject;
     } catch (err) {
       audit.warn(
         { remote: req.ip, method: req.method, path: req.url, reason: (err as Error).message },
@@ -56,9 +59,10 @@ export function buildAdminApi(ctx: AdminContext, opts: AdminServerOptions): Fast
       throw err;
     }
   });
-  app.setErrorHandler((err, _req, reply) => {
-    const { status, body } = toHttpError(err);
-    return reply.status(status).send(body);
+  app.setErrorHandler((err, req, reply) => {
+    const { status, body } = toHttpError(fastifyError(err));
+    if (status >= 500 && body.error.code === 'INTERNAL') req.log.error({ err }, 'admin request failed');
+    return reply.status(status).type('application/json').send(body);
   });
   app.setNotFoundHandler((req, reply) => {
     const { status, body } = toHttpError(
@@ -67,55 +71,13 @@ export function buildAdminApi(ctx: AdminContext, opts: AdminServerOptions): Fast
     return reply.status(status).send(body);
   });
 
-  app.get('/_internal/status', async () => ctx.raft.metrics());
-
-  app.get('/_cluster/leader', async () => leaderDocument(ctx));
-
-  app.post('/_cluster/leader/transfer', async (req) => {
-    const body = parse(
-      transferBody,
-      req.body && (req.body as Buffer).length > 0 ? parseJson(req.body) : {},
-      'body',
-    );
-    const m = ctx.raft.metrics();
-    if (m.state !== 'leader') {
-      throw new ConfluxError(
-        'NO_LEADER',
-        `node ${ctx.nodeId} is not the leader; ask ${m.currentLeader ?? 'the leader'}`,
-        {
-          leader_id: m.currentLeader,
-        },
-      );
-    }
-    const target = body.target_node_id ?? bestTarget(ctx);
-    if (target !== ctx.nodeId) await ctx.raft.transferLeader(target, ctx.transferTimeoutMs);
-    return leaderDocument(ctx);
-  });
-
+  registerAdminRoutes(app, ctx);
   return app;
 }
 
-function leaderDocument(ctx: AdminContext) {
-  const m = ctx.raft.metrics();
-  if (!m.currentLeader) throw new ConfluxError('NO_LEADER', 'no leader is known right now; retry shortly');
-  const addresses = ctx.addressesOf(m.currentLeader);
-  return {
-    leader_id: m.currentLeader,
-    term: m.currentTerm,
-    api_address: addresses?.api ?? null,
-    raft_address: addresses?.raft ?? null,
-  };
-}
-
-/** The voter that will stay, holding the most of the log (ties: the lowest id, deterministic). */
-function bestTarget(ctx: AdminContext): NodeId {
-  const m = ctx.raft.metrics();
-  const stays = m.membership.configs.at(-1) ?? [];
-  const candidates = stays
-    .filter((id) => id !== ctx.nodeId && M.isVoter(m.membership, id))
-    .map((id) => ({ id, matched: m.replication?.[id]?.matched ?? 0 }))
-    .sort((a, b) => b.matched - a.matched || a.id.localeCompare(b.id));
-  const best = candidates[0];
-  if (!best) throw new ConfluxError('INVALID_REQUEST', 'there is no other voter to hand leadership to');
-  return best.id;
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Subject of the authorized client certificate (`dev-insecure` without TLS). */
+    caller?: string;
+  }
 }

@@ -100,7 +100,7 @@ export function badRequest(err: FastifyError, _req: FastifyRequest, reply: Fasti
 }
 
 /** Fastify's own refusals (body too large, bad content) in the catalogue's terms. */
-function fastifyError(err: unknown): unknown {
+export function fastifyError(err: unknown): unknown {
   const code = (err as { code?: string }).code;
   if (code === 'FST_ERR_CTP_BODY_TOO_LARGE')
     return new ConfluxError('BODY_TOO_LARGE', (err as Error).message);

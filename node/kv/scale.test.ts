@@ -56,7 +56,13 @@ describe('scale', () => {
     t0 = performance.now();
     const r = new KvStore();
     r.restore(
-      { index: N, term: 1, membership: { configs: [], learners: [], retired: [] }, sizeBytes: 0, id: 's' },
+      {
+        index: N,
+        term: 1,
+        membership: { configs: [], learners: [], retired: [], nodes: {}, cluster: null },
+        sizeBytes: 0,
+        id: 's',
+      },
       snap.data,
     );
     const restoreTime = ms(t0);

@@ -10,7 +10,7 @@ import { blank, put, run } from './test-helpers.js';
 const meta = (index: number): SnapshotMeta => ({
   index,
   term: 1,
-  membership: { configs: [['n1']], learners: [], retired: [] },
+  membership: { configs: [['n1']], learners: [], retired: [], nodes: {}, cluster: null },
   sizeBytes: 0,
   id: `snap-${index}`,
 });

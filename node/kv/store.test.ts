@@ -56,7 +56,7 @@ describe('KvStore: blank, membership and undecodable entries advance applied onl
       type: 'membership',
       index: 3,
       term: 1,
-      membership: { configs: [['n1']], learners: [], retired: [] },
+      membership: { configs: [['n1']], learners: [], retired: [], nodes: {}, cluster: null },
     });
     expect(m).toEqual({ type: 'none', revision: 1 });
     expect(s.applied).toBe(3);

@@ -296,7 +296,13 @@ describe('watch: restore', () => {
     for (let i = 0; i < 10; i++) put(other, `o${i}`, 'v');
     const waiting = s.waitForEvents({ key: 'nothing' }, 5, 10).catch((err: unknown) => err);
     s.restore(
-      { index: 10, term: 1, membership: { configs: [], learners: [], retired: [] }, sizeBytes: 0, id: 'x' },
+      {
+        index: 10,
+        term: 1,
+        membership: { configs: [], learners: [], retired: [], nodes: {}, cluster: null },
+        sizeBytes: 0,
+        id: 'x',
+      },
       other.snapshot().data,
     );
     await settle();

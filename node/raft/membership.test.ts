@@ -49,6 +49,8 @@ describe('membership', () => {
         configs: [['n1', 'n2', 'n3', 'n4']],
         learners: [],
         retired: [],
+        nodes: {},
+        cluster: null,
       });
     }
   });
@@ -97,6 +99,12 @@ describe('membership', () => {
 
   it('a demoted voter can be kept as a learner', () => {
     const m = M.enterJoint(M.initialMembership(['a', 'b', 'c']), ['a', 'b'], true);
-    expect(M.leaveJoint(m)).toEqual({ configs: [['a', 'b']], learners: ['c'], retired: [] });
+    expect(M.leaveJoint(m)).toEqual({
+      configs: [['a', 'b']],
+      learners: ['c'],
+      retired: [],
+      nodes: {},
+      cluster: null,
+    });
   });
 });

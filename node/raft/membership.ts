@@ -1,9 +1,15 @@
 // Pure helpers over Membership values. Memberships are immutable: every change makes a new one.
 
 import { RaftError } from './errors.js';
-import type { Membership, NodeId } from './types.js';
+import type { ClusterIdentity, Membership, NodeId, NodeInfo } from './types.js';
 
-export const EMPTY_MEMBERSHIP: Membership = { configs: [], learners: [], retired: [] };
+export const EMPTY_MEMBERSHIP: Membership = {
+  configs: [],
+  learners: [],
+  retired: [],
+  nodes: {},
+  cluster: null,
+};
 
 const sorted = (ids: Iterable<NodeId>): NodeId[] => [...new Set(ids)].sort();
 
@@ -27,16 +33,26 @@ export function isInitialized(m: Membership): boolean {
   return m.configs.length > 0;
 }
 
-export function initialMembership(voterIds: readonly NodeId[]): Membership {
-  if (voterIds.length === 0) throw new RaftError('INVALID_MEMBERSHIP', 'a cluster needs at least one voter');
-  return { configs: [sorted(voterIds)], learners: [], retired: [] };
+export interface InitialMembershipOptions {
+  nodes?: Record<NodeId, NodeInfo>;
+  cluster?: ClusterIdentity | null;
 }
 
-/** Every id that leaves `from` on the way to `to` is retired for good. */
-function retire(from: Membership, next: Omit<Membership, 'retired'>): Membership {
+export function initialMembership(
+  voterIds: readonly NodeId[],
+  opts: InitialMembershipOptions = {},
+): Membership {
+  if (voterIds.length === 0) throw new RaftError('INVALID_MEMBERSHIP', 'a cluster needs at least one voter');
+  const nodes = Object.fromEntries(Object.entries(opts.nodes ?? {}).filter(([id]) => voterIds.includes(id)));
+  return { configs: [sorted(voterIds)], learners: [], retired: [], nodes, cluster: opts.cluster ?? null };
+}
+
+/** Every id that leaves `from` on the way to `to` is retired for good, and its address forgotten. */
+function retire(from: Membership, next: Pick<Membership, 'configs' | 'learners'>): Membership {
   const staying = new Set([...next.configs.flat(), ...next.learners]);
   const leaving = members(from).filter((id) => !staying.has(id));
-  return { ...next, retired: sorted([...from.retired, ...leaving]) };
+  const nodes = Object.fromEntries(Object.entries(from.nodes).filter(([id]) => staying.has(id)));
+  return { ...from, ...next, nodes, retired: sorted([...from.retired, ...leaving]) };
 }
 
 function refuseRetired(m: Membership, ids: readonly NodeId[]): void {
@@ -49,10 +65,12 @@ function refuseRetired(m: Membership, ids: readonly NodeId[]): void {
   }
 }
 
-export function withLearner(m: Membership, id: NodeId): Membership {
+/** Add a learner (with its addresses when the host uses them); a no-op for a current member. */
+export function withLearner(m: Membership, id: NodeId, info?: NodeInfo): Membership {
   refuseRetired(m, [id]);
   if (isVoter(m, id) || m.learners.includes(id)) return m;
-  return { ...m, learners: sorted([...m.learners, id]) };
+  const nodes = info ? { ...m.nodes, [id]: info } : m.nodes;
+  return { ...m, learners: sorted([...m.learners, id]), nodes };
 }
 
 export function withoutLearner(m: Membership, id: NodeId): Membership {

@@ -19,7 +19,7 @@ describe('metrics', () => {
       committed: 3,
       lastApplied: 3,
       currentLeader: 'n1',
-      membership: { configs: [['n1', 'n2', 'n3']], learners: [], retired: [] },
+      membership: { configs: [['n1', 'n2', 'n3']], learners: [], retired: [], nodes: {}, cluster: null },
       snapshot: null,
     });
     expect(m.replication).toEqual({

@@ -227,13 +227,25 @@ describe('RaftNode', () => {
     c.add('n4');
     const leader = c.node('n1');
     const added = await c.run(leader.addLearner('n4'));
-    expect(added.membership).toEqual({ configs: [IDS], learners: ['n4'], retired: [] });
+    expect(added.membership).toEqual({
+      configs: [IDS],
+      learners: ['n4'],
+      retired: [],
+      nodes: {},
+      cluster: null,
+    });
     const voters = [...IDS, 'n4'];
     const changing = leader.changeMembership(voters);
     // One change at a time: the joint config is in flight.
     await expect(leader.addLearner('n5')).rejects.toMatchObject({ code: 'MEMBERSHIP_CHANGE_IN_PROGRESS' });
     const changed = await c.run(changing);
-    expect(changed.membership).toEqual({ configs: [voters], learners: [], retired: [] });
+    expect(changed.membership).toEqual({
+      configs: [voters],
+      learners: [],
+      retired: [],
+      nodes: {},
+      cluster: null,
+    });
     await c.until(() => voters.every((id) => c.node(id).metrics().membership.configs.length === 1));
     for (const id of voters) expect(c.node(id).metrics().membership.configs).toEqual([voters]);
     expect(c.node('n4').metrics().state).toBe('follower');

@@ -15,7 +15,16 @@ import { randomUUID } from 'node:crypto';
 import { RaftError } from './errors.js';
 import * as M from './membership.js';
 import { EMPTY_STATE, type RaftConfig, RaftCore, type RaftState } from './raft.js';
-import type { Entry, Membership, Message, NodeId, RaftMetrics, Ready, SnapshotMeta } from './types.js';
+import type {
+  Entry,
+  Membership,
+  Message,
+  NodeId,
+  NodeInfo,
+  RaftMetrics,
+  Ready,
+  SnapshotMeta,
+} from './types.js';
 
 /** The durable part of a Ready. */
 export type DurableReady = Pick<Ready, 'hardState' | 'entries' | 'snapshot' | 'snapshotChunks'>;
@@ -130,6 +139,8 @@ export class RaftNode<R> {
   /** Reads a quorum confirmed, waiting for the state machine to reach their index. */
   private confirmed: { index: number; waiter: Waiter<number> }[] = [];
   private readonly transfers = new Set<TransferWaiter>();
+  /** bootstrapFromSnapshot calls waiting for their snapshot to be installed. */
+  private restores: (Waiter<void> & { index: number })[] = [];
   private readonly leaderListeners = new Set<LeaderListener>();
   private readonly metricsListeners = new Set<MetricsListener>();
 
@@ -161,17 +172,37 @@ export class RaftNode<R> {
   // -- API ---------------------------------------------------------------------------------------
 
   /** Bootstrap a new cluster on this node; resolves once the initial membership is applied here. */
-  initialize(voters: readonly NodeId[]): Promise<void> {
+  initialize(voters: readonly NodeId[], opts: M.InitialMembershipOptions = {}): Promise<void> {
     return this.call(() => {
-      this.core.initialize(voters);
+      this.core.initialize(voters, opts);
       this.kick();
       return this.waitConf(1, 1, false).then(() => undefined);
     });
   }
 
+  /**
+   * Bootstrap a one-voter cluster whose state is `data` (see RaftCore.bootstrapFromSnapshot);
+   * resolves once the snapshot is durable and applied here. This node then elects itself.
+   */
+  bootstrapFromSnapshot(meta: SnapshotMeta, data: Uint8Array): Promise<void> {
+    return this.call(() => {
+      this.core.bootstrapFromSnapshot(meta, data);
+      const done = new Promise<void>((resolve, reject) =>
+        this.restores.push({ index: meta.index, resolve, reject }),
+      );
+      this.kick();
+      return done;
+    });
+  }
+
   /** Resolves when the membership entry that adds the learner is committed (applied here). */
-  addLearner(id: NodeId): Promise<MembershipChange> {
-    return this.call(() => this.proposeConf((m) => M.withLearner(m, id), false));
+  addLearner(id: NodeId, info?: NodeInfo): Promise<MembershipChange> {
+    return this.call(() => this.proposeConf((m) => M.withLearner(m, id, info), false));
+  }
+
+  /** Resolves when the membership without the learner is committed; it is retired for good. */
+  removeLearner(id: NodeId): Promise<MembershipChange> {
+    return this.call(() => this.proposeConf((m) => M.withoutLearner(m, id), false));
   }
 
   /**
@@ -388,6 +419,8 @@ export class RaftNode<R> {
     const data = this.storage.readSnapshotChunk(meta, 0, meta.sizeBytes);
     if (!data) throw new Error(`storage lost snapshot ${meta.id} right after installing it`);
     this.sm.restore(meta, data);
+    for (const r of this.restores.filter((w) => w.index <= meta.index)) r.resolve();
+    this.restores = this.restores.filter((w) => w.index > meta.index);
     // Entries covered by the snapshot were never applied here: their outcome is unknown.
     const unknown = (index: number) =>
       new RaftError('OUTCOME_UNKNOWN', `outcome of ${index} unknown: a snapshot replaced the log`);
@@ -451,13 +484,20 @@ export class RaftNode<R> {
     this.stopped = err;
     this.ticker?.cancel();
     for (const t of this.transfers) t.timer.cancel();
-    const waiters = [...this.writes.values(), ...this.confs, ...this.reads.values(), ...this.transfers];
+    const waiters = [
+      ...this.writes.values(),
+      ...this.confs,
+      ...this.reads.values(),
+      ...this.transfers,
+      ...this.restores,
+    ];
     for (const w of [...waiters, ...this.confirmed.map((r) => r.waiter)]) w.reject(err);
     this.writes.clear();
     this.confs = [];
     this.reads.clear();
     this.confirmed = [];
     this.transfers.clear();
+    this.restores = [];
   }
 }
 

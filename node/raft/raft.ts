@@ -572,18 +572,40 @@ export class RaftCore {
   }
 
   /** Bootstrap a brand-new cluster on this node: its first entry holds the initial voters. */
-  initialize(voterIds: readonly NodeId[]): void {
-    if (this.log.lastIndex() > 0 || this.term > 0 || M.isInitialized(this.membership)) {
-      throw new RaftError('ALREADY_INITIALIZED', `node ${this.id} already has state`);
-    }
+  initialize(voterIds: readonly NodeId[], opts: M.InitialMembershipOptions = {}): void {
+    this.requirePristine();
     if (!voterIds.includes(this.id))
       throw new RaftError('INVALID_MEMBERSHIP', `the initial voters must include ${this.id}`);
-    const membership = M.initialMembership(voterIds);
+    const membership = M.initialMembership(voterIds, opts);
     this.term = 1;
     this.log.append({ index: 1, term: 1, type: 'membership', membership });
     // The bootstrap entry is committed by fiat: no other node has a configuration to dispute it.
     this.commitTo(1);
     this.campaign(false);
+  }
+
+  /**
+   * Bootstrap a one-voter cluster on this node whose state is a snapshot (a restored backup): the
+   * log starts after `meta.index`, so revisions continue where the backup left off. The bytes go
+   * out as one staged chunk with Ready.snapshot, which the host installs atomically.
+   */
+  bootstrapFromSnapshot(meta: SnapshotMeta, data: Uint8Array): void {
+    this.requirePristine();
+    if (!M.sameVoters(meta.membership, [this.id]) || meta.membership.learners.length > 0)
+      throw new RaftError(
+        'INVALID_MEMBERSHIP',
+        `a restored cluster starts with ${this.id} as its only voter`,
+      );
+    this.chunks.push({ meta, offset: 0, data });
+    this.installSnapshot(meta);
+    this.term = Math.max(this.term, meta.term);
+    this.campaign(false);
+  }
+
+  private requirePristine(): void {
+    if (this.log.lastIndex() > 0 || this.term > 0 || M.isInitialized(this.membership)) {
+      throw new RaftError('ALREADY_INITIALIZED', `node ${this.id} already has state`);
+    }
   }
 
   transferLeader(target: NodeId): void {

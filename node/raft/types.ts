@@ -14,6 +14,26 @@ export interface Membership {
   configs: NodeId[][];
   learners: NodeId[];
   retired: NodeId[];
+  /**
+   * How to reach every current member (voters and learners), replicated with the membership as
+   * openraft's `nodes` map is, so any member can reach any other after restarts and changes.
+   */
+  nodes: Record<NodeId, NodeInfo>;
+  /** Minted once, when the cluster is initialized or restored; every later membership carries it. */
+  cluster: ClusterIdentity | null;
+}
+
+/** A member's advertised addresses (host:port). The engine carries them; only the host uses them. */
+export interface NodeInfo {
+  raft: string;
+  api: string;
+  admin: string;
+}
+
+export interface ClusterIdentity {
+  id: string;
+  /** Set when the cluster was restored from a backup: where its data came from. */
+  restoredFrom: { clusterId: string; uri: string; index: number } | null;
 }
 
 interface EntryBase {

@@ -12,6 +12,7 @@ export const STORAGE_ERROR_CODES = [
   /** The data directory belongs to another node id than the one requested. */
   'NODE_ID_MISMATCH',
   'INVALID_NODE_ID',
+  'CORRUPT_RECORD',
 ] as const;
 
 export type StorageErrorCode = (typeof STORAGE_ERROR_CODES)[number];

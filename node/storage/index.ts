@@ -3,6 +3,7 @@
 export { StorageCorruptionError, StorageError, type StorageErrorCode } from './errors.js';
 export { loadOrCreateNodeId, nodeIdSchema } from './identity.js';
 export type { FaultInjector, FsyncTarget, StorageLogger } from './io.js';
+export { readRecord, writeRecord } from './record-file.js';
 export {
   DEFAULT_SEGMENT_BYTES,
   DiskStorage,

@@ -11,7 +11,16 @@ export const membershipSchema = z.object({
   configs: z.array(z.array(nodeId)),
   learners: z.array(nodeId),
   retired: z.array(nodeId),
-}) satisfies z.ZodType<Membership>;
+  // Data written before memberships carried addresses and the cluster identity reads as empty.
+  nodes: z.record(nodeId, z.object({ raft: z.string(), api: z.string(), admin: z.string() })).default({}),
+  cluster: z
+    .object({
+      id: z.string().min(1),
+      restoredFrom: z.object({ clusterId: z.string(), uri: z.string(), index }).nullable(),
+    })
+    .nullable()
+    .default(null),
+}) satisfies z.ZodType<Membership, unknown>;
 
 /** msgpackr decodes binary as Buffer; hand out plain Uint8Array views, the type the engine uses. */
 const bytes = z

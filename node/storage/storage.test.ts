@@ -89,7 +89,13 @@ describe('save then reopen', () => {
 
   it('round-trips blank and membership entries', async () => {
     const { storage } = await start();
-    const membership = { configs: [['a'], ['a', 'b']], learners: ['c'], retired: ['z'] };
+    const membership = {
+      configs: [['a'], ['a', 'b']],
+      learners: ['c'],
+      retired: ['z'],
+      nodes: {},
+      cluster: null,
+    };
     await storage.save(
       ready({
         entries: [

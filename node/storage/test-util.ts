@@ -44,7 +44,7 @@ export const snapMeta = (
 ): SnapshotMeta => ({
   index,
   term,
-  membership: { configs: [['n1', 'n2', 'n3']], learners: [], retired: [] },
+  membership: { configs: [['n1', 'n2', 'n3']], learners: [], retired: [], nodes: {}, cluster: null },
   sizeBytes,
   id,
 });

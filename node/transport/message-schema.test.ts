@@ -90,7 +90,7 @@ describe('message codec and schema', () => {
           term: 1,
           sizeBytes: 1,
           id: 'x',
-          membership: { configs: [[], [], []], learners: [], retired: [] },
+          membership: { configs: [[], [], []], learners: [], retired: [], nodes: {}, cluster: null },
         },
       },
     ],

@@ -21,6 +21,18 @@ export const membershipSchema = z.object({
   configs: z.array(z.array(nodeIdSchema)).max(2),
   learners: z.array(nodeIdSchema),
   retired: z.array(nodeIdSchema),
+  nodes: z.record(
+    nodeIdSchema,
+    z.object({ raft: z.string().max(1024), api: z.string().max(1024), admin: z.string().max(1024) }),
+  ),
+  cluster: z
+    .object({
+      id: z.string().max(256),
+      restoredFrom: z
+        .object({ clusterId: z.string().max(256), uri: z.string().max(4096), index: count })
+        .nullable(),
+    })
+    .nullable(),
 });
 
 const entryBase = { index: z.int().min(1), term: count };

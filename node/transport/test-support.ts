@@ -11,6 +11,8 @@ const membership: Membership = {
   ],
   learners: ['d'],
   retired: ['old'],
+  nodes: { a: { raft: 'a:7000', api: 'a:8080', admin: 'a:8443' } },
+  cluster: { id: 'c-1', restoredFrom: { clusterId: 'c-0', uri: 's3://b/p/x.snap', index: 99 } },
 };
 const meta: SnapshotMeta = { index: 120, term: 7, membership, sizeBytes: 1 << 20, id: 'snap-120-abc' };
 

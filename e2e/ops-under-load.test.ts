@@ -1,0 +1,112 @@
+// Planned operations under a continuous write load, on real processes: a leader transfer, adding
+// a node and removing one while clients keep writing through every member. Every acknowledged
+// write must be readable afterwards with its value; writes that failed are counted and reported
+// (a client retries them), and must stay a small fraction of the load.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ProcessCluster, sleep } from './support/process-cluster.js';
+
+async function call(url: string, method = 'GET', body?: string) {
+  const res = await fetch(url, {
+    method,
+    ...(body === undefined ? {} : { body }),
+    signal: AbortSignal.timeout(10_000),
+  });
+  const text = await res.text();
+  let json: Record<string, unknown> = {};
+  try {
+    json = JSON.parse(text);
+  } catch {
+    // a raw value
+  }
+  return { status: res.status, body: json, location: res.headers.get('location') };
+}
+
+describe('membership and leadership changes under a write load', () => {
+  let cluster: ProcessCluster;
+  beforeAll(async () => {
+    cluster = await ProcessCluster.create(3, ['--catch-up-stable-ms', '300']);
+    await cluster.start();
+  });
+  afterAll(async () => cluster?.destroy());
+
+  it('loses no acknowledged write through a transfer, an add and a remove', async () => {
+    const acked = new Map<string, string>();
+    const failures: string[] = [];
+    let running = true;
+    const live = () => cluster.members.filter((m) => m.proc).map((m) => m.id);
+    const writer = async (client: number) => {
+      for (let seq = 0; running; seq++) {
+        const ids = live();
+        const target = ids[seq % ids.length] as string;
+        const key = `load/${client}/${seq}`;
+        const value = `${client}:${seq}`;
+        try {
+          const r = await call(`${cluster.url(target)}/v1/kv/${key}`, 'PUT', value);
+          if (r.status === 200) acked.set(key, value);
+          else failures.push(`${target} ${r.status} ${(r.body.error as { code?: string })?.code}`);
+        } catch (err) {
+          failures.push(`${target} ${(err as Error).message}`);
+        }
+      }
+    };
+    const writers = [0, 1, 2, 3].map(writer);
+    const admin = (id: string) => cluster.adminUrl(id);
+    const waitOp = async (id: string, location: string) => {
+      for (let i = 0; i < 600; i++) {
+        const op = (await call(`${admin(id)}${location}`)).body;
+        if (op.state === 'succeeded') return;
+        if (op.state === 'failed') throw new Error(`operation failed: ${JSON.stringify(op.error)}`);
+        await sleep(100);
+      }
+      throw new Error('operation did not finish');
+    };
+
+    await sleep(500);
+    const leader = await cluster.leader();
+    const target = live().find((id) => id !== leader) as string;
+    const transfer = await call(
+      `${admin(leader)}/_cluster/leader/transfer`,
+      'POST',
+      JSON.stringify({ target_node_id: target }),
+    );
+    expect(transfer).toMatchObject({ status: 200, body: { leader_id: target } });
+    await sleep(500);
+
+    await cluster.addMember('n4', []);
+    cluster.spawn('n4');
+    let add = await call(
+      `${admin('n1')}/_cluster/nodes`,
+      'POST',
+      JSON.stringify({ node_id: 'n4', ...cluster.addresses('n4') }),
+    );
+    expect(add.status).toBe(202);
+    await waitOp('n1', add.location as string);
+    await sleep(500);
+
+    const victim = live().find((id) => id !== target && id !== 'n4') as string;
+    add = await call(`${admin('n4')}/_cluster/nodes/${victim}`, 'DELETE');
+    expect(add.status).toBe(202);
+    await waitOp('n4', add.location as string);
+    await cluster.destroyMember(victim);
+    await sleep(500);
+
+    running = false;
+    await Promise.all(writers);
+    const total = acked.size + failures.length;
+    console.log(
+      `ops under load: ${acked.size} acknowledged writes, ${failures.length} failed`,
+      [...new Set(failures)].slice(0, 20),
+    );
+    expect(acked.size).toBeGreaterThan(100);
+    expect(failures.length).toBeLessThanOrEqual(Math.ceil(total * 0.02));
+
+    const reader = live()[0] as string;
+    const missing: string[] = [];
+    for (const [key, value] of acked) {
+      const r = await call(`${cluster.url(reader)}/v1/kv/${key}`);
+      if (r.body.value !== value) missing.push(key);
+    }
+    expect(missing).toEqual([]);
+  });
+});
