@@ -84,7 +84,7 @@ describe('the seed scenarios on real processes', () => {
     });
     expect(Object.keys(s.nodes).sort()).toEqual(['n1', 'n2', 'n3']);
     expect(s.leader_id).toMatch(/^n[123]$/);
-    expect(Object.values(s.nodes).filter((n: Json) => n.status === 'Leader')).toHaveLength(1);
+    expect(Object.values(s.nodes).filter((n) => (n as Json).status === 'Leader')).toHaveLength(1);
     expect(s).toMatchObject({ voters: 3, fault_tolerance: 1, errors: [] });
     expect(s.cluster_id).toMatch(/^[0-9a-f-]{36}$/);
   });

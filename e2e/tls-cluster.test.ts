@@ -18,9 +18,11 @@ function https(
   pki: Pki,
   method = 'GET',
   body?: string,
+  client?: { cert: string | Buffer; key: string | Buffer },
+  headers: Record<string, string> = {},
 ): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { method, ca: pki.node('client', 'ca1').ca }, (res) => {
+    const req = request(url, { method, ca: pki.node('client', 'ca1').ca, headers, ...client }, (res) => {
       let text = '';
       res.on('data', (c) => {
         text += c;
@@ -70,6 +72,24 @@ describe.skipIf(!hasOpenssl())('a cluster with TLS everywhere', () => {
     expect(put.status).toBe(200);
     const get = await https(`${nodes[2]?.apiUrl}/v1/kv/secure`, pki);
     expect(JSON.parse(get.body)).toMatchObject({ key: 'secure', value: 'yes' });
+  });
+
+  it('aggregates status and forwards admin requests between members over mutual TLS', async () => {
+    const admin = pki.admin('sre');
+    const follower = nodes.find((n) => n.raft.metrics().state !== 'leader') as RunningNode;
+    const status = await https(`${follower.adminUrl}/_cluster/status`, pki, 'GET', undefined, admin);
+    expect(JSON.parse(status.body)).toMatchObject({
+      healthy: true,
+      fault_tolerance: 1,
+      nodes: { t1: { is_reachable: true }, t2: { is_reachable: true }, t3: { is_reachable: true } },
+    });
+    const body = JSON.stringify({ target_node_id: follower.id });
+    const moved = await https(`${follower.adminUrl}/_cluster/leader/transfer`, pki, 'POST', body, admin);
+    expect([moved.status, JSON.parse(moved.body).leader_id]).toEqual([200, follower.id]);
+    // A member's certificate acts on /_cluster only for a request it forwards on an admin's behalf.
+    const member = pki.node('t9', 'ca1');
+    const direct = await https(`${follower.adminUrl}/_cluster/leader/transfer`, pki, 'POST', '{}', member);
+    expect([direct.status, JSON.parse(direct.body).error.code]).toEqual([403, 'FORBIDDEN']);
   });
 
   it('a node with a certificate from another CA cannot join the peers', async () => {

@@ -18,8 +18,10 @@ export function hasOpenssl(): boolean {
 
 export interface Pki {
   dir: string;
-  /** A node certificate (serverAuth + clientAuth, SAN 127.0.0.1) signed by the named CA. */
+  /** A node certificate (serverAuth + clientAuth, SAN 127.0.0.1, O=conflux-node) signed by the named CA. */
   node(name: string, ca: 'ca1' | 'ca2'): PeerTlsOptions;
+  /** An administrator's client certificate (O=conflux-admin) signed by ca1. */
+  admin(name: string): PeerTlsOptions;
 }
 
 export function makePki(): Pki {
@@ -51,25 +53,41 @@ export function makePki(): Pki {
   return {
     dir,
     node(name, ca) {
-      run('req', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
-      const sign = ['x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`];
-      run(
-        ...sign,
-        '-set_serial',
-        String(++serial),
-        '-days',
-        '1',
-        '-extfile',
-        'node.ext',
-        '-out',
-        `${name}.crt`,
-      );
-      return {
-        cert: readFileSync(join(dir, `${name}.crt`)),
-        key: readFileSync(join(dir, `${name}.key`)),
-        // Everyone trusts ca1 only: ca2's certificates are strangers.
-        ca: readFileSync(join(dir, 'ca1.crt')),
-      };
+      return issue(name, ca, 'conflux-node');
+    },
+    admin(name) {
+      return issue(name, 'ca1', 'conflux-admin');
     },
   };
+
+  function issue(name: string, ca: 'ca1' | 'ca2', organization: string): PeerTlsOptions {
+    run(
+      'req',
+      ...ec,
+      '-keyout',
+      `${name}.key`,
+      '-out',
+      `${name}.csr`,
+      '-subj',
+      `/O=${organization}/CN=${name}`,
+    );
+    const sign = ['x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`];
+    run(
+      ...sign,
+      '-set_serial',
+      String(++serial),
+      '-days',
+      '1',
+      '-extfile',
+      'node.ext',
+      '-out',
+      `${name}.crt`,
+    );
+    return {
+      cert: readFileSync(join(dir, `${name}.crt`)),
+      key: readFileSync(join(dir, `${name}.key`)),
+      // Everyone trusts ca1 only: ca2's certificates are strangers.
+      ca: readFileSync(join(dir, 'ca1.crt')),
+    };
+  }
 }

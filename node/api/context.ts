@@ -7,7 +7,13 @@ import type { KvStore } from '../kv/store.js';
 import type { KvApplyResult } from '../kv/types.js';
 import type { NodeMetrics } from '../metrics.js';
 import type { RaftNode } from '../raft/raft-node.js';
-import { type ForwardOptions, proxyToLeader, redirectToLeader } from './forward.js';
+import {
+  FORWARDED_BY,
+  type ForwardOptions,
+  proxyToLeader,
+  redirectToLeader,
+  UNPROPOSED_CODES,
+} from './forward.js';
 
 export interface ApiContext {
   nodeId: string;
@@ -40,8 +46,38 @@ export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise
 /**
  * Run `fn` here when this node leads; otherwise proxy the request to the leader (or redirect).
  * Returns undefined when the answer was produced elsewhere.
+ *
+ * A request refused before anything was proposed (no leader known, a leadership transfer in
+ * progress, the leader just stepped down) waits for the next leader and is tried again, within
+ * the request timeout: planned operations cost clients latency, not errors. Anything that may
+ * have been proposed is never sent twice.
  */
 export async function onLeader<T>(
+  ctx: ApiContext,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  fn: () => Promise<T>,
+): Promise<T | undefined> {
+  const deadline = Date.now() + ctx.requestTimeoutMs;
+  for (;;) {
+    try {
+      return await routeToLeader(ctx, req, reply, fn);
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      const left = deadline - Date.now();
+      // A forwarded request is answered at once: the node that forwarded it does the waiting.
+      const forwarded = req.headers[FORWARDED_BY] !== undefined;
+      if (reply.sent || forwarded || typeof code !== 'string' || !UNPROPOSED_CODES.has(code) || left <= 0)
+        throw err;
+      await nextLeader(ctx, Math.min(left, LEADER_WAIT_SLICE_MS));
+    }
+  }
+}
+
+/** How long one wait for a leader lasts before the node's view is looked at again. */
+const LEADER_WAIT_SLICE_MS = 100;
+
+async function routeToLeader<T>(
   ctx: ApiContext,
   req: FastifyRequest,
   reply: FastifyReply,
@@ -56,4 +92,19 @@ export async function onLeader<T>(
   if (ctx.followerRedirect) redirectToLeader(req, reply, addr, ctx.https);
   else await proxyToLeader(req, reply, addr, ctx.forward);
   return undefined;
+}
+
+/** Resolves when this node learns of a (new) leader, or after `ms`. */
+function nextLeader(ctx: ApiContext, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    const off = ctx.raft.onLeaderChange((leader) => {
+      if (leader !== null) done();
+    });
+    function done() {
+      clearTimeout(timer);
+      off();
+      resolve();
+    }
+  });
 }

@@ -7,6 +7,7 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ConfluxError } from '../errors.js';
+import { RaftError } from '../raft/errors.js';
 
 export const FORWARDED_BY = 'x-conflux-forwarded-by';
 
@@ -34,9 +35,8 @@ export function proxyToLeader(
   opts: ForwardOptions,
 ): Promise<void> {
   if (req.headers[FORWARDED_BY]) {
-    return Promise.reject(
-      new ConfluxError('LEADER_UNREACHABLE', 'the leader changed while the request was forwarded'),
-    );
+    // Forwarded here because we led a moment ago: the forwarding node waits for the new leader.
+    return Promise.reject(new RaftError('NOT_LEADER', 'the leader changed while the request was forwarded'));
   }
   const [host, port] = splitHostPort(leaderApiAddr);
   const headers: Record<string, string | string[]> = { [FORWARDED_BY]: opts.selfId };
@@ -58,6 +58,24 @@ export function proxyToLeader(
         ...(opts.tls ?? {}),
       },
       (res) => {
+        if (res.statusCode === 503) {
+          // The leader refused before proposing anything (it is handing over, or lost its lead):
+          // surface that as NO_LEADER so the caller can wait for the next leader and try again.
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            const refused = unproposedRefusal(Buffer.concat(chunks));
+            if (refused) reject(new ConfluxError('NO_LEADER', `${leaderApiAddr}: ${refused}`));
+            else {
+              reply.hijack();
+              reply.raw.writeHead(503, { 'content-type': 'application/json' });
+              reply.raw.end(Buffer.concat(chunks));
+              resolve();
+            }
+          });
+          res.on('error', resolve);
+          return;
+        }
         reply.hijack();
         const out: Record<string, string | string[]> = {};
         for (const [name, value] of Object.entries(res.headers)) {
@@ -70,16 +88,31 @@ export function proxyToLeader(
       },
     );
     upstream.on('timeout', () => upstream.destroy(new Error('timeout')));
-    upstream.on('error', (err) =>
+    upstream.on('error', (err) => {
+      // A refused connection delivered nothing: as good as no leader. Any other failure may have
+      // delivered the request, so its outcome is unknown and it is not retried.
+      const refused = (err as NodeJS.ErrnoException).code === 'ECONNREFUSED';
       reject(
         new ConfluxError(
-          'LEADER_UNREACHABLE',
+          refused ? 'NO_LEADER' : 'LEADER_UNREACHABLE',
           `could not reach the leader at ${leaderApiAddr}: ${err.message}`,
         ),
-      ),
-    );
+      );
+    });
     upstream.end(body);
   });
+}
+
+/** Codes with which a leader refuses a request before proposing it: safe to send again. */
+export const UNPROPOSED_CODES = new Set(['NOT_LEADER', 'TRANSFER_IN_PROGRESS', 'NO_LEADER']);
+
+function unproposedRefusal(body: Buffer): string | null {
+  try {
+    const err = (JSON.parse(body.toString('utf8')) as { error?: { code?: string; message?: string } }).error;
+    return err?.code && UNPROPOSED_CODES.has(err.code) ? `${err.code}: ${err.message ?? ''}` : null;
+  } catch {
+    return null;
+  }
 }
 
 /** 307 to the same path on the leader. */
