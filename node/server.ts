@@ -73,11 +73,14 @@ export async function startNode(config: NodeConfig, rootLogger: Logger): Promise
     historyRevisions: config.watchHistory,
     logger: log.child({ component: 'kv' }),
   });
-  // The transport delivers into the Raft node, which is created right after it.
+  // The transport delivers into the Raft node, and asks the bootstrap service for the cluster
+  // id; both are created right after it.
   let raft: RaftNode<KvApplyResult> | null = null;
+  let bootstrapRef: Bootstrap | null = null;
   const transport = new PeerTransport({
     selfId: id,
     onMessage: (m) => raft?.step(m),
+    clusterId: () => bootstrapRef?.clusterId() ?? null,
     ...(tls ? { tls } : {}),
     logger: log.child({ component: 'transport' }),
   });
@@ -190,6 +193,7 @@ export async function startNode(config: NodeConfig, rootLogger: Logger): Promise
     ...(config.bootstrapExpect ? { bootstrapExpect: config.bootstrapExpect } : {}),
     log: log.child({ component: 'bootstrap' }),
   });
+  bootstrapRef = bootstrap;
   const backupOptions = {
     connection: {
       ...(config.s3Endpoint ? { endpoint: config.s3Endpoint } : {}),

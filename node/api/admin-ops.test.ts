@@ -91,6 +91,9 @@ describe('POST/DELETE /_cluster/nodes', () => {
     expect(done).toMatchObject({ status: 200, body: { state: 'succeeded', step: 'already a voter' } });
     const status = await call(`${d.adminUrl}/_cluster/status`);
     expect(status.body).toMatchObject({ voters: 4, fault_tolerance: 1, healthy: true });
+    const metrics = await (await fetch(`${leader().apiUrl}/metrics`)).text();
+    expect(metrics).toMatch(/conflux_membership_changes_total\{kind="add-node",outcome="succeeded"\} 1/);
+    expect(metrics).toMatch(/conflux_cluster_members\{role="voter"\} 4/);
   });
 
   it('refuses to add a node that belongs to another cluster, or whose id is not the one asked for', async () => {

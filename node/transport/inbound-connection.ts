@@ -26,6 +26,8 @@ export interface InboundOptions {
    */
   pongIntervalMs: number;
   logger: Logger;
+  /** This node's cluster id, null while it has none. */
+  clusterId(): string | null;
   /** A valid message for this node. */
   deliver(message: Message, frameBytes: number): void;
   /** A valid message for another node id. */
@@ -60,6 +62,8 @@ export function serveInbound(socket: net.Socket, opts: InboundOptions): void {
         if (frames !== 1) refuse('hello after the first frame');
         else if (frame.version !== PROTOCOL_VERSION) {
           refuse(`protocol version ${frame.version}, expected ${PROTOCOL_VERSION}`);
+        } else if (frame.cluster && opts.clusterId() && frame.cluster !== opts.clusterId()) {
+          refuse(`${frame.from} belongs to cluster ${frame.cluster}, this node to ${opts.clusterId()}`);
         } else {
           log = log.child({ claimedPeer: frame.from });
           log.info('peer connected');

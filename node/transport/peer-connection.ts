@@ -39,6 +39,8 @@ export interface PeerConnectionOptions {
   livenessTimeoutMs: number;
   random: () => number;
   logger: Logger;
+  /** This node's cluster id right now, announced in every hello. */
+  clusterId(): string | null;
   onSent(messages: number, bytes: number): void;
   onDropped(messages: number, reason: DropReason): void;
 }
@@ -50,7 +52,6 @@ const PING_FRAME = encodeFrame({ type: 'ping' });
 export class PeerConnection {
   private readonly queue: BoundedQueue<Message>;
   private readonly log: Logger;
-  private readonly helloFrame: Buffer;
   private socket: net.Socket | null = null;
   /** The socket completed its (TLS) handshake and has not closed: frames may be written. */
   private connected = false;
@@ -78,7 +79,6 @@ export class PeerConnection {
   constructor(private readonly opts: PeerConnectionOptions) {
     this.queue = new BoundedQueue(opts.maxQueuedMessages);
     this.log = opts.logger.child({ peer: opts.peerId, peerAddress: opts.address.text });
-    this.helloFrame = encodeFrame({ type: 'hello', from: opts.selfId, version: PROTOCOL_VERSION });
     this.dial();
   }
 
@@ -163,7 +163,14 @@ export class PeerConnection {
     // disconnected leave in one burst. Messages do not wait for the pong: that would cost a round trip.
     this.pingDue = true;
     socket.cork();
-    socket.write(this.helloFrame);
+    socket.write(
+      encodeFrame({
+        type: 'hello',
+        from: this.opts.selfId,
+        version: PROTOCOL_VERSION,
+        cluster: this.opts.clusterId(),
+      }),
+    );
     this.flush();
     socket.uncork();
   }

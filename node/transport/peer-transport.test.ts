@@ -208,6 +208,27 @@ describe('PeerTransport over loopback TCP', () => {
     await waitFor('valid delivery', () => b.inbox.length === 1);
   });
 
+  it('refuses a peer of another cluster, and accepts peers of the same cluster or without one yet', async () => {
+    let cluster: string | null = 'c-1';
+    const a = await startNode('a', { clusterId: () => 'c-1' });
+    const b = await startNode('b', { clusterId: () => cluster });
+    const stranger = await startNode('s', { clusterId: () => 'c-2' });
+    for (const n of [a, stranger]) n.transport.setPeers({ b: b.address });
+    a.transport.send([heartbeat('a', 'b', 1)]);
+    stranger.transport.send([heartbeat('s', 'b', 1)]);
+    await waitFor('the same cluster to get through', () => b.inbox.length === 1);
+    await waitFor('the stranger to be refused', () =>
+      b.logs.lines.some((l) => String(l.reason).includes('belongs to cluster c-2')),
+    );
+    expect(b.inbox.map((m) => m.from)).toEqual(['a']);
+    // A node that has no cluster yet (about to be added) accepts whoever calls first.
+    cluster = null;
+    stranger.transport.setPeers({});
+    stranger.transport.setPeers({ b: b.address });
+    stranger.transport.send([heartbeat('s', 'b', 2)]);
+    await waitFor('the unbound node to accept', () => b.inbox.some((m) => m.from === 's'));
+  });
+
   it('survives an onMessage that throws', async () => {
     const a = await startNode('a');
     let calls = 0;

@@ -42,6 +42,8 @@ export interface PeerTransportOptions {
   metrics?: TransportMetricsHooks;
   /** Jitter source, a float in [0, 1). Default Math.random. */
   random?: () => number;
+  /** This node's cluster id (announced to peers; peers of another cluster are refused). Default none. */
+  clusterId?: () => string | null;
 }
 
 export interface PeerStatus {
@@ -104,6 +106,7 @@ export class PeerTransport implements Transport {
         idleTimeoutMs: 2 * this.settings.livenessTimeoutMs,
         pongIntervalMs: Math.floor(this.settings.livenessTimeoutMs / 3),
         logger: this.log,
+        clusterId: () => this.opts.clusterId?.() ?? null,
         deliver: (message, frameBytes) => this.deliver(message, frameBytes),
         misaddressed: (message) => this.drop(message.from, 1, 'wrong-recipient'),
       },
@@ -216,6 +219,7 @@ export class PeerTransport implements Transport {
       tls: this.opts.tls ?? null,
       random: this.opts.random ?? Math.random,
       logger: this.log,
+      clusterId: () => this.opts.clusterId?.() ?? null,
       onSent: (messages, bytes) => {
         this.sent += messages;
         this.hook(() => this.opts.metrics?.sent?.(id, messages, bytes));
