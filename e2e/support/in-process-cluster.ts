@@ -27,19 +27,26 @@ export interface InProcessOptions {
   dir?: string;
 }
 
-/** One node with free ports and no cluster: it waits to be initialized, restored or added. */
+export interface NodeAddresses {
+  api_address: string;
+  raft_address: string;
+  admin_address: string;
+}
+
+/**
+ * One node with free ports (or `known` ones, to restart it where it was) and no cluster formation
+ * flags: it waits to be initialized, restored or added.
+ */
 export async function startPristine(
   id: string,
   dir: string,
   extra: string[] = [],
-): Promise<
-  RunningNode & { addresses: { api_address: string; raft_address: string; admin_address: string } }
-> {
-  const [api, raft, admin] = [await freePort(), await freePort(), await freePort()];
-  const addresses = {
-    api_address: `127.0.0.1:${api}`,
-    raft_address: `127.0.0.1:${raft}`,
-    admin_address: `127.0.0.1:${admin}`,
+  known?: NodeAddresses,
+): Promise<RunningNode & { addresses: NodeAddresses }> {
+  const addresses = known ?? {
+    api_address: `127.0.0.1:${await freePort()}`,
+    raft_address: `127.0.0.1:${await freePort()}`,
+    admin_address: `127.0.0.1:${await freePort()}`,
   };
   const args = ['--dev-insecure', '--node-id', id, '--data-dir', join(dir, id), '--tick-ms', '10'];
   args.push('--api-addr', addresses.api_address, '--raft-addr', addresses.raft_address);

@@ -243,4 +243,31 @@ describe('POST /_cluster/initialize and self-bootstrap joins', () => {
     nodes.push(three);
     await until('s3 to be a voter', () => M.isVoter(zero.raft.metrics().membership, 's3') || undefined);
   });
+
+  it('node 0 restarting before or after it initialized never makes a second cluster', async () => {
+    const zero = await startPristine('b0', dir, ['--bootstrap-expect', '3']);
+    const join = ['--join', zero.addresses.admin_address];
+    const one = await startPristine('b1', dir, join);
+    nodes.push(one);
+    await sleep(300); // b1's join reached b0, which waits for a third member
+    await zero.stop();
+    const zeroAgain = await startPristine('b0', dir, ['--bootstrap-expect', '3'], zero.addresses);
+    const two = await startPristine('b2', dir, join);
+    nodes.push(two);
+    const all = () => [zeroAgain, one, two];
+    await until('three voters', () =>
+      all().every((n) => M.voters(n.raft.metrics().membership).length === 3) ? true : undefined,
+    );
+    const id = zeroAgain.raft.metrics().membership.cluster?.id;
+    expect(new Set(all().map((n) => n.raft.metrics().membership.cluster?.id))).toEqual(new Set([id]));
+    await zeroAgain.stop();
+    const third = await startPristine('b0', dir, ['--bootstrap-expect', '3'], zero.addresses);
+    nodes.push(third);
+    await sleep(300);
+    expect(third.raft.metrics().membership.cluster?.id).toBe(id);
+    expect(M.voters(third.raft.metrics().membership)).toEqual(['b0', 'b1', 'b2']);
+    await until('a leader among the three', () =>
+      [third, one, two].find((n) => n.raft.metrics().state === 'leader'),
+    );
+  });
 });

@@ -21,6 +21,9 @@ import type { NodeId, NodeInfo, RaftMetrics } from '../raft/types.js';
 import type { AddressBook } from './address-book.js';
 import type { OperationHandle, OperationQueue } from './operations.js';
 
+/** How long a membership change waits for the previous one to settle. */
+const SETTLE_PATIENCE_MS = 10_000;
+
 /** How long the add flow waits for a new node to answer at all. */
 const PREPARE_PATIENCE_MS = 60_000;
 
@@ -146,7 +149,7 @@ export class MembershipOps {
       await this.prepareWhenUp(info, { cluster_id: clusterId, node_id: id, members });
       h.step('adding-learner');
       this.d.addresses.hint({ [id]: info });
-      await this.d.raft.addLearner(id, info);
+      await this.settled(() => this.d.raft.addLearner(id, info));
     }
     h.step('catching-up');
     await this.waitCaughtUp(id, h);
@@ -154,7 +157,7 @@ export class MembershipOps {
     m = this.leaderMetrics();
     if (!M.isVoter(m.membership, id)) {
       const voters = m.membership.configs.at(-1) ?? [];
-      await this.d.raft.changeMembership([...voters, id]);
+      await this.settled(() => this.d.raft.changeMembership([...voters, id]));
     }
     this.d.log.info({ node: id }, 'node added as a voter');
   }
@@ -209,11 +212,27 @@ export class MembershipOps {
     h.step('removing');
     if (M.isVoter(m.membership, id)) {
       const voters = (m.membership.configs.at(-1) ?? []).filter((v) => v !== id);
-      await this.d.raft.changeMembership(voters);
+      await this.settled(() => this.d.raft.changeMembership(voters));
     } else {
-      await this.d.raft.removeLearner(id);
+      await this.settled(() => this.d.raft.removeLearner(id));
     }
     this.d.log.warn({ node: id }, 'node removed');
+  }
+
+  /**
+   * Run a membership change once the previous one settled: the engine leaves a joint
+   * configuration on its own right after it commits, so MEMBERSHIP_CHANGE_IN_PROGRESS is brief.
+   */
+  private async settled<T>(change: () => Promise<T>): Promise<T> {
+    for (let waited = 0; ; waited += 50) {
+      try {
+        return await change();
+      } catch (err) {
+        const busy = err instanceof RaftError && err.code === 'MEMBERSHIP_CHANGE_IN_PROGRESS';
+        if (!busy || waited >= SETTLE_PATIENCE_MS) throw err;
+      }
+      await this.sleep(50);
+    }
   }
 
   private guardQuorum(m: RaftMetrics, id: NodeId, force: boolean): void {
