@@ -2,8 +2,7 @@
 // file:// destinations (and s3rver for a failed upload): metadata, skip/force, retention scoped to
 // the cluster, failed uploads, refusals and metrics.
 
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -11,38 +10,23 @@ import { backupResponseSchema } from '../api/admin-contract.js';
 import { downloadBackup, listBackups, openStore, uploadBackup } from '../backup/index.js';
 import { type S3rverHandle, startS3rver } from '../backup/test-s3rver.js';
 import { ConfluxError } from '../errors.js';
-import { encodeCommand } from '../kv/commands.js';
 import { SNAPSHOT_FORMAT_VERSION } from '../kv/snapshot-format.js';
 import { KvStore, type SnapshotStream } from '../kv/store.js';
-import type { KvApplyResult } from '../kv/types.js';
 import { NodeMetrics } from '../metrics.js';
 import { RaftError } from '../raft/errors.js';
-import { DEFAULT_CONFIG } from '../raft/raft.js';
-import { RaftNode, realClock } from '../raft/raft-node.js';
-import { SeededRng } from '../raft/rng.js';
-import { type DiskStorage, openStorage } from '../storage/index.js';
 import {
   type BackupKv,
   type BackupResponse,
   BackupService,
   type BackupServiceDeps,
 } from './backup-service.js';
-
-interface TestNode {
-  id: string;
-  raft: RaftNode<KvApplyResult>;
-  kv: KvStore;
-  storage: DiskStorage;
-  stop(): Promise<void>;
-}
+import { put, type TestNode, TestNodes } from './test-node.js';
 
 // A real pino logger: the services take the node's logger as is.
 const silent = pino({ level: 'silent' });
 const DAY = 24 * 60 * 60 * 1000;
-const enc = new TextEncoder();
 
-let root: string;
-let nodes: TestNode[] = [];
+const nodes = new TestNodes('conflux-ops-backup-');
 let s3: S3rverHandle;
 let seq = 0;
 const opts = () => ({ connection: s3.connection });
@@ -54,67 +38,8 @@ afterAll(async () => {
   await s3?.stop();
 });
 
-beforeEach(async () => {
-  root = await mkdtemp(join(tmpdir(), 'conflux-ops-backup-'));
-});
-afterEach(async () => {
-  for (const n of nodes) await n.stop();
-  nodes = [];
-  await rm(root, { recursive: true, force: true });
-});
-
-async function until(pred: () => boolean, maxMs = 10_000): Promise<void> {
-  const deadline = Date.now() + maxMs;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error(`condition not reached within ${maxMs} ms`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-/** A node over real disk storage; alone, so its transport sends nowhere. */
-async function openNode(name: string, id = 'n1'): Promise<TestNode> {
-  const { storage, state } = await openStorage(join(root, name));
-  const kv = new KvStore({ snapshotChunkBytes: 1024 });
-  const raft = RaftNode.start<KvApplyResult>({
-    config: { ...DEFAULT_CONFIG, id, rng: new SeededRng(nodes.length + 1) },
-    state,
-    storage,
-    stateMachine: kv,
-    transport: { send: () => {} },
-    clock: realClock,
-    tickMs: 2,
-  });
-  const node = {
-    id,
-    raft,
-    kv,
-    storage,
-    stop: async () => {
-      await raft.shutdown();
-      await storage.close();
-    },
-  };
-  nodes.push(node);
-  return node;
-}
-
-/** An initialized one-node cluster `clusterId`, leading. */
-async function startCluster(clusterId: string, name = 'a'): Promise<TestNode> {
-  const node = await openNode(name);
-  await node.raft.initialize([node.id], {
-    nodes: { [node.id]: { raft: '127.0.0.1:1', api: '127.0.0.1:2', admin: '127.0.0.1:3' } },
-    cluster: { id: clusterId, restoredFrom: null },
-  });
-  await until(() => node.raft.metrics().state === 'leader');
-  return node;
-}
-
-async function put(node: TestNode, key: string, value: string): Promise<number> {
-  const { index } = await node.raft.clientWrite(
-    encodeCommand({ type: 'put', key, value: enc.encode(value) }),
-  );
-  return index;
-}
+beforeEach(() => nodes.setUp());
+afterEach(() => nodes.reset());
 
 function service(node: TestNode, over: Partial<BackupServiceDeps> = {}): BackupService {
   return new BackupService({
@@ -153,11 +78,11 @@ async function counter(metrics: NodeMetrics, outcome: string): Promise<number> {
 
 describe('BackupService', () => {
   it('backs up every acknowledged write with its metadata, in the contract shape', async () => {
-    const node = await startCluster('cluster-a');
+    const node = await nodes.cluster('cluster-a');
     for (let i = 0; i < 50; i++) await put(node, `/cfg/${i}`, `value-${i}`.repeat(20));
     const lastWrite = await put(node, '/cfg/last', 'final');
     const metrics = new NodeMetrics(false);
-    const dest = `file://${root}/backups`;
+    const dest = `file://${nodes.root}/backups`;
 
     const res = await service(node, { metrics }).run({ destination: dest });
     expect(backupResponseSchema.strict().parse(res)).toEqual(res);
@@ -197,18 +122,18 @@ describe('BackupService', () => {
   });
 
   it('uses the configured destination when the request names none', async () => {
-    const node = await startCluster('cluster-a');
+    const node = await nodes.cluster('cluster-a');
     await put(node, '/k', 'v');
-    const res = await service(node, { defaultDestination: `file://${root}/default` }).run();
-    expect(res.uri.startsWith(`file://${root}/default/`)).toBe(true);
+    const res = await service(node, { defaultDestination: `file://${nodes.root}/default` }).run();
+    expect(res.uri.startsWith(`file://${nodes.root}/default/`)).toBe(true);
   });
 
   it('skips when nothing changed since the newest backup, unless forced', async () => {
-    const node = await startCluster('cluster-a');
+    const node = await nodes.cluster('cluster-a');
     await put(node, '/k', 'v1');
     const metrics = new NodeMetrics(false);
     const svc = service(node, { metrics, now: steppingClock(new Date('2025-01-01T00:00:00Z')) });
-    const dest = `file://${root}/b`;
+    const dest = `file://${nodes.root}/b`;
 
     const first = await svc.run({ destination: dest });
     const again = await svc.run({ destination: dest });
@@ -229,9 +154,9 @@ describe('BackupService', () => {
   });
 
   it('does not skip because of another cluster’s backup with the same revision', async () => {
-    const node = await startCluster('cluster-a');
+    const node = await nodes.cluster('cluster-a');
     await put(node, '/k', 'v1');
-    const dest = `file://${root}/shared`;
+    const dest = `file://${nodes.root}/shared`;
     await uploadForeign(dest, 'cluster-other', node.kv.revision, new Date().toISOString());
     const res = await service(node).run({ destination: dest });
     expect(res.skipped).toBe(false);
@@ -239,8 +164,8 @@ describe('BackupService', () => {
   });
 
   it('applies keep-last retention to this cluster’s backups only', async () => {
-    const node = await startCluster('cluster-a');
-    const dest = `file://${root}/r`;
+    const node = await nodes.cluster('cluster-a');
+    const dest = `file://${nodes.root}/r`;
     // An older backup of another cluster in the same destination is never touched.
     const foreign = await uploadForeign(dest, 'cluster-other', 1, '2024-01-01T00:00:00.000Z');
     const svc = service(node, {
@@ -256,7 +181,7 @@ describe('BackupService', () => {
     const left = (await listBackups(dest)).map((e) => e.uri);
     expect(left).toEqual([runs[3]?.uri, runs[2]?.uri, foreign]);
     // Manifest and data are both gone.
-    const files = await readdir(join(root, 'r'));
+    const files = await readdir(join(nodes.root, 'r'));
     for (const gone of [runs[0], runs[1]]) {
       const name = basename(new URL(gone?.uri ?? '').pathname);
       expect(files).not.toContain(name);
@@ -266,9 +191,9 @@ describe('BackupService', () => {
   });
 
   it('applies max-age retention, also when the backup itself is skipped', async () => {
-    const node = await startCluster('cluster-a');
+    const node = await nodes.cluster('cluster-a');
     await put(node, '/k', 'v');
-    const dest = `file://${root}/age`;
+    const dest = `file://${nodes.root}/age`;
     let now = new Date('2025-01-01T00:00:00Z').getTime();
     const clock = () => {
       now += 1000;
@@ -288,12 +213,12 @@ describe('BackupService', () => {
   });
 
   it.each([
-    { backend: 'file', dest: () => `file://${root}/fail` },
+    { backend: 'file', dest: () => `file://${nodes.root}/fail` },
     { backend: 's3', dest: () => `s3://${s3.bucket}/fail-${++seq}` },
   ])(
     'leaves nothing that looks like a backup when the snapshot stream fails mid-way ($backend)',
     async ({ backend, dest: destOf }) => {
-      const node = await startCluster('cluster-a');
+      const node = await nodes.cluster('cluster-a');
       for (let i = 0; i < 100; i++) await put(node, `/k/${i}`, 'x'.repeat(100));
       const failing: BackupKv = {
         get revision() {
@@ -328,7 +253,7 @@ describe('BackupService', () => {
       expect((err as Error).message).toBe('disk read failed');
       expect(await listBackups(dest, opts())).toEqual([]);
       if (backend === 'file')
-        expect(await readdir(join(root, 'fail'))).toEqual([]); // no data, no temp file
+        expect(await readdir(join(nodes.root, 'fail'))).toEqual([]); // no data, no temp file
       else expect(await openStore(dest, opts()).list()).toEqual([]);
       expect(await counter(metrics, 'failed')).toBe(1);
       expect((await metrics.lastBackupTimestamp.get()).values[0]?.value ?? 0).toBe(0);
@@ -338,10 +263,10 @@ describe('BackupService', () => {
   );
 
   it('runs one backup at a time', async () => {
-    const node = await startCluster('cluster-a');
+    const node = await nodes.cluster('cluster-a');
     for (let i = 0; i < 20; i++) await put(node, `/k/${i}`, 'v');
     const svc = service(node);
-    const dest = `file://${root}/c`;
+    const dest = `file://${nodes.root}/c`;
     const first = svc.run({ destination: dest });
     expect(svc.busy).toBe(true);
     expect(await codeOf(svc.run({ destination: dest, force: true }))).toBe('OPERATION_IN_PROGRESS');
@@ -351,16 +276,16 @@ describe('BackupService', () => {
   });
 
   it('refuses on a node that belongs to no cluster', async () => {
-    const node = await openNode('pristine');
+    const node = await nodes.open('pristine');
     const metrics = new NodeMetrics(false);
-    expect(await codeOf(service(node, { metrics }).run({ destination: `file://${root}/x` }))).toBe(
+    expect(await codeOf(service(node, { metrics }).run({ destination: `file://${nodes.root}/x` }))).toBe(
       'NOT_INITIALIZED',
     );
     expect(await counter(metrics, 'failed')).toBe(1);
   });
 
   it('refuses without a destination, naming --backup-destination, and refuses bad URIs', async () => {
-    const node = await startCluster('cluster-a');
+    const node = await nodes.cluster('cluster-a');
     const svc = service(node);
     await expect(svc.run()).rejects.toMatchObject({
       code: 'INVALID_REQUEST',
@@ -371,11 +296,11 @@ describe('BackupService', () => {
   });
 
   it('reports a destination that cannot be written as BACKUP_DESTINATION_ERROR', async () => {
-    const node = await startCluster('cluster-a');
+    const node = await nodes.cluster('cluster-a');
     await put(node, '/k', 'v');
     // A regular file where the destination directory should be.
-    await writeFile(join(root, 'blocked'), 'not a directory');
-    expect(await codeOf(service(node).run({ destination: `file://${root}/blocked/sub` }))).toBe(
+    await writeFile(join(nodes.root, 'blocked'), 'not a directory');
+    expect(await codeOf(service(node).run({ destination: `file://${nodes.root}/blocked/sub` }))).toBe(
       'BACKUP_DESTINATION_ERROR',
     );
   });

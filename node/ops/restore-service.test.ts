@@ -2,8 +2,7 @@
 // through s3rver and file://, the pristine-node guard, idempotent retries (also across a restart),
 // and every refusal leaving the node pristine.
 
-import { copyFile, mkdir, mkdtemp, open, readFile, rm, truncate, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { copyFile, mkdir, open, readFile, truncate, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import { pino } from 'pino';
@@ -11,35 +10,19 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { restoreResponseSchema } from '../api/admin-contract.js';
 import { type S3rverHandle, startS3rver } from '../backup/test-s3rver.js';
 import { ConfluxError } from '../errors.js';
-import { encodeCommand } from '../kv/commands.js';
-import { KvStore } from '../kv/store.js';
-import type { KeyValue, KvApplyResult } from '../kv/types.js';
+import type { KvStore } from '../kv/store.js';
+import type { KeyValue } from '../kv/types.js';
 import { NodeMetrics } from '../metrics.js';
 import { RaftError } from '../raft/errors.js';
-import { DEFAULT_CONFIG } from '../raft/raft.js';
-import { RaftNode, realClock } from '../raft/raft-node.js';
-import { SeededRng } from '../raft/rng.js';
-import type { NodeInfo } from '../raft/types.js';
-import { type DiskStorage, openStorage } from '../storage/index.js';
+import { openStorage } from '../storage/index.js';
 import { type BackupResponse, BackupService } from './backup-service.js';
 import { notPristine, RestoreService, type RestoreServiceDeps } from './restore-service.js';
-
-interface TestNode {
-  id: string;
-  dir: string;
-  raft: RaftNode<KvApplyResult>;
-  kv: KvStore;
-  storage: DiskStorage;
-  stop(): Promise<void>;
-}
+import { del, TEST_NODE_INFO as INFO, put, type TestNode, TestNodes, until } from './test-node.js';
 
 // A real pino logger: the services take the node's logger as is.
 const silent = pino({ level: 'silent' });
-const enc = new TextEncoder();
-const INFO: NodeInfo = { raft: '127.0.0.1:7001', api: '127.0.0.1:7002', admin: '127.0.0.1:7003' };
 
-let root: string;
-let nodes: TestNode[] = [];
+const nodes = new TestNodes('conflux-ops-restore-');
 let s3: S3rverHandle;
 
 beforeAll(async () => {
@@ -48,75 +31,12 @@ beforeAll(async () => {
 afterAll(async () => {
   await s3?.stop();
 });
-beforeEach(async () => {
-  root = await mkdtemp(join(tmpdir(), 'conflux-ops-restore-'));
-});
-afterEach(async () => {
-  for (const n of nodes) await n.stop();
-  nodes = [];
-  await rm(root, { recursive: true, force: true });
-});
-
-async function until(pred: () => boolean, maxMs = 10_000): Promise<void> {
-  const deadline = Date.now() + maxMs;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error(`condition not reached within ${maxMs} ms`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-/** A node over real disk storage in `root/name`; alone, so its transport sends nowhere. */
-async function openNode(name: string, id = 'n1'): Promise<TestNode> {
-  const dir = join(root, name);
-  const { storage, state } = await openStorage(dir);
-  const kv = new KvStore({ snapshotChunkBytes: 1024 });
-  const raft = RaftNode.start<KvApplyResult>({
-    config: { ...DEFAULT_CONFIG, id, rng: new SeededRng(nodes.length + 1) },
-    state,
-    storage,
-    stateMachine: kv,
-    transport: { send: () => {} },
-    clock: realClock,
-    tickMs: 2,
-  });
-  let stopped = false;
-  const node: TestNode = {
-    id,
-    dir,
-    raft,
-    kv,
-    storage,
-    stop: async () => {
-      if (stopped) return;
-      stopped = true;
-      await raft.shutdown();
-      await storage.close();
-    },
-  };
-  nodes.push(node);
-  return node;
-}
-
-async function put(node: TestNode, key: string, value: string): Promise<number> {
-  const { index } = await node.raft.clientWrite(
-    encodeCommand({ type: 'put', key, value: enc.encode(value) }),
-  );
-  return index;
-}
-
-async function del(node: TestNode, key: string): Promise<number> {
-  const { index } = await node.raft.clientWrite(encodeCommand({ type: 'delete', key }));
-  return index;
-}
+beforeEach(() => nodes.setUp());
+afterEach(() => nodes.reset());
 
 /** A one-node cluster `source-cluster` with keys written, overwritten and deleted. */
 async function sourceCluster(name = 'source'): Promise<TestNode> {
-  const node = await openNode(name, 'src');
-  await node.raft.initialize([node.id], {
-    nodes: { [node.id]: INFO },
-    cluster: { id: 'source-cluster', restoredFrom: null },
-  });
-  await until(() => node.raft.metrics().state === 'leader');
+  const node = await nodes.cluster('source-cluster', name, 'src');
   for (let i = 0; i < 120; i++)
     await put(node, `/app/${String(i).padStart(3, '0')}`, `v${i}:`.repeat(i % 17));
   for (let i = 0; i < 120; i += 7) await put(node, `/app/${String(i).padStart(3, '0')}`, `again-${i}`);
@@ -179,7 +99,6 @@ async function codeOf(p: Promise<unknown>): Promise<string> {
 async function expectPristine(node: TestNode): Promise<void> {
   expect(notPristine(node.raft.metrics(), node.kv)).toBeNull();
   await node.stop();
-  nodes = nodes.filter((n) => n !== node);
   const { storage, state } = await openStorage(node.dir);
   try {
     expect(state.hardState.term).toBe(0);
@@ -198,14 +117,14 @@ async function restoreCount(metrics: NodeMetrics, outcome: string): Promise<numb
 describe('backup -> restore round trips', () => {
   it.each([
     { backend: 's3', dest: () => `s3://${s3.bucket}/clusters/source` },
-    { backend: 'file', dest: () => `file://${root}/backups` },
+    { backend: 'file', dest: () => `file://${nodes.root}/backups` },
   ])('restores every key on a fresh node and continues the revisions ($backend)', async ({ dest }) => {
     const source = await sourceCluster();
     const expected = comparable(allKeys(source.kv));
     const b = await backup(source, dest());
     expect(b.revision).toBe(source.kv.revision);
 
-    const target = await openNode('target');
+    const target = await nodes.open('target');
     const metrics = new NodeMetrics(false);
     const res = await restorer(target, { metrics }).run({
       snapshot_uri: b.uri,
@@ -251,13 +170,13 @@ describe('backup -> restore round trips', () => {
     const source = await sourceCluster();
     const expected = comparable(allKeys(source.kv));
     const b = await backup(source, `s3://${s3.bucket}/by-manifest`);
-    const target = await openNode('target');
+    const target = await nodes.open('target');
     const res = await restorer(target).run({ snapshot_uri: b.manifest_uri });
     expect(res.restored_from.uri).toBe(b.uri); // always the data object's URI
 
     const rev = await put(target, '/x', 'y');
     await target.stop();
-    const reopened = await openNode('target');
+    const reopened = await nodes.open('target');
     await until(() => reopened.raft.metrics().state === 'leader' && reopened.kv.applied >= rev);
     expect(reopened.raft.metrics().membership.cluster).toEqual({
       id: res.cluster_id,
@@ -271,13 +190,13 @@ describe('backup -> restore round trips', () => {
 
   it('restores a cluster that was itself restored, recording its immediate source', async () => {
     const source = await sourceCluster();
-    const b1 = await backup(source, `file://${root}/gen1`);
-    const second = await openNode('second');
+    const b1 = await backup(source, `file://${nodes.root}/gen1`);
+    const second = await nodes.open('second');
     const r1 = await restorer(second).run({ snapshot_uri: b1.uri });
     await put(second, '/gen', '2');
-    const b2 = await backup(second, `file://${root}/gen2`);
+    const b2 = await backup(second, `file://${nodes.root}/gen2`);
     expect(b2.cluster_id).toBe(r1.cluster_id);
-    const third = await openNode('third');
+    const third = await nodes.open('third');
     const r2 = await restorer(third).run({ snapshot_uri: b2.uri, expected_cluster_id: r1.cluster_id });
     expect(r2.restored_from).toEqual({ cluster_id: r1.cluster_id, uri: b2.uri, index: b2.last_index });
     expect(comparable(allKeys(third.kv))).toEqual(comparable(allKeys(second.kv)));
@@ -287,7 +206,7 @@ describe('backup -> restore round trips', () => {
 describe('the pristine-node guard', () => {
   it('refuses a node that holds data and changes nothing', async () => {
     const source = await sourceCluster();
-    const b = await backup(source, `file://${root}/b`);
+    const b = await backup(source, `file://${nodes.root}/b`);
     const before = { metrics: source.raft.metrics(), keys: comparable(allKeys(source.kv)) };
     const metrics = new NodeMetrics(false);
     const svc = restorer(source, { metrics });
@@ -307,19 +226,19 @@ describe('the pristine-node guard', () => {
   });
 
   it('refuses a node that was initialized, even without any data', async () => {
-    const node = await openNode('init');
+    const node = await nodes.open('init');
     await node.raft.initialize([node.id], { cluster: { id: 'c-empty', restoredFrom: null } });
     const source = await sourceCluster();
-    const b = await backup(source, `file://${root}/b`);
+    const b = await backup(source, `file://${nodes.root}/b`);
     expect(await codeOf(restorer(node).run({ snapshot_uri: b.uri }))).toBe('NOT_EMPTY');
     expect(node.raft.metrics().membership.cluster?.id).toBe('c-empty');
   });
 
   it('answers a retry of the same restore with the same document, anything else with NOT_EMPTY', async () => {
     const source = await sourceCluster();
-    const b = await backup(source, `file://${root}/b`);
-    const other = await backup(source, `file://${root}/other`);
-    const target = await openNode('target');
+    const b = await backup(source, `file://${nodes.root}/b`);
+    const other = await backup(source, `file://${nodes.root}/other`);
+    const target = await nodes.open('target');
     const svc = restorer(target);
     const first = await svc.run({ snapshot_uri: b.uri });
     await put(target, '/written/after', 'restore'); // the retry still describes the restore
@@ -339,8 +258,8 @@ describe('the pristine-node guard', () => {
 describe('refused and failed restores leave the node pristine', () => {
   it('CLUSTER_MISMATCH when the backup is of another cluster', async () => {
     const source = await sourceCluster();
-    const b = await backup(source, `file://${root}/b`);
-    const target = await openNode('target');
+    const b = await backup(source, `file://${nodes.root}/b`);
+    const target = await nodes.open('target');
     const metrics = new NodeMetrics(false);
     await expect(
       restorer(target, { metrics }).run({ snapshot_uri: b.uri, expected_cluster_id: 'someone-else' }),
@@ -351,25 +270,27 @@ describe('refused and failed restores leave the node pristine', () => {
 
   it('BACKUP_CORRUPT for a flipped byte, after which a good backup restores', async () => {
     const source = await sourceCluster();
-    const good = await backup(source, `file://${root}/good`);
+    const good = await backup(source, `file://${nodes.root}/good`);
     // A copy of the backup with one byte of its data flipped.
-    await mkdir(join(root, 'bad'));
+    await mkdir(join(nodes.root, 'bad'));
     const dataName = basename(new URL(good.uri).pathname);
-    await copyFile(join(root, 'good', dataName), join(root, 'bad', dataName));
+    await copyFile(join(nodes.root, 'good', dataName), join(nodes.root, 'bad', dataName));
     await copyFile(
-      join(root, 'good', `${dataName}.manifest.json`),
-      join(root, 'bad', `${dataName}.manifest.json`),
+      join(nodes.root, 'good', `${dataName}.manifest.json`),
+      join(nodes.root, 'bad', `${dataName}.manifest.json`),
     );
     const at = Math.floor(good.bytes / 2);
-    const byte = (await readFile(join(root, 'bad', dataName)))[at] ?? 0;
-    const fh = await open(join(root, 'bad', dataName), 'r+');
+    const byte = (await readFile(join(nodes.root, 'bad', dataName)))[at] ?? 0;
+    const fh = await open(join(nodes.root, 'bad', dataName), 'r+');
     await fh.write(Buffer.from([byte ^ 0xff]), 0, 1, at);
     await fh.close();
 
-    const target = await openNode('target');
+    const target = await nodes.open('target');
     const metrics = new NodeMetrics(false);
     const svc = restorer(target, { metrics });
-    expect(await codeOf(svc.run({ snapshot_uri: `file://${root}/bad/${dataName}` }))).toBe('BACKUP_CORRUPT');
+    expect(await codeOf(svc.run({ snapshot_uri: `file://${nodes.root}/bad/${dataName}` }))).toBe(
+      'BACKUP_CORRUPT',
+    );
     expect(notPristine(target.raft.metrics(), target.kv)).toBeNull();
     expect(await restoreCount(metrics, 'failed')).toBe(1);
 
@@ -380,11 +301,11 @@ describe('refused and failed restores leave the node pristine', () => {
 
   it('BACKUP_CORRUPT for a truncated data object and for an unsupported format version', async () => {
     const source = await sourceCluster();
-    const b = await backup(source, `file://${root}/b`);
+    const b = await backup(source, `file://${nodes.root}/b`);
     const dataName = basename(new URL(b.uri).pathname);
-    const target = await openNode('target');
+    const target = await nodes.open('target');
 
-    const manifestPath = join(root, 'b', `${dataName}.manifest.json`);
+    const manifestPath = join(nodes.root, 'b', `${dataName}.manifest.json`);
     const manifest = JSON.parse(await readFile(manifestPath, 'utf8'));
     await writeFile(manifestPath, JSON.stringify({ ...manifest, formatVersion: 99 }));
     await expect(restorer(target).run({ snapshot_uri: b.uri })).rejects.toMatchObject({
@@ -393,20 +314,20 @@ describe('refused and failed restores leave the node pristine', () => {
     });
 
     await writeFile(manifestPath, JSON.stringify(manifest));
-    await truncate(join(root, 'b', dataName), b.bytes - 10);
+    await truncate(join(nodes.root, 'b', dataName), b.bytes - 10);
     expect(await codeOf(restorer(target).run({ snapshot_uri: b.uri }))).toBe('BACKUP_CORRUPT');
     await expectPristine(target);
   });
 
   it('BACKUP_CORRUPT when the snapshot is not the one the manifest describes', async () => {
     const source = await sourceCluster();
-    const b = await backup(source, `file://${root}/b`);
+    const b = await backup(source, `file://${nodes.root}/b`);
     const dataName = basename(new URL(b.uri).pathname);
-    const manifestPath = join(root, 'b', `${dataName}.manifest.json`);
+    const manifestPath = join(nodes.root, 'b', `${dataName}.manifest.json`);
     const manifest = JSON.parse(await readFile(manifestPath, 'utf8'));
     // Checksums still match (the data is untouched); the claimed position does not.
     await writeFile(manifestPath, JSON.stringify({ ...manifest, lastIndex: manifest.lastIndex + 5 }));
-    const target = await openNode('target');
+    const target = await nodes.open('target');
     await expect(restorer(target).run({ snapshot_uri: b.uri })).rejects.toMatchObject({
       code: 'BACKUP_CORRUPT',
       details: { problem: 'index-mismatch' },
@@ -415,16 +336,16 @@ describe('refused and failed restores leave the node pristine', () => {
   });
 
   it('BACKUP_NOT_FOUND for a missing backup (file and S3), INVALID_REQUEST for a bad URI', async () => {
-    const target = await openNode('target');
+    const target = await nodes.open('target');
     const metrics = new NodeMetrics(false);
     const svc = restorer(target, { metrics });
-    expect(await codeOf(svc.run({ snapshot_uri: `file://${root}/nothing/conflux-x-1.snap` }))).toBe(
+    expect(await codeOf(svc.run({ snapshot_uri: `file://${nodes.root}/nothing/conflux-x-1.snap` }))).toBe(
       'BACKUP_NOT_FOUND',
     );
     expect(await codeOf(svc.run({ snapshot_uri: `s3://${s3.bucket}/none/conflux-x-1.snap` }))).toBe(
       'BACKUP_NOT_FOUND',
     );
-    expect(await codeOf(svc.run({ snapshot_uri: `file://${root}/nothing/readme.txt` }))).toBe(
+    expect(await codeOf(svc.run({ snapshot_uri: `file://${nodes.root}/nothing/readme.txt` }))).toBe(
       'INVALID_REQUEST',
     );
     expect(await codeOf(svc.run({ snapshot_uri: 'gopher://x/y.snap' }))).toBe('INVALID_REQUEST');
@@ -434,7 +355,7 @@ describe('refused and failed restores leave the node pristine', () => {
   });
 
   it('BACKUP_DESTINATION_ERROR when the destination cannot be reached', async () => {
-    const target = await openNode('target');
+    const target = await nodes.open('target');
     const unreachable = { ...s3.connection, endpoint: 'http://127.0.0.1:1' };
     const svc = restorer(target, {
       backupOptions: {
@@ -451,7 +372,7 @@ describe('refused and failed restores leave the node pristine', () => {
   it('runs one restore at a time', async () => {
     const source = await sourceCluster();
     const b = await backup(source, `s3://${s3.bucket}/concurrent`);
-    const target = await openNode('target');
+    const target = await nodes.open('target');
     const metrics = new NodeMetrics(false);
     const svc = restorer(target, { metrics });
     const first = svc.run({ snapshot_uri: b.uri });
