@@ -7,6 +7,7 @@ import { z } from 'zod';
 /** Each setting: its flag, its environment variable, and whether it takes a value. */
 const SETTINGS = {
   nodeId: { flag: 'node-id', env: 'CONFLUX_NODE_ID' },
+  nodeIdPrefix: { flag: 'node-id-prefix', env: 'CONFLUX_NODE_ID_PREFIX' },
   dataDir: { flag: 'data-dir', env: 'CONFLUX_DATA_DIR' },
   apiAddr: { flag: 'api-addr', env: 'CONFLUX_API_ADDR' },
   adminAddr: { flag: 'admin-addr', env: 'CONFLUX_ADMIN_ADDR' },
@@ -84,6 +85,11 @@ const initialCluster = z.string().transform((text, ctx) => {
 export const ConfigSchema = z
   .object({
     nodeId: nodeId.optional(),
+    /** Without --node-id: the first start makes `<prefix>-<8 hex>` (a StatefulSet passes the pod name). */
+    nodeIdPrefix: z
+      .string()
+      .regex(/^[a-z0-9]([a-z0-9-]{0,52}[a-z0-9])?$/, 'lowercase letters, digits and dashes, up to 54')
+      .optional(),
     dataDir: z.string().min(1).default('./data'),
     apiAddr: hostPort.default('127.0.0.1:8080'),
     adminAddr: hostPort.default('127.0.0.1:8443'),
@@ -163,6 +169,13 @@ export const ConfigSchema = z
         code: 'custom',
         path: ['join'],
         message: `choose one way to form the cluster, not ${starts.filter(Boolean).join(' and ')}`,
+      });
+    }
+    if (c.nodeId && c.nodeIdPrefix) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['nodeIdPrefix'],
+        message: 'give --node-id or --node-id-prefix, not both',
       });
     }
     if (c.initialCluster && c.nodeId && !c.initialCluster[c.nodeId]) {

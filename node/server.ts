@@ -58,7 +58,7 @@ function loadTls(c: NodeConfig): Tls | undefined {
 }
 
 export async function startNode(config: NodeConfig, rootLogger: Logger): Promise<RunningNode> {
-  const id = loadOrCreateNodeId(config.dataDir, config.nodeId);
+  const id = loadOrCreateNodeId(config.dataDir, config.nodeId, config.nodeIdPrefix);
   const log = rootLogger.child({ nodeId: id });
   const tls = loadTls(config);
   const metrics = new NodeMetrics();

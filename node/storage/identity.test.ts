@@ -25,6 +25,10 @@ describe('loadOrCreateNodeId', () => {
   it('stores a requested id, creating the directory', () => {
     const sub = path.join(dir, 'a', 'b');
     expect(loadOrCreateNodeId(sub, 'conflux-0')).toBe('conflux-0');
+    const pod = path.join(dir, 'pod');
+    const made = loadOrCreateNodeId(pod, undefined, 'demo-2');
+    expect(made).toMatch(/^demo-2-[0-9a-f]{8}$/);
+    expect(loadOrCreateNodeId(pod, undefined, 'demo-2')).toBe(made);
     expect(loadOrCreateNodeId(sub)).toBe('conflux-0');
   });
 

@@ -20,13 +20,13 @@ export const nodeIdSchema = z
 
 /**
  * The id stored in `dir`, creating `dir` and the id on first start (`requested`, or a random
- * `n-<8 hex>`). Throws NODE_ID_MISMATCH when `requested` differs from the stored id.
+ * `<prefix>-<8 hex>`). Throws NODE_ID_MISMATCH when `requested` differs from the stored id.
  */
-export function loadOrCreateNodeId(dir: string, requested?: string): string {
+export function loadOrCreateNodeId(dir: string, requested?: string, prefix = 'n'): string {
   if (requested !== undefined) parseId(requested, 'requested node id');
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, ID_FILE);
-  const stored = readId(file) ?? create(file, requested ?? `n-${randomBytes(4).toString('hex')}`);
+  const stored = readId(file) ?? create(file, requested ?? `${prefix}-${randomBytes(4).toString('hex')}`);
   if (requested !== undefined && requested !== stored) {
     throw new StorageError(
       'NODE_ID_MISMATCH',

@@ -1,0 +1,355 @@
+// The Kubernetes platform: a cluster's members are the pods of its StatefulSet. ensureMembers
+// server-side-applies the objects kubernetes-objects.ts builds (after making sure the TLS Secrets
+// exist and are current); the rest reads pods, Secrets and the StatefulSet, and deletes PVCs.
+//
+// Only typed client-node APIs are used (no discovery requests), so an API stand-in needs to serve
+// just the paths called here.
+
+import {
+  ApiException,
+  AppsV1Api,
+  CoreV1Api,
+  type KubeConfig,
+  PatchStrategy,
+  PolicyV1Api,
+  setHeaderOptions,
+  type V1Pod,
+  type V1Secret,
+  type V1StatefulSet,
+} from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { AdminClientOptions } from '../../node/api/admin-client.js';
+import type { ConfluxCluster } from '../api/cluster.js';
+import {
+  buildAdminTlsSecret,
+  buildCaSecret,
+  buildClusterObjects,
+  buildNodeTlsSecret,
+  keepImmutableFields,
+  labelSelector,
+  objectHash,
+  PORTS,
+  podHost,
+  podName,
+  pvcName,
+  requiredSecretNames,
+  resourceNames,
+} from './kubernetes-objects.js';
+import type { MemberPod, Platform } from './platform.js';
+import { needsRenewal, renewTlsMaterial, type TlsMaterial } from './tls-secrets.js';
+
+/** The field manager of every server-side apply (and the owner of the fields it sets). */
+export const FIELD_MANAGER = 'conflux-operator';
+const DEFAULT_ADMIN_TIMEOUT_MS = 10_000;
+
+export interface KubernetesPlatformOptions {
+  kubeConfig: KubeConfig;
+  logger: Logger;
+  /** For the node certificate's names (default cluster.local). */
+  clusterDomain?: string;
+  /** Timeout of admin API calls (default 10 s). */
+  adminTimeoutMs?: number;
+  now?: () => Date;
+  /**
+   * The host part of a member's addresses (default: `<pod>.<name>-headless.<ns>.svc`, which
+   * needs the operator to run inside the cluster). An API stand-in may map pods elsewhere.
+   */
+  memberHost?: (cluster: ConfluxCluster, pod: V1Pod | undefined, podName: string) => string;
+}
+
+export class KubernetesPlatform implements Platform {
+  readonly kind = 'kubernetes' as const;
+  private readonly core: CoreV1Api;
+  private readonly apps: AppsV1Api;
+  private readonly policy: PolicyV1Api;
+  private readonly log: Logger;
+  private readonly now: () => Date;
+
+  constructor(private readonly o: KubernetesPlatformOptions) {
+    this.core = o.kubeConfig.makeApiClient(CoreV1Api);
+    this.apps = o.kubeConfig.makeApiClient(AppsV1Api);
+    this.policy = o.kubeConfig.makeApiClient(PolicyV1Api);
+    this.log = o.logger.child({ component: 'kubernetes-platform' });
+    this.now = o.now ?? (() => new Date());
+  }
+
+  async ensureMembers(cluster: ConfluxCluster, size: number): Promise<void> {
+    const namespace = cluster.metadata.namespace;
+    const log = this.log.child({ cluster: cluster.metadata.name, namespace });
+    const tlsHash = await this.ensureTls(cluster, log);
+    const objects = buildClusterObjects(cluster, size, {
+      ...(this.o.clusterDomain ? { clusterDomain: this.o.clusterDomain } : {}),
+      ...(tlsHash ? { tlsHash } : {}),
+    });
+    const existing = await this.readStatefulSet(cluster);
+    const { statefulSet, kept } = keepImmutableFields(objects.statefulSet, existing);
+    if (kept.length > 0) {
+      log.warn({ kept }, 'StatefulSet fields Kubernetes cannot change were left as they are');
+    }
+    for (const service of [objects.headlessService, objects.clientService]) {
+      await this.core.patchNamespacedService(
+        { name: service.metadata!.name!, namespace, body: service, fieldManager: FIELD_MANAGER, force: true },
+        APPLY,
+      );
+    }
+    await this.policy.patchNamespacedPodDisruptionBudget(
+      {
+        name: objects.podDisruptionBudget.metadata!.name!,
+        namespace,
+        body: objects.podDisruptionBudget,
+        fieldManager: FIELD_MANAGER,
+        force: true,
+      },
+      APPLY,
+    );
+    await this.apps.patchNamespacedStatefulSet(
+      {
+        name: statefulSet.metadata!.name!,
+        namespace,
+        body: statefulSet,
+        fieldManager: FIELD_MANAGER,
+        force: true,
+      },
+      APPLY,
+    );
+  }
+
+  async setSize(cluster: ConfluxCluster): Promise<number> {
+    const sts = await this.readStatefulSet(cluster);
+    // The API server defaults replicas to 1, so it is absent only from hand-made objects.
+    return sts ? (sts.spec?.replicas ?? 1) : 0;
+  }
+
+  async pods(cluster: ConfluxCluster): Promise<MemberPod[]> {
+    const [size, list] = await Promise.all([
+      this.setSize(cluster),
+      this.core.listNamespacedPod({
+        namespace: cluster.metadata.namespace,
+        labelSelector: labelSelector(cluster),
+      }),
+    ]);
+    return memberPods(cluster, size, list.items, this.o.memberHost);
+  }
+
+  async deleteVolume(cluster: ConfluxCluster, ordinal: number): Promise<void> {
+    if (!(Number.isInteger(ordinal) && ordinal >= 0)) throw new Error(`not an ordinal: ${ordinal}`);
+    const size = await this.setSize(cluster);
+    const name = pvcName(cluster, ordinal);
+    if (ordinal < size) {
+      throw new Error(`refusing to delete ${name}: slot ${ordinal} is still in the set (size ${size})`);
+    }
+    try {
+      await this.core.deleteNamespacedPersistentVolumeClaim({ name, namespace: cluster.metadata.namespace });
+      this.log.info({ cluster: cluster.metadata.name, pvc: name }, 'deleted the volume of a removed member');
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
+  async adminClient(cluster: ConfluxCluster): Promise<AdminClientOptions> {
+    const timeoutMs = this.o.adminTimeoutMs ?? DEFAULT_ADMIN_TIMEOUT_MS;
+    const names = requiredSecretNames(cluster);
+    if (!names) return { timeoutMs };
+    const namespace = cluster.metadata.namespace;
+    const admin = await this.readSecret(namespace, names.admin);
+    if (!admin) throw new Error(`admin client Secret ${namespace}/${names.admin} not found`);
+    const cert = secretText(admin, 'tls.crt');
+    const key = secretText(admin, 'tls.key');
+    if (!cert || !key) throw new Error(`Secret ${namespace}/${names.admin} lacks tls.crt or tls.key`);
+    let ca = secretText(admin, 'ca.crt');
+    if (!ca) {
+      const node = await this.readSecret(namespace, names.node);
+      ca = node ? secretText(node, 'ca.crt') : undefined;
+    }
+    if (!ca) throw new Error(`neither ${names.admin} nor ${names.node} in ${namespace} has a ca.crt`);
+    return { tls: { cert, key, ca }, timeoutMs };
+  }
+
+  async backupCredentials(
+    cluster: ConfluxCluster,
+  ): Promise<{ accessKeyId: string; secretAccessKey: string } | undefined> {
+    const ref = cluster.spec.backup?.destination.credentialsSecret;
+    if (!ref) return undefined;
+    const namespace = cluster.metadata.namespace;
+    const secret = await this.readSecret(namespace, ref.name);
+    if (!secret) throw new Error(`backup credentials Secret ${namespace}/${ref.name} not found`);
+    const accessKeyId = secretText(secret, ref.accessKeyIdKey);
+    const secretAccessKey = secretText(secret, ref.secretAccessKeyKey);
+    if (!accessKeyId || !secretAccessKey) {
+      throw new Error(
+        `Secret ${namespace}/${ref.name} lacks ${!accessKeyId ? ref.accessKeyIdKey : ref.secretAccessKeyKey}`,
+      );
+    }
+    return { accessKeyId, secretAccessKey };
+  }
+
+  /** Makes the TLS Secrets current; returns a digest of the node certificate the pods mount. */
+  private async ensureTls(cluster: ConfluxCluster, log: Logger): Promise<string | undefined> {
+    const names = requiredSecretNames(cluster);
+    if (!names) return undefined;
+    const namespace = cluster.metadata.namespace;
+    if (!cluster.spec.tls.operatorManaged) {
+      const secret = await this.readSecret(namespace, names.node);
+      const crt = secret && secretText(secret, 'tls.crt');
+      const ca = secret && secretText(secret, 'ca.crt');
+      if (!crt || !ca || !secretText(secret, 'tls.key')) {
+        throw new Error(
+          `node TLS Secret ${namespace}/${names.node} is missing or lacks ca.crt, tls.crt, tls.key`,
+        );
+      }
+      if (needsRenewal(crt, this.now())) {
+        log.warn({ secret: names.node }, 'the node certificate you provide expires soon (or has expired)');
+      }
+      return objectHash([crt, ca]);
+    }
+    const caName = resourceNames(cluster).caSecret!;
+    const [caSecret, nodeSecret, adminSecret] = await Promise.all([
+      this.readSecret(namespace, caName),
+      this.readSecret(namespace, names.node),
+      this.readSecret(namespace, names.admin),
+    ]);
+    const current: Partial<TlsMaterial> = {};
+    const ca = pairOf(caSecret, 'ca.crt', 'ca.key');
+    const node = pairOf(nodeSecret, 'tls.crt', 'tls.key');
+    const admin = pairOf(adminSecret, 'tls.crt', 'tls.key');
+    if (ca) current.ca = ca;
+    if (node) current.node = node;
+    if (admin) current.admin = admin;
+    const renewal = await renewTlsMaterial(
+      cluster,
+      current,
+      this.now(),
+      this.o.clusterDomain ? { clusterDomain: this.o.clusterDomain } : {},
+    );
+    for (const reason of renewal.reasons) log.info({ reason }, 'issuing TLS material');
+    for (const warning of renewal.warnings) log.warn(warning);
+    const m = renewal.material;
+    // The CA first: a leaf written before its CA could be orphaned by a crash in between.
+    await this.writeSecret(buildCaSecret(cluster, m.ca), caSecret);
+    await this.writeSecret(
+      buildNodeTlsSecret(cluster, { caPem: m.ca.certPem, certPem: m.node.certPem, keyPem: m.node.keyPem }),
+      nodeSecret,
+    );
+    await this.writeSecret(
+      buildAdminTlsSecret(cluster, { caPem: m.ca.certPem, certPem: m.admin.certPem, keyPem: m.admin.keyPem }),
+      adminSecret,
+    );
+    return objectHash([m.node.certPem, m.ca.certPem]);
+  }
+
+  /**
+   * Creates the Secret, or replaces an existing one whose data differ (with its resourceVersion,
+   * so a concurrent writer makes this fail rather than be overwritten). A Secret that exists is
+   * never adopted: its type, owners, labels and annotations are kept — so a `<name>-ca` made by
+   * hand is used as the cluster's CA and outlives the cluster.
+   */
+  private async writeSecret(desired: V1Secret, existing: V1Secret | null): Promise<void> {
+    const namespace = desired.metadata!.namespace!;
+    if (!existing) {
+      await this.core.createNamespacedSecret({ namespace, body: desired, fieldManager: FIELD_MANAGER });
+      return;
+    }
+    if (isDeepEqualData(existing.data, desired.data)) return;
+    await this.core.replaceNamespacedSecret({
+      name: desired.metadata!.name!,
+      namespace,
+      fieldManager: FIELD_MANAGER,
+      body: {
+        ...desired,
+        metadata: { ...existing.metadata, name: desired.metadata!.name!, namespace },
+        ...(existing.type ? { type: existing.type } : {}),
+        data: { ...existing.data, ...desired.data },
+      },
+    });
+  }
+
+  private async readStatefulSet(cluster: ConfluxCluster): Promise<V1StatefulSet | null> {
+    try {
+      return await this.apps.readNamespacedStatefulSet({
+        name: resourceNames(cluster).statefulSet,
+        namespace: cluster.metadata.namespace,
+      });
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw err;
+    }
+  }
+
+  private async readSecret(namespace: string, name: string): Promise<V1Secret | null> {
+    try {
+      return await this.core.readNamespacedSecret({ name, namespace });
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw err;
+    }
+  }
+}
+
+/** Request options that make a typed `patch*` call a server-side apply. */
+const APPLY = setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply);
+
+export function isNotFound(err: unknown): boolean {
+  return err instanceof ApiException && err.code === 404;
+}
+
+/** A Secret value as text (Secrets carry base64 in `data`). */
+export function secretText(secret: V1Secret, key: string): string | undefined {
+  const raw = secret.data?.[key];
+  if (raw !== undefined) return Buffer.from(raw, 'base64').toString('utf8');
+  return secret.stringData?.[key];
+}
+
+function pairOf(secret: V1Secret | null, certKey: string, keyKey: string) {
+  if (!secret) return undefined;
+  const certPem = secretText(secret, certKey);
+  const keyPem = secretText(secret, keyKey);
+  return certPem && keyPem ? { certPem, keyPem } : undefined;
+}
+
+function isDeepEqualData(have: Record<string, string> | undefined, want: Record<string, string> | undefined) {
+  return Object.entries(want ?? {}).every(([k, v]) => have?.[k] === v);
+}
+
+/**
+ * The member slots of a cluster from its pods: every ordinal below the set size (a pod that does
+ * not exist yet is a slot that is not running), and any pod left beyond it (still terminating).
+ */
+export function memberPods(
+  cluster: ConfluxCluster,
+  setSize: number,
+  pods: V1Pod[],
+  memberHost?: (cluster: ConfluxCluster, pod: V1Pod | undefined, podName: string) => string,
+): MemberPod[] {
+  const prefix = `${cluster.metadata.name}-`;
+  const byOrdinal = new Map<number, V1Pod>();
+  for (const pod of pods) {
+    const name = pod.metadata?.name ?? '';
+    const rest = name.startsWith(prefix) ? name.slice(prefix.length) : '';
+    if (!/^(0|[1-9]\d*)$/.test(rest)) continue;
+    const owner = pod.metadata?.ownerReferences?.find((r) => r.controller);
+    if (owner && (owner.kind !== 'StatefulSet' || owner.name !== resourceNames(cluster).statefulSet))
+      continue;
+    byOrdinal.set(Number(rest), pod);
+  }
+  const ordinals = new Set([...Array.from({ length: setSize }, (_, i) => i), ...byOrdinal.keys()]);
+  return [...ordinals]
+    .sort((a, b) => a - b)
+    .map((ordinal) => {
+      const pod = byOrdinal.get(ordinal);
+      const name = podName(cluster, ordinal);
+      const host = memberHost ? memberHost(cluster, pod, name) : podHost(cluster, name);
+      const running = pod?.status?.phase === 'Running' && !pod.metadata?.deletionTimestamp;
+      const ready = pod?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+      return {
+        ordinal,
+        name,
+        running,
+        ready,
+        addresses: {
+          api: `${host}:${PORTS.api}`,
+          raft: `${host}:${PORTS.raft}`,
+          admin: `${host}:${PORTS.admin}`,
+        },
+      };
+    });
+}

@@ -1,0 +1,69 @@
+// What the reconciler needs from where the cluster runs. Two implementations: Kubernetes
+// (a StatefulSet and its companions, through @kubernetes/client-node) and Local (child
+// `conflux-node` processes on loopback, data dirs as volumes) for `npm start` and tests. The
+// reconciler's code is the same for both.
+
+import type { AdminClientOptions } from '../../node/api/admin-client.js';
+import type { ClusterStatus, ConfluxBackup, ConfluxCluster } from '../api/cluster.js';
+
+/** One member slot of the set (a StatefulSet pod, or a local process), by ordinal. */
+export interface MemberPod {
+  ordinal: number;
+  /** `<cluster>-<ordinal>`: stable across restarts of the slot. */
+  name: string;
+  /** The process runs (a pod Running, a child process alive). */
+  running: boolean;
+  /** Its readiness probe passes (`/readyz`: a member with a known leader, or a learner). */
+  ready: boolean;
+  /** Advertised addresses, host:port. */
+  addresses: { api: string; raft: string; admin: string };
+}
+
+export interface Platform {
+  readonly kind: 'local' | 'kubernetes';
+  /**
+   * Create or update everything the cluster owns so that member slots 0..size-1 exist (services,
+   * certificates, disruption budget, the StatefulSet at `size` replicas, or the processes).
+   * Idempotent. Slots at `size` and above are stopped; their volumes are kept.
+   */
+  ensureMembers(cluster: ConfluxCluster, size: number): Promise<void>;
+  /** How many member slots exist now (the StatefulSet's replicas). 0 before the first ensure. */
+  setSize(cluster: ConfluxCluster): Promise<number>;
+  /** The member slots that exist, by ordinal. */
+  pods(cluster: ConfluxCluster): Promise<MemberPod[]>;
+  /** Delete the volume of slot `ordinal` (which must be beyond the set size). */
+  deleteVolume(cluster: ConfluxCluster, ordinal: number): Promise<void>;
+  /** How the operator reaches the members' admin ports (TLS client certificate, or plain HTTP). */
+  adminClient(cluster: ConfluxCluster): Promise<AdminClientOptions>;
+  /** Environment for backups: S3 credentials from the cluster's referenced Secret, if any. */
+  backupCredentials(
+    cluster: ConfluxCluster,
+  ): Promise<{ accessKeyId: string; secretAccessKey: string } | undefined>;
+}
+
+/** Thrown by `writeStatus` when the object changed since it was read (HTTP 409). */
+export class ConflictError extends Error {
+  override readonly name = 'ConflictError';
+}
+
+/** Where ConfluxCluster and ConfluxBackup resources live (the API server, or a local store). */
+export interface ResourceStore {
+  listClusters(): Promise<ConfluxCluster[]>;
+  getCluster(namespace: string, name: string): Promise<ConfluxCluster | null>;
+  /** Replace the status subresource; ConflictError on a stale resourceVersion. */
+  writeClusterStatus(cluster: ConfluxCluster, status: ClusterStatus): Promise<ConfluxCluster>;
+  listBackups(namespace: string): Promise<ConfluxBackup[]>;
+  writeBackupStatus(
+    backup: ConfluxBackup,
+    status: NonNullable<ConfluxBackup['status']>,
+  ): Promise<ConfluxBackup>;
+  /** A Kubernetes Event about `object` (deduplicated by the store where it can). */
+  event(
+    object: ConfluxCluster | ConfluxBackup,
+    type: 'Normal' | 'Warning',
+    reason: string,
+    message: string,
+  ): Promise<void>;
+  /** Calls `onChange` with namespace/name whenever a cluster or backup changes; returns a stop function. */
+  watch(onChange: (key: { namespace: string; name: string }) => void): () => void;
+}

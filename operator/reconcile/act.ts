@@ -1,0 +1,123 @@
+// act: carry out the one step plan() chose. Every step is idempotent (the admin API answers a
+// repeated add/remove with the same operation, a repeated initialize or restore with the same
+// result), so an operator that crashes mid-step simply takes it again after a restart.
+
+import { adminCall, adminCallParsed, remoteError } from '../../node/api/admin-client.js';
+import {
+  initializeResponseSchema,
+  type MemberAddresses,
+  operationSchema,
+  restoreResponseSchema,
+} from '../../node/api/admin-contract.js';
+import type { MemberPod, Platform } from '../platform/platform.js';
+import { adminAddressOf, statusSource } from './observe.js';
+import type { Action, Observation } from './types.js';
+
+/** What a step learned that the status must record. */
+export interface ActResult {
+  operationId?: string;
+  clusterId?: string;
+  restoredFrom?: { clusterId: string; uri: string };
+}
+
+export async function act(platform: Platform, obs: Observation, action: Action): Promise<ActResult> {
+  const cluster = obs.cluster;
+  const client = await platform.adminClient(cluster);
+  const slot = (ordinal: number) => {
+    const s = obs.slots.find((x) => x.pod.ordinal === ordinal);
+    if (!s) throw new Error(`slot ${ordinal} does not exist`);
+    return s;
+  };
+  const member = () => {
+    const source = statusSource(obs.slots);
+    const address = source && adminAddressOf(source);
+    if (!address) throw new Error('no member of the cluster answers');
+    return address;
+  };
+
+  switch (action.type) {
+    case 'ensure-members':
+      await platform.ensureMembers(cluster, action.size);
+      return {};
+    case 'initialize': {
+      const members: Record<string, MemberAddresses> = {};
+      for (const ordinal of action.ordinals) {
+        const s = slot(ordinal);
+        if (!s.node) throw new Error(`slot ${ordinal} did not answer`);
+        members[s.node.node_id] = addressesOf(s.pod);
+      }
+      const res = await adminCallParsed(
+        initializeResponseSchema,
+        slot(action.ordinals[0] ?? 0).pod.addresses.admin,
+        'POST',
+        '/_cluster/initialize',
+        { members },
+        client,
+      );
+      return { clusterId: res.cluster_id };
+    }
+    case 'restore': {
+      const res = await adminCallParsed(
+        restoreResponseSchema,
+        slot(0).pod.addresses.admin,
+        'POST',
+        '/_cluster/restore',
+        {
+          snapshot_uri: action.snapshotUri,
+          ...(action.expectedClusterId ? { expected_cluster_id: action.expectedClusterId } : {}),
+        },
+        { ...client, timeoutMs: RESTORE_TIMEOUT_MS },
+      );
+      return {
+        clusterId: res.cluster_id,
+        restoredFrom: { clusterId: res.restored_from.cluster_id, uri: res.restored_from.uri },
+      };
+    }
+    case 'add-member': {
+      const s = slot(action.ordinal);
+      if (!s.node) throw new Error(`slot ${action.ordinal} did not answer`);
+      const op = await adminCallParsed(
+        operationSchema,
+        member(),
+        'POST',
+        '/_cluster/nodes',
+        { node_id: s.node.node_id, ...addressesOf(s.pod) },
+        client,
+      );
+      return { operationId: op.id };
+    }
+    case 'transfer-leader': {
+      const answer = await adminCall(member(), 'POST', '/_cluster/leader/transfer', {}, client);
+      if (answer.status !== 200) throw remoteError(member(), answer);
+      return {};
+    }
+    case 'remove-member': {
+      const op = await adminCallParsed(
+        operationSchema,
+        member(),
+        'DELETE',
+        `/_cluster/nodes/${action.nodeId}`,
+        undefined,
+        client,
+      );
+      return { operationId: op.id };
+    }
+    case 'delete-volume':
+      await platform.deleteVolume(cluster, action.ordinal);
+      return {};
+    case 'wait':
+    case 'none':
+      return {};
+  }
+}
+
+/** A restore downloads and verifies the whole backup before it answers. */
+const RESTORE_TIMEOUT_MS = 10 * 60_000;
+
+function addressesOf(pod: MemberPod): MemberAddresses {
+  return {
+    api_address: pod.addresses.api,
+    raft_address: pod.addresses.raft,
+    admin_address: pod.addresses.admin,
+  };
+}
