@@ -452,6 +452,7 @@ export class LocalPlatform implements Platform {
       '--snapshot-entries',
       String(raft.snapshotEntries),
       ...(PASS_NODE_ID_PREFIX ? ['--node-id-prefix', nodeIdPrefix(state.name, ordinal)] : []),
+      ...backupFlags(cluster),
       ...(this.o.extraArgs ?? []),
     ];
     const fd = openSync(logFile, 'a');
@@ -608,4 +609,23 @@ async function reapOrphan(pid: number, volume: string): Promise<boolean> {
   }
   for (let i = 0; i < 100 && existsSync(`/proc/${pid}`); i++) await new Promise((r) => setTimeout(r, 20));
   return true;
+}
+
+/** How a node reaches the cluster's backup destination (credentials come from the environment). */
+function backupFlags(cluster: ConfluxCluster): string[] {
+  const d = cluster.spec.backup?.destination;
+  if (!d) return [];
+  return [
+    '--backup-destination',
+    d.uri,
+    ...(d.endpoint ? ['--s3-endpoint', d.endpoint] : []),
+    ...(d.region ? ['--s3-region', d.region] : []),
+    ...(d.pathStyle ? ['--s3-path-style'] : []),
+    ...(cluster.spec.backup?.retention?.keepLast
+      ? ['--backup-keep-last', String(cluster.spec.backup.retention.keepLast)]
+      : []),
+    ...(cluster.spec.backup?.retention?.maxAgeDays
+      ? ['--backup-max-age-days', String(cluster.spec.backup.retention.maxAgeDays)]
+      : []),
+  ];
 }
