@@ -177,6 +177,16 @@ export class LocalPlatform implements Platform {
     );
   }
 
+  async volumes(cluster: ConfluxCluster): Promise<number[]> {
+    const dir = join(this.clusterDir(cluster), 'volumes');
+    const prefix = `${cluster.metadata.name}-`;
+    if (!existsSync(dir)) return [];
+    return readdirSync(dir)
+      .filter((f) => f.startsWith(prefix) && /^\d+$/.test(f.slice(prefix.length)))
+      .map((f) => Number(f.slice(prefix.length)))
+      .sort((a, b) => a - b);
+  }
+
   async deleteVolume(cluster: ConfluxCluster, ordinal: number): Promise<void> {
     const state = await this.state(cluster);
     await this.locked(state, async () => {

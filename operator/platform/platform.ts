@@ -31,6 +31,8 @@ export interface Platform {
   setSize(cluster: ConfluxCluster): Promise<number>;
   /** The member slots that exist, by ordinal. */
   pods(cluster: ConfluxCluster): Promise<MemberPod[]>;
+  /** Ordinals of the slots that have a volume (a PVC, a data dir), in the set or left beyond it. */
+  volumes(cluster: ConfluxCluster): Promise<number[]>;
   /** Delete the volume of slot `ordinal` (which must be beyond the set size). */
   deleteVolume(cluster: ConfluxCluster, ordinal: number): Promise<void>;
   /** How the operator reaches the members' admin ports (TLS client certificate, or plain HTTP). */

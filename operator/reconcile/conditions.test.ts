@@ -146,6 +146,7 @@ function obsWith(
     }),
     setSize: o.setSize ?? 3,
     slots: [],
+    volumes: [],
     status,
     operation: null,
   };

@@ -108,6 +108,7 @@ interface World {
   /** The kind of each slot, by ordinal (the set size is this length unless setSize says). */
   slots: SlotKind[];
   setSize?: number;
+  volumes?: number[];
   /** Ordinal of the leader (default: the lowest voter). */
   leader?: number | null;
   /** Members the aggregated status reports unreachable (by ordinal). */
@@ -233,6 +234,7 @@ function observe(w: World): Observation {
     cluster: makeCluster(w.spec, prev, w.generation),
     setSize: w.setSize ?? w.slots.length,
     slots,
+    volumes: w.volumes ?? slots.map((s) => s.pod.ordinal),
     status: doc,
     operation: w.operation ?? null,
   };
@@ -634,6 +636,37 @@ const cases: Case[] = [
       },
     },
     action: { type: 'delete-volume', ordinal: 4 },
+  },
+  {
+    name: 'a volume left beyond the set that no status remembers is reclaimed (Delete)',
+    world: {
+      spec: { replicas: 3 },
+      slots: ['voter', 'voter', 'voter'],
+      volumes: [0, 1, 2, 3],
+      prev: { clusterId: CID, members: prevMembers([0, 1, 2]) },
+    },
+    action: { type: 'delete-volume', ordinal: 3 },
+  },
+  {
+    name: 'a volume left beyond the set is kept with Retain',
+    world: {
+      spec: { replicas: 3, reclaimPolicy: 'Retain' },
+      slots: ['voter', 'voter', 'voter'],
+      volumes: [0, 1, 2, 3],
+      prev: { clusterId: CID, members: prevMembers([0, 1, 2]) },
+    },
+    action: { type: 'none' },
+  },
+  {
+    name: 'a volume left beyond the set is kept while a member is not accounted for by a slot',
+    world: {
+      spec: { replicas: 3 },
+      slots: ['voter', 'voter', 'voter'],
+      volumes: [0, 1, 2, 3],
+      orphans: ['ghost'],
+      prev: { clusterId: CID, members: prevMembers([0, 1, 2]) },
+    },
+    action: (a) => expect(a.type).not.toBe('delete-volume'),
   },
   {
     name: 'never deletes the volume of a node the last status still counts as a member',

@@ -139,6 +139,7 @@ function decide(ctx: Ctx): Decision {
       ? [ctx.spec.restore ? restoreFlow : bootstrapFlow]
       : [
           reclaimVolume,
+          reclaimOrphanVolume,
           recoverMembers,
           requireStatus,
           checkClusterId,
@@ -331,6 +332,29 @@ const reclaimVolume: Rule = (ctx) => {
     progress,
     events: [
       { type: 'Normal', reason: 'DeletingVolume', message: `deleting the volume of ${podName(ctx, k)}` },
+    ],
+  };
+};
+
+/**
+ * A volume left beyond the set (reclaimPolicy Delete) that no step remembers — the operator died
+ * between shrinking the set and recording it. It is deleted only when every member of the cluster
+ * is accounted for by a running slot inside the set, so it cannot hold a member's data.
+ */
+const reclaimOrphanVolume: Rule = (ctx) => {
+  if (ctx.spec.storage.reclaimPolicy !== 'Delete' || !ctx.doc) return null;
+  const orphan = ctx.obs.volumes.find((k) => k >= ctx.setSize && k >= ctx.replicas && !slotAt(ctx, k));
+  if (orphan === undefined) return null;
+  const inSet = new Set(
+    ctx.obs.slots.filter((s) => s.pod.ordinal < ctx.setSize && s.node).map((s) => s.node?.node_id),
+  );
+  if (!Object.keys(ctx.doc.nodes).every((id) => inSet.has(id))) return null;
+  return {
+    action: { type: 'delete-volume', ordinal: orphan },
+    operation: operation(ctx, 'ScaleDown', 'reclaiming', orphan),
+    progress: { reason: 'ScalingDown', message: `reclaiming the volume of ${podName(ctx, orphan)}` },
+    events: [
+      { type: 'Normal', reason: 'DeletingVolume', message: `deleting the volume of ${podName(ctx, orphan)}` },
     ],
   };
 };

@@ -21,7 +21,14 @@ export interface ReconcilerOptions {
   resyncMs?: number;
   /** Called after every pass (metrics, tests). */
   onPass?: (key: string, action: Action, error: Error | null, ms: number) => void;
+  /**
+   * Crash tests: asked after each step was taken, before its status is written; true stops this
+   * reconciler on the spot, as if the operator process died there.
+   */
+  failpoint?: (action: Action) => boolean;
 }
+
+class Crash extends Error {}
 
 type Key = { namespace: string; name: string };
 const keyOf = (k: Key) => `${k.namespace}/${k.name}`;
@@ -48,6 +55,11 @@ export class Reconciler {
   async start(): Promise<void> {
     this.stopWatch = this.o.store.watch((k) => this.enqueue(k));
     for (const c of await this.o.store.listClusters()) this.enqueue(c.metadata);
+  }
+
+  /** Whether a failpoint stopped this reconciler. */
+  get crashed(): boolean {
+    return this.stopped;
   }
 
   async stop(): Promise<void> {
@@ -110,13 +122,15 @@ export class Reconciler {
       action = p.action;
       if (action.type !== 'none' && action.type !== 'wait') log.info({ action }, 'reconcile step');
       const learned = await act(this.o.platform, obs, action);
+      const step = action.type !== 'wait' && action.type !== 'none';
+      if (step && this.o.failpoint?.(action)) throw new Crash(`failpoint after ${action.type}`);
       let status: ClusterStatus = p.status;
       if (learned.clusterId) status = { ...status, clusterId: learned.clusterId };
       if (learned.restoredFrom) status = { ...status, restoredFrom: learned.restoredFrom };
       if (learned.operationId && status.operation) {
         status = { ...status, operation: { ...status.operation, operationId: learned.operationId } };
       }
-      const settled = action.type === 'none' || action.type === 'wait';
+      const settled = !step;
       if (settled && obs.status?.leader_id) status = await this.backups(cluster, obs, status);
       await this.writeStatus(cluster, status);
       for (const e of p.events) await this.event(cluster, e.type, e.reason, e.message);
@@ -129,6 +143,11 @@ export class Reconciler {
       const requeue = action.type === 'wait' ? action.requeueMs : this.resyncMs;
       return Math.max(50, Math.min(requeue, untilBackup));
     } catch (err) {
+      if (err instanceof Crash) {
+        this.stopped = true;
+        this.stopWatch?.();
+        return null;
+      }
       const n = (this.failures.get(key) ?? 0) + 1;
       this.failures.set(key, n);
       const error = err instanceof Error ? err : new Error(String(err));

@@ -25,6 +25,8 @@ export interface Observation {
   setSize: number;
   /** Every existing slot by ordinal, 0..setSize-1 (and any left beyond it, still terminating). */
   slots: SlotView[];
+  /** Ordinals that have a volume, in the set or left beyond it by a scale-down. */
+  volumes: number[];
   /** `/_cluster/status` from a member that answered (null before bootstrap or when none did). */
   status: ClusterStatusDoc | null;
   /** The admin operation named in `cluster.status.operation.operationId`, if it could be read. */
