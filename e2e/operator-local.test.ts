@@ -204,6 +204,24 @@ describe('the reconciler on the Local platform', () => {
     expect(((await res.json()) as { value: string }).value).toBe('value-19');
   });
 
+  it('takes an on-demand backup for a ConfluxBackup and records it in its status', async () => {
+    await store.applyBackup({
+      apiVersion: 'conflux.io/v1alpha1',
+      kind: 'ConfluxBackup',
+      metadata: { name: 'before-upgrade' },
+      spec: { clusterName: 'copy' },
+    });
+    const done = await until('the ConfluxBackup to finish', async () => {
+      const b = await store.getBackup('default', 'before-upgrade');
+      return b?.status?.phase === 'Succeeded' || b?.status?.phase === 'Failed' ? b : undefined;
+    });
+    expect(done.status).toMatchObject({
+      phase: 'Succeeded',
+      uri: expect.stringMatching(/^s3:\/\/backups\/copy\/.+\.snap$/),
+    });
+    expect(store.events({ name: 'before-upgrade' }).map((e) => e.reason)).toContain('BackupCompleted');
+  });
+
   it('never restores over a cluster that holds data', async () => {
     // The ConfluxCluster is deleted but its volumes stay; a new one of the same name asks for a restore.
     const demo = await get('demo');

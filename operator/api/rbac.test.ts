@@ -43,7 +43,7 @@ describe('operator RBAC', () => {
       'policy/poddisruptionbudgets': owned,
       'core/pods': ['get', 'list', 'watch'],
       'core/persistentvolumeclaims': ['delete', 'get', 'list', 'watch'],
-      'core/events': ['create', 'patch'],
+      'events.k8s.io/events': ['create', 'patch'],
       'coordination.k8s.io/leases': ['create', 'get', 'update'],
     });
   });

@@ -43,7 +43,7 @@ export function operatorRules(): PolicyRule[] {
     { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
     // A member's volume is deleted after scale-down when storage.reclaimPolicy is Delete.
     { apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['get', 'list', 'watch', 'delete'] },
-    { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
+    { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
     // Leader election between operator replicas.
     { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
   ];

@@ -1,5 +1,5 @@
-import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { StatefulSet } from 'kubernetes-models/apps/v1';
+import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { Secret, Service } from 'kubernetes-models/v1';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../node/config.js';
@@ -157,7 +157,9 @@ describe('services and disruption budget', () => {
   it('PDB allows one member down', () => {
     expect(o.podDisruptionBudget.spec).toEqual({
       maxUnavailable: 1,
-      selector: { matchLabels: { 'app.kubernetes.io/name': 'conflux', 'app.kubernetes.io/instance': 'demo' } },
+      selector: {
+        matchLabels: { 'app.kubernetes.io/name': 'conflux', 'app.kubernetes.io/instance': 'demo' },
+      },
     });
   });
 });
@@ -286,7 +288,9 @@ describe('node environment', () => {
       CONFLUX_BACKUP_MAX_AGE_DAYS: '30',
     });
     const refs = envOf(full).filter((e) => e.valueFrom?.secretKeyRef);
-    expect(refs.map((e) => [e.name, e.valueFrom?.secretKeyRef?.name, e.valueFrom?.secretKeyRef?.key])).toEqual([
+    expect(
+      refs.map((e) => [e.name, e.valueFrom?.secretKeyRef?.name, e.valueFrom?.secretKeyRef?.key]),
+    ).toEqual([
       ['AWS_ACCESS_KEY_ID', 's3-creds', 'AWS_ACCESS_KEY_ID'],
       ['AWS_SECRET_ACCESS_KEY', 's3-creds', 'AWS_SECRET_ACCESS_KEY'],
     ]);
@@ -352,7 +356,11 @@ describe('TLS modes', () => {
     const env = resolvedEnv(c, 'demo-0');
     expect(env.CONFLUX_DEV_INSECURE).toBe('true');
     expect(env.CONFLUX_TLS_CERT).toBeUndefined();
-    expect(resourceNames(c)).toMatchObject({ nodeSecret: undefined, adminSecret: undefined, caSecret: undefined });
+    expect(resourceNames(c)).toMatchObject({
+      nodeSecret: undefined,
+      adminSecret: undefined,
+      caSecret: undefined,
+    });
   });
 });
 
@@ -380,7 +388,9 @@ describe('pod template hash', () => {
 
   it('does not change with the backup schedule (only the operator uses it)', () => {
     const backup = full.spec.backup!;
-    expect(hashOf(cluster({ backup: { ...backup, schedule: '1 * * * *' } }))).toBe(hashOf(cluster({ backup })));
+    expect(hashOf(cluster({ backup: { ...backup, schedule: '1 * * * *' } }))).toBe(
+      hashOf(cluster({ backup })),
+    );
   });
 
   it.each([

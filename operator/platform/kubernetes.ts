@@ -25,6 +25,7 @@ import {
   buildCaSecret,
   buildClusterObjects,
   buildNodeTlsSecret,
+  DATA_VOLUME,
   keepImmutableFields,
   labelSelector,
   objectHash,
@@ -131,6 +132,22 @@ export class KubernetesPlatform implements Platform {
     return memberPods(cluster, size, list.items, this.o.memberHost);
   }
 
+  /**
+   * Ordinals with a PVC `data-<name>-<ordinal>` that carries the cluster's labels (the
+   * StatefulSet's claim template sets them). A claim without them is never reported, so never
+   * reclaimed; one already being deleted is not reported either.
+   */
+  async volumes(cluster: ConfluxCluster): Promise<number[]> {
+    const list = await this.core.listNamespacedPersistentVolumeClaim({
+      namespace: cluster.metadata.namespace,
+      labelSelector: labelSelector(cluster),
+    });
+    return volumeOrdinals(
+      cluster,
+      list.items.filter((pvc) => !pvc.metadata?.deletionTimestamp).map((pvc) => pvc.metadata?.name ?? ''),
+    );
+  }
+
   async deleteVolume(cluster: ConfluxCluster, ordinal: number): Promise<void> {
     if (!(Number.isInteger(ordinal) && ordinal >= 0)) throw new Error(`not an ordinal: ${ordinal}`);
     const size = await this.setSize(cluster);
@@ -221,6 +238,17 @@ export class KubernetesPlatform implements Platform {
       this.now(),
       this.o.clusterDomain ? { clusterDomain: this.o.clusterDomain } : {},
     );
+    const caReason = renewal.reasons.find((r) => r.startsWith('CA: '));
+    if (caSecret && caReason && caReason !== 'CA: expired') {
+      // Replacing a CA that members may still use would cut restarted pods off from the others.
+      throw new Error(
+        `Secret ${namespace}/${caName} holds no usable CA (${caReason.slice(4)}); ` +
+          'fix it (ca.crt and ca.key) or delete it to have a new CA made',
+      );
+    }
+    if (caReason && nodeSecret) {
+      log.warn({ reason: caReason }, 'making a new CA for a cluster that has node certificates already');
+    }
     for (const reason of renewal.reasons) log.info({ reason }, 'issuing TLS material');
     for (const warning of renewal.warnings) log.warn(warning);
     const m = renewal.material;
@@ -310,6 +338,15 @@ function isDeepEqualData(have: Record<string, string> | undefined, want: Record<
   return Object.entries(want ?? {}).every(([k, v]) => have?.[k] === v);
 }
 
+/** The ordinals of the names that are `data-<name>-<ordinal>`, sorted. */
+export function volumeOrdinals(cluster: ConfluxCluster, pvcNames: string[]): number[] {
+  const prefix = `${DATA_VOLUME}-${cluster.metadata.name}-`;
+  return pvcNames
+    .filter((n) => n.startsWith(prefix) && /^(0|[1-9]\d*)$/.test(n.slice(prefix.length)))
+    .map((n) => Number(n.slice(prefix.length)))
+    .sort((a, b) => a - b);
+}
+
 /**
  * The member slots of a cluster from its pods: every ordinal below the set size (a pod that does
  * not exist yet is a slot that is not running), and any pod left beyond it (still terminating).
@@ -339,7 +376,9 @@ export function memberPods(
       const name = podName(cluster, ordinal);
       const host = memberHost ? memberHost(cluster, pod, name) : podHost(cluster, name);
       const running = pod?.status?.phase === 'Running' && !pod.metadata?.deletionTimestamp;
-      const ready = pod?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+      // A terminating pod may still report Ready; it is on its way out, so it counts as neither.
+      const ready =
+        running && (pod?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false);
       return {
         ordinal,
         name,

@@ -6,9 +6,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   decideLease,
   kubernetesLeaseApi,
+  LeaderElector,
   type LeaseApi,
   LeaseConflictError,
-  LeaderElector,
   type LeaseRecord,
   nextLeaseRecord,
 } from './leader-election.js';
@@ -29,7 +29,13 @@ describe('decideLease', () => {
 
   it.each([
     ['no lease: create it', null, 0, undefined, { action: 'create' }],
-    ['released (no holder): take it', held(undefined, 0), 1_000, undefined, { action: 'acquire', reason: 'released' }],
+    [
+      'released (no holder): take it',
+      held(undefined, 0),
+      1_000,
+      undefined,
+      { action: 'acquire', reason: 'released' },
+    ],
     ['ours: renew', held('me', 0), 1_000, undefined, { action: 'renew' }],
     ['ours, even if expired: renew', held('me', 0), 60_000, undefined, { action: 'renew' }],
     [
@@ -39,7 +45,13 @@ describe('decideLease', () => {
       undefined,
       { action: 'wait', holder: 'them', expiresAt: at(15_000) },
     ],
-    ['theirs, expired by renewTime: take it', held('them', 0), 15_000, undefined, { action: 'acquire', reason: 'expired' }],
+    [
+      'theirs, expired by renewTime: take it',
+      held('them', 0),
+      15_000,
+      undefined,
+      { action: 'acquire', reason: 'expired' },
+    ],
     [
       'theirs, old renewTime but only just observed: wait (clock skew)',
       held('them', -3_600_000),
@@ -69,7 +81,10 @@ describe('decideLease', () => {
       { action: 'acquire', reason: 'expired' },
     ],
   ] as const)('%s', (_, lease, nowMs, observedAt, expected) => {
-    const decision = decideLease(lease, 'me', at(nowMs), { ...DEFAULT, ...(observedAt ? { observedAt } : {}) });
+    const decision = decideLease(lease, 'me', at(nowMs), {
+      ...DEFAULT,
+      ...(observedAt ? { observedAt } : {}),
+    });
     expect(decision).toEqual(expected);
   });
 
@@ -293,17 +308,22 @@ describe('kubernetesLeaseApi (against a stand-in HTTP server)', () => {
         send(code, { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason, code });
       const body = raw ? JSON.parse(raw) : null;
       if (body) bodies.push(body);
-      if (req.method === 'GET' && req.url === path) return stored ? send(200, stored) : status(404, 'NotFound');
+      if (req.method === 'GET' && req.url === path)
+        return stored ? send(200, stored) : status(404, 'NotFound');
       if (req.method === 'POST' && req.url === '/apis/coordination.k8s.io/v1/namespaces/ops/leases') {
         if (stored) return status(409, 'AlreadyExists');
         stored = { ...body, metadata: { ...body.metadata, resourceVersion: '1' } };
         return send(201, stored);
       }
       if (req.method === 'PUT' && req.url === path) {
-        if (body.metadata.resourceVersion !== stored?.metadata.resourceVersion) return status(409, 'Conflict');
+        if (body.metadata.resourceVersion !== stored?.metadata.resourceVersion)
+          return status(409, 'Conflict');
         stored = {
           ...body,
-          metadata: { ...body.metadata, resourceVersion: String(Number(stored.metadata.resourceVersion) + 1) },
+          metadata: {
+            ...body.metadata,
+            resourceVersion: String(Number(stored!.metadata.resourceVersion) + 1),
+          },
         };
         return send(200, stored);
       }

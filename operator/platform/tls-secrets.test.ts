@@ -31,7 +31,11 @@ const cluster: ConfluxCluster = confluxClusterSchema.parse({
 
 /** A certificate valid from `fromDays` to `toDays` relative to `now`. */
 async function certValid(fromDays: number, toDays: number): Promise<string> {
-  const ca = await generateCa({ commonName: 't', validDays: toDays - fromDays, notBefore: daysFromNow(fromDays) });
+  const ca = await generateCa({
+    commonName: 't',
+    validDays: toDays - fromDays,
+    notBefore: daysFromNow(fromDays),
+  });
   return ca.certPem;
 }
 
@@ -183,7 +187,12 @@ describe('renewTlsMaterial', () => {
   it('warns about a CA close to expiry but keeps it; replaces an expired one', async () => {
     const oldCa = await generateCa({ commonName: 'old', validDays: 3650, notBefore: daysFromNow(-3640) });
     const leaves = {
-      node: await generateNodeCert(oldCa, { nodeId: 'demo', ...nodeCertSans(cluster), validDays: 9, notBefore: now }),
+      node: await generateNodeCert(oldCa, {
+        nodeId: 'demo',
+        ...nodeCertSans(cluster),
+        validDays: 9,
+        notBefore: now,
+      }),
       admin: await generateAdminCert(oldCa, { commonName: 'op', validDays: 9, notBefore: now }),
     };
     const soon = await renewTlsMaterial(cluster, { ca: oldCa, ...leaves }, now);

@@ -21,6 +21,8 @@ export interface ReconcilerOptions {
   resyncMs?: number;
   /** Called after every pass (metrics, tests). */
   onPass?: (key: string, action: Action, error: Error | null, ms: number) => void;
+  /** Called with the status each pass computed (metrics). */
+  onStatus?: (key: string, status: ClusterStatus) => void;
   /**
    * Crash tests: asked after each step was taken, before its status is written; true stops this
    * reconciler on the spot, as if the operator process died there.
@@ -133,6 +135,7 @@ export class Reconciler {
       const settled = !step;
       if (settled && obs.status?.leader_id) status = await this.backups(cluster, obs, status);
       await this.writeStatus(cluster, status);
+      this.o.onStatus?.(key, status);
       for (const e of p.events) await this.event(cluster, e.type, e.reason, e.message);
       this.failures.delete(key);
       this.o.onPass?.(key, action, null, performance.now() - started);

@@ -1,0 +1,117 @@
+#!/usr/bin/env node
+// The operator process as it runs in a Kubernetes cluster: it watches ConfluxCluster and
+// ConfluxBackup resources and reconciles them on the Kubernetes platform, while it holds the
+// leader Lease (two replicas never act at once). /metrics, /healthz and /readyz on --metrics-addr.
+// Settings are flags or CONFLUX_OPERATOR_* environment variables.
+
+import { hostname } from 'node:os';
+import { parseArgs } from 'node:util';
+import { KubeConfig } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { OperatorMetrics, serveMetrics } from './metrics.js';
+import { KubernetesPlatform } from './platform/kubernetes.js';
+import { KubernetesStore } from './platform/kubernetes-store.js';
+import { kubernetesLeaseApi, LeaderElector } from './platform/leader-election.js';
+import { Reconciler } from './reconcile/reconciler.js';
+
+interface OperatorConfig {
+  namespace?: string;
+  metricsAddr: string;
+  leaderElect: boolean;
+  leaseNamespace: string;
+  leaseName: string;
+  identity: string;
+  logLevel: string;
+}
+
+function config(argv: string[], env: NodeJS.ProcessEnv): OperatorConfig {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      namespace: { type: 'string' },
+      'metrics-addr': { type: 'string' },
+      'leader-elect': { type: 'string' },
+      'lease-namespace': { type: 'string' },
+      'lease-name': { type: 'string' },
+      'log-level': { type: 'string' },
+    },
+    strict: true,
+  });
+  const pick = (flag: keyof typeof values, name: string) => values[flag] ?? env[`CONFLUX_OPERATOR_${name}`];
+  const namespace = pick('namespace', 'NAMESPACE');
+  return {
+    ...(namespace ? { namespace } : {}),
+    metricsAddr: pick('metrics-addr', 'METRICS_ADDR') ?? '0.0.0.0:8080',
+    leaderElect: (pick('leader-elect', 'LEADER_ELECT') ?? 'true') !== 'false',
+    leaseNamespace: pick('lease-namespace', 'LEASE_NAMESPACE') ?? env.POD_NAMESPACE ?? 'conflux-system',
+    leaseName: pick('lease-name', 'LEASE_NAME') ?? 'conflux-operator',
+    identity: env.POD_NAME ?? hostname(),
+    logLevel: pick('log-level', 'LOG_LEVEL') ?? 'info',
+  };
+}
+
+async function main(): Promise<void> {
+  const c = config(process.argv.slice(2), process.env);
+  const logger = pino({ level: c.logLevel }).child({ component: 'operator', identity: c.identity });
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromDefault();
+  const metrics = new OperatorMetrics();
+  const store = new KubernetesStore({
+    kubeConfig,
+    logger,
+    ...(c.namespace ? { namespace: c.namespace } : {}),
+  });
+  const platform = new KubernetesPlatform({ kubeConfig, logger });
+  const reconciler = new Reconciler({
+    store,
+    platform,
+    logger,
+    onPass: (key, action, error, ms) => metrics.pass(key, action, error, ms),
+    onStatus: (key, status) => metrics.setPhase(key, status.phase),
+  });
+  let reconciling = false;
+  const startReconciling = async () => {
+    reconciling = true;
+    metrics.leading.set(1);
+    await reconciler.start();
+    logger.info('reconciling');
+  };
+  const elector = c.leaderElect
+    ? new LeaderElector({
+        lease: kubernetesLeaseApi(kubeConfig, c.leaseNamespace, c.leaseName),
+        identity: c.identity,
+        logger,
+        onStartedLeading: startReconciling,
+        // A replica that lost the Lease may still be acting on stale observations: start afresh.
+        onStoppedLeading: () => {
+          logger.warn('lost the leader Lease; exiting so a fresh process waits for it');
+          process.exit(1);
+        },
+        onNewLeader: (identity) => logger.info({ leader: identity }, 'another replica leads'),
+      })
+    : null;
+  const [host = '0.0.0.0', port = '8080'] = c.metricsAddr.split(/:(?=\d+$)/);
+  const server = await serveMetrics(
+    metrics,
+    () => reconciling || (elector !== null && !elector.isLeader()),
+    host,
+    Number(port),
+  );
+  if (elector) elector.start();
+  else await startReconciling();
+
+  const shutdown = async () => {
+    logger.info('stopping');
+    await reconciler.stop();
+    await elector?.stop();
+    server.close();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown());
+  process.on('SIGINT', () => void shutdown());
+}
+
+main().catch((err: unknown) => {
+  console.error(`conflux-operator: ${(err as Error).message}`);
+  process.exit(1);
+});
