@@ -44,7 +44,15 @@ export async function runLocal(o: LocalOptions): Promise<RunningLocal> {
       apiVersion: API_VERSION,
       kind: 'ConfluxCluster',
       metadata: { name: NAME, namespace: NAMESPACE },
-      spec: { replicas: o.replicas },
+      spec: {
+        replicas: o.replicas,
+        // Hourly backups next to the data; POST /_cluster/backup takes one at any time.
+        backup: {
+          schedule: '0 * * * *',
+          destination: { uri: `file://${resolve(o.root, 'backups')}` },
+          retention: { keepLast: 24 },
+        },
+      },
     });
   }
   const reconciler = new Reconciler({ store, platform, logger, resyncMs: 2_000 });
@@ -129,10 +137,12 @@ function print(c: ConfluxCluster, pods: Awaited<ReturnType<LocalPlatform['pods']
     'kept in shape by the operator (logs in .conflux/operator.log).',
     '',
     ...pods.map(
-      (p) => `  ${p.name}  client API http://${p.addresses.api}   admin http://${p.addresses.admin}`,
+      (p) =>
+        `  ${p.name}  client API http://${p.addresses.api}   admin http://${p.addresses.admin}   metrics http://${p.addresses.api}/metrics`,
     ),
     '',
     `  cluster id ${c.status?.clusterId}, leader ${c.status?.leaderId}, fault tolerance ${c.status?.faultTolerance}`,
+    `  backups: ${c.spec.backup?.destination.uri} (${c.spec.backup?.schedule}, last ${c.status?.lastBackup?.time ?? 'none yet'})`,
     '',
     'Try:',
     `  curl -X PUT http://${pods[0]?.addresses.api}/v1/kv/app/greeting -d 'hello'`,
