@@ -9,33 +9,37 @@
 //   volumes/<name>-<k>/   the slot's --data-dir
 //   logs/<name>-<k>.log   the slot's stdout and stderr, appended across restarts
 
-import { type ChildProcess, spawn } from 'node:child_process';
-import {
-  closeSync,
-  existsSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { type Logger, pino } from 'pino';
-import { z } from 'zod';
 import type { AdminClientOptions } from '../../node/api/admin-client.js';
 import type { ConfluxCluster } from '../api/cluster.js';
+import {
+  BACKOFF_MS_MIN,
+  defaultCommand,
+  type NodeCommand,
+  nodeFlags,
+  reapOrphans,
+  restartBackoff,
+  type SlotProcess,
+  spawnSlotProcess,
+  stopSlotProcess,
+} from './local-process.js';
+import {
+  addressesOf,
+  clusterDirUnder,
+  clusterKey,
+  PortAllocator,
+  readSlotsFile,
+  type SlotsFile,
+  slotName,
+  volumeOrdinals,
+  writeSlotsFile,
+} from './local-slots.js';
 import type { MemberPod, Platform } from './platform.js';
 
-/** How to run a node: `execPath ...args <flags>`, in `cwd`. */
-export interface NodeCommand {
-  execPath: string;
-  args: string[];
-  cwd?: string;
-}
+export { defaultCommand, type NodeCommand, nodeIdPrefix, PASS_NODE_ID_PREFIX } from './local-process.js';
+export { freePort } from './local-slots.js';
 
 export interface LocalPlatformOptions {
   /** State directory, for example `.conflux`. */
@@ -65,42 +69,6 @@ export interface LocalPlatformOptions {
   autoRestart?: boolean;
 }
 
-/** Whether this node accepts `--node-id-prefix` (it does; kept as a switch for older builds). */
-export const PASS_NODE_ID_PREFIX = true;
-/** The node's limit for `--node-id-prefix`. */
-const NODE_ID_PREFIX_MAX = 54;
-/** A slot that ran at least this long before it died restarts at once. */
-const HEALTHY_RUN_MS = 10_000;
-const BACKOFF_MS_MIN = 1_000;
-const BACKOFF_MS_MAX = 30_000;
-
-const HERE = import.meta.dirname;
-
-const slotsFileSchema = z.object({
-  size: z.int().min(0),
-  /** Set when this cluster owns the base port range. */
-  basePort: z.int().nullable().default(null),
-  slots: z.record(
-    z.string(),
-    z.object({ raft: z.int(), api: z.int(), admin: z.int(), pid: z.int().nullable().default(null) }),
-  ),
-});
-type SlotsFile = z.infer<typeof slotsFileSchema>;
-type SlotPorts = SlotsFile['slots'][string];
-
-interface SlotProcess {
-  ordinal: number;
-  child: ChildProcess;
-  exited: Promise<void>;
-  alive: boolean;
-  /** We asked it to stop (scale-down, stopAll): its exit is not a crash. */
-  stopping: boolean;
-  startedAt: number;
-  exitedAt: number | null;
-  /** Restarts after crashes in a row, for the back-off. */
-  crashes: number;
-}
-
 interface ClusterState {
   namespace: string;
   name: string;
@@ -114,12 +82,6 @@ interface ClusterState {
   log: Logger;
 }
 
-/** Every live child of every LocalPlatform in this process, killed if the process exits. */
-const LIVE = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const child of LIVE) child.kill('SIGKILL');
-});
-
 export class LocalPlatform implements Platform {
   readonly kind = 'local' as const;
   readonly root: string;
@@ -128,6 +90,7 @@ export class LocalPlatform implements Platform {
   private readonly clusters = new Map<string, Promise<ClusterState>>();
   private readonly stopGraceMs: number;
   private readonly readyTimeoutMs: number;
+  private readonly allocator: PortAllocator;
 
   constructor(private readonly o: LocalPlatformOptions) {
     this.root = resolve(o.root);
@@ -135,6 +98,7 @@ export class LocalPlatform implements Platform {
     this.log = (o.logger ?? pino({ level: 'silent' })).child({ component: 'local-platform' });
     this.stopGraceMs = o.stopGraceMs ?? 10_000;
     this.readyTimeoutMs = o.readyTimeoutMs ?? 1_000;
+    this.allocator = new PortAllocator(this.root, o, this.loaded);
   }
 
   async ensureMembers(cluster: ConfluxCluster, size: number): Promise<void> {
@@ -142,7 +106,7 @@ export class LocalPlatform implements Platform {
     const state = await this.state(cluster);
     await this.locked(state, async () => {
       state.cluster = cluster;
-      for (let k = 0; k < size; k++) await this.allocate(state, k);
+      for (let k = 0; k < size; k++) await this.allocator.allocate(state, k);
       if (state.doc.size !== size) {
         state.log.info({ from: state.doc.size, to: size }, 'set size');
         state.doc.size = size;
@@ -178,13 +142,7 @@ export class LocalPlatform implements Platform {
   }
 
   async volumes(cluster: ConfluxCluster): Promise<number[]> {
-    const dir = join(this.clusterDir(cluster), 'volumes');
-    const prefix = `${cluster.metadata.name}-`;
-    if (!existsSync(dir)) return [];
-    return readdirSync(dir)
-      .filter((f) => f.startsWith(prefix) && /^\d+$/.test(f.slice(prefix.length)))
-      .map((f) => Number(f.slice(prefix.length)))
-      .sort((a, b) => a - b);
+    return volumeOrdinals(this.clusterDir(cluster), cluster.metadata.name);
   }
 
   async deleteVolume(cluster: ConfluxCluster, ordinal: number): Promise<void> {
@@ -258,11 +216,7 @@ export class LocalPlatform implements Platform {
   private readonly loaded = new Map<string, ClusterState>();
 
   private clusterDir(cluster: ConfluxCluster): string {
-    const { namespace, name } = cluster.metadata;
-    if (!DNS_LABEL.test(namespace) || !DNS_LABEL.test(name)) {
-      throw new Error(`invalid cluster name ${namespace}/${name}`);
-    }
-    return join(this.root, namespace, name);
+    return clusterDirUnder(this.root, cluster.metadata);
   }
 
   private state(cluster: ConfluxCluster): Promise<ClusterState> {
@@ -279,13 +233,7 @@ export class LocalPlatform implements Platform {
   private async load(cluster: ConfluxCluster): Promise<ClusterState> {
     const { namespace, name } = cluster.metadata;
     const dir = this.clusterDir(cluster);
-    const file = join(dir, 'slots.json');
-    let doc: SlotsFile = { size: 0, basePort: null, slots: {} };
-    if (existsSync(file)) {
-      const parsed = slotsFileSchema.safeParse(JSON.parse(readFileSync(file, 'utf8')));
-      if (!parsed.success) throw new Error(`${file} is not a slots file: ${parsed.error.issues[0]?.message}`);
-      doc = parsed.data;
-    }
+    const doc = readSlotsFile(dir);
     const state: ClusterState = {
       namespace,
       name,
@@ -299,17 +247,7 @@ export class LocalPlatform implements Platform {
     };
     // A previous operator that died without stopping its children leaves them holding the
     // slots' ports and data dirs: end them before starting new ones.
-    for (const [ordinal, slot] of Object.entries(doc.slots)) {
-      if (slot.pid === null) continue;
-      const volume = this.volumeDir(cluster, Number(ordinal));
-      if (await reapOrphan(slot.pid, volume)) {
-        state.log.warn(
-          { slot: slotName(name, Number(ordinal)), pid: slot.pid },
-          'killed an orphaned node process',
-        );
-      }
-      slot.pid = null;
-    }
+    await reapOrphans(doc, name, (ordinal) => this.volumeDir(cluster, ordinal), state.log);
     this.loaded.set(clusterKey(cluster), state);
     return state;
   }
@@ -321,87 +259,7 @@ export class LocalPlatform implements Platform {
   }
 
   private save(state: ClusterState): void {
-    mkdirSync(state.dir, { recursive: true });
-    const file = join(state.dir, 'slots.json');
-    writeFileSync(`${file}.tmp`, `${JSON.stringify(state.doc, null, 2)}\n`);
-    renameSync(`${file}.tmp`, file);
-  }
-
-  /** The slot's ports, chosen once and kept in slots.json. */
-  private async allocate(state: ClusterState, ordinal: number): Promise<SlotPorts> {
-    const known = state.doc.slots[ordinal];
-    if (known) return known;
-    let ports: SlotPorts;
-    const base = this.o.basePort;
-    if (base !== undefined && this.ownsBasePorts(state)) {
-      if (ordinal >= 100) throw new Error(`slot ${ordinal} does not fit the base port layout`);
-      state.doc.basePort = base;
-      ports = { raft: base + ordinal, api: base + 100 + ordinal, admin: base + 200 + ordinal, pid: null };
-    } else {
-      const taken = this.reservedPorts();
-      const pick = async () => {
-        for (;;) {
-          const port = await freePort();
-          if (!taken.has(port)) {
-            taken.add(port);
-            return port;
-          }
-        }
-      };
-      ports = { raft: await pick(), api: await pick(), admin: await pick(), pid: null };
-    }
-    state.doc.slots[ordinal] = ports;
-    this.save(state);
-    return ports;
-  }
-
-  /** The first cluster to ask owns the base port range, for good (recorded in its slots.json). */
-  private ownsBasePorts(state: ClusterState): boolean {
-    if (state.doc.basePort !== null) return state.doc.basePort === this.o.basePort;
-    return !this.allSlotFiles().some(({ doc }) => doc.basePort === this.o.basePort);
-  }
-
-  /** Ports any cluster under root holds, and the whole base range. */
-  private reservedPorts(): Set<number> {
-    const taken = new Set<number>();
-    for (const { doc } of this.allSlotFiles()) {
-      for (const s of Object.values(doc.slots)) for (const p of [s.raft, s.api, s.admin]) taken.add(p);
-    }
-    for (const state of this.loaded.values()) {
-      for (const s of Object.values(state.doc.slots)) for (const p of [s.raft, s.api, s.admin]) taken.add(p);
-    }
-    if (this.o.basePort !== undefined) for (let i = 0; i < 300; i++) taken.add(this.o.basePort + i);
-    return taken;
-  }
-
-  private allSlotFiles(): { dir: string; doc: SlotsFile }[] {
-    const found: { dir: string; doc: SlotsFile }[] = [];
-    const dirs = (path: string) => {
-      try {
-        return readdirSync(path, { withFileTypes: true })
-          .filter((d) => d.isDirectory())
-          .map((d) => d.name);
-      } catch {
-        return [];
-      }
-    };
-    for (const ns of dirs(this.root)) {
-      for (const name of dirs(join(this.root, ns))) {
-        const dir = join(this.root, ns, name);
-        const loaded = this.loaded.get(`${ns}/${name}`);
-        if (loaded) {
-          found.push({ dir, doc: loaded.doc });
-          continue;
-        }
-        try {
-          const doc = slotsFileSchema.parse(JSON.parse(readFileSync(join(dir, 'slots.json'), 'utf8')));
-          found.push({ dir, doc });
-        } catch {
-          // not a cluster directory
-        }
-      }
-    }
-    return found;
+    writeSlotsFile(state.dir, state.doc);
   }
 
   private startIfNeeded(state: ClusterState, cluster: ConfluxCluster, ordinal: number): void {
@@ -444,99 +302,38 @@ export class LocalPlatform implements Platform {
     mkdirSync(volume, { recursive: true });
     mkdirSync(join(state.dir, 'logs'), { recursive: true });
     const a = addressesOf(ports);
-    const raft = cluster.spec.raft;
-    const flags = [
-      '--dev-insecure',
-      '--data-dir',
-      volume,
-      '--api-addr',
-      a.api,
-      '--raft-addr',
-      a.raft,
-      '--admin-addr',
-      a.admin,
-      '--tick-ms',
-      String(raft.tickMs),
-      '--election-ticks',
-      String(raft.electionTicks),
-      '--snapshot-entries',
-      String(raft.snapshotEntries),
-      ...(PASS_NODE_ID_PREFIX ? ['--node-id-prefix', nodeIdPrefix(state.name, ordinal)] : []),
-      ...backupFlags(cluster),
-      ...(this.o.extraArgs ?? []),
-    ];
-    const fd = openSync(logFile, 'a');
-    let child: ChildProcess;
-    try {
-      writeSync(fd, `--- ${new Date().toISOString()} starting ${name}: ${flags.join(' ')}\n`);
-      child = spawn(this.command.execPath, [...this.command.args, ...flags], {
-        cwd: this.command.cwd ?? process.cwd(),
-        stdio: ['ignore', fd, fd],
-        env: this.childEnv(),
-      });
-    } finally {
-      closeSync(fd);
-    }
-    const proc: SlotProcess = {
+    const proc = spawnSlotProcess({
       ordinal,
-      child,
-      exited: Promise.resolve(),
-      alive: true,
-      stopping: false,
-      startedAt: Date.now(),
-      exitedAt: null,
       crashes,
-    };
-    LIVE.add(child);
-    proc.exited = new Promise<void>((done) => {
-      const finish = (code: number | null, signal: NodeJS.Signals | null, error?: Error) => {
-        if (!proc.alive) return;
-        proc.alive = false;
-        proc.exitedAt = Date.now();
-        LIVE.delete(child);
+      name,
+      command: this.command,
+      flags: nodeFlags(cluster, state.name, ordinal, volume, a, this.o.extraArgs),
+      logFile,
+      env: this.o.env,
+      onExit: (p, code, signal, error) => {
         const slot = state.doc.slots[ordinal];
-        if (slot && slot.pid === child.pid) {
+        if (slot && slot.pid === p.child.pid) {
           slot.pid = null;
           this.save(state);
         }
         const fields = { slot: name, code, signal, log: logFile, ...(error ? { err: error.message } : {}) };
-        if (proc.stopping) state.log.info(fields, 'node stopped');
+        if (p.stopping) state.log.info(fields, 'node stopped');
         else {
           state.log.warn(fields, 'node exited');
-          this.scheduleRestart(state, proc);
+          this.scheduleRestart(state, p);
         }
-        done();
-      };
-      child.once('exit', (code, signal) => finish(code, signal));
-      child.once('error', (err) => {
-        if (child.pid === undefined) finish(null, null, err);
-      });
+      },
     });
     state.procs.set(ordinal, proc);
-    if (child.pid !== undefined) {
-      ports.pid = child.pid;
+    if (proc.child.pid !== undefined) {
+      ports.pid = proc.child.pid;
       this.save(state);
     }
-    state.log.info({ slot: name, pid: child.pid, api: a.api, admin: a.admin }, 'node started');
+    state.log.info({ slot: name, pid: proc.child.pid, api: a.api, admin: a.admin }, 'node started');
   }
 
   private stopSlot(state: ClusterState, p: SlotProcess): Promise<void> {
-    if (!p.alive) return p.exited;
-    if (!p.stopping) {
-      p.stopping = true;
-      state.log.info({ slot: slotName(state.name, p.ordinal), pid: p.child.pid }, 'stopping node');
-      p.child.kill('SIGTERM');
-      const timer = setTimeout(() => p.child.kill('SIGKILL'), this.stopGraceMs);
-      timer.unref();
-      void p.exited.then(() => clearTimeout(timer));
-    }
-    return p.exited;
-  }
-
-  private childEnv(): NodeJS.ProcessEnv {
-    const env: NodeJS.ProcessEnv = {};
-    for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('CONFLUX_')) env[k] = v;
-    return { ...env, ...this.o.env };
+    return stopSlotProcess(p, state.name, this.stopGraceMs, state.log);
   }
 
   private async probeReady(api: string): Promise<boolean> {
@@ -548,94 +345,4 @@ export class LocalPlatform implements Platform {
       return false;
     }
   }
-}
-
-const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-
-function clusterKey(cluster: ConfluxCluster): string {
-  return `${cluster.metadata.namespace}/${cluster.metadata.name}`;
-}
-
-function slotName(cluster: string, ordinal: number): string {
-  return `${cluster}-${ordinal}`;
-}
-
-/** `<name>-<k>`, shortened to what the node accepts (the node appends `-<hex>`). */
-export function nodeIdPrefix(cluster: string, ordinal: number): string {
-  const suffix = `-${ordinal}`;
-  const head = cluster.slice(0, NODE_ID_PREFIX_MAX - suffix.length).replace(/-+$/, '');
-  return `${head}${suffix}`;
-}
-
-/** After a crash: how many in a row, and how long to wait before starting the slot again. */
-function restartBackoff(prev: SlotProcess | undefined): { crashes: number; delayMs: number } {
-  if (!prev || prev.stopping || prev.exitedAt === null) return { crashes: 0, delayMs: 0 };
-  const crashes = prev.exitedAt - prev.startedAt >= HEALTHY_RUN_MS ? 1 : prev.crashes + 1;
-  const delayMs = crashes <= 1 ? 0 : Math.min(BACKOFF_MS_MAX, BACKOFF_MS_MIN * 2 ** (crashes - 2));
-  return { crashes, delayMs };
-}
-
-function addressesOf(p: SlotPorts): MemberPod['addresses'] {
-  return { raft: `127.0.0.1:${p.raft}`, api: `127.0.0.1:${p.api}`, admin: `127.0.0.1:${p.admin}` };
-}
-
-/** From compiled code: the compiled node next to it; from source: tsx, or dist when preferred. */
-export function defaultCommand(preferBuilt: boolean): NodeCommand {
-  if (import.meta.url.endsWith('.js')) {
-    const main = resolve(HERE, '../../node/main.js');
-    return { execPath: process.execPath, args: [main], cwd: resolve(HERE, '../../..') };
-  }
-  const repo = resolve(HERE, '../..');
-  const built = join(repo, 'dist/node/main.js');
-  if (preferBuilt && existsSync(built)) return { execPath: process.execPath, args: [built], cwd: repo };
-  return { execPath: process.execPath, args: ['--import', 'tsx', join(repo, 'node/main.ts')], cwd: repo };
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((ok, fail) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', fail);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => ok(port));
-    });
-  });
-}
-
-/** SIGKILL `pid` if it still runs a node on `volume` (checked through /proc); true if it did. */
-async function reapOrphan(pid: number, volume: string): Promise<boolean> {
-  let cmdline: string;
-  try {
-    cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-  } catch {
-    return false; // gone (or no /proc: leave it, the pid may belong to someone else by now)
-  }
-  if (!cmdline.split('\0').includes(volume)) return false;
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    return false;
-  }
-  for (let i = 0; i < 100 && existsSync(`/proc/${pid}`); i++) await new Promise((r) => setTimeout(r, 20));
-  return true;
-}
-
-/** How a node reaches the cluster's backup destination (credentials come from the environment). */
-function backupFlags(cluster: ConfluxCluster): string[] {
-  const d = cluster.spec.backup?.destination;
-  if (!d) return [];
-  return [
-    '--backup-destination',
-    d.uri,
-    ...(d.endpoint ? ['--s3-endpoint', d.endpoint] : []),
-    ...(d.region ? ['--s3-region', d.region] : []),
-    ...(d.pathStyle ? ['--s3-path-style'] : []),
-    ...(cluster.spec.backup?.retention?.keepLast
-      ? ['--backup-keep-last', String(cluster.spec.backup.retention.keepLast)]
-      : []),
-    ...(cluster.spec.backup?.retention?.maxAgeDays
-      ? ['--backup-max-age-days', String(cluster.spec.backup.retention.maxAgeDays)]
-      : []),
-  ];
 }
