@@ -22,6 +22,8 @@ interface OperatorConfig {
   leaseName: string;
   identity: string;
   logLevel: string;
+  /** How the operator reaches members: their headless-Service DNS names, or their pod IPs. */
+  memberAddress: 'dns' | 'pod-ip';
 }
 
 function config(argv: string[], env: NodeJS.ProcessEnv): OperatorConfig {
@@ -34,11 +36,16 @@ function config(argv: string[], env: NodeJS.ProcessEnv): OperatorConfig {
       'lease-namespace': { type: 'string' },
       'lease-name': { type: 'string' },
       'log-level': { type: 'string' },
+      'member-address': { type: 'string' },
     },
     strict: true,
   });
   const pick = (flag: keyof typeof values, name: string) => values[flag] ?? env[`CONFLUX_OPERATOR_${name}`];
   const namespace = pick('namespace', 'NAMESPACE');
+  const memberAddress = pick('member-address', 'MEMBER_ADDRESS') ?? 'dns';
+  if (memberAddress !== 'dns' && memberAddress !== 'pod-ip') {
+    throw new Error(`--member-address: expected dns or pod-ip, got ${memberAddress}`);
+  }
   return {
     ...(namespace ? { namespace } : {}),
     metricsAddr: pick('metrics-addr', 'METRICS_ADDR') ?? '0.0.0.0:8080',
@@ -47,6 +54,7 @@ function config(argv: string[], env: NodeJS.ProcessEnv): OperatorConfig {
     leaseName: pick('lease-name', 'LEASE_NAME') ?? 'conflux-operator',
     identity: env.POD_NAME ?? hostname(),
     logLevel: pick('log-level', 'LOG_LEVEL') ?? 'info',
+    memberAddress,
   };
 }
 
@@ -61,7 +69,17 @@ async function main(): Promise<void> {
     logger,
     ...(c.namespace ? { namespace: c.namespace } : {}),
   });
-  const platform = new KubernetesPlatform({ kubeConfig, logger });
+  const platform = new KubernetesPlatform({
+    kubeConfig,
+    logger,
+    // Pod IPs: for an operator outside the cluster network's DNS (a laptop, an API stand-in).
+    ...(c.memberAddress === 'pod-ip'
+      ? {
+          memberHost: (_c: unknown, pod: { status?: { podIP?: string } } | undefined, name: string) =>
+            pod?.status?.podIP ?? name,
+        }
+      : {}),
+  });
   const reconciler = new Reconciler({
     store,
     platform,
