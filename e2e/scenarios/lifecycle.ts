@@ -27,6 +27,7 @@ export function ready(env: KubeEnv, name: string, members: number, ms?: number):
       const ok =
         condition(c, 'Ready') === 'True' &&
         c?.status?.members?.length === members &&
+        c.status.readyReplicas === members &&
         c.status.members.every((m) => m.reachable) &&
         c.status.leaderId &&
         !c.status.operation;
@@ -60,13 +61,18 @@ export async function expectKeys(
 
 /** Create → Ready with a leader; the printer columns show it. */
 export async function createCluster(env: KubeEnv, name: string): Promise<ConfluxCluster> {
-  await apply(env, clusterManifest(env, name, { replicas: 3, backup: backupSpec(env, name) }));
+  await apply(env, createManifest(env, name));
   const c = await ready(env, name, 3);
   expect(c.status).toMatchObject({ phase: 'Running', readyReplicas: 3, faultTolerance: 1 });
   const table = await env.kubectl(['get', 'confluxclusters', '-n', env.namespace]);
   expect(table.stdout).toMatch(/NAME\s+REPLICAS\s+READY\s+LEADER\s+PHASE\s+LAST BACKUP\s+AGE/);
   expect(table.stdout).toMatch(new RegExp(`${name}\\s+3\\s+3\\s+${c.status?.leaderId}\\s+Running`));
   return c;
+}
+
+/** The manifest the scenarios create `name` from (and GitOps keeps re-applying). */
+function createManifest(env: KubeEnv, name: string): object {
+  return clusterManifest(env, name, { replicas: 3, backup: backupSpec(env, name) });
 }
 
 function backupSpec(env: KubeEnv, name: string) {
@@ -95,7 +101,7 @@ export async function scaleDown(env: KubeEnv, name: string): Promise<void> {
   );
 }
 
-/** Re-applying the same spec (what GitOps does every few minutes) writes nothing. */
+/** Re-applying the same manifest (what GitOps does every few minutes) writes nothing. */
 export async function reapplyChangesNothing(env: KubeEnv, name: string, settleMs: number): Promise<void> {
   const versions = async () => {
     const out: Record<string, string> = {};
@@ -119,9 +125,8 @@ export async function reapplyChangesNothing(env: KubeEnv, name: string, settleMs
     out[`confluxcluster/${name}`] = c?.metadata.resourceVersion ?? '';
     return out;
   };
-  const current = await getCluster(env, name);
   const before = await versions();
-  await apply(env, clusterManifest(env, name, current?.spec as Record<string, unknown>));
+  await apply(env, createManifest(env, name));
   await new Promise((r) => setTimeout(r, settleMs));
   expect(await versions()).toEqual(before);
 }
