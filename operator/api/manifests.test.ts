@@ -36,13 +36,18 @@ const MODELS: Record<string, ModelCtor> = {
 describe('generated manifests', () => {
   const rendered = renderManifests();
 
-  it('writes the CRDs and the RBAC objects', () => {
+  it('writes the CRDs and the RBAC objects, with copies for kustomize and the Helm chart', () => {
     expect(Object.keys(rendered).sort()).toEqual([
+      'config/crd/bases/conflux.io_confluxbackups.yaml',
+      'config/crd/bases/conflux.io_confluxclusters.yaml',
       'config/rbac/role.yaml',
       'config/rbac/role_binding.yaml',
       'config/rbac/service_account.yaml',
       'crds/conflux.io_confluxbackups.yaml',
       'crds/conflux.io_confluxclusters.yaml',
+      'helm/conflux-operator/crds/conflux.io_confluxbackups.yaml',
+      'helm/conflux-operator/crds/conflux.io_confluxclusters.yaml',
+      'helm/conflux-operator/templates/clusterrole.yaml',
     ]);
   });
 

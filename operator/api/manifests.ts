@@ -40,9 +40,26 @@ export function crdTargets(dir: string): ManifestTarget[] {
   });
 }
 
+/**
+ * The Helm chart helm/conflux-operator: its crds/ and the ClusterRole template (a plain object,
+ * named conflux-operator, that the chart's ClusterRoleBinding refers to).
+ */
+export function helmOperatorChartTargets(chart = 'helm/conflux-operator'): ManifestTarget[] {
+  return [
+    ...crdTargets(`${chart}/crds`),
+    {
+      path: `${chart}/templates/clusterrole.yaml`,
+      objects: () => [operatorClusterRole({ labels: { 'app.kubernetes.io/managed-by': 'Helm' } })],
+    },
+  ];
+}
+
 export const MANIFEST_TARGETS: readonly ManifestTarget[] = [
   ...crdTargets('crds'),
+  // kustomize only reads files below its root: config/crd gets its own copy.
+  ...crdTargets('config/crd/bases'),
   ...rbacTargets('config/rbac'),
+  ...helmOperatorChartTargets(),
 ];
 
 /** YAML text of some objects: the header, then one document per object. */

@@ -1,0 +1,211 @@
+// The `conflux` command line (DESIGN §7), built with commander. `runConflux(argv, io)` runs one
+// invocation and answers its exit code: 0 done, 1 failed (an API error, an unreachable cluster),
+// 2 bad usage. Tests call it in-process with their own io.
+
+import { Command, CommanderError } from 'commander';
+import { runCli as runCertsCli } from '../../node/certs/run-cli.js';
+import {
+  backupCommand,
+  leaderShow,
+  leaderTransfer,
+  nodesAdd,
+  nodesRemove,
+  restoreCommand,
+  scaleCommand,
+} from './cluster.js';
+import { CliError, type CliIo, type CommandContext, type GlobalOptions, resolveTarget } from './context.js';
+import { kvDel, kvGet, kvLs, kvPut, kvWatch } from './kv.js';
+import { statusCommand } from './status.js';
+
+export interface RunOptions {
+  env?: NodeJS.ProcessEnv;
+  pollMs?: number;
+  signal?: AbortSignal;
+}
+
+const HELP_AFTER = `
+Targets: by default the local cluster of npm start (admin http://127.0.0.1:7301, client API
+http://127.0.0.1:7201, scale endpoint on 7100; CONFLUX_BASE_PORT moves them). Otherwise --admin
+and --api URLs, with --cert/--key/--ca for TLS (or CONFLUX_ADMIN_URL, CONFLUX_API_URL,
+CONFLUX_CERT, CONFLUX_KEY, CONFLUX_CA).
+
+Exit codes: 0 done, 1 failed, 2 bad usage.`;
+
+export async function runConflux(argv: readonly string[], io: CliIo, run: RunOptions = {}): Promise<number> {
+  const env = run.env ?? process.env;
+  // The certificate generator parses its own arguments.
+  if (argv[0] === 'certs') return runCertsCli(argv.slice(1), io);
+
+  const program = buildProgram(io, (cmd) => {
+    const target = resolveTarget(targetOptionsOf(cmd), env);
+    const ctx: CommandContext = { io, target, pollMs: run.pollMs ?? 500, signal: run.signal };
+    return ctx;
+  });
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return 0;
+  } catch (err) {
+    if (err instanceof CliError) {
+      io.stderr(err.message);
+      return err.exitCode;
+    }
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0)
+        return 0;
+      if (err.code === 'commander.help') return 2; // help shown because a subcommand was missing
+      return 2;
+    }
+    io.stderr(`error: ${(err as Error).message ?? String(err)}`);
+    return 1;
+  }
+}
+
+type ContextOf = (cmd: Command) => CommandContext;
+
+const TARGET_KEYS = ['admin', 'api', 'cert', 'key', 'ca', 'json'] as const;
+
+/** The target options given at any level, the innermost winning. */
+function targetOptionsOf(cmd: Command): GlobalOptions {
+  const chain: Command[] = [];
+  for (let c: Command | null = cmd; c; c = c.parent) chain.unshift(c);
+  const out: Record<string, unknown> = {};
+  for (const c of chain) {
+    const o = c.opts();
+    for (const k of TARGET_KEYS) {
+      // `nodes add --api` is the new member's address, not the client API URL.
+      if (k === 'api' && c.name() === 'add' && c.parent?.name() === 'nodes') continue;
+      if (o[k] !== undefined) out[k] = o[k];
+    }
+  }
+  return out as GlobalOptions;
+}
+
+/** The target options, accepted before the command (`conflux --json status`) and after it. */
+function targetOptions(cmd: Command, withApi = true): Command {
+  cmd.option('--admin <url>', 'admin API URL (env CONFLUX_ADMIN_URL; default the local cluster)');
+  if (withApi) cmd.option('--api <url>', 'client API URL (env CONFLUX_API_URL; default the local cluster)');
+  return cmd
+    .option('--cert <file>', 'client certificate for TLS (env CONFLUX_CERT)')
+    .option('--key <file>', 'client key for TLS (env CONFLUX_KEY)')
+    .option('--ca <file>', 'CA certificate for TLS (env CONFLUX_CA)')
+    .option('--json', "print the API's own JSON documents");
+}
+
+function buildProgram(io: CliIo, contextOf: ContextOf): Command {
+  const program = new Command('conflux');
+  program
+    .description('Operate a Conflux cluster: status, keys, scaling, leadership, backups, members')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => io.stdout(s.replace(/\n$/, '')),
+      writeErr: (s) => io.stderr(s.replace(/\n$/, '')),
+    })
+    .showHelpAfterError('(conflux --help for usage)')
+    .enablePositionalOptions();
+  targetOptions(program).addHelpText('after', HELP_AFTER);
+
+  program
+    .command('status')
+    .description('members, leader, term, fault tolerance and cluster id (GET /_cluster/status)')
+    .action((_o, cmd: Command) => statusCommand(contextOf(cmd)));
+
+  const kv = program.command('kv').description('read and write keys through the client API');
+  kv.command('get')
+    .argument('<key>')
+    .option('--serializable', "read this node's state without a ReadIndex round")
+    .description("print a key's value")
+    .action((key: string, o, cmd: Command) => kvGet(contextOf(cmd), key, o));
+  kv.command('put')
+    .argument('<key>')
+    .argument('[value]')
+    .option('--file <path>', 'take the value from a file')
+    .option('--cas <modRevision>', "write only if the key's modRevision is this (0: only if absent)")
+    .description('write a key')
+    .action((key: string, value: string | undefined, o, cmd: Command) =>
+      kvPut(contextOf(cmd), key, value, o),
+    );
+  kv.command('del')
+    .alias('delete')
+    .argument('<key>')
+    .option('--cas <modRevision>', "delete only if the key's modRevision is this")
+    .description('delete a key')
+    .action((key: string, o, cmd: Command) => kvDel(contextOf(cmd), key, o));
+  kv.command('ls')
+    .argument('[prefix]')
+    .option('--page-size <n>', 'keys per request', '500')
+    .option('--serializable', "read this node's state without a ReadIndex round")
+    .description('list keys under a prefix (all pages)')
+    .action((prefix: string | undefined, o, cmd: Command) => kvLs(contextOf(cmd), prefix, o));
+  kv.command('watch')
+    .argument('<prefix>')
+    .option('--from <revision>', 'start at this revision (default: the next one)')
+    .option('--once', 'stop after the first answer')
+    .option('--timeout-ms <ms>', 'long-poll timeout per request', '30000')
+    .description('print changes under a prefix until Ctrl-C')
+    .action((prefix: string, o, cmd: Command) => kvWatch(contextOf(cmd), prefix, o));
+
+  program
+    .command('scale')
+    .argument('<replicas>')
+    .option('--name <cluster>', 'the ConfluxCluster of npm start', 'local')
+    .description("change the local cluster's replicas (on Kubernetes: kubectl scale confluxcluster/NAME)")
+    .action((replicas: string, o, cmd: Command) => scaleCommand(contextOf(cmd), replicas, o));
+
+  const leader = program
+    .command('leader')
+    .description('show the leader')
+    .action((_o, cmd: Command) => leaderShow(contextOf(cmd)));
+  leader
+    .command('transfer')
+    .argument('[id]', 'the member to hand leadership to (default: the most up-to-date voter)')
+    .description('hand leadership to another voter')
+    .action((id: string | undefined, _o, cmd: Command) => leaderTransfer(contextOf(cmd), id));
+
+  program
+    .command('backup')
+    .option('--destination <uri>', "s3://bucket/prefix or file:///path (default: the node's)")
+    .option('--force', 'back up even when nothing changed since the newest backup')
+    .description('take a backup now (POST /_cluster/backup)')
+    .action((o, cmd: Command) => backupCommand(contextOf(cmd), o));
+
+  program
+    .command('restore')
+    .argument('<uri>')
+    .option('--expected-cluster-id <id>', 'refuse unless the backup comes from this cluster')
+    .description('restore a backup into an empty node given by --admin')
+    .action((uri: string, o, cmd: Command) => restoreCommand(contextOf(cmd), uri, o));
+
+  const nodes = program.command('nodes').description('add or remove members safely');
+  nodes
+    .command('add')
+    .argument('<id>')
+    .requiredOption('--api <addr>', "the new member's client API host:port")
+    .requiredOption('--raft <addr>', "the new member's Raft host:port")
+    .requiredOption('--admin-addr <addr>', "the new member's admin host:port")
+    .description('add a member (learner, catch-up, voter) and follow the operation')
+    .action((id: string, o, cmd: Command) => nodesAdd(contextOf(cmd), id, o));
+  nodes
+    .command('remove')
+    .argument('<id>')
+    .option('--force', 'remove even if the quorum is at risk')
+    .description('remove a member and follow the operation')
+    .action((id: string, o, cmd: Command) => nodesRemove(contextOf(cmd), id, o));
+
+  program
+    .command('certs')
+    .description('generate a CA, node and admin certificates (conflux certs --help)')
+    .allowUnknownOption()
+    .argument('[args...]');
+
+  addTargetOptions(program);
+  return program;
+}
+
+function addTargetOptions(parent: Command): void {
+  for (const c of parent.commands) {
+    if (c.name() === 'certs') continue;
+    if (c.commands.length === 0 || c.name() === 'leader')
+      targetOptions(c, !(c.name() === 'add' && parent.name() === 'nodes'));
+    addTargetOptions(c);
+  }
+}
