@@ -5,25 +5,13 @@
 import { spawn } from 'node:child_process';
 import { Agent, setGlobalDispatcher } from 'undici';
 import { freePort } from '../../operator/platform/local.js';
-import type { KubeEnv } from '../scenarios/env.js';
+import { type KubeEnv, runCommand } from '../scenarios/env.js';
 
 export const CONTEXT = 'kind-conflux-e2e';
 export const NAMESPACE = 'conflux-e2e';
 
-function kubectl(args: string[], stdin?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn('kubectl', ['--context', CONTEXT, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => {
-      stdout += c;
-    });
-    child.stderr.on('data', (c) => {
-      stderr += c;
-    });
-    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-    child.stdin.end(stdin ?? '');
-  });
+function kubectl(args: string[], stdin?: string) {
+  return runCommand('kubectl', ['--context', CONTEXT, ...args], stdin);
 }
 
 export function kindEnv(): KubeEnv {

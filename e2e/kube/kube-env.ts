@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type S3rverHandle, startS3rver } from '../../node/backup/test-s3rver.js';
 import { freePort } from '../../operator/platform/local.js';
-import type { KubeEnv } from '../scenarios/env.js';
+import { type KubeEnv, runCommand } from '../scenarios/env.js';
 import { kubectlBinary } from '../support/helm.js';
 import { type ApiServer, startApiServer } from './api-server.js';
 import { type PodRunner, startPodRunner } from './pod-runner.js';
@@ -32,7 +32,7 @@ export async function startStandIn(): Promise<StandIn> {
   const runner = await startPodRunner({ kubeconfigPath: api.kubeconfigPath, root: join(dir, 'runner') });
   const s3 = await startS3rver('backups');
   const kubectl = (args: string[], stdin?: string) =>
-    run(kubectlBinary(), ['--kubeconfig', api.kubeconfigPath, ...args], stdin);
+    runCommand(kubectlBinary(), ['--kubeconfig', api.kubeconfigPath, ...args], stdin);
   const secret = {
     apiVersion: 'v1',
     kind: 'Secret',
@@ -117,24 +117,4 @@ export async function startStandIn(): Promise<StandIn> {
       if (!process.env.CONFLUX_KEEP_E2E) rmSync(dir, { recursive: true, force: true });
     },
   };
-}
-
-function run(
-  cmd: string,
-  args: string[],
-  stdin?: string,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((ok) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => {
-      stdout += c;
-    });
-    child.stderr.on('data', (c) => {
-      stderr += c;
-    });
-    child.on('close', (code) => ok({ code: code ?? 1, stdout, stderr }));
-    child.stdin.end(stdin ?? '');
-  });
 }

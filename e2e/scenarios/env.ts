@@ -2,6 +2,7 @@
 // runner here, or a real kind cluster (e2e/kind). The scenarios drive Conflux only as a user
 // would: manifests, kubectl, and the client API of the members.
 
+import { spawn } from 'node:child_process';
 import type { ConfluxBackup, ConfluxCluster } from '../../operator/api/cluster.js';
 
 export interface KubeEnv {
@@ -59,4 +60,26 @@ export async function until<T>(
     await new Promise((r) => setTimeout(r, 500));
   }
   throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
+}
+
+/** Run a command to its end, feeding `stdin`; never throws on a non-zero exit. */
+export function runCommand(
+  cmd: string,
+  args: string[],
+  stdin?: string,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((ok) => {
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => {
+      stdout += c;
+    });
+    child.stderr.on('data', (c) => {
+      stderr += c;
+    });
+    child.on('error', (err) => ok({ code: 127, stdout, stderr: err.message }));
+    child.on('close', (code) => ok({ code: code ?? 1, stdout, stderr }));
+    child.stdin.end(stdin ?? '');
+  });
 }

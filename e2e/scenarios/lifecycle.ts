@@ -2,7 +2,7 @@
 // suite: create a cluster, scale it up and down with kubectl, back it up with a ConfluxBackup,
 // lose it and restore it; GitOps re-applies change nothing; pods and the operator may die.
 
-import { expect } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_VERSION, type ConfluxCluster } from '../../operator/api/cluster.js';
 import { apply, getBackup, getCluster, type KubeEnv, until } from './env.js';
 
@@ -196,4 +196,43 @@ export async function survivesKills(env: KubeEnv, name: string): Promise<void> {
   await env.restartOperator();
   await ready(env, name, 4);
   await expectKeys(env, name, 'config', 20, 3);
+}
+
+/**
+ * The whole suite, in order, on the environment `start` makes. `scale` multiplies the timeouts
+ * (a real cluster pulls images and provisions volumes); `resyncMs` is how long the drift check
+ * waits for the operator to look again.
+ */
+export function lifecycleSuite(
+  title: string,
+  start: () => Promise<KubeEnv>,
+  o: { scale: number; resyncMs: number },
+) {
+  describe(title, () => {
+    let env: KubeEnv;
+    beforeAll(async () => {
+      env = await start();
+    }, 120_000);
+    afterAll(async () => env?.stop(), 60_000);
+    const t = (ms: number) => ms * o.scale;
+
+    it('creates a cluster that becomes Ready with a leader', () => createCluster(env, 'demo'), t(180_000));
+    it('kubectl scale 3 -> 4 adds a voting follower', () => scaleUp(env, 'demo'), t(180_000));
+    it('kubectl scale 4 -> 3 removes the member and stays healthy', () => scaleDown(env, 'demo'), t(180_000));
+    it(
+      're-applying the same manifest writes nothing',
+      () => reapplyChangesNothing(env, 'demo', o.resyncMs),
+      t(60_000),
+    );
+    it(
+      'backs up, loses everything and restores into a new cluster',
+      () => backupAndRestore(env, 'demo', 'copy'),
+      t(300_000),
+    );
+    it(
+      'survives a killed pod and a killed operator mid-operation',
+      () => survivesKills(env, 'copy'),
+      t(300_000),
+    );
+  });
 }
