@@ -4,18 +4,9 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { killRestart, startedOf, stopMembers, waitMemberOk, whenStarted } from './cluster-ops.js';
 import type { Cluster, FailoverOps, Member, RequestSpec, Workload, WorkloadKind } from './load.js';
-import {
-  freePorts,
-  type HttpAnswer,
-  httpCall,
-  killProcess,
-  type Proc,
-  startFailed,
-  startProcess,
-  stopProcess,
-  waitUntil,
-} from './proc.js';
+import { freePorts, type HttpAnswer, httpCall, type Proc, startProcess, waitUntil } from './proc.js';
 
 /** `npm run build`, its output on stderr so stdout stays the report. */
 export async function buildConflux(root: string): Promise<void> {
@@ -90,38 +81,24 @@ export async function startConflux(opts: ConfluxOptions): Promise<Cluster> {
   });
   const members = started.map((s) => s.member);
   const cluster = confluxCluster(started);
-  try {
+  await whenStarted(members, cluster.stop, async () => {
     for (const m of members) await waitReady(m, 30_000);
     const leader = await cluster.findLeader();
     await waitUntil('conflux first write', 10_000, async () => {
       const r = await httpCall(`http://${leader.host}:${leader.port}/v1/kv/bench/probe`, 'PUT', 'ok');
       return r.status === 200 || `HTTP ${r.status} ${r.body.slice(0, 200)}`;
     });
-  } catch (err) {
-    await startFailed(
-      () => cluster.stop(),
-      members.map((m) => m.proc),
-      err,
-    );
-  }
+  });
   return cluster;
 }
 
 async function waitReady(m: Member, timeoutMs: number): Promise<void> {
-  await waitUntil(`conflux ${m.id} /readyz`, timeoutMs, async () => {
-    if (m.proc.exited) throw new Error(`conflux ${m.id} exited`);
-    const r = await httpCall(`http://${m.host}:${m.port}/readyz`, 'GET');
-    return r.status === 200 || `HTTP ${r.status} ${r.body.slice(0, 200)}`;
-  });
+  await waitMemberOk('conflux', m, 'GET', '/readyz', timeoutMs);
 }
 
 function confluxCluster(started: Started[]): Cluster {
   const members = started.map((s) => s.member);
-  const adminUrl = (m: Member) => {
-    const s = started.find((x) => x.member === m);
-    if (!s) throw new Error(`conflux: unknown member ${m.id}`);
-    return `http://${m.host}:${s.adminPort}`;
-  };
+  const adminUrl = (m: Member) => `http://${m.host}:${startedOf('conflux', started, m).adminPort}`;
   const json = <T>(r: HttpAnswer, what: string): T => {
     if (r.status !== 200) throw new Error(`${what}: HTTP ${r.status} ${r.body.slice(0, 200)}`);
     return JSON.parse(r.body) as T;
@@ -152,14 +129,12 @@ function confluxCluster(started: Started[]): Cluster {
         );
       return doc.leader_id;
     },
-    kill: (m) => killProcess(m.proc),
-    async restart(m) {
-      const s = started.find((x) => x.member === m);
-      if (!s) throw new Error(`conflux: unknown member ${m.id}`);
-      if (!m.proc.exited) throw new Error(`conflux ${m.id} is still running`);
-      m.proc = s.start();
-      await waitReady(m, 30_000);
-    },
+    ...killRestart(
+      'conflux',
+      started,
+      (s) => s.start(),
+      (m) => waitReady(m, 30_000),
+    ),
     async waitHealthy(timeoutMs) {
       // Only the client API (/readyz, serializable reads), which is stable, not the admin internals.
       const deadline = Date.now() + timeoutMs;
@@ -229,9 +204,7 @@ function confluxCluster(started: Started[]): Cluster {
     },
     workload: (kind, keys, values) => confluxWorkload(kind, keys, values),
     failover,
-    async stop() {
-      await Promise.all(members.map((m) => stopProcess(m.proc)));
-    },
+    stop: () => stopMembers(members),
   };
 }
 

@@ -4,17 +4,9 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { killRestart, stopMembers, waitMemberOk, whenStarted } from './cluster-ops.js';
 import type { Cluster, FailoverOps, Member, RequestSpec, Workload, WorkloadKind } from './load.js';
-import {
-  freePorts,
-  httpCall,
-  killProcess,
-  type Proc,
-  startFailed,
-  startProcess,
-  stopProcess,
-  waitUntil,
-} from './proc.js';
+import { freePorts, httpCall, type Proc, startProcess, waitUntil } from './proc.js';
 
 function etcdVersion(): string | null {
   const r = spawnSync('etcd', ['--version'], { encoding: 'utf8' });
@@ -106,26 +98,16 @@ export async function startEtcd(opts: EtcdOptions): Promise<Cluster> {
   });
   const members = started.map((s) => s.member);
   const cluster = etcdCluster(started);
-  try {
+  await whenStarted(members, cluster.stop, async () => {
     for (const m of members) await waitWritable(m, 30_000);
-  } catch (err) {
-    await startFailed(
-      () => cluster.stop(),
-      members.map((m) => m.proc),
-      err,
-    );
-  }
+  });
   return cluster;
 }
 
 /** A member answers a put (the gateway forwards it to the leader, so there is one). */
 async function waitWritable(m: Member, timeoutMs: number): Promise<void> {
   const probe = JSON.stringify({ key: b64('bench/probe'), value: b64('ok') });
-  await waitUntil(`etcd ${m.id} /v3/kv/put`, timeoutMs, async () => {
-    if (m.proc.exited) throw new Error(`etcd ${m.id} exited`);
-    const r = await httpCall(`http://${m.host}:${m.port}/v3/kv/put`, 'POST', probe);
-    return r.status === 200 || `HTTP ${r.status} ${r.body.slice(0, 200)}`;
-  });
+  await waitMemberOk('etcd', m, 'POST', '/v3/kv/put', timeoutMs, probe);
 }
 
 function b64(s: string | Buffer): string {
@@ -184,14 +166,12 @@ function etcdCluster(started: Started[]): Cluster {
         throw new Error(`etcd ${leader.id} transfer-leadership: HTTP ${r.status} ${r.body.slice(0, 200)}`);
       return target[1].id;
     },
-    kill: (m) => killProcess(m.proc),
-    async restart(m) {
-      const s = started.find((x) => x.member === m);
-      if (!s) throw new Error(`etcd: unknown member ${m.id}`);
-      if (!m.proc.exited) throw new Error(`etcd ${m.id} is still running`);
-      m.proc = s.start('existing');
-      await waitWritable(m, 30_000);
-    },
+    ...killRestart(
+      'etcd',
+      started,
+      (s) => s.start('existing'),
+      (m) => waitWritable(m, 30_000),
+    ),
     async waitHealthy(timeoutMs) {
       let leader: Member | undefined;
       await waitUntil('etcd: 3 members agreeing on a leader, followers caught up', timeoutMs, async () => {
@@ -249,9 +229,7 @@ function etcdCluster(started: Started[]): Cluster {
     },
     workload: (kind, keys, values) => etcdWorkload(kind, keys, values),
     failover,
-    async stop() {
-      await Promise.all(members.map((m) => stopProcess(m.proc)));
-    },
+    stop: () => stopMembers(members),
   };
 }
 
