@@ -28,6 +28,7 @@ import * as M from '../raft/membership.js';
 import type { RaftNode } from '../raft/raft-node.js';
 import type { NodeId, NodeInfo, RaftMetrics } from '../raft/types.js';
 import { readRecord, writeRecord } from '../storage/index.js';
+import { backoffDelayMs } from '../transport/backoff.js';
 import type { AddressBook } from './address-book.js';
 import { type Accepted, type MembershipOps, toAddresses, toNodeInfo } from './membership.js';
 
@@ -303,7 +304,7 @@ export function staticClusterId(members: Record<NodeId, NodeInfo>): string {
   return `static-${fingerprintOf(Object.fromEntries(Object.entries(members).map(([id, n]) => [id, toAddresses(n)]))).slice(0, 32)}`;
 }
 
-/** Retry `fn` with capped exponential backoff and full jitter until it succeeds or `until` holds. */
+/** Retry `fn` with the transport's backoff (capped, full jitter) until it succeeds or `until` holds. */
 export async function retry(
   fn: () => Promise<unknown>,
   opts: { until?: () => boolean; log: Logger; minMs?: number; maxMs?: number; signal?: AbortSignal },
@@ -318,7 +319,6 @@ export async function retry(
     } catch (err) {
       if (attempt % 10 === 0) opts.log.warn({ err: (err as Error).message, attempt }, 'will retry');
     }
-    const ceiling = Math.min(max, min * 2 ** Math.min(attempt, 16));
-    await new Promise((r) => setTimeout(r, Math.random() * ceiling));
+    await new Promise((r) => setTimeout(r, backoffDelayMs(attempt, min, max, Math.random)));
   }
 }
