@@ -24,6 +24,13 @@ export interface ConfluxOptions {
   onCrash: (p: Proc, why: string) => void;
   /** Directory for V8 CPU profiles of every node (written when the node stops). */
   cpuProfDir?: string;
+  /** Flags added to every node's command line. */
+  extraArgs?: string[];
+}
+
+/** A Conflux bench cluster: also each member's admin API, for cluster operations. */
+export interface ConfluxCluster extends Cluster {
+  adminUrl(m: Member): string;
 }
 
 /** Raft timing of the bench cluster (the node's defaults, given explicitly so the report can name them). */
@@ -40,13 +47,13 @@ interface Started {
   start: () => Proc;
 }
 
-export async function startConflux(opts: ConfluxOptions): Promise<Cluster> {
+export async function startConflux(opts: ConfluxOptions): Promise<ConfluxCluster> {
   const main = join(opts.root, 'dist/node/main.js');
   if (!existsSync(main)) throw new Error(`${main} is missing: run npm run build (or drop --no-build)`);
   const ports = await freePorts(9);
   const ids = ['n1', 'n2', 'n3'];
   const addr = (i: number, k: 0 | 1 | 2) => `127.0.0.1:${ports[i * 3 + k]}`;
-  const initialCluster = ids.map((id, i) => `${id}=${addr(i, 1)}/${addr(i, 0)}`).join(',');
+  const initialCluster = ids.map((id, i) => `${id}=${addr(i, 1)}/${addr(i, 0)}/${addr(i, 2)}`).join(',');
   mkdirSync(opts.dir, { recursive: true });
   const started: Started[] = ids.map((id, i) => {
     const nodeArgs = opts.cpuProfDir
@@ -72,6 +79,7 @@ export async function startConflux(opts: ConfluxOptions): Promise<Cluster> {
       String(CONFLUX_TICK_MS),
       '--election-ticks',
       String(CONFLUX_ELECTION_TICKS),
+      ...(opts.extraArgs ?? []),
     ];
     // The same command restarts a killed node: its data directory makes it rejoin, not re-initialize.
     const start = () =>
@@ -96,7 +104,7 @@ async function waitReady(m: Member, timeoutMs: number): Promise<void> {
   await waitMemberOk('conflux', m, 'GET', '/readyz', timeoutMs);
 }
 
-function confluxCluster(started: Started[]): Cluster {
+function confluxCluster(started: Started[]): ConfluxCluster {
   const members = started.map((s) => s.member);
   const adminUrl = (m: Member) => `http://${m.host}:${startedOf('conflux', started, m).adminPort}`;
   const json = <T>(r: HttpAnswer, what: string): T => {
@@ -186,6 +194,7 @@ function confluxCluster(started: Started[]): Cluster {
   return {
     system: 'conflux',
     members,
+    adminUrl,
     async findLeader() {
       let found: Member | undefined;
       await waitUntil('conflux leader', 10_000, async () => {

@@ -46,6 +46,15 @@ export interface EtcdOptions {
 export const ETCD_HEARTBEAT_MS = 100;
 export const ETCD_ELECTION_TIMEOUT_MS = 1000;
 
+/** An etcd bench cluster: also what adding a member needs. */
+export interface EtcdCluster extends Cluster {
+  /** `name=peerUrl,...` of the founding members. */
+  initialCluster: string;
+  token: string;
+  /** The environment etcd and etcdctl run with (no ETCD_* settings from outside). */
+  env: NodeJS.ProcessEnv;
+}
+
 /** A member as started, with what restarting it after a kill needs. */
 interface Started {
   member: Member;
@@ -53,12 +62,13 @@ interface Started {
   start: (state: 'new' | 'existing') => Proc;
 }
 
-export async function startEtcd(opts: EtcdOptions): Promise<Cluster> {
+export async function startEtcd(opts: EtcdOptions): Promise<EtcdCluster> {
   const ports = await freePorts(6);
   const names = ['e1', 'e2', 'e3'];
   const client = (i: number) => `http://127.0.0.1:${ports[i * 2]}`;
   const peer = (i: number) => `http://127.0.0.1:${ports[i * 2 + 1]}`;
   const initialCluster = names.map((n, i) => `${n}=${peer(i)}`).join(',');
+  const token = `bench-${process.pid}-${ports[0]}`;
   mkdirSync(opts.dir, { recursive: true });
   // Settings from the environment (ETCD_*) would change what we measure.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ETCD')));
@@ -81,7 +91,7 @@ export async function startEtcd(opts: EtcdOptions): Promise<Cluster> {
       '--initial-cluster-state',
       state,
       '--initial-cluster-token',
-      `bench-${process.pid}`,
+      token,
       '--heartbeat-interval',
       String(ETCD_HEARTBEAT_MS),
       '--election-timeout',
@@ -97,7 +107,7 @@ export async function startEtcd(opts: EtcdOptions): Promise<Cluster> {
     };
   });
   const members = started.map((s) => s.member);
-  const cluster = etcdCluster(started);
+  const cluster: EtcdCluster = { ...etcdCluster(started), initialCluster, token, env };
   await whenStarted(members, cluster.stop, async () => {
     for (const m of members) await waitWritable(m, 30_000);
   });
@@ -110,12 +120,12 @@ async function waitWritable(m: Member, timeoutMs: number): Promise<void> {
   await waitMemberOk('etcd', m, 'POST', '/v3/kv/put', timeoutMs, probe);
 }
 
-function b64(s: string | Buffer): string {
+export function b64(s: string | Buffer): string {
   return Buffer.from(s).toString('base64');
 }
 
 /** The fields of POST /v3/maintenance/status the bench reads (uint64s arrive as strings). */
-interface EtcdStatus {
+export interface EtcdStatus {
   header?: { member_id?: string };
   leader?: string;
   raftTerm?: string;
@@ -123,7 +133,7 @@ interface EtcdStatus {
   raftAppliedIndex?: string;
 }
 
-async function status(m: Member, timeoutMs = 3000): Promise<EtcdStatus | null> {
+export async function status(m: Member, timeoutMs = 3000): Promise<EtcdStatus | null> {
   const r = await httpCall(`http://${m.host}:${m.port}/v3/maintenance/status`, 'POST', '{}', timeoutMs).catch(
     () => null,
   );

@@ -1,14 +1,20 @@
 // npm run bench [-- --seconds 5 --warmup 1 --rounds 3 --in-flight 1,16,64 --keys 1000 --json FILE
-//                  --failover-trials 5 --no-failover --no-build --cpu-prof DIR --keep]
+//                  --failover-trials 5 --no-failover --no-build --cpu-prof DIR --keep
+//                  --growth | --only growth  --sizes 10000,100000,1000000 --png FILE
+//                  --growth-trials 1 --watchers 1000 --systems conflux,etcd
+//                  --render FILE (print the growth tables and draw the PNG of an earlier --json)]
 // Conflux and etcd side by side in one run: a 3-node cluster of each on 127.0.0.1, the same load
 // generator, key space and 100-byte values; writes, linearizable and serializable reads at each
 // in-flight count, systems alternating per round; the median round is reported with the floor of
 // a write on this machine. Then (unless --no-failover) the write-unavailability windows during leader
 // transfers and leader kills, --failover-trials of each per system (see failover.ts). Exit code is
 // non-zero only on errors: the numbers are not asserted.
+// With --growth (after the above) or --only growth (instead of it): how the costs grow with the
+// data size, both systems at each of --sizes keys (see growth.ts), tables on stdout and the curves
+// drawn to --png (default bench/results/growth.png).
 
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,9 +23,13 @@ import { buildConflux, startConflux } from './conflux.js';
 import { ensureEtcd, startEtcd } from './etcd.js';
 import { type FailoverReport, runFailover } from './failover.js';
 import { measureFloor } from './floor.js';
+import { type GrowthReport, runGrowth } from './growth.js';
+import { writeGrowthPng } from './growth-chart.js';
+import { renderGrowth } from './growth-report.js';
+import { WATCHERS } from './growth-watch.js';
 import { type Cluster, type Member, runLoad, WORKLOADS } from './load.js';
 import { cpuMs, killAllSync, logTail, memoryKiB, type Proc } from './proc.js';
-import { type Cell, type MemberMemory, type Report, renderReport, writeJson } from './report.js';
+import { type Cell, type MemberMemory, type Report, renderReport, type System, writeJson } from './report.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
@@ -38,6 +48,14 @@ function options() {
       keep: { type: 'boolean', default: false },
       'failover-trials': { type: 'string', default: '5' },
       'no-failover': { type: 'boolean', default: false },
+      growth: { type: 'boolean', default: false },
+      only: { type: 'string' },
+      sizes: { type: 'string', default: '10000,100000,1000000' },
+      png: { type: 'string', default: join(root, 'bench/results/growth.png') },
+      'growth-trials': { type: 'string', default: '1' },
+      watchers: { type: 'string', default: String(WATCHERS) },
+      systems: { type: 'string', default: 'conflux,etcd' },
+      render: { type: 'string' },
     },
     strict: true,
   });
@@ -47,7 +65,20 @@ function options() {
       throw new Error(`--${name}: expected a positive number, got ${v}`);
     return n;
   };
+  if (values.only !== undefined && values.only !== 'growth')
+    throw new Error(`--only: the only part that runs alone is growth, got ${values.only}`);
+  const systems = values.systems.split(',').map((x) => x.trim());
+  for (const x of systems)
+    if (x !== 'conflux' && x !== 'etcd') throw new Error(`--systems: expected conflux and/or etcd, got ${x}`);
   return {
+    render: values.render,
+    throughput: values.only === undefined,
+    growth: values.growth || values.only === 'growth',
+    sizes: values.sizes.split(',').map((x) => positive('sizes', x.trim())),
+    png: resolve(values.png),
+    growthTrials: values['growth-trials'] === '0' ? 0 : positive('growth-trials', values['growth-trials']),
+    watchers: positive('watchers', values.watchers),
+    systems: systems as System[],
     seconds: positive('seconds', values.seconds, false),
     warmup: values.warmup === '0' ? 0 : positive('warmup', values.warmup, false),
     rounds: positive('rounds', values.rounds),
@@ -102,8 +133,19 @@ function cpuProbe(members: Member[]) {
   };
 }
 
+/** Print the growth tables of an earlier --json document and draw its PNG. */
+function render(file: string, png: string): void {
+  const doc = JSON.parse(readFileSync(file, 'utf8')) as { growth?: GrowthReport };
+  if (!doc.growth?.rows)
+    throw new Error(`${file} holds no growth results (run with --growth or --only growth)`);
+  process.stdout.write(`${renderGrowth(doc.growth)}\n`);
+  writeGrowthPng(doc.growth, png);
+  log(`wrote ${png}`);
+}
+
 async function main(): Promise<void> {
   const opts = options();
+  if (opts.render) return render(opts.render, opts.png);
   keep = opts.keep;
   const loadAtStart = loadavg()[0] as number;
   tmp = mkdtempSync(join(tmpdir(), 'conflux-bench-'));
@@ -117,7 +159,56 @@ async function main(): Promise<void> {
     await buildConflux(root);
   }
   if (opts.cpuProf) mkdirSync(opts.cpuProf, { recursive: true });
+  const report = opts.throughput ? await throughput(opts, floor, etcdVersion, loadAtStart, tmp) : undefined;
+  let growth: GrowthReport | undefined;
+  if (opts.growth) {
+    log(`growth: ${opts.sizes.join(', ')} keys, ${opts.systems.join(' and ')}`);
+    growth = await runGrowth({
+      root,
+      dir: join(tmp, 'growth'),
+      sizes: opts.sizes,
+      systems: opts.systems,
+      failoverTrials: opts.growthTrials,
+      watchers: opts.watchers,
+      signal: abort.signal,
+      onCrash,
+      ...(opts.cpuProf ? { cpuProfDir: opts.cpuProf } : {}),
+      check: () => {
+        if (crash) throw new Error(crash);
+      },
+      log,
+    });
+    growth.meta = {
+      date: new Date().toISOString(),
+      node: process.version,
+      etcdVersion,
+      cpus: cpus().length,
+      command: process.argv.slice(2).join(' '),
+      ...growth.meta,
+    };
+  }
+  await cleanup();
+  if (report) process.stdout.write(`${renderReport(report)}\n`);
+  if (growth) {
+    process.stdout.write(`${report ? '\n' : ''}${renderGrowth(growth)}\n`);
+    writeGrowthPng(growth, opts.png);
+    log(`wrote ${opts.png}`);
+  }
+  if (opts.json) {
+    writeJson(opts.json, { ...(report ?? {}), ...(growth ? { growth } : {}) } as Report);
+    log(`wrote ${opts.json}`);
+  }
+  if (opts.cpuProf) log(`CPU profiles of the Conflux nodes in ${opts.cpuProf}`);
+}
 
+/** The throughput and failover part: both clusters side by side. */
+async function throughput(
+  opts: ReturnType<typeof options>,
+  floor: Awaited<ReturnType<typeof measureFloor>>,
+  etcdVersion: string,
+  loadAtStart: number,
+  tmp: string,
+): Promise<Report> {
   log('starting 3 Conflux nodes');
   clusters.push(
     await startConflux({
@@ -261,13 +352,8 @@ async function main(): Promise<void> {
     memory,
     ...(failover ? { failover } : {}),
   };
-  await cleanup();
-  process.stdout.write(`${renderReport(report)}\n`);
-  if (opts.json) {
-    writeJson(opts.json, report);
-    log(`wrote ${opts.json}`);
-  }
-  if (opts.cpuProf) log(`CPU profiles of the Conflux nodes in ${opts.cpuProf}`);
+  for (const c of clusters.splice(0)) await c.stop();
+  return report;
 }
 
 let interrupted = false;

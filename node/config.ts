@@ -22,6 +22,7 @@ const SETTINGS = {
   tlsKey: { flag: 'tls-key', env: 'CONFLUX_TLS_KEY' },
   tlsCa: { flag: 'tls-ca', env: 'CONFLUX_TLS_CA' },
   adminCa: { flag: 'admin-ca', env: 'CONFLUX_ADMIN_CA' },
+  tlsReloadIntervalMs: { flag: 'tls-reload-interval-ms', env: 'CONFLUX_TLS_RELOAD_INTERVAL_MS' },
   devInsecure: { flag: 'dev-insecure', env: 'CONFLUX_DEV_INSECURE', boolean: true },
   followerRedirect: { flag: 'follower-redirect', env: 'CONFLUX_FOLLOWER_REDIRECT', boolean: true },
   tickMs: { flag: 'tick-ms', env: 'CONFLUX_TICK_MS' },
@@ -104,6 +105,8 @@ export const ConfigSchema = z
     tlsKey: z.string().optional(),
     tlsCa: z.string().optional(),
     adminCa: z.string().optional(),
+    /** How often the TLS files are read to pick up a renewed certificate or CA bundle. */
+    tlsReloadIntervalMs: positiveInt.min(100).default(10_000),
     devInsecure: flag.default(false),
     followerRedirect: flag.default(false),
     tickMs: positiveInt.default(50),

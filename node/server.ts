@@ -2,7 +2,7 @@
 // machine and the client API, wired together. `startNode` returns once every port listens.
 
 import { randomInt } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import type { Server as TlsServer } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { z } from 'zod';
@@ -12,6 +12,7 @@ import { internalStatusSchema, type PrepareRequest } from './api/admin-contract.
 import { buildClientApi } from './api/app.js';
 import type { ApiContext } from './api/context.js';
 import { FORWARDED_BY, splitHostPort } from './api/forward.js';
+import { adminTlsOf, applyTlsReloads, nodeTlsOf, openTlsReloader } from './certs/node-tls.js';
 import type { NodeConfig } from './config.js';
 import { KvStore } from './kv/store.js';
 import type { KvApplyResult } from './kv/types.js';
@@ -21,6 +22,7 @@ import { BackupService } from './ops/backup-service.js';
 import { Bootstrap, staticClusterId } from './ops/bootstrap.js';
 import { MembershipOps } from './ops/membership.js';
 import { OperationQueue } from './ops/operations.js';
+import { RecoveryService } from './ops/recovery.js';
 import { RestoreService } from './ops/restore-service.js';
 import { collectClusterStatus, internalStatus } from './ops/status.js';
 import { DEFAULT_CONFIG } from './raft/raft.js';
@@ -31,7 +33,13 @@ import type { NodeId, NodeInfo } from './raft/types.js';
 /** How long /_cluster/status waits for each member. */
 const STATUS_TIMEOUT_MS = 1_000;
 
-import { type DiskStorage, loadOrCreateNodeId, openStorage } from './storage/index.js';
+import {
+  type DiskStorage,
+  loadOrCreateNodeId,
+  nodeStorageHooks,
+  openStorage,
+  reportOpenFailure,
+} from './storage/index.js';
 import { PeerTransport } from './transport/peer-transport.js';
 
 export interface RunningNode {
@@ -46,27 +54,21 @@ export interface RunningNode {
   stop(): Promise<void>;
 }
 
-interface Tls {
-  cert: Buffer;
-  key: Buffer;
-  ca: Buffer;
-}
-
-function loadTls(c: NodeConfig): Tls | undefined {
-  if (!c.tlsCert || !c.tlsKey || !c.tlsCa) return undefined;
-  return { cert: readFileSync(c.tlsCert), key: readFileSync(c.tlsKey), ca: readFileSync(c.tlsCa) };
-}
-
 export async function startNode(config: NodeConfig, rootLogger: Logger): Promise<RunningNode> {
   const id = loadOrCreateNodeId(config.dataDir, config.nodeId, config.nodeIdPrefix);
   const log = rootLogger.child({ nodeId: id });
-  const tls = loadTls(config);
   const metrics = new NodeMetrics();
+  // TLS files are checked now and then polled; `tls` is updated in place when they change.
+  const tlsReloader = openTlsReloader(config, log, metrics.registry);
+  const tls = tlsReloader ? nodeTlsOf(tlsReloader.current) : undefined;
 
+  const storageLog = log.child({ component: 'storage' });
   const { storage, state } = await openStorage(config.dataDir, {
-    logger: log.child({ component: 'storage' }),
+    logger: storageLog,
     onFsync: (ms) => metrics.fsync.observe(ms / 1000),
-  });
+    // Fail-stop: a failed write or fsync exits the process before anything is acknowledged.
+    ...nodeStorageHooks(process.env, storageLog),
+  }).catch((err: unknown) => reportOpenFailure(err, storageLog));
   const kv = new KvStore({
     maxKeyBytes: config.maxKeyBytes,
     maxValueBytes: config.maxValueBytes,
@@ -159,8 +161,8 @@ export async function startNode(config: NodeConfig, rootLogger: Logger): Promise
   await api.listen({ host: apiHost, port: apiPort });
   const apiUrl = `${tls ? 'https' : 'http'}://${config.advertiseApiAddr}`;
 
-  const adminTls = tls ? { cert: tls.cert, key: tls.key, ca: tls.ca } : undefined;
-  const adminCallOpts = { timeoutMs: config.requestTimeoutMs, ...(adminTls ? { tls: adminTls } : {}) };
+  // Calls to other members' admin APIs present this node's certificate (`tls`, kept current).
+  const adminCallOpts = { timeoutMs: config.requestTimeoutMs, ...(tls ? { tls } : {}) };
   const prepare = async (target: NodeInfo, body: PrepareRequest) => {
     await adminCallParsed(z.unknown(), target.admin, 'POST', '/_internal/prepare', body, adminCallOpts);
   };
@@ -223,7 +225,27 @@ export async function startNode(config: NodeConfig, rootLogger: Logger): Promise
     logger: log.child({ component: 'restore' }),
     backupOptions,
   });
-  const internal = () => internalStatus(node.metrics(), { tickMs: config.tickMs });
+  const internal = () => ({
+    ...internalStatus(node.metrics(), { tickMs: config.tickMs }),
+    tls: tlsReloader?.status() ?? null,
+  });
+  const clusterStatus = () =>
+    collectClusterStatus(
+      internal(),
+      (_peer, address) =>
+        adminCallParsed(internalStatusSchema, address, 'GET', '/_internal/status', undefined, {
+          ...adminCallOpts,
+          timeoutMs: STATUS_TIMEOUT_MS,
+        }),
+      { timeoutMs: STATUS_TIMEOUT_MS, lagThreshold: config.catchUpMaxLag * 10 },
+    );
+  const recovery = new RecoveryService({
+    raft: node,
+    nodeId: id,
+    selfInfo: self,
+    clusterStatus,
+    logger: log.child({ component: 'recovery' }),
+  });
   const admin = buildAdminApi(
     {
       nodeId: id,
@@ -234,17 +256,9 @@ export async function startNode(config: NodeConfig, rootLogger: Logger): Promise
       queue,
       backup,
       restore,
+      recovery,
       internalStatus: internal,
-      clusterStatus: () =>
-        collectClusterStatus(
-          internal(),
-          (_peer, address) =>
-            adminCallParsed(internalStatusSchema, address, 'GET', '/_internal/status', undefined, {
-              ...adminCallOpts,
-              timeoutMs: STATUS_TIMEOUT_MS,
-            }),
-          { timeoutMs: STATUS_TIMEOUT_MS, lagThreshold: config.catchUpMaxLag * 10 },
-        ),
+      clusterStatus,
       forward: (address, req) =>
         adminCall(address, req.method as 'GET' | 'POST' | 'DELETE', req.url, req.body, {
           ...adminCallOpts,
@@ -257,20 +271,19 @@ export async function startNode(config: NodeConfig, rootLogger: Logger): Promise
     },
     {
       logger: log.child({ component: 'admin' }),
-      ...(tls
-        ? {
-            https: {
-              cert: tls.cert,
-              key: tls.key,
-              ca: [tls.ca, ...(config.adminCa ? [readFileSync(config.adminCa)] : [])],
-            },
-          }
-        : {}),
+      ...(tlsReloader ? { https: adminTlsOf(tlsReloader.current) } : {}),
     },
   );
   const [adminHost, adminPort] = splitHostPort(config.adminAddr);
   await admin.listen({ host: adminHost, port: adminPort });
   const adminAddress = admin.server.address();
+  if (tlsReloader && tls) {
+    const servers = {
+      servers: [api.server as unknown as TlsServer],
+      adminServers: [admin.server as unknown as TlsServer],
+    };
+    applyTlsReloads(tlsReloader, { ...servers, transport, clientTls: tls }, log);
+  }
   const adminUrl = `${tls ? 'https' : 'http'}://${adminHost}:${typeof adminAddress === 'object' && adminAddress ? adminAddress.port : adminPort}`;
   log.info(
     { api: apiUrl, admin: adminUrl, raft: config.advertiseRaftAddr, dataDir: config.dataDir },
@@ -292,6 +305,7 @@ export async function startNode(config: NodeConfig, rootLogger: Logger): Promise
     apiUrl,
     adminUrl,
     stop: async () => {
+      tlsReloader?.stop();
       bootstrap.stop();
       await admin.close();
       await stop(api, node, transport, storage, log);

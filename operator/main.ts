@@ -72,6 +72,7 @@ async function main(): Promise<void> {
   const platform = new KubernetesPlatform({
     kubeConfig,
     logger,
+    event: (cluster, type, reason, message) => store.event(cluster, type, reason, message),
     // Pod IPs: for an operator outside the cluster network's DNS (a laptop, an API stand-in).
     ...(c.memberAddress === 'pod-ip'
       ? {

@@ -14,7 +14,7 @@ import { freePort } from '../../operator/platform/local.js';
 import { type KubeEnv, runCommand } from '../scenarios/env.js';
 import { kubectlBinary } from '../support/helm.js';
 import { type ApiServer, startApiServer } from './api-server.js';
-import { type PodRunner, startPodRunner } from './pod-runner.js';
+import { type PodRunner, type PodRunnerOptions, startPodRunner } from './pod-runner.js';
 
 const REPO = resolve(import.meta.dirname, '../..');
 export const NAMESPACE = 'default';
@@ -26,10 +26,14 @@ export interface StandIn extends KubeEnv {
   dir: string;
 }
 
-export async function startStandIn(): Promise<StandIn> {
+export async function startStandIn(options: { images?: PodRunnerOptions['images'] } = {}): Promise<StandIn> {
   const dir = mkdtempSync(join(tmpdir(), 'conflux-kube-'));
   const api = await startApiServer({ namespaces: ['default', 'kube-system', 'conflux-system'] });
-  const runner = await startPodRunner({ kubeconfigPath: api.kubeconfigPath, root: join(dir, 'runner') });
+  const runner = await startPodRunner({
+    kubeconfigPath: api.kubeconfigPath,
+    root: join(dir, 'runner'),
+    ...(options.images ? { images: options.images } : {}),
+  });
   const s3 = await startS3rver('backups');
   const kubectl = (args: string[], stdin?: string) =>
     runCommand(kubectlBinary(), ['--kubeconfig', api.kubeconfigPath, ...args], stdin);

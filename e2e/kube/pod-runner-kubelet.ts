@@ -15,9 +15,10 @@
 // controller: a PVC being deleted loses its `kubernetes.io/pvc-protection` finalizer once no pod
 // refers to it and no process of the runner still uses its directory.
 //
-// Simplified: one container per pod (others, and init containers, are ignored); the image and
-// `command` are ignored (the runner's command, conflux-node by default, is run with the
-// container's `args`); only the readiness probe is run (no startup or liveness probes; exec
+// Simplified: one container per pod (others, and init containers, are ignored); the container's
+// `command` is ignored and its image only selects a command from the runner's `images` map (any
+// other image runs the runner's command, conflux-node by default), run with the container's
+// `args`; only the readiness probe is run (no startup or liveness probes; exec
 // probes count as passing); no resource limits, users or security contexts.
 
 import { rmSync } from 'node:fs';
@@ -36,6 +37,8 @@ export interface KubeletOptions {
   core: CoreV1Api;
   root: string;
   command: NodeCommand;
+  /** The command that stands for each of these images (others run `command`). */
+  images?: Readonly<Record<string, NodeCommand>>;
   nodeName: string;
   addresses: LoopbackAddresses;
   /** How often the readiness probe runs (the pod's periodSeconds is not honoured). */

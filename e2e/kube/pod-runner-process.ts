@@ -210,7 +210,8 @@ export class PodWorker {
   }
 
   private start(prepared: { args: string[]; env: Record<string, string> }) {
-    const { command } = this.o;
+    const image = this.pod.spec?.containers?.[0]?.image;
+    const command = (image !== undefined ? this.o.images?.[image] : undefined) ?? this.o.command;
     const logFile = podLogFile(this.o.root, this.namespace, this.name);
     mkdirSync(join(this.o.root, 'logs', this.namespace), { recursive: true });
     const env: Record<string, string> = {

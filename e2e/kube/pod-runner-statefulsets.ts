@@ -13,6 +13,8 @@
 //   deleted set's PVCs. Retain (the default) keeps them.
 // - RollingUpdate: when every pod exists and is Ready, the highest ordinal (>= partition) whose
 //   revision is not the template's current one is deleted (and so re-created from the template).
+//   OnDelete: a changed template replaces no pod; a pod deleted by someone else (the Conflux
+//   operator rolls this way) is re-created from the current template, labelled with its revision.
 // - Garbage collection: pods whose controlling StatefulSet is gone are deleted (the API stand-in
 //   has its own garbage collector; doing it here too is harmless and covers servers without one).
 // - Status: replicas, readyReplicas, availableReplicas, currentReplicas, updatedReplicas,

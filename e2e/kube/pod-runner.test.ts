@@ -227,11 +227,12 @@ describe('pod runner', () => {
     expect(await until('keep-1 back', () => healthz(ip1).catch(() => undefined))).toBe(id);
   });
 
-  it('rolls a changed pod template: the pod is re-created on the same volume once all are Ready', async () => {
+  it('rolls a changed pod template (RollingUpdate): the pod is re-created on the same volume once all are Ready', async () => {
     const cluster = await devCluster('roll', 'Delete');
+    const sts = buildClusterObjects(cluster, 1).statefulSet;
     await apps.createNamespacedStatefulSet({
       namespace: NS,
-      body: buildClusterObjects(cluster, 1).statefulSet,
+      body: { ...sts, spec: { ...sts.spec!, updateStrategy: { type: 'RollingUpdate' } } },
     });
     const ip = runner.addressOf(NS, 'roll-0');
     const id = await until('roll-0 answering', () => healthz(ip).catch(() => undefined));
@@ -268,5 +269,58 @@ describe('pod runner', () => {
     });
     expect(rolled.status?.updatedReplicas).toBe(1);
     expect(await healthz(ip)).toBe(id);
+  });
+
+  it('OnDelete (the operator rolls): a changed template replaces nothing until the pod is deleted', async () => {
+    const cluster = await devCluster('ondelete', 'Delete');
+    const sts = buildClusterObjects(cluster, 1).statefulSet;
+    expect(sts.spec?.updateStrategy?.type).toBe('OnDelete');
+    await apps.createNamespacedStatefulSet({ namespace: NS, body: sts });
+    const ip = runner.addressOf(NS, 'ondelete-0');
+    const id = await until('ondelete-0 answering', () => healthz(ip).catch(() => undefined));
+    const me = { api_address: `${ip}:8080`, raft_address: `${ip}:7000`, admin_address: `${ip}:8443` };
+    const init = await fetch(`http://${ip}:8443/_cluster/initialize`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ members: { [id]: me } }),
+    });
+    expect(init.status).toBeLessThan(300);
+    const first = await until('ondelete ready', async () => {
+      const s = await apps.readNamespacedStatefulSet({ name: 'ondelete', namespace: NS });
+      return s.status?.readyReplicas === 1 && s.status.currentRevision === s.status.updateRevision && s;
+    });
+    const oldUid = (await core.readNamespacedPod({ name: 'ondelete-0', namespace: NS })).metadata?.uid;
+
+    await patchSet('ondelete', {
+      spec: { template: { metadata: { annotations: { 'example.com/rollout': '2' } } } },
+    });
+    const updated = await until('a new updateRevision', async () => {
+      const s = await apps.readNamespacedStatefulSet({ name: 'ondelete', namespace: NS });
+      return s.status?.updateRevision !== first.status?.updateRevision && s;
+    });
+    expect(updated.status?.currentRevision).toBe(first.status?.updateRevision);
+    await runner.settle();
+    await runner.settle();
+    const kept = await core.readNamespacedPod({ name: 'ondelete-0', namespace: NS });
+    expect(kept.metadata?.uid).toBe(oldUid);
+    expect(kept.metadata?.labels?.['controller-revision-hash']).toBe(first.status?.updateRevision);
+
+    await core.deleteNamespacedPod({ name: 'ondelete-0', namespace: NS });
+    const rolled = await until('ondelete-0 re-created from the new template and Ready', async () => {
+      const s = await apps.readNamespacedStatefulSet({ name: 'ondelete', namespace: NS });
+      const p = await core.readNamespacedPod({ name: 'ondelete-0', namespace: NS });
+      return (
+        p.metadata?.uid !== oldUid &&
+        p.metadata?.labels?.['controller-revision-hash'] === s.status?.updateRevision &&
+        p.metadata?.annotations?.['example.com/rollout'] === '2' &&
+        isReady(p) &&
+        s.status?.currentRevision === s.status?.updateRevision &&
+        s
+      );
+    });
+    expect(rolled.status?.updatedReplicas).toBe(1);
+    expect(await until('the same node on the same volume', () => healthz(ip).catch(() => undefined))).toBe(
+      id,
+    );
   });
 });

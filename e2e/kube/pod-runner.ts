@@ -51,6 +51,11 @@ export interface PodRunnerOptions {
   root: string;
   /** How to run a pod's process (default: conflux-node from source with tsx); the container's args follow. */
   command?: NodeCommand;
+  /**
+   * Images the runner knows, each with the command that stands for it (a container of another
+   * image runs `command`): how a test rolls out a new "image", or a broken one.
+   */
+  images?: Record<string, NodeCommand>;
   /** The node name pods are bound to (default `pod-runner`); pods bound elsewhere are left alone. */
   nodeName?: string;
   /** Only these namespaces (default: all, through the cluster-wide list and watch paths). */
@@ -116,6 +121,7 @@ export async function startPodRunner(options: PodRunnerOptions): Promise<PodRunn
     core,
     root,
     command: options.command ?? defaultCommand(false),
+    ...(options.images ? { images: options.images } : {}),
     nodeName,
     addresses,
     probePeriodMs: options.probePeriodMs ?? 500,

@@ -51,6 +51,19 @@ export const restoreRequestSchema = z.strictObject({
   expected_cluster_id: clusterIdSchema.optional(),
 });
 
+/**
+ * Quorum-loss recovery on the node that receives it (never forwarded): it becomes the only voter
+ * of a new cluster that keeps its whole log. `node_id` must be the receiving node's own id.
+ */
+export const forceNewClusterRequestSchema = z.strictObject({
+  node_id: nodeIdSchema,
+  /** Refuse unless the node still belongs to this (old) cluster; a retry after success is answered again. */
+  expected_cluster_id: clusterIdSchema.optional(),
+  /** Recover even though a quorum of the voters still answers (splits the cluster: last resort). */
+  force: z.boolean().optional(),
+});
+export type ForceNewClusterRequest = z.infer<typeof forceNewClusterRequestSchema>;
+
 /** A node asking the bootstrap node (or any member) to be part of the cluster. */
 export const joinRequestSchema = memberAddressesSchema.extend({
   node_id: nodeIdSchema,
@@ -97,6 +110,39 @@ export const operationSchema = z.object({
 });
 export type Operation = z.infer<typeof operationSchema>;
 
+export const recoveredFromSchema = z.object({
+  /** The cluster that lost its quorum. */
+  cluster_id: z.string(),
+  /** The survivor whose log the new cluster kept. */
+  node_id: z.string(),
+  /** The survivor's last log index when it was recovered. */
+  index: z.number().int(),
+  at: z.string(),
+});
+
+/** One certificate a node has loaded. */
+export const certSummarySchema = z.object({
+  subject: z.string(),
+  issuer: z.string(),
+  serial: z.string(),
+  fingerprint_sha256: z.string(),
+  not_before: z.string(),
+  not_after: z.string(),
+});
+
+/** The TLS material a node serves with right now (null without TLS). */
+export const tlsStatusSchema = z.object({
+  cert: certSummarySchema,
+  /** Every CA the node trusts for members and clients (the bundle, in file order). */
+  ca: z.array(certSummarySchema),
+  loaded_at: z.string(),
+  reloads: z.number().int().nonnegative(),
+  reload_failures: z.number().int().nonnegative(),
+  /** Why the TLS files on disk are refused (the previous material stays in use); null when not. */
+  last_error: z.string().nullable(),
+});
+export type TlsStatus = z.infer<typeof tlsStatusSchema>;
+
 /** What `/_internal/status` answers: one node's own view. */
 export const internalStatusSchema = z.object({
   node_id: nodeIdSchema,
@@ -119,6 +165,12 @@ export const internalStatusSchema = z.object({
     )
     .nullable(),
   restored_from: z.object({ cluster_id: z.string(), uri: z.string(), index: z.number().int() }).nullable(),
+  /** Term of the last log entry: with log_index, how up to date this node's log is. */
+  last_log_term: z.number().int().nonnegative().optional(),
+  /** Set when this cluster was rebuilt from one survivor after a quorum loss. */
+  recovered_from: recoveredFromSchema.nullable().optional(),
+  /** The TLS material this node serves with (null without TLS; absent from older nodes). */
+  tls: tlsStatusSchema.nullable().optional(),
 });
 export type InternalStatus = z.infer<typeof internalStatusSchema>;
 
@@ -178,3 +230,12 @@ export const initializeResponseSchema = z.object({
   cluster_id: z.string(),
   members: z.record(z.string(), memberAddressesSchema),
 });
+
+export const forceNewClusterResponseSchema = z.object({
+  cluster_id: z.string(),
+  node_id: z.string(),
+  recovered_from: recoveredFromSchema,
+  /** The new cluster's last log index right after the recovery. */
+  log_index: z.number().int(),
+});
+export type ForceNewClusterResponse = z.infer<typeof forceNewClusterResponseSchema>;

@@ -19,6 +19,7 @@ import {
   addNodeRequestSchema,
   backupRequestSchema,
   type ClusterStatus,
+  forceNewClusterRequestSchema,
   type InternalStatus,
   initializeRequestSchema,
   joinRequestSchema,
@@ -40,6 +41,8 @@ export interface AdminContext {
   queue: OperationQueue;
   backup: { run(req: z.output<typeof backupRequestSchema>): Promise<unknown> };
   restore: { run(req: z.output<typeof restoreRequestSchema>): Promise<unknown> };
+  /** Quorum-loss recovery on this node (absent: the endpoint answers ROUTE_NOT_FOUND). */
+  recovery?: { run(req: z.output<typeof forceNewClusterRequestSchema>): Promise<unknown> };
   internalStatus(): InternalStatus;
   clusterStatus(): Promise<ClusterStatus>;
   /** Send the same request to the leader's admin port, marked as forwarded on `caller`'s behalf. */
@@ -164,6 +167,13 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: AdminContext): vo
   app.post('/_cluster/restore', async (req) =>
     ctx.restore.run(parse(restoreRequestSchema, body(req), 'body')),
   );
+
+  // Acts on the node that receives it, never on the leader: after a quorum loss there is none.
+  app.post('/_cluster/force-new-cluster', async (req) => {
+    const request = parse(forceNewClusterRequestSchema, body(req), 'body');
+    if (!ctx.recovery) throw new ConfluxError('ROUTE_NOT_FOUND', 'this node does not offer recovery');
+    return ctx.recovery.run(request);
+  });
 }
 
 function accepted(reply: FastifyReply, a: { status: 200 | 202; operation: { id: string } }) {

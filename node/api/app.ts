@@ -22,7 +22,7 @@ import { registerWatchRoutes } from './watch-routes.js';
 
 export interface ApiServerOptions {
   logger: Logger;
-  https?: { cert: string | Buffer; key: string | Buffer; ca?: string | Buffer };
+  https?: { cert: string | Buffer; key: string | Buffer; ca?: string | Buffer | (string | Buffer)[] };
 }
 
 export async function buildClientApi(ctx: ApiContext, opts: ApiServerOptions): Promise<FastifyInstance> {

@@ -23,7 +23,7 @@ const HOP_BY_HOP = new Set([
 export interface ForwardOptions {
   selfId: string;
   /** TLS material used as a client when the peer's API is HTTPS. */
-  tls?: { cert: string | Buffer; key: string | Buffer; ca: string | Buffer };
+  tls?: { cert: string | Buffer; key: string | Buffer; ca: string | Buffer | (string | Buffer)[] };
   timeoutMs: number;
 }
 

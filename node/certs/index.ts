@@ -1,5 +1,6 @@
 // TLS material for Conflux: a CA, node certificates, admin and client certificates, the SANs a
-// StatefulSet pod needs, role checks for the admin API, and writing PEM bundles.
+// StatefulSet pod needs, role checks for the admin API, writing PEM bundles, and checking and
+// hot-reloading the files a node serves with.
 
 export { type CertBundle, type WrittenFile, writeCertBundle } from './bundle.js';
 export { CertError, type CertErrorCode } from './errors.js';
@@ -18,9 +19,22 @@ export {
   type Validity,
 } from './generate.js';
 export {
+  type ReloadOutcome,
+  type TlsFilePaths,
+  TlsReloader,
+  type TlsReloaderOptions,
+  type TlsReloadStatus,
+} from './reload.js';
+export {
   type CertificateInput,
   isAdminCertificate,
   isAuthorizedAdmin,
   subjectOrganizations,
 } from './roles.js';
 export { type Sans, type StatefulSetSansOptions, statefulSetSans } from './sans.js';
+export {
+  type CertSummary,
+  parseTlsMaterial,
+  splitPemCertificates,
+  type TlsMaterial,
+} from './tls-material.js';

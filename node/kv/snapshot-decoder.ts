@@ -15,6 +15,7 @@ import {
   TRAILER_BYTES,
 } from './snapshot-format.js';
 import type { KeyValue } from './types.js';
+import { ownValue, ownValueOf } from './value-slab.js';
 
 export interface DecodedSnapshot {
   header: SnapshotHeader;
@@ -34,18 +35,37 @@ function u64(view: DataView, at: number, what: string): number {
   return hi * TWO_32 + lo;
 }
 
+const EMPTY = new Uint8Array(0);
 const viewOf = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength);
 
-/** Received chunks not yet consumed; hands out contiguous byte ranges, copying only across chunks. */
+/**
+ * Received chunks not yet consumed; hands out contiguous byte ranges, copying only across chunks.
+ * It also keeps the CRC-32 of the consumed bytes the checksum covers, computed a whole chunk at a
+ * time (one call per chunk, not per record): the bytes of chunks[0] from `crcFrom` to `head` are
+ * consumed and covered but not yet in `crcSoFar`.
+ */
 class ByteQueue {
   private chunks: Uint8Array[] = [];
   private head = 0; // offset into chunks[0]
+  private crcFrom = 0;
+  private crcSoFar = 0;
+  /** chunks[0] as a Buffer, for reading records in place (made once per chunk). */
+  private frontBuffer: Buffer | null = null;
   available = 0;
 
   push(chunk: Uint8Array): void {
     if (chunk.byteLength === 0) return;
     this.chunks.push(chunk);
     this.available += chunk.byteLength;
+  }
+
+  /** The first chunk as a Buffer and the offset of the first unconsumed byte in it. */
+  front(): { buf: Buffer; at: number } {
+    if (this.frontBuffer === null) {
+      const c = this.chunks[0]!;
+      this.frontBuffer = Buffer.from(c.buffer, c.byteOffset, c.byteLength);
+    }
+    return { buf: this.frontBuffer, at: this.head };
   }
 
   /** The first n bytes (n ≤ available), without consuming them. */
@@ -66,32 +86,71 @@ class ByteQueue {
   }
 
   /** The first n bytes (n ≤ available), consumed. */
-  take(n: number): Uint8Array {
+  take(n: number, covered = true): Uint8Array {
     const out = this.peek(n);
+    this.skip(n, covered);
+    return out;
+  }
+
+  /** Consume n bytes (n ≤ available); `covered` ones count towards the CRC. */
+  skip(n: number, covered = true): void {
+    if (!covered) this.flushCrc();
     this.available -= n;
     let left = n;
     while (left > 0) {
-      const room = this.chunks[0]!.byteLength - this.head;
+      const first = this.chunks[0]!;
+      const room = first.byteLength - this.head;
       if (room > left) {
         this.head += left;
         break;
       }
       left -= room;
+      if (covered) this.crcSoFar = crc32(first.subarray(this.crcFrom), this.crcSoFar);
       this.chunks.shift();
       this.head = 0;
+      this.crcFrom = 0;
+      this.frontBuffer = null;
     }
-    return out;
+    if (!covered) this.crcFrom = this.head;
   }
+
+  /** CRC-32 of every covered byte consumed so far. */
+  crc(): number {
+    this.flushCrc();
+    return this.crcSoFar;
+  }
+
+  private flushCrc(): void {
+    const first = this.chunks[0];
+    if (first && this.head > this.crcFrom)
+      this.crcSoFar = crc32(first.subarray(this.crcFrom, this.head), this.crcSoFar);
+    this.crcFrom = this.head;
+  }
+}
+
+export interface SnapshotDecoderOptions {
+  /**
+   * Only verify: every check runs (shape, order, revisions, checksum) but records are not kept,
+   * so `finish` answers with no KeyValues. For checking a snapshot that is installed elsewhere.
+   */
+  verifyOnly?: boolean;
 }
 
 export class SnapshotDecoder {
   private readonly queue = new ByteQueue();
   private state: 'header' | 'records' | 'trailer' | 'done' = 'header';
-  private crc = 0;
   private header: SnapshotHeader | null = null;
   private readonly kvs: KeyValue[] = [];
+  /** Records decoded so far, and the last one (for the order check). */
+  private count = 0;
+  private last: KeyValue | undefined;
   /** Size of the record being waited for, once its length fields were seen (0: not known yet). */
   private recordBytes = 0;
+  private readonly keep: boolean;
+
+  constructor(opts: SnapshotDecoderOptions = {}) {
+    this.keep = !opts.verifyOnly;
+  }
 
   push(chunk: Uint8Array): void {
     this.queue.push(chunk);
@@ -100,9 +159,7 @@ export class SnapshotDecoder {
 
   finish(): DecodedSnapshot {
     if (this.state !== 'done') {
-      const where = this.header
-        ? `after ${this.kvs.length} of ${this.header.keyCount} records`
-        : 'in the header';
+      const where = this.header ? `after ${this.count} of ${this.header.keyCount} records` : 'in the header';
       throw new SnapshotFormatError('truncated', `the data ends ${where}`);
     }
     return { header: this.header!, kvs: this.kvs };
@@ -110,9 +167,7 @@ export class SnapshotDecoder {
 
   /** Consume n bytes that the checksum covers. */
   private take(n: number): Uint8Array {
-    const b = this.queue.take(n);
-    this.crc = crc32(b, this.crc);
-    return b;
+    return this.queue.take(n);
   }
 
   private parse(): void {
@@ -124,12 +179,10 @@ export class SnapshotDecoder {
         if (!this.readRecord()) return;
       } else if (this.state === 'trailer') {
         if (this.queue.available < TRAILER_BYTES) return;
-        const stored = viewOf(this.queue.take(TRAILER_BYTES)).getUint32(0, true);
-        if (stored !== this.crc) {
-          throw new SnapshotFormatError(
-            'checksum',
-            `CRC-32 is ${this.crc >>> 0}, the trailer says ${stored}`,
-          );
+        const crc = this.queue.crc();
+        const stored = viewOf(this.queue.take(TRAILER_BYTES, false)).getUint32(0, true);
+        if (stored !== crc) {
+          throw new SnapshotFormatError('checksum', `CRC-32 is ${crc >>> 0}, the trailer says ${stored}`);
         }
         this.state = 'done';
       } else {
@@ -165,6 +218,7 @@ export class SnapshotDecoder {
 
   /** Decode the next record if all its bytes are here; false when more bytes are needed. */
   private readRecord(): boolean {
+    if (this.recordBytes === 0 && this.readRecordInPlace()) return true;
     const q = this.queue;
     if (this.recordBytes === 0) {
       if (q.available < 4) return false;
@@ -182,13 +236,13 @@ export class SnapshotDecoder {
     try {
       key = utf8.decode(rec.subarray(4, 4 + keyBytes));
     } catch {
-      throw bad(`record ${this.kvs.length}: key is not UTF-8`);
+      throw bad(`record ${this.count}: key is not UTF-8`);
     }
     const valueAt = 8 + keyBytes;
     const valueBytes = view.getUint32(4 + keyBytes, true);
     // A copy: the store must own its values, not view the caller's (maybe reused) buffers.
-    const value = new Uint8Array(valueBytes);
-    value.set(rec.subarray(valueAt, valueAt + valueBytes));
+    const raw = rec.subarray(valueAt, valueAt + valueBytes);
+    const value = this.keep ? ownValue(raw) : raw;
     const at = valueAt + valueBytes;
     const kv: KeyValue = {
       key,
@@ -198,14 +252,71 @@ export class SnapshotDecoder {
       version: u64(view, at + 16, 'version'),
     };
     this.check(kv);
-    this.kvs.push(kv);
-    if (this.kvs.length === this.header!.keyCount) this.state = 'trailer';
+    if (this.keep) this.kvs.push(kv);
+    this.last = kv;
+    if (++this.count === this.header!.keyCount) this.state = 'trailer';
+    return true;
+  }
+
+  /**
+   * The common case, without intermediate views: the whole record lies in the first chunk, read
+   * in place. False (nothing consumed) when it does not; the general path then handles it.
+   */
+  private readRecordInPlace(): boolean {
+    const q = this.queue;
+    if (q.available < RECORD_FIXED_BYTES) return false;
+    const { buf, at } = q.front();
+    const left = buf.byteLength - at;
+    if (left < 8) return false;
+    const keyBytes = buf.readUInt32LE(at);
+    if (left < 8 + keyBytes) return false;
+    const valueBytes = buf.readUInt32LE(at + 4 + keyBytes);
+    const size = RECORD_FIXED_BYTES + keyBytes + valueBytes;
+    if (left < size) return false;
+    const keyAt = at + 4;
+    const keyEnd = keyAt + keyBytes;
+    let ascii = true;
+    for (let i = keyAt; i < keyEnd; i++) {
+      if (buf[i]! >= 0x80) {
+        ascii = false;
+        break;
+      }
+    }
+    let key: string;
+    if (ascii) key = buf.toString('latin1', keyAt, keyEnd);
+    else {
+      try {
+        key = utf8.decode(buf.subarray(keyAt, keyEnd));
+      } catch {
+        throw bad(`record ${this.count}: key is not UTF-8`);
+      }
+    }
+    const valueAt = keyEnd + 4;
+    const valueEnd = valueAt + valueBytes;
+    const num = (off: number, what: string) => {
+      const hi = buf.readUInt32LE(off + 4);
+      if (hi > 0x1fffff) throw bad(`${what} exceeds 2^53`);
+      return hi * TWO_32 + buf.readUInt32LE(off);
+    };
+    const kv: KeyValue = {
+      key,
+      // A copy: the store must own its values, not view the caller's (maybe reused) buffers.
+      value: this.keep ? ownValueOf(buf, valueAt, valueEnd) : EMPTY,
+      createRevision: num(valueEnd, 'createRevision'),
+      modRevision: num(valueEnd + 8, 'modRevision'),
+      version: num(valueEnd + 16, 'version'),
+    };
+    q.skip(size);
+    this.check(kv);
+    if (this.keep) this.kvs.push(kv);
+    this.last = kv;
+    if (++this.count === this.header!.keyCount) this.state = 'trailer';
     return true;
   }
 
   private check(kv: KeyValue): void {
-    const n = this.kvs.length;
-    const prev = this.kvs[n - 1];
+    const n = this.count;
+    const prev = this.last;
     if (kv.key.length === 0) throw bad(`record ${n}: empty key`);
     if (prev && compareKeys(prev.key, kv.key) >= 0) throw bad(`record ${n}: keys out of order`);
     const rev = this.header!.revision;

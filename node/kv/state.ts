@@ -7,6 +7,7 @@ import { ConfluxError } from '../errors.js';
 import { toSortKey } from './keys.js';
 import { SortedKeys } from './sorted-index.js';
 import type { KeyValue, RangeQuery, WatchEvent } from './types.js';
+import { ownValue } from './value-slab.js';
 
 const EMPTY = new Uint8Array(0);
 
@@ -52,7 +53,8 @@ export class KvState {
     const prev = this.map.get(sk);
     const kv: KeyValue = {
       key,
-      value,
+      // Decoded commands own their values (commands.ts copies them out of the entry).
+      value: ownValue(value, true),
       createRevision: prev ? prev.createRevision : revision,
       modRevision: revision,
       version: prev ? prev.version + 1 : 1,

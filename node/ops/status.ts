@@ -3,7 +3,7 @@
 // collectClusterStatus, which adds the probing; the HTTP layer supplies the `fetch` it uses.
 
 import { type ClusterStatus, type InternalStatus, internalStatusSchema } from '../api/admin-contract.js';
-import type { NodeId, RaftMetrics } from '../raft/types.js';
+import type { NodeId, RaftMetrics, RecoveredFrom } from '../raft/types.js';
 
 /** What asking one member for its `/_internal/status` gave. */
 export type Probe = { ok: true; status: InternalStatus } | { ok: false; error: string };
@@ -46,7 +46,13 @@ export function internalStatus(m: RaftMetrics, opts: { tickMs: number }): Intern
         state: p.state,
       })),
     restored_from: restored && { cluster_id: restored.clusterId, uri: restored.uri, index: restored.index },
+    ...(m.lastLogTerm === undefined ? {} : { last_log_term: m.lastLogTerm }),
+    ...(cluster?.recoveredFrom ? { recovered_from: recoveredFromDoc(cluster.recoveredFrom) } : {}),
   };
+}
+
+export function recoveredFromDoc(r: RecoveredFrom): NonNullable<InternalStatus['recovered_from']> {
+  return { cluster_id: r.clusterId, node_id: r.nodeId, index: r.index, at: r.at };
 }
 
 function mapValues<A, B>(record: Record<string, A>, f: (a: A) => B): Record<string, B> {

@@ -16,6 +16,7 @@ import { RaftError } from './errors.js';
 import * as M from './membership.js';
 import { EMPTY_STATE, type RaftConfig, RaftCore, type RaftState } from './raft.js';
 import type {
+  ClusterIdentity,
   Entry,
   Membership,
   Message,
@@ -192,6 +193,20 @@ export class RaftNode<R> {
       );
       this.kick();
       return done;
+    });
+  }
+
+  /**
+   * Quorum-loss recovery (see RaftCore.forceNewCluster): this node becomes the only voter of the
+   * new cluster `cluster`, keeping its whole log. Resolves once the new membership is applied here;
+   * the node then elects itself. Pending writes of the old log resolve as their entries apply.
+   */
+  forceNewCluster(cluster: ClusterIdentity, self: NodeInfo): Promise<MembershipChange> {
+    return this.call(() => {
+      const index = this.core.forceNewCluster(cluster, self);
+      const term = this.core.log.term(index) ?? this.core.term;
+      this.kick();
+      return this.waitConf(index, term, false);
     });
   }
 

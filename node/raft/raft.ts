@@ -17,11 +17,13 @@ import { Replicator } from './replicator.js';
 import type { Rng } from './rng.js';
 import { SnapshotReceiver } from './snapshot-receiver.js';
 import type {
+  ClusterIdentity,
   Entry,
   HardState,
   Membership,
   Message,
   NodeId,
+  NodeInfo,
   RaftMetrics,
   Ready,
   Role,
@@ -602,6 +604,48 @@ export class RaftCore {
     this.campaign(false);
   }
 
+  /**
+   * Quorum-loss recovery, etcd's --force-new-cluster: make this node the only voter of a NEW
+   * cluster (`cluster`, whose id differs from the old one) that keeps every entry of this node's
+   * log. Returns the index of the membership entry that does it.
+   *
+   * The entry is appended in a new term after the whole log and committed by fiat, so every entry
+   * this node holds becomes committed with it — including entries the old cluster never committed
+   * (they may have been lost on the members that are gone; here they win). This breaks Raft's
+   * guarantees on purpose and is safe only because the old cluster lost its quorum for good and
+   * never runs again: every other member of the old cluster is retired (its id is refused
+   * forever), and the new cluster id makes the transport refuse the old cluster's peers. The
+   * host asks for it explicitly (POST /_cluster/force-new-cluster); nothing calls it on its own.
+   */
+  forceNewCluster(cluster: ClusterIdentity, self: NodeInfo): number {
+    if (this.log.lastIndex() === 0 && !M.isInitialized(this.membership))
+      throw new RaftError('NOT_INITIALIZED', `node ${this.id} holds no cluster to recover`);
+    if (cluster.id === this.membership.cluster?.id)
+      throw new RaftError('INVALID_MEMBERSHIP', 'a recovered cluster needs a new cluster id');
+    // The newest membership this node knows, committed or not: every member in it is left behind.
+    const latest = this.membershipAt(this.log.lastIndex());
+    const gone = M.members(latest).filter((id) => id !== this.id);
+    const membership: Membership = {
+      configs: [[this.id]],
+      learners: [],
+      retired: [...new Set([...latest.retired, ...gone])].filter((id) => id !== this.id).sort(),
+      nodes: { [this.id]: self },
+      cluster,
+    };
+    // A term no member of the old cluster ever reached through this node: our new entries can
+    // never be mistaken for theirs, and whatever we voted in the old terms no longer matters.
+    this.becomeFollower(this.term + 1, null);
+    this.reads.dropAll();
+    this.snapshots.reset();
+    const index = this.log.lastIndex() + 1;
+    this.log.append({ index, term: this.term, type: 'membership', membership });
+    this.pendingConfIndex = index;
+    // Committed by fiat, like the bootstrap entry: this node is the only voter there is.
+    this.commitTo(index);
+    this.campaign(false);
+    return index;
+  }
+
   private requirePristine(): void {
     if (this.log.lastIndex() > 0 || this.term > 0 || M.isInitialized(this.membership)) {
       throw new RaftError('ALREADY_INITIALIZED', `node ${this.id} already has state`);
@@ -775,6 +819,7 @@ export class RaftCore {
       currentTerm: this.term,
       vote: this.vote,
       lastLogIndex: this.log.lastIndex(),
+      lastLogTerm: this.log.lastTerm(),
       committed: this.log.committed,
       lastApplied: this.log.applied,
       currentLeader: this.leader,

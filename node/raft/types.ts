@@ -34,6 +34,18 @@ export interface ClusterIdentity {
   id: string;
   /** Set when the cluster was restored from a backup: where its data came from. */
   restoredFrom: { clusterId: string; uri: string; index: number } | null;
+  /**
+   * Set when the cluster was rebuilt after a quorum loss (`forceNewCluster`): the cluster it
+   * replaced, the survivor whose log it kept, that log's last index and when (ISO time).
+   */
+  recoveredFrom?: RecoveredFrom | null;
+}
+
+export interface RecoveredFrom {
+  clusterId: string;
+  nodeId: NodeId;
+  index: number;
+  at: string;
 }
 
 interface EntryBase {
@@ -183,6 +195,8 @@ export interface RaftMetrics {
   currentTerm: number;
   vote: NodeId | null;
   lastLogIndex: number;
+  /** Term of the last log entry (or of the snapshot when the log is empty). */
+  lastLogTerm?: number;
   committed: number;
   lastApplied: number;
   currentLeader: NodeId | null;

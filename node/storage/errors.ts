@@ -13,6 +13,8 @@ export const STORAGE_ERROR_CODES = [
   'NODE_ID_MISMATCH',
   'INVALID_NODE_ID',
   'CORRUPT_RECORD',
+  /** CONFLUX_FAULT_INJECT (testing only) does not parse. */
+  'FAULT_INJECTION_INVALID',
 ] as const;
 
 export type StorageErrorCode = (typeof STORAGE_ERROR_CODES)[number];
@@ -28,15 +30,27 @@ export class StorageError extends Error {
   }
 }
 
+/**
+ * What an operator does about corrupt data: the node cannot prove it still holds every vote and
+ * acknowledged entry, so it must not rejoin with that data (README, "Disk faults").
+ */
+export const CORRUPTION_REMEDY =
+  'the node refuses to start on data it cannot trust. Keep a copy of the data directory for ' +
+  'inspection, remove this node from the cluster (DELETE /_cluster/nodes/{id}), wipe its data ' +
+  'directory and add it back as a new member (POST /_cluster/nodes); it copies the data from the others';
+
 /** Names the file and the byte offset where the bad data starts, so an operator can inspect it. */
 export class StorageCorruptionError extends StorageError {
   override readonly name = 'StorageCorruptionError';
   constructor(
     readonly file: string,
     readonly offset: number,
-    detail: string,
+    readonly detail: string,
   ) {
-    super('STORAGE_CORRUPTION', `${file} is corrupt at byte offset ${offset}: ${detail}`);
+    super(
+      'STORAGE_CORRUPTION',
+      `${file} is corrupt at byte offset ${offset}: ${detail}; ${CORRUPTION_REMEDY}`,
+    );
   }
 }
 

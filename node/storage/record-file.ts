@@ -13,11 +13,15 @@ export function writeRecord(dir: string, name: string, value: unknown): void {
   const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
   const fd = fs.openSync(tmp, 'w', 0o600);
   try {
-    fs.writeSync(fd, `${JSON.stringify(value, null, 2)}\n`);
+    fs.writeFileSync(fd, `${JSON.stringify(value, null, 2)}\n`);
     fs.fsyncSync(fd);
-  } finally {
+  } catch (err) {
+    // ENOSPC, EIO: the old record (if any) is untouched; leave no half-written temp file behind.
     fs.closeSync(fd);
+    fs.rmSync(tmp, { force: true });
+    throw err;
   }
+  fs.closeSync(fd);
   fs.renameSync(tmp, file);
   const dirFd = fs.openSync(dir, 'r');
   try {

@@ -68,13 +68,20 @@ describe('a torn tail', () => {
     expect(show((await reopen()).entries)).toEqual([...show(range(1, 4, 1)), '5/2/v5@2']);
   });
 
-  it('(a bad checksum in the last record, nothing after it) is truncated too', async () => {
-    await populate(3);
+  it('(the last record full length, a sector of it never written) is truncated too', async () => {
+    const { storage } = await openStorage(dir);
+    await storage.save(ready({ entries: [normal(1, 1)], hardState: hs(1, 0) }));
+    await storage.save(ready({ entries: [normal(2, 1, 'x'.repeat(2000))], hardState: hs(1, 1) }));
+    await storage.close();
     const file = walFile(1);
     const last = frameOffsets(file).at(-1) as number;
-    flip(file, fs.statSync(file).size - 2);
+    // The file has its final size, but one sector of the record still reads as zeros.
+    const buf = fs.readFileSync(file);
+    const sector = Math.ceil((last + 16) / 512) * 512;
+    buf.fill(0, sector, sector + 512);
+    fs.writeFileSync(file, buf);
     const logger = recordingLogger();
-    expect((await reopen({ logger })).entries.map((e) => e.index)).toEqual([1, 2]);
+    expect((await reopen({ logger })).entries.map((e) => e.index)).toEqual([1]);
     expect(logger.lines.find((l) => l.level === 'warn')?.obj).toMatchObject({ offset: last });
   });
 
@@ -99,6 +106,19 @@ describe('corruption', () => {
     expect(err).toMatchObject({ file, offset: third, code: 'STORAGE_CORRUPTION' });
     expect((err as Error).message).toContain(`${file} is corrupt at byte offset ${third}`);
     expect(fs.readFileSync(file).length).toBeGreaterThan(third); // nothing was truncated
+  });
+
+  it('in the last record, whole but failing its checksum, stops the open (it may have been acknowledged)', async () => {
+    await populate(3);
+    const file = walFile(1);
+    const last = frameOffsets(file).at(-1) as number;
+    const before = fs.readFileSync(file);
+    flip(file, fs.statSync(file).size - 2);
+    const err = await openStorage(dir).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StorageCorruptionError);
+    expect(err).toMatchObject({ file, offset: last, code: 'STORAGE_CORRUPTION' });
+    expect((err as Error).message).toMatch(/not a torn write/);
+    expect(fs.readFileSync(file).length).toBe(before.length); // nothing was truncated
   });
 
   it('in the length field of a middle record is found too (the scan resynchronises)', async () => {

@@ -4,7 +4,11 @@
 // - A header starts a segment. The first one replayed sets the base state; later ones must agree
 //   with what the records before them produced (a lost or foreign segment shows up here).
 // - A batch's `install` drops the whole log; its entries at index i replace every entry ≥ i.
-// - A snapshot record moves the base to its index; entries ≤ the base are dropped.
+// - A snapshot record moves the base to its index (also down: the record a node writes after it
+//   fell back to an older snapshot); entries ≤ the base are dropped at the end of the replay.
+// - Replay may exclude snapshots (a snapshot file found corrupt): their records are skipped, and
+//   a header naming one is not held against the older base. An excluded snapshot that was
+//   installed (the log before it is gone or conflicting) cannot be excluded: corruption.
 // - The entries kept are contiguous. When the oldest segments were deleted, the first remaining
 //   entries may start anywhere: the snapshot record that justified the deletion can come later in
 //   the log than they do (it is appended when the snapshot is saved, after its entries). So the
@@ -26,6 +30,8 @@ export interface ReplayResult {
   hardState: HardState;
   snapshot: SnapshotRef | null;
   entries: Entry[];
+  /** The snapshot before `snapshot`, if the replayed records name it: kept as a fallback. */
+  previousSnapshot?: SnapshotRef | null;
 }
 
 const sameHardState = (a: HardState, b: HardState): boolean =>
@@ -34,12 +40,15 @@ const sameHardState = (a: HardState, b: HardState): boolean =>
 export class ReplayView {
   private hardState: HardState = { term: 0, vote: null, commit: 0 };
   private snapshot: SnapshotRef | null = null;
+  private previous: SnapshotRef | null = null;
   private entries: Entry[] = [];
   /** Where the first kept entry was read, for the error when the log misses entries before it. */
   private firstAt: Location | null = null;
   private started = false;
   /** Whether the entries must follow the base without a gap (see the file comment). */
   private anchored = false;
+
+  constructor(private readonly excluded: ReadonlySet<string> = new Set()) {}
 
   apply(record: WalRecord, at: Location): void {
     if (!this.started && record.type !== 'header') {
@@ -51,7 +60,13 @@ export class ReplayView {
         return;
       case 'batch':
         if (record.install) {
-          this.snapshot = record.install;
+          if (this.excluded.has(record.install.meta.id)) {
+            throw corrupt(
+              at,
+              `snapshot ${record.install.meta.id} was installed from the leader: no older state to use`,
+            );
+          }
+          this.setSnapshot(record.install);
           this.entries = [];
           this.anchored = true;
         }
@@ -59,14 +74,14 @@ export class ReplayView {
         if (record.hardState) this.hardState = record.hardState;
         return;
       case 'snapshot':
-        this.snapshot = record.snapshot;
-        this.trim();
+        if (!this.excluded.has(record.snapshot.meta.id)) this.setSnapshot(record.snapshot);
         return;
     }
   }
 
   /** The recovered state; throws when the log does not reach down to the snapshot. */
   result(): ReplayResult {
+    this.trim();
     const first = this.entries[0];
     if (first && this.firstAt && first.index > this.base() + 1) {
       throw corrupt(
@@ -74,11 +89,24 @@ export class ReplayView {
         `the log starts at entry ${first.index} but the snapshot ends at ${this.base()}`,
       );
     }
-    return { hardState: this.hardState, snapshot: this.snapshot, entries: this.entries };
+    return {
+      hardState: this.hardState,
+      snapshot: this.snapshot,
+      entries: this.entries,
+      previousSnapshot: this.previous,
+    };
+  }
+
+  private setSnapshot(ref: SnapshotRef): void {
+    if (ref.meta.id !== this.snapshot?.meta.id) this.previous = this.snapshot;
+    this.snapshot = ref;
   }
 
   private header(h: Extract<WalRecord, { type: 'header' }>, at: Location): void {
     if (!this.started) {
+      if (h.snapshot && this.excluded.has(h.snapshot.meta.id)) {
+        throw corrupt(at, `the log starts after snapshot ${h.snapshot.meta.id}: no older state to use`);
+      }
       this.started = true;
       this.hardState = h.hardState;
       this.snapshot = h.snapshot;
@@ -86,7 +114,9 @@ export class ReplayView {
       return;
     }
     const snapId = (r: SnapshotRef | null) => r?.meta.id ?? null;
-    if (!sameHardState(h.hardState, this.hardState) || snapId(h.snapshot) !== snapId(this.snapshot)) {
+    const excluded = h.snapshot !== null && this.excluded.has(h.snapshot.meta.id);
+    const sameSnapshot = excluded || snapId(h.snapshot) === snapId(this.snapshot);
+    if (!sameHardState(h.hardState, this.hardState) || !sameSnapshot) {
       throw corrupt(
         at,
         `segment header (term ${h.hardState.term}, snapshot ${snapId(h.snapshot)}) disagrees with the ` +
@@ -110,14 +140,13 @@ export class ReplayView {
     this.entries.length = keep;
     for (const e of batch) this.entries.push(e);
     if (keep === 0) this.firstAt = at;
-    this.trim();
   }
 
   private base(): number {
     return this.snapshot?.meta.index ?? 0;
   }
 
-  /** Drop entries the snapshot covers. */
+  /** Drop entries the snapshot covers (once, at the end: the base may still move down). */
   private trim(): void {
     const base = this.base();
     const drop = this.entries.findIndex((e) => e.index > base);

@@ -17,6 +17,7 @@ export const membershipSchema = z.object({
     .object({
       id: z.string().min(1),
       restoredFrom: z.object({ clusterId: z.string(), uri: z.string(), index }).nullable(),
+      recoveredFrom: z.object({ clusterId: z.string(), nodeId, index, at: z.string() }).nullable().optional(),
     })
     .nullable()
     .default(null),

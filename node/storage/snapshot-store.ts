@@ -7,8 +7,11 @@
 // - `finishStaging` / `writeOwn` return only once the file is complete, synced, renamed to its
 //   final name and the directory synced. Such a file is still *unreferenced*: it becomes the
 //   snapshot only when a WAL record naming it is durable, and recovery deletes unreferenced files.
-// - `setCurrent` (called after that record is durable) deletes the previous snapshot: only the
-//   newest is kept. A follower mid-transfer of the old one gets null chunks and restarts.
+// - `setCurrent` (called after that record is durable) makes the new file current and keeps the
+//   one before it as a fallback (the WAL keeps the entries after it too), deleting anything older.
+//   Should the current file ever fail its checksum, recovery starts from the fallback and replays
+//   the log instead of refusing. An installed snapshot keeps no fallback (the log before it is
+//   gone). A follower mid-transfer of a replaced snapshot gets null chunks and restarts.
 
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -35,6 +38,8 @@ export const isSnapshotFile = (name: string): boolean => name.endsWith('.snap');
 
 export class SnapshotStore {
   private current: { ref: SnapshotRef; fd: number } | null = null;
+  /** The fallback: the snapshot before the current one, or null. */
+  private previous: SnapshotRef | null = null;
   private staging: Staging | null = null;
 
   private constructor(
@@ -43,8 +48,17 @@ export class SnapshotStore {
     private readonly logger: StorageLogger,
   ) {}
 
-  /** Verify the snapshot the WAL refers to and delete every other snapshot file. */
-  static open(dir: string, ref: SnapshotRef | null, io: DurableIo, logger: StorageLogger): SnapshotStore {
+  /**
+   * Verify the snapshot the WAL refers to and delete every snapshot file but it and `previous`
+   * (the fallback, if the WAL still names it and its file is there).
+   */
+  static open(
+    dir: string,
+    ref: SnapshotRef | null,
+    io: DurableIo,
+    logger: StorageLogger,
+    previous: SnapshotRef | null = null,
+  ): SnapshotStore {
     const store = new SnapshotStore(dir, io, logger);
     if (ref) {
       const file = path.join(dir, ref.file);
@@ -61,8 +75,11 @@ export class SnapshotStore {
       }
       store.current = { ref, fd: fs.openSync(file, 'r') };
     }
+    if (previous && previous.file !== ref?.file && fs.existsSync(path.join(dir, previous.file))) {
+      store.previous = previous;
+    }
     for (const name of fs.readdirSync(dir)) {
-      if (!isSnapshotFile(name) || name === ref?.file) continue;
+      if (!isSnapshotFile(name) || name === ref?.file || name === store.previous?.file) continue;
       // Written but never referenced (a crash before its WAL record), or superseded.
       fs.rmSync(path.join(dir, name), { force: true });
       logger.info({ file: path.join(dir, name) }, 'deleted unreferenced snapshot file');
@@ -126,14 +143,20 @@ export class SnapshotStore {
     return ref;
   }
 
-  /** `ref` is referenced by a durable WAL record now: serve it, and delete the previous file. */
-  setCurrent(ref: SnapshotRef): void {
+  /**
+   * `ref` is referenced by a durable WAL record now: serve it, keep the one it replaces as the
+   * fallback (unless `keepFallback` is false), and delete anything older.
+   */
+  setCurrent(ref: SnapshotRef, keepFallback = true): void {
     const fd = fs.openSync(path.join(this.dir, ref.file), 'r');
-    const previous = this.current;
+    const replaced = this.current;
     this.current = { ref, fd };
-    if (!previous) return;
-    fs.closeSync(previous.fd);
-    if (previous.ref.file !== ref.file) this.remove(previous.ref.file);
+    const dropped = this.previous;
+    this.previous = keepFallback && replaced && replaced.ref.file !== ref.file ? replaced.ref : null;
+    if (replaced) fs.closeSync(replaced.fd);
+    for (const old of [dropped, replaced?.ref ?? null]) {
+      if (old && old.file !== ref.file && old.file !== this.previous?.file) this.remove(old.file);
+    }
   }
 
   /** Delete a file that lost the race to become current (a newer snapshot got there first). */

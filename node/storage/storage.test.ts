@@ -140,13 +140,25 @@ describe('segments', () => {
     expect(state.hardState).toEqual(hs(1, 30));
     expect(s2.readSnapshotChunk(snapMeta(20, 1, 3), 0, 3)).toEqual(Buffer.from(bytes(3)));
 
-    // Everything covered: all but the active segment go; only the newest snapshot file stays.
+    // A newer snapshot keeps the one it replaces as the fallback, and the log after that one.
     await s2.saveSnapshot(snapMeta(30, 1, 5, 's-30'), bytes(5));
+    expect(snapFiles()).toHaveLength(2);
+    expect(s2.readSnapshotChunk(snapMeta(20, 1, 3), 0, 3)).toBeNull(); // served: only the current
+    const { state: next, storage: s3 } = await restart(s2, { segmentBytes: 400 });
+    expect(next.snapshot?.id).toBe('s-30');
+    expect(next.entries).toEqual([]);
+    expect(snapFiles()).toHaveLength(2); // the fallback survives a restart
+    const kept = segmentFiles();
+    expect(kept.length).toBeGreaterThan(1);
+
+    // Everything covered by the fallback too: all but the active segment go, and the oldest file.
+    await s3.save(ready({ entries: [normal(31, 1)], hardState: hs(1, 31) }));
+    await s3.saveSnapshot(snapMeta(31, 1, 2, 's-31'), bytes(2));
     expect(segmentFiles()).toHaveLength(1);
-    expect(snapFiles()).toHaveLength(1);
-    expect(s2.readSnapshotChunk(snapMeta(20, 1, 3), 0, 3)).toBeNull();
-    const { state: last } = await restart(s2);
-    expect(last.snapshot?.id).toBe('s-30');
+    expect(snapFiles()).toHaveLength(2);
+    expect(snapFiles().some((f) => f.startsWith('0000000000000020-'))).toBe(false);
+    const { state: last } = await restart(s3);
+    expect(last.snapshot?.id).toBe('s-31');
     expect(last.entries).toEqual([]);
   });
 });

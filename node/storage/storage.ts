@@ -3,28 +3,33 @@
 // Layout of a data directory:
 //   LOCK                       owner pid (lock.ts)
 //   wal/<seq>.wal              segments (wal.ts, wal-record.ts)
-//   snap/<index>-<rand>.snap   the current snapshot (snapshot-file.ts, snapshot-store.ts)
+//   snap/<index>-<rand>.snap   the current snapshot and the one before it, the fallback
+//                              (snapshot-file.ts, snapshot-store.ts, snapshot-fallback.ts)
 //   snap/staging.tmp           an incoming snapshot being received
+//   snap/*.snap.corrupt        a snapshot that failed its checksum, kept for inspection
 //
 // What is durable when:
 // - `save` resolves once its one WAL record is fsynced (one fsync per Ready: group commit). A
 //   Ready that installs a snapshot first makes the snapshot file durable under its final name,
 //   then writes the record that refers to it.
 // - `saveSnapshot` resolves once the snapshot file and then the WAL record naming it are durable;
-//   only then are older segments and the older snapshot file deleted.
+//   only then are the snapshot file before the fallback and the segments the fallback covers
+//   deleted. So the fallback plus the WAL rebuild the state should the current file go bad.
 // - A failed write or fsync poisons the storage: after fsync fails the kernel may have dropped
 //   the dirty pages, so nothing written since the last good fsync can be trusted. Every later
-//   call is refused; restarting replays whatever consistent prefix actually reached the disk.
+//   call is refused, `onFailure` stops the node (fail-stop.ts), and restarting replays whatever
+//   consistent prefix actually reached the disk.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { RaftState } from '../raft/raft.js';
 import type { DurableReady, RaftStorage } from '../raft/raft-node.js';
 import type { SnapshotMeta } from '../raft/types.js';
-import { StorageError } from './errors.js';
+import { CORRUPTION_REMEDY, errnoCode, StorageCorruptionError, StorageError } from './errors.js';
 import { DurableIo, type IoOptions, removeTempFiles, type StorageLogger, silentLogger } from './io.js';
 import { acquireLock, type DirLock } from './lock.js';
 import type { SnapshotRef } from './schemas.js';
+import { openWithoutSnapshot } from './snapshot-fallback.js';
 import { isSnapshotFile, SnapshotStore } from './snapshot-store.js';
 import { listSegments, Wal } from './wal.js';
 
@@ -34,6 +39,11 @@ export interface StorageOptions extends IoOptions {
   /** A segment is rotated once it grows past this (default 64 MiB). */
   segmentBytes?: number;
   logger?: StorageLogger;
+  /**
+   * Called once, synchronously, when a write or fsync fails and the storage poisons itself, before
+   * the failing call rejects. The node server stops the process here (fail-stop).
+   */
+  onFailure?(err: StorageError): void;
 }
 
 export interface StorageStats {
@@ -71,20 +81,27 @@ export async function openStorage(
     if (listSegments(walDir).length === 0 && fs.readdirSync(snapDir).some(isSnapshotFile)) {
       throw new StorageError(
         'STORAGE_CORRUPTION',
-        `${walDir} holds no WAL segment but ${snapDir} holds snapshots: the log of ${dir} was lost`,
+        `${walDir} holds no WAL segment but ${snapDir} holds snapshots: the log of ${dir} was lost; ` +
+          CORRUPTION_REMEDY,
       );
     }
-    const { wal, state } = await Wal.open(walDir, {
-      segmentBytes: opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES,
-      io,
-      logger,
-    });
+    const walOpts = { segmentBytes: opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES, io, logger };
+    let { wal, state } = await Wal.open(walDir, walOpts);
     let snaps: SnapshotStore;
     try {
-      snaps = SnapshotStore.open(snapDir, state.snapshot, io, logger);
+      snaps = SnapshotStore.open(snapDir, state.snapshot, io, logger, state.previousSnapshot ?? null);
     } catch (err) {
       await wal.close();
-      throw err;
+      if (!(err instanceof StorageCorruptionError) || !state.snapshot) throw err;
+      ({ wal, state, snaps } = await openWithoutSnapshot(
+        walDir,
+        snapDir,
+        walOpts,
+        io,
+        logger,
+        state.snapshot,
+        err,
+      ));
     }
     const { hardState, entries } = state;
     const snapshot = state.snapshot?.meta ?? null;
@@ -101,7 +118,7 @@ export async function openStorage(
       'storage recovered',
     );
     return {
-      storage: new DiskStorage(dir, wal, snaps, lock, logger),
+      storage: new DiskStorage(dir, wal, snaps, lock, logger, opts.onFailure),
       state: { hardState, snapshot, entries },
     };
   } catch (err) {
@@ -123,6 +140,7 @@ export class DiskStorage implements RaftStorage {
     private readonly snaps: SnapshotStore,
     private readonly lock: DirLock,
     private readonly logger: StorageLogger,
+    private readonly onFailure?: (err: StorageError) => void,
   ) {}
 
   save(rd: DurableReady): Promise<void> {
@@ -150,7 +168,14 @@ export class DiskStorage implements RaftStorage {
     if (!this.isNewer(meta)) return Promise.resolve();
     // The file is written outside the queue (a concurrent save need not wait for it); only the
     // record that makes it current is queued, and re-checks that nothing newer won meanwhile.
-    const task = this.snaps.writeOwn(meta, data).then((ref) => this.serial(() => this.commitSnapshot(ref)));
+    // A failed snapshot write poisons the storage too: after a failed fsync nothing on that disk
+    // is trusted until a restart re-reads it.
+    const task = this.snaps.writeOwn(meta, data).then(
+      (ref) => this.serial(() => this.commitSnapshot(ref)),
+      (err: unknown) => {
+        throw this.fail(err);
+      },
+    );
     this.inflight.add(task);
     const forget = () => this.inflight.delete(task);
     task.then(forget, forget);
@@ -186,7 +211,7 @@ export class DiskStorage implements RaftStorage {
       await this.wal.append({ type: 'batch', install, entries: rd.entries, hardState: rd.hardState });
     }
     if (install) {
-      this.snaps.setCurrent(install);
+      this.snaps.setCurrent(install, false);
       await this.wal.dropAllButActive();
     }
   }
@@ -202,8 +227,11 @@ export class DiskStorage implements RaftStorage {
     } catch (err) {
       throw this.fail(err);
     }
+    // Keep the entries after the snapshot this one replaces: with its file (the fallback) they
+    // rebuild the state should the new file ever fail its checksum.
+    const fallback = this.snaps.currentRef ?? ref;
     this.snaps.setCurrent(ref);
-    await this.wal.compact(ref.meta.index);
+    await this.wal.compact(fallback.meta.index);
   }
 
   private isNewer(meta: SnapshotMeta): boolean {
@@ -223,13 +251,21 @@ export class DiskStorage implements RaftStorage {
 
   /** Poison the storage (see the file comment); returns the original error for the caller. */
   private fail(err: unknown): unknown {
+    if (this.failed) return err;
     const reason = err instanceof Error ? err.message : String(err);
-    this.failed ??= new StorageError(
+    const failed = new StorageError(
       'STORAGE_FAILED',
-      `storage in ${this.dir} failed earlier (${reason}); restart the node to recover from disk`,
+      `storage in ${this.dir} failed (${reason}); nothing written since the last good fsync can be ` +
+        'trusted. Fix the disk (free space for ENOSPC, check the device for EIO), then restart the ' +
+        'node: it recovers from what reached the disk',
       { cause: err },
     );
-    this.logger.error({ dir: this.dir, err }, 'storage write failed; refusing further writes');
+    this.failed = failed;
+    this.logger.error(
+      { dir: this.dir, code: failed.code, errno: errnoCode(err), err },
+      'storage write failed; refusing further writes',
+    );
+    this.onFailure?.(failed);
     return err;
   }
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { snapMeta } from './test-util.js';
 import {
+  corruptTailReason,
   decodeFrame,
   encodeRecord,
   findValidFrameAfter,
@@ -65,5 +66,54 @@ describe('WAL frames', () => {
     const f = readFrame(frame, 0);
     if ('error' in f) throw new Error(f.error);
     expect(() => decodeFrame(f)).toThrow(/seq/);
+  });
+});
+
+describe('corruptTailReason: a torn write or damage to a complete record', () => {
+  /** One header record, then a batch of `valueBytes` starting at `at` (padded with a filler record). */
+  function tail(valueBytes: number): { buf: Buffer; at: number } {
+    const head = encodeRecord(records[0] as WalRecord);
+    const last = encodeRecord({
+      type: 'batch',
+      install: null,
+      entries: [{ index: 1, term: 1, type: 'normal', data: new Uint8Array(valueBytes).fill(7) }],
+      hardState: { term: 1, vote: 'n1', commit: 1 },
+    });
+    return { buf: Buffer.concat([head, last]), at: head.length };
+  }
+
+  it('a record cut short, or only zeros, is torn', () => {
+    const { buf, at } = tail(100);
+    expect(corruptTailReason(buf.subarray(0, at + 5), at)).toBeNull();
+    expect(corruptTailReason(buf.subarray(0, at + 40), at)).toBeNull();
+    expect(corruptTailReason(Buffer.concat([buf.subarray(0, at), Buffer.alloc(64)]), at)).toBeNull();
+  });
+
+  it('a complete record with a sector the disk never wrote is torn', () => {
+    const { buf, at } = tail(2000);
+    const sector = Math.ceil((at + 9) / 512) * 512;
+    buf.fill(0, sector, sector + 512);
+    expect(corruptTailReason(buf, at)).toBeNull();
+  });
+
+  it('a complete record with a flipped bit is not', () => {
+    const { buf, at } = tail(2000);
+    buf[at + 700] = (buf[at + 700] as number) ^ 1;
+    expect(corruptTailReason(buf, at)).toMatch(/not a torn write/);
+  });
+
+  it('a few zero bytes past the last sector boundary do not count as an unwritten sector', () => {
+    // A record whose last 4 bytes lie past a sector boundary, and are zeros.
+    const size = Array.from({ length: 600 }, (_, i) => 1900 + i).find((v) => tail(v).buf.length % 512 === 4);
+    const { buf, at } = tail(size as number);
+    buf.fill(0, buf.length - 4);
+    buf[at + 700] = (buf[at + 700] as number) ^ 1;
+    expect(corruptTailReason(buf, at)).toMatch(/not a torn write/);
+  });
+
+  it('a damaged length field over a record that is all there is not', () => {
+    const { buf, at } = tail(100);
+    buf.writeUInt32LE(buf.readUInt32LE(at) + 1000, at);
+    expect(corruptTailReason(buf, at)).toMatch(/the length field says/);
   });
 });

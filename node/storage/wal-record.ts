@@ -123,6 +123,46 @@ export function findValidFrameAfter(buf: Buffer, from: number): number | null {
   return null;
 }
 
+/** Disk sector size: the unit a crash can leave unwritten inside a record. */
+const SECTOR_BYTES = 512;
+/**
+ * A zero run shorter than this (a record's first or last bytes in a sector) may just be payload
+ * (msgpack writes small zeros as 0x00): it does not count as unwritten. Erring this way refuses.
+ */
+const MIN_ZERO_RUN_BYTES = 8;
+
+/**
+ * Why the bad frame at `offset` (the last thing in the last segment: nothing valid follows it)
+ * is NOT the torn write of a crash, or null when it is. A crash during the one write before an
+ * fsync leaves the record short (the file ends inside it) or with sectors the disk never wrote,
+ * which read back as zeros. A record whose every byte is there yet fails its checksum was
+ * damaged after it was written, and possibly after it was fsynced and acknowledged: dropping it
+ * could forget a vote or an acknowledged entry, so that is corruption. (etcd's WAL draws the
+ * same line: an unexpected EOF or a zero sector in the last segment is torn, a CRC mismatch is
+ * not.) Known blind spot: a bit flip in a record that holds a whole zero sector of payload.
+ */
+export function corruptTailReason(buf: Buffer, offset: number): string | null {
+  const left = buf.length - offset;
+  if (left < FRAME_PREFIX_BYTES + 1) return null;
+  const length = buf.readUInt32LE(offset);
+  if (length === 0) return null;
+  const crc = buf.readUInt32LE(offset + 4);
+  if (length > left - FRAME_PREFIX_BYTES) {
+    // Short, unless the rest of the file is a whole record whose length field was damaged.
+    const rest = buf.subarray(offset + FRAME_PREFIX_BYTES);
+    return crc32(rest) === crc
+      ? `the length field says ${length} bytes, the record holds ${rest.length}`
+      : null;
+  }
+  const end = offset + FRAME_PREFIX_BYTES + length;
+  for (let from = offset; from < end; ) {
+    const to = Math.min(end, (Math.floor(from / SECTOR_BYTES) + 1) * SECTOR_BYTES);
+    if (to - from >= MIN_ZERO_RUN_BYTES && buf.subarray(from, to).every((b) => b === 0)) return null;
+    from = to;
+  }
+  return 'a complete record fails its checksum (not a torn write: no sector of it is unwritten)';
+}
+
 /** Decode a frame's payload; throws (with zod's or msgpackr's message) when it does not parse. */
 export function decodeFrame(frame: Frame): WalRecord {
   const raw: unknown = packr.unpack(frame.payload);

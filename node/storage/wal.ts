@@ -9,9 +9,12 @@
 // - A segment is deleted only after a durable record made it useless (a snapshot covering all its
 //   entries, or an installed snapshot after it), and only as a prefix: the segments left always
 //   replay to the same state.
-// - On open, a bad record at the very end of the last segment with nothing valid after it is a
-//   write a crash interrupted (it was never acknowledged): it is cut off with a warning. Any other
-//   bad record is corruption and the open fails.
+// - On open, a bad record at the very end of the last segment with nothing valid after it, that
+//   is short or holds an unwritten (zero) sector, is a write a crash interrupted (it was never
+//   acknowledged): it is cut off with a warning. Any other bad record is corruption and the open
+//   fails: a node that cannot prove it kept every vote and acknowledged entry must not serve.
+//   (A last segment cut exactly at a record boundary cannot be told from a shorter log; the
+//   file system's own guarantees cover that case, as for every WAL.)
 
 import * as fs from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
@@ -22,7 +25,14 @@ import { StorageCorruptionError } from './errors.js';
 import type { DurableIo, StorageLogger } from './io.js';
 import { type ReplayResult, ReplayView } from './replay.js';
 import type { SnapshotRef } from './schemas.js';
-import { decodeFrame, encodeRecord, findValidFrameAfter, scanFrames, type WalRecord } from './wal-record.js';
+import {
+  corruptTailReason,
+  decodeFrame,
+  encodeRecord,
+  findValidFrameAfter,
+  scanFrames,
+  type WalRecord,
+} from './wal-record.js';
 
 interface Segment {
   seq: number;
@@ -35,6 +45,8 @@ export interface WalOptions {
   segmentBytes: number;
   io: DurableIo;
   logger: StorageLogger;
+  /** Replay as if these snapshots had never been taken (their files are corrupt): see replay.ts. */
+  excludeSnapshots?: ReadonlySet<string>;
 }
 
 const SEGMENT_NAME = /^([0-9]{16})\.wal$/;
@@ -82,7 +94,7 @@ export class Wal {
       const fh = await fsp.open(file, 'r+');
       return { wal: new Wal(dir, opts, [{ seq: 1, file, maxIndex: 0 }], fh, header.length, state), state };
     }
-    const view = new ReplayView();
+    const view = new ReplayView(opts.excludeSnapshots);
     const segments: Segment[] = [];
     let end = 0;
     for (const [i, seq] of seqs.entries()) {
@@ -124,9 +136,12 @@ export class Wal {
     return { segments: this.segments.length, activeBytes: this.size };
   }
 
-  /** Write one record and fsync it (rotating first when the active segment is full). */
-  async append(record: Exclude<WalRecord, { type: 'header' }>): Promise<void> {
-    if (this.size >= this.opts.segmentBytes) await this.rotate();
+  /**
+   * Write one record and fsync it (rotating first when the active segment is full, unless
+   * `mayRotate` is false: a new header would record a state this record has not made durable yet).
+   */
+  async append(record: Exclude<WalRecord, { type: 'header' }>, mayRotate = true): Promise<void> {
+    if (mayRotate && this.size >= this.opts.segmentBytes) await this.rotate();
     const active = this.segments.at(-1) as Segment;
     const frame = encodeRecord(record);
     await this.opts.io.write(this.fh, active.file, frame, this.size);
@@ -205,6 +220,8 @@ function replaySegment(file: string, seq: number, isLast: boolean, view: ReplayV
     }
     const next = findValidFrameAfter(buf, bad.offset);
     if (next !== null) throw corrupt(`${bad.reason}, yet a valid record follows at byte offset ${next}`);
+    const notTorn = corruptTailReason(buf, bad.offset);
+    if (notTorn !== null) throw corrupt(`${bad.reason} in the last record: ${notTorn}`);
     torn = { droppedBytes: buf.length - bad.offset, reason: bad.reason };
   }
   if (frames.length === 0) throw new StorageCorruptionError(file, 0, 'empty segment without a header');

@@ -31,6 +31,15 @@ export const membershipSchema = z.object({
       restoredFrom: z
         .object({ clusterId: z.string().max(256), uri: z.string().max(4096), index: count })
         .nullable(),
+      recoveredFrom: z
+        .object({
+          clusterId: z.string().max(256),
+          nodeId: nodeIdSchema,
+          index: count,
+          at: z.string().max(64),
+        })
+        .nullable()
+        .optional(),
     })
     .nullable(),
 });

@@ -30,7 +30,8 @@ export interface PeerConnectionOptions {
   selfId: NodeId;
   peerId: NodeId;
   address: PeerAddress;
-  tls: PeerTlsOptions | null;
+  /** Read at every dial, so a reloaded certificate is used from the next connection on. */
+  tls: () => PeerTlsOptions | null;
   maxQueuedMessages: number;
   maxFrameBytes: number;
   backoffMsMin: number;
@@ -114,6 +115,23 @@ export class PeerConnection {
     return this.queue.drain();
   }
 
+  /**
+   * Drops the current connection and dials again at once (queued messages are kept), so the
+   * peer sees this node's current certificate. A dial already waiting is brought forward.
+   */
+  redial(): void {
+    if (this.closed) return;
+    if (this.socket) {
+      this.attempt = 0;
+      this.socket.destroy(new Error('TLS material reloaded; reconnecting'));
+      return;
+    }
+    if (this.reconnectTimer) {
+      clearTimeout(this.reconnectTimer);
+      this.dial();
+    }
+  }
+
   /** Stops for good: whatever is still queued is dropped. Resolves once the socket has closed. */
   async close(): Promise<void> {
     this.closed = true;
@@ -129,7 +147,7 @@ export class PeerConnection {
   private dial(): void {
     this.reconnectTimer = null;
     if (this.closed) return;
-    const { socket, readyEvent } = dial(this.opts.address, this.opts.tls);
+    const { socket, readyEvent } = dial(this.opts.address, this.opts.tls());
     this.socket = socket;
     this.socketClosed = new Promise((resolve) => socket.once('close', () => resolve()));
     this.connectTimer = setTimeout(() => {

@@ -6,7 +6,7 @@ import type net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { type InboundOptions, serveInbound } from './inbound-connection.js';
 import type { Logger, PeerTlsOptions } from './options.js';
-import { createPeerServer } from './sockets.js';
+import { createPeerServer, setPeerServerTls } from './sockets.js';
 
 export class PeerListener {
   private readonly server: net.Server;
@@ -38,6 +38,16 @@ export class PeerListener {
         resolve(this.server.address() as AddressInfo);
       });
     });
+  }
+
+  /**
+   * Handshakes from now on use `tls`, and every connection accepted so far is dropped: it was
+   * verified against the trust of before (perhaps a CA just retired), so its peer must redial
+   * and pass the new check. Peers redial at once; Raft resends what was in flight.
+   */
+  setTls(tls: PeerTlsOptions): void {
+    setPeerServerTls(this.server, tls);
+    for (const socket of this.sockets) socket.destroy();
   }
 
   get connections(): number {

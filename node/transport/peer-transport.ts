@@ -80,6 +80,7 @@ export class PeerTransport implements Transport {
   private readonly warnedUnknown = new Set<NodeId>();
   private readonly listener: PeerListener;
   private listened = false;
+  private tls: PeerTlsOptions | null;
   private closed = false;
   private sent = 0;
   private received = 0;
@@ -94,6 +95,7 @@ export class PeerTransport implements Transport {
   constructor(private readonly opts: PeerTransportOptions) {
     this.selfId = opts.selfId;
     this.settings = resolveSettings(opts);
+    this.tls = opts.tls ?? null;
     this.log = (opts.logger ?? pino({ level: 'silent' })).child({
       component: 'transport',
       nodeId: opts.selfId,
@@ -125,6 +127,20 @@ export class PeerTransport implements Transport {
       'listening',
     );
     return address;
+  }
+
+  /**
+   * New TLS material (a reloaded certificate or CA bundle): the listener uses it for handshakes
+   * from now on and drops the connections it verified under the old trust, and every outbound
+   * connection is re-established with it, so peers see the new certificate promptly. Raft
+   * retries what a dropped connection loses. Only for a transport that was started with TLS.
+   */
+  setTls(tls: PeerTlsOptions): void {
+    if (this.tls === null) throw new Error('this transport runs plain TCP; it cannot switch to TLS');
+    this.listener.setTls(tls);
+    this.tls = tls;
+    for (const conn of this.peers.values()) conn.redial();
+    this.log.info({ peers: this.peers.size }, 'TLS material replaced; reconnecting to peers');
   }
 
   /**
@@ -216,7 +232,7 @@ export class PeerTransport implements Transport {
       selfId: this.selfId,
       peerId: id,
       address,
-      tls: this.opts.tls ?? null,
+      tls: () => this.tls,
       random: this.opts.random ?? Math.random,
       logger: this.log,
       clusterId: () => this.opts.clusterId?.() ?? null,

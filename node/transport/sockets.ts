@@ -81,6 +81,13 @@ export function createPeerServer(tlsOptions: PeerTlsOptions | null, handlers: Se
   return server;
 }
 
+/** New connections to `server` (a TLS peer server) use `tlsOptions` from now on. */
+export function setPeerServerTls(server: net.Server, tlsOptions: PeerTlsOptions): void {
+  if (!(server instanceof tls.Server))
+    throw new Error('the peer listener serves plain TCP; it has no TLS to replace');
+  server.setSecureContext({ cert: tlsOptions.cert, key: tlsOptions.key, ca: tlsOptions.ca });
+}
+
 export function remoteOf(socket: net.Socket): string {
   const host = socket.remoteAddress ?? '?';
   return `${net.isIPv6(host) ? `[${host}]` : host}:${socket.remotePort ?? '?'}`;

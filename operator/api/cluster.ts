@@ -61,6 +61,43 @@ export const retentionSchema = z
     'backup.retention needs keepLast, maxAgeDays or both',
   );
 
+/**
+ * The variables the operator sets itself (identity, addresses, TLS): a node's identity and data
+ * must survive every rolling update, so spec.env may not replace them.
+ */
+export const RESERVED_ENV = [
+  'POD_NAME',
+  'CONFLUX_NODE_ID',
+  'CONFLUX_NODE_ID_PREFIX',
+  'CONFLUX_DATA_DIR',
+  'CONFLUX_API_ADDR',
+  'CONFLUX_ADMIN_ADDR',
+  'CONFLUX_RAFT_ADDR',
+  'CONFLUX_ADVERTISE_API_ADDR',
+  'CONFLUX_ADVERTISE_ADMIN_ADDR',
+  'CONFLUX_ADVERTISE_RAFT_ADDR',
+  'CONFLUX_INITIAL_CLUSTER',
+  'CONFLUX_BOOTSTRAP_EXPECT',
+  'CONFLUX_JOIN',
+  'CONFLUX_TLS_CERT',
+  'CONFLUX_TLS_KEY',
+  'CONFLUX_TLS_CA',
+  'CONFLUX_ADMIN_CA',
+  'CONFLUX_DEV_INSECURE',
+] as const;
+
+export const envVarSchema = z.strictObject({
+  name: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name')
+    .max(128)
+    .refine(
+      (n) => !(RESERVED_ENV as readonly string[]).includes(n),
+      'set by the operator; spec.env may not replace it',
+    ),
+  value: z.string().max(4096),
+});
+
 /** A cron expression croner accepts (5 fields; seconds and years optional), evaluated in UTC. */
 const cronSchema = z
   .string()
@@ -139,6 +176,37 @@ export const clusterSpecSchema = z.strictObject({
     })
     .optional()
     .describe('Honoured only while the cluster was never bootstrapped; immutable after creation'),
+  env: z
+    .array(envVarSchema)
+    .max(64)
+    .optional()
+    .refine(
+      (list) => new Set(list?.map((e) => e.name)).size === (list?.length ?? 0),
+      'env names must be unique',
+    )
+    .describe('Extra environment variables for every node (a change rolls the members one at a time)'),
+  rollingUpdate: z
+    .strictObject({
+      readyTimeoutSeconds: z
+        .int()
+        .min(10)
+        .max(3600)
+        .optional()
+        .describe(
+          'How long a restarted member may take to be Ready and caught up (default 180) before the roll stalls',
+        ),
+    })
+    .optional(),
+  recovery: z
+    .strictObject({
+      forceNewClusterFrom: dnsLabel.describe(
+        'The surviving member (its node id or its pod name) to rebuild a one-member cluster from',
+      ),
+    })
+    .optional()
+    .describe(
+      'Quorum-loss recovery, a last resort: acted on only while a majority of the members is gone; remove it once status.recoveredFrom records the recovery',
+    ),
   paused: z.boolean().default(false).describe('Stop every action on this cluster'),
 });
 export type ClusterSpec = z.output<typeof clusterSpecSchema>;
@@ -185,12 +253,16 @@ export const memberStatusSchema = z.object({
 
 /** The step in flight, so a restarted operator resumes it instead of starting another. */
 export const operationStatusSchema = z.object({
-  kind: z.enum(['Bootstrap', 'Restore', 'ScaleUp', 'ScaleDown']),
+  kind: z.enum(['Bootstrap', 'Restore', 'ScaleUp', 'ScaleDown', 'RollingUpdate', 'Replace', 'Recovery']),
   /** The member (pod ordinal) the step is about. */
   ordinal: z.int().min(0).optional(),
   step: z.string(),
   /** The admin API's operation id (add/remove), when one is running. */
   operationId: z.string().optional(),
+  /** Replace: the id of the lost member the slot's new node replaces. */
+  replaces: z.string().optional(),
+  /** RollingUpdate: the pod template revision the member is being rolled to. */
+  revision: z.string().optional(),
   startedAt: z.string(),
 });
 export type OperationStatus = z.infer<typeof operationStatusSchema>;
@@ -210,6 +282,17 @@ export const clusterStatusSchema = z.object({
   lastBackup: z.object({ time: z.string(), uri: z.string(), revision: z.int().optional() }).optional(),
   nextBackup: z.string().optional(),
   restoredFrom: z.object({ clusterId: z.string(), uri: z.string() }).optional(),
+  /** The last quorum-loss recovery: the cluster it replaced and the survivor it kept. */
+  recoveredFrom: z
+    .object({
+      clusterId: z.string(),
+      nodeId: z.string(),
+      pod: z.string().optional(),
+      at: z.string(),
+      /** The spec.recovery.forceNewClusterFrom it consumed; dropped once spec.recovery is removed. */
+      request: z.string().optional(),
+    })
+    .optional(),
   operation: operationStatusSchema.nullable().optional(),
 });
 export type ClusterStatus = z.infer<typeof clusterStatusSchema>;

@@ -41,7 +41,7 @@ describe('operator RBAC', () => {
       'core/services': owned,
       'core/secrets': owned,
       'policy/poddisruptionbudgets': owned,
-      'core/pods': ['get', 'list', 'watch'],
+      'core/pods': ['delete', 'get', 'list', 'watch'],
       'core/persistentvolumeclaims': ['delete', 'get', 'list', 'watch'],
       'events.k8s.io/events': ['create', 'patch'],
       'coordination.k8s.io/leases': ['create', 'get', 'update'],

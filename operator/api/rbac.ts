@@ -39,8 +39,9 @@ export function operatorRules(): PolicyRule[] {
     { apiGroups: ['apps'], resources: ['statefulsets'], verbs: OWNED },
     { apiGroups: [''], resources: ['services', 'secrets'], verbs: OWNED },
     { apiGroups: ['policy'], resources: ['poddisruptionbudgets'], verbs: OWNED },
-    // Observed, never changed: the StatefulSet controller owns the pods.
-    { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
+    // The StatefulSet controller creates the pods (updateStrategy OnDelete); the operator deletes
+    // one at a time to roll a new pod template through the members.
+    { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'delete'] },
     // A member's volume is deleted after scale-down when storage.reclaimPolicy is Delete.
     { apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['get', 'list', 'watch', 'delete'] },
     { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },

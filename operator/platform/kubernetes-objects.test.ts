@@ -9,6 +9,8 @@ import {
   buildCaSecret,
   buildClusterObjects,
   buildNodeTlsSecret,
+  buildPodDisruptionBudget,
+  buildPodTemplate,
   buildStatefulSet,
   ClusterObjectsError,
   DEV_INSECURE_ANNOTATION,
@@ -154,13 +156,30 @@ describe('services and disruption budget', () => {
     expect(o.clientService.spec?.clusterIP).toBeUndefined();
     expect(o.clientService.spec?.ports?.map((p) => [p.name, p.port])).toEqual([['api', 8080]]);
   });
-  it('PDB allows one member down', () => {
+  it('PDB keeps a quorum of the desired voters up (3 voters: one may be evicted)', () => {
     expect(o.podDisruptionBudget.spec).toEqual({
-      maxUnavailable: 1,
+      minAvailable: 2,
       selector: {
         matchLabels: { 'app.kubernetes.io/name': 'conflux', 'app.kubernetes.io/instance': 'demo' },
       },
     });
+  });
+  it.each([
+    [1, 1],
+    [2, 2],
+    [3, 2],
+    [4, 3],
+    [5, 3],
+  ])('PDB with %i voters refuses evictions below a quorum (minAvailable %i)', (replicas, min) => {
+    expect(buildPodDisruptionBudget(cluster({ replicas })).spec?.minAvailable).toBe(min);
+  });
+  it('the StatefulSet leaves rolling to the operator (OnDelete)', () => {
+    expect(o.statefulSet.spec?.updateStrategy).toEqual({ type: 'OnDelete' });
+  });
+  it('spec.env reaches the container last, after the variables the operator sets', () => {
+    const env = buildPodTemplate(cluster({ env: [{ name: 'CONFLUX_LOG_LEVEL', value: 'debug' }] })).spec
+      ?.containers[0]?.env;
+    expect(env?.at(-1)).toEqual({ name: 'CONFLUX_LOG_LEVEL', value: 'debug' });
   });
 });
 

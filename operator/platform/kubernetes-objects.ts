@@ -200,8 +200,18 @@ export function buildPodDisruptionBudget(cluster: ConfluxCluster): V1PodDisrupti
     apiVersion: 'policy/v1',
     kind: 'PodDisruptionBudget',
     metadata: meta(cluster, resourceNames(cluster).podDisruptionBudget),
-    spec: { maxUnavailable: 1, selector: { matchLabels: selectorLabels(cluster) } },
+    // Evictions (node drains) may take members down only while a quorum of the desired voters
+    // stays up: the same line the operator's rolling update never crosses.
+    spec: {
+      minAvailable: quorumOf(cluster.spec.replicas),
+      selector: { matchLabels: selectorLabels(cluster) },
+    },
   };
+}
+
+/** A majority of `voters`. */
+export function quorumOf(voters: number): number {
+  return Math.floor(voters / 2) + 1;
 }
 
 const value = (name: string, v: string | number | boolean): V1EnvVar => ({ name, value: String(v) });
@@ -255,6 +265,8 @@ export function nodeEnv(cluster: ConfluxCluster): V1EnvVar[] {
       );
     }
   }
+  // Last, so a user's variable never shadows one above (the schema refuses the reserved names).
+  for (const e of cluster.spec.env ?? []) env.push(value(e.name, e.value));
   return env;
 }
 
@@ -367,9 +379,10 @@ export function buildStatefulSet(
       podManagementPolicy: 'Parallel',
       replicas: size,
       selector: { matchLabels: selectorLabels(cluster) },
-      // Kubernetes rolls one pod at a time, highest ordinal first, and waits for readiness
-      // (/readyz: a member with a known leader) before the next.
-      updateStrategy: { type: 'RollingUpdate' },
+      // The operator rolls a new template through the members itself (followers first, the
+      // leader last after a transfer, never below zero fault tolerance) by deleting one pod at a
+      // time; the StatefulSet re-creates a deleted pod from the current template.
+      updateStrategy: { type: 'OnDelete' },
       persistentVolumeClaimRetentionPolicy: { whenScaled: storage.reclaimPolicy, whenDeleted: 'Retain' },
       volumeClaimTemplates: [
         {

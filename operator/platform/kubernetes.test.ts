@@ -2,15 +2,19 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { KubeConfig, type V1Pod, type V1StatefulSet } from '@kubernetes/client-node';
 import { StatefulSet } from 'kubernetes-models/apps/v1';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { adminCall } from '../../node/api/admin-client.js';
 import { isAdminCertificate, isAuthorizedAdmin } from '../../node/certs/index.js';
 import { type ConfluxCluster, confluxClusterSchema } from '../api/cluster.js';
-import { KubernetesPlatform, memberPods, volumeOrdinals } from './kubernetes.js';
-import { DEV_INSECURE_ANNOTATION, TLS_HASH_ANNOTATION } from './kubernetes-objects.js';
+import { isOutdated, KubernetesPlatform, memberPods, volumeOrdinals } from './kubernetes.js';
+import {
+  DEV_INSECURE_ANNOTATION,
+  POD_TEMPLATE_HASH_ANNOTATION,
+  TLS_HASH_ANNOTATION,
+} from './kubernetes-objects.js';
 import { issuedBy } from './tls-secrets.js';
 
 const silent = pino({ level: 'silent' });
@@ -410,6 +414,50 @@ describe('KubernetesPlatform (against an in-memory stand-in)', () => {
     await expect(platform.deleteVolume(c, -1)).rejects.toThrow(/not an ordinal/);
   });
 
+  it('recreateMember: deletes the claim, then the pod, of a slot in the set; refuses one beyond it', async () => {
+    const c = cluster();
+    await platform.ensureMembers(c, 3);
+    api.put('/api/v1/namespaces/db/persistentvolumeclaims/data-demo-1', {
+      metadata: { name: 'data-demo-1' },
+    });
+    api.put('/api/v1/namespaces/db/pods/demo-1', pod('demo-1') as Record<string, unknown>);
+    api.requests = [];
+    await platform.recreateMember(c, 1);
+    expect(api.requests.filter((r) => r.method === 'DELETE').map((r) => r.path)).toEqual([
+      '/api/v1/namespaces/db/persistentvolumeclaims/data-demo-1',
+      '/api/v1/namespaces/db/pods/demo-1',
+    ]);
+    expect(api.objects.has('/api/v1/namespaces/db/pods/demo-1')).toBe(false);
+    await expect(platform.recreateMember(c, 1)).resolves.toBeUndefined(); // both gone already: fine
+    await expect(platform.recreateMember(c, 3)).rejects.toThrow(/not in the set/);
+  });
+
+  it('restartMember: applies a changed template first, then deletes the pod; refuses a slot beyond the set', async () => {
+    const c = cluster();
+    await platform.ensureMembers(c, 3);
+    const applied = await platform.templateRevision(c);
+    expect(
+      api.get<{ spec: { template: { metadata: { annotations: Record<string, string> } } } }>(STS).spec
+        .template.metadata.annotations[POD_TEMPLATE_HASH_ANNOTATION],
+    ).toBe(applied);
+    const changed = cluster({ env: [{ name: 'CONFLUX_LOG_LEVEL', value: 'warn' }] });
+    const next = await platform.templateRevision(changed);
+    expect(next).not.toBe(applied);
+    api.put('/api/v1/namespaces/db/pods/demo-1', pod('demo-1') as Record<string, unknown>);
+    api.requests = [];
+    await platform.restartMember(changed, 1);
+    const writes = api.requests.filter((r) => r.method !== 'GET').map((r) => `${r.method} ${r.path}`);
+    expect(writes.indexOf(`PATCH ${STS}`)).toBeGreaterThanOrEqual(0);
+    expect(writes.at(-1)).toBe('DELETE /api/v1/namespaces/db/pods/demo-1');
+    expect(writes.indexOf(`PATCH ${STS}`)).toBeLessThan(writes.length - 1);
+    expect(await platform.templateRevision(changed)).toBe(next);
+    // The template is current now: a second restart only deletes the pod (gone already: fine).
+    api.requests = [];
+    await expect(platform.restartMember(changed, 1)).resolves.toBeUndefined();
+    expect(api.requests.filter((r) => r.method !== 'GET').map((r) => r.method)).toEqual(['DELETE']);
+    await expect(platform.restartMember(changed, 3)).rejects.toThrow(/not in the set/);
+  });
+
   it('pods: listed by the cluster labels, mapped to slots', async () => {
     const c = cluster();
     await platform.ensureMembers(c, 2);
@@ -459,5 +507,48 @@ describe('KubernetesPlatform (against an in-memory stand-in)', () => {
     });
     api.put(`${SECRETS}/s3`, { metadata: { name: 's3' }, data: { id: b64('AKIA1') } });
     await expect(platform.backupCredentials(cluster({ backup }))).rejects.toThrow('Secret db/s3 lacks key');
+  });
+});
+
+describe('pod template revisions (rolling updates)', () => {
+  const c = cluster();
+  const desired = 'hash-new';
+  const withRevision = (name: string, hash: string, label: string): V1Pod => {
+    const p = pod(name);
+    p.metadata = {
+      ...p.metadata,
+      annotations: { [POD_TEMPLATE_HASH_ANNOTATION]: hash },
+      labels: { 'controller-revision-hash': label },
+    };
+    return p;
+  };
+  const set = (updateRevision: string, observed = 2): V1StatefulSet => ({
+    metadata: { name: 'demo', generation: 2 },
+    status: { replicas: 3, updateRevision, observedGeneration: observed },
+  });
+
+  it('a pod whose template digest differs from the spec is outdated', () => {
+    expect(isOutdated(withRevision('demo-0', 'hash-old', 'demo-a'), desired, set('demo-a'))).toBe(true);
+    expect(isOutdated(withRevision('demo-0', desired, 'demo-a'), desired, set('demo-a'))).toBe(false);
+  });
+
+  it("a pod on another controller-revision-hash than the set's updateRevision is outdated, once the controller saw the set", () => {
+    const p = withRevision('demo-0', desired, 'demo-a');
+    expect(isOutdated(p, desired, set('demo-b'))).toBe(true);
+    expect(isOutdated(p, desired, set('demo-b', 1))).toBe(false);
+  });
+
+  it('memberPods reports each pod revision and whether it is outdated', () => {
+    const slots = memberPods(
+      c,
+      2,
+      [withRevision('demo-0', desired, 'demo-a'), withRevision('demo-1', 'hash-old', 'demo-a')],
+      undefined,
+      { desired, set: set('demo-a') },
+    );
+    expect(slots.map((s) => [s.revision, s.outdated])).toEqual([
+      [desired, false],
+      ['hash-old', true],
+    ]);
   });
 });

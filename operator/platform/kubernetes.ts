@@ -20,23 +20,27 @@ import {
 import type { Logger } from 'pino';
 import type { AdminClientOptions } from '../../node/api/admin-client.js';
 import type { ConfluxCluster } from '../api/cluster.js';
+import { advanceCaRotation, caSecretFor, memberTlsReports, writeCaSecret } from './kubernetes-ca-rotation.js';
 import {
   buildAdminTlsSecret,
-  buildCaSecret,
   buildClusterObjects,
   buildNodeTlsSecret,
+  buildPodTemplate,
   DATA_VOLUME,
   keepImmutableFields,
   labelSelector,
   objectHash,
+  POD_TEMPLATE_HASH_ANNOTATION,
   PORTS,
   podHost,
   podName,
   pvcName,
   requiredSecretNames,
   resourceNames,
+  TLS_HASH_ANNOTATION,
 } from './kubernetes-objects.js';
 import type { MemberPod, Platform } from './platform.js';
+import { type CaSet, trustBundle } from './tls-rotation.js';
 import { needsRenewal, renewTlsMaterial, type TlsMaterial } from './tls-secrets.js';
 
 /** The field manager of every server-side apply (and the owner of the fields it sets). */
@@ -56,6 +60,13 @@ export interface KubernetesPlatformOptions {
    * needs the operator to run inside the cluster). An API stand-in may map pods elsewhere.
    */
   memberHost?: (cluster: ConfluxCluster, pod: V1Pod | undefined, podName: string) => string;
+  /** Records an Event on the cluster (CA rotation phases). */
+  event?: (
+    cluster: ConfluxCluster,
+    type: 'Normal' | 'Warning',
+    reason: string,
+    message: string,
+  ) => Promise<void>;
 }
 
 export class KubernetesPlatform implements Platform {
@@ -122,14 +133,82 @@ export class KubernetesPlatform implements Platform {
   }
 
   async pods(cluster: ConfluxCluster): Promise<MemberPod[]> {
-    const [size, list] = await Promise.all([
-      this.setSize(cluster),
+    const [sts, list] = await Promise.all([
+      this.readStatefulSet(cluster),
       this.core.listNamespacedPod({
         namespace: cluster.metadata.namespace,
         labelSelector: labelSelector(cluster),
       }),
     ]);
-    return memberPods(cluster, size, list.items, this.o.memberHost);
+    const size = sts ? (sts.spec?.replicas ?? 1) : 0;
+    const revisions = { desired: this.revisionFor(cluster, sts), set: sts };
+    return memberPods(cluster, size, list.items, this.o.memberHost, revisions);
+  }
+
+  async templateRevision(cluster: ConfluxCluster): Promise<string> {
+    return this.revisionFor(cluster, await this.readStatefulSet(cluster));
+  }
+
+  /**
+   * Delete the member's pod; the StatefulSet (OnDelete) re-creates it from its template on the
+   * same claim. The template is brought up to date first when the spec changed since it was applied.
+   */
+  async restartMember(cluster: ConfluxCluster, ordinal: number): Promise<void> {
+    const sts = await this.readStatefulSet(cluster);
+    const size = sts ? (sts.spec?.replicas ?? 1) : 0;
+    if (!(Number.isInteger(ordinal) && ordinal >= 0 && ordinal < size)) {
+      throw new Error(`slot ${ordinal} is not in the set (size ${size})`);
+    }
+    const desired = this.revisionFor(cluster, sts);
+    if (sts?.spec?.template?.metadata?.annotations?.[POD_TEMPLATE_HASH_ANNOTATION] !== desired) {
+      await this.ensureMembers(cluster, size);
+    }
+    const name = podName(cluster, ordinal);
+    try {
+      await this.core.deleteNamespacedPod({ name, namespace: cluster.metadata.namespace });
+      this.log.info(
+        { cluster: cluster.metadata.name, pod: name, revision: desired },
+        'deleted pod to roll it',
+      );
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
+  /**
+   * Delete the member's claim, then its pod: the StatefulSet re-creates the pod with a new, empty
+   * claim (the old claim goes once no pod uses it), so its node starts pristine with a new id.
+   */
+  async recreateMember(cluster: ConfluxCluster, ordinal: number): Promise<void> {
+    const size = await this.setSize(cluster);
+    if (!(Number.isInteger(ordinal) && ordinal >= 0 && ordinal < size)) {
+      throw new Error(`slot ${ordinal} is not in the set (size ${size})`);
+    }
+    const namespace = cluster.metadata.namespace;
+    for (const remove of [
+      () => this.core.deleteNamespacedPersistentVolumeClaim({ name: pvcName(cluster, ordinal), namespace }),
+      () => this.core.deleteNamespacedPod({ name: podName(cluster, ordinal), namespace }),
+    ]) {
+      try {
+        await remove();
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    }
+    this.log.info(
+      { cluster: cluster.metadata.name, ordinal },
+      'deleted the claim and pod of a member to wipe it',
+    );
+  }
+
+  /** The pod template revision of `cluster` now, with the TLS digest the set's template carries. */
+  private revisionFor(cluster: ConfluxCluster, sts: V1StatefulSet | null): string {
+    const tlsHash = sts?.spec?.template?.metadata?.annotations?.[TLS_HASH_ANNOTATION];
+    const template = buildPodTemplate(cluster, {
+      ...(this.o.clusterDomain ? { clusterDomain: this.o.clusterDomain } : {}),
+      ...(tlsHash ? { tlsHash } : {}),
+    });
+    return template.metadata?.annotations?.[POD_TEMPLATE_HASH_ANNOTATION] ?? '';
   }
 
   /**
@@ -232,12 +311,19 @@ export class KubernetesPlatform implements Platform {
     if (ca) current.ca = ca;
     if (node) current.node = node;
     if (admin) current.admin = admin;
-    const renewal = await renewTlsMaterial(
-      cluster,
-      current,
-      this.now(),
-      this.o.clusterDomain ? { clusterDomain: this.o.clusterDomain } : {},
-    );
+    // A working CA is rotated with an overlap, one phase per pass (kubernetes-ca-rotation.ts).
+    const event = this.o.event;
+    const rotation = await advanceCaRotation(cluster, caSecret, node?.certPem, {
+      now: this.now(),
+      log,
+      probe: async () => memberTlsReports(await this.pods(cluster), await this.adminClient(cluster)),
+      ...(event ? { event: (type, reason, message) => event(cluster, type, reason, message) } : {}),
+    });
+    if (rotation) current.ca = rotation.ca;
+    const renewal = await renewTlsMaterial(cluster, current, this.now(), {
+      ...(this.o.clusterDomain ? { clusterDomain: this.o.clusterDomain } : {}),
+      rotating: rotation?.phase != null,
+    });
     const caReason = renewal.reasons.find((r) => r.startsWith('CA: '));
     if (caSecret && caReason && caReason !== 'CA: expired') {
       // Replacing a CA that members may still use would cut restarted pods off from the others.
@@ -252,14 +338,18 @@ export class KubernetesPlatform implements Platform {
     for (const reason of renewal.reasons) log.info({ reason }, 'issuing TLS material');
     for (const warning of renewal.warnings) log.warn(warning);
     const m = renewal.material;
-    // The CA first: a leaf written before its CA could be orphaned by a crash in between.
-    await this.writeSecret(buildCaSecret(cluster, m.ca), caSecret);
+    // The CA first: a leaf written before its CA could be orphaned by a crash in between. The
+    // CA set is the rotation's unless the CA was just replaced outright.
+    const set: CaSet = rotation?.ca === m.ca ? rotation : { ca: m.ca, phase: null, since: null };
+    await writeCaSecret(this.core, caSecretFor(cluster, set), set, caSecret, FIELD_MANAGER);
+    // Members and the operator trust every CA of the set (old and new while rotating).
+    const caPem = trustBundle(set);
     await this.writeSecret(
-      buildNodeTlsSecret(cluster, { caPem: m.ca.certPem, certPem: m.node.certPem, keyPem: m.node.keyPem }),
+      buildNodeTlsSecret(cluster, { caPem, certPem: m.node.certPem, keyPem: m.node.keyPem }),
       nodeSecret,
     );
     await this.writeSecret(
-      buildAdminTlsSecret(cluster, { caPem: m.ca.certPem, certPem: m.admin.certPem, keyPem: m.admin.keyPem }),
+      buildAdminTlsSecret(cluster, { caPem, certPem: m.admin.certPem, keyPem: m.admin.keyPem }),
       adminSecret,
     );
     return objectHash([m.node.certPem, m.ca.certPem]);
@@ -356,6 +446,7 @@ export function memberPods(
   setSize: number,
   pods: V1Pod[],
   memberHost?: (cluster: ConfluxCluster, pod: V1Pod | undefined, podName: string) => string,
+  revisions?: { desired: string; set: V1StatefulSet | null },
 ): MemberPod[] {
   const prefix = `${cluster.metadata.name}-`;
   const byOrdinal = new Map<number, V1Pod>();
@@ -379,11 +470,14 @@ export function memberPods(
       // A terminating pod may still report Ready; it is on its way out, so it counts as neither.
       const ready =
         running && (pod?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false);
+      const revision = pod?.metadata?.annotations?.[POD_TEMPLATE_HASH_ANNOTATION];
       return {
         ordinal,
         name,
         running,
         ready,
+        ...(revision === undefined ? {} : { revision }),
+        ...(revisions && pod ? { outdated: isOutdated(pod, revisions.desired, revisions.set) } : {}),
         addresses: {
           api: `${host}:${PORTS.api}`,
           raft: `${host}:${PORTS.raft}`,
@@ -391,4 +485,20 @@ export function memberPods(
         },
       };
     });
+}
+
+const REVISION_LABEL = 'controller-revision-hash';
+
+/**
+ * A pod runs an older template than the spec asks for: its template digest differs, or (once the
+ * StatefulSet controller has seen the set's current generation) its controller-revision-hash is
+ * not the set's updateRevision.
+ */
+export function isOutdated(pod: V1Pod, desired: string, set: V1StatefulSet | null): boolean {
+  if (pod.metadata?.annotations?.[POD_TEMPLATE_HASH_ANNOTATION] !== desired) return true;
+  const status = set?.status;
+  const label = pod.metadata?.labels?.[REVISION_LABEL];
+  const seen =
+    status?.observedGeneration !== undefined && status.observedGeneration === set?.metadata?.generation;
+  return seen && !!status?.updateRevision && label !== undefined && label !== status.updateRevision;
 }

@@ -15,7 +15,14 @@ export const slotsFileSchema = z.object({
   basePort: z.int().nullable().default(null),
   slots: z.record(
     z.string(),
-    z.object({ raft: z.int(), api: z.int(), admin: z.int(), pid: z.int().nullable().default(null) }),
+    z.object({
+      raft: z.int(),
+      api: z.int(),
+      admin: z.int(),
+      pid: z.int().nullable().default(null),
+      /** The template revision the slot's process was last started with (see local-template.ts). */
+      revision: z.string().nullable().default(null),
+    }),
   ),
 });
 export type SlotsFile = z.infer<typeof slotsFileSchema>;
@@ -115,7 +122,13 @@ export class PortAllocator {
     if (base !== undefined && this.ownsBasePorts(state)) {
       if (ordinal >= 100) throw new Error(`slot ${ordinal} does not fit the base port layout`);
       state.doc.basePort = base;
-      ports = { raft: base + ordinal, api: base + 100 + ordinal, admin: base + 200 + ordinal, pid: null };
+      ports = {
+        raft: base + ordinal,
+        api: base + 100 + ordinal,
+        admin: base + 200 + ordinal,
+        pid: null,
+        revision: null,
+      };
     } else {
       const taken = this.reservedPorts();
       const pick = async () => {
@@ -127,7 +140,7 @@ export class PortAllocator {
           }
         }
       };
-      ports = { raft: await pick(), api: await pick(), admin: await pick(), pid: null };
+      ports = { raft: await pick(), api: await pick(), admin: await pick(), pid: null, revision: null };
     }
     state.doc.slots[ordinal] = ports;
     writeSlotsFile(state.dir, state.doc);

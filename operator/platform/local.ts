@@ -36,6 +36,7 @@ import {
   volumeOrdinals,
   writeSlotsFile,
 } from './local-slots.js';
+import { commandFor, type ImageCommands, localRevision, specEnv } from './local-template.js';
 import type { MemberPod, Platform } from './platform.js';
 
 export { defaultCommand, type NodeCommand, nodeIdPrefix, PASS_NODE_ID_PREFIX } from './local-process.js';
@@ -58,6 +59,11 @@ export interface LocalPlatformOptions {
   extraArgs?: string[];
   /** Environment added to the nodes' (which inherit ours, minus every CONFLUX_* variable). */
   env?: Record<string, string>;
+  /**
+   * How to run each `spec.image`. Without it the image is not part of a local node's template (a
+   * process has no image) and every node runs `command`; with it, an image missing here is refused.
+   */
+  images?: ImageCommands;
   /** SIGTERM, then SIGKILL after this long. Default 10 s. */
   stopGraceMs?: number;
   /** The readiness probe's timeout. Default 1 s. */
@@ -75,8 +81,10 @@ interface ClusterState {
   dir: string;
   doc: SlotsFile;
   procs: Map<number, SlotProcess>;
-  /** The cluster as last given to ensureMembers: what a restart runs with. */
+  /** The cluster as last given to ensureMembers: what a slot without its own template runs. */
   cluster: ConfluxCluster | null;
+  /** The cluster (the template) each slot was last started with: what its crash restarts run. */
+  templates: Map<number, ConfluxCluster>;
   restartTimers: Map<number, NodeJS.Timeout>;
   lock: Promise<unknown>;
   log: Logger;
@@ -112,7 +120,7 @@ export class LocalPlatform implements Platform {
         state.doc.size = size;
         this.save(state);
       }
-      for (let k = 0; k < size; k++) this.startIfNeeded(state, cluster, k);
+      for (let k = 0; k < size; k++) this.startIfNeeded(state, state.templates.get(k) ?? cluster, k);
       for (const p of state.procs.values()) {
         if (p.ordinal >= size && p.alive && !p.stopping) void this.stopSlot(state, p);
       }
@@ -128,13 +136,24 @@ export class LocalPlatform implements Platform {
     const ordinals = new Set<number>();
     for (let k = 0; k < state.doc.size; k++) ordinals.add(k);
     for (const p of state.procs.values()) if (p.alive) ordinals.add(p.ordinal);
+    const current = localRevision(cluster, this.o.images);
     const pods = [...ordinals]
       .sort((a, b) => a - b)
       .flatMap((ordinal) => {
         const ports = state.doc.slots[ordinal];
         if (!ports) return [];
         const running = state.procs.get(ordinal)?.alive ?? false;
-        return [{ ordinal, name: slotName(state.name, ordinal), running, addresses: addressesOf(ports) }];
+        const revision = ports.revision ?? undefined;
+        return [
+          {
+            ordinal,
+            name: slotName(state.name, ordinal),
+            running,
+            addresses: addressesOf(ports),
+            ...(revision === undefined ? {} : { revision }),
+            outdated: revision !== undefined && revision !== current,
+          },
+        ];
       });
     return Promise.all(
       pods.map(async (p) => ({ ...p, ready: p.running && (await this.probeReady(p.addresses.api)) })),
@@ -160,6 +179,48 @@ export class LocalPlatform implements Platform {
       }
       rmSync(this.volumeDir(cluster, ordinal), { recursive: true, force: true });
       state.log.info({ slot: name }, 'volume deleted');
+    });
+  }
+
+  async templateRevision(cluster: ConfluxCluster): Promise<string> {
+    return localRevision(cluster, this.o.images);
+  }
+
+  /** Stop the slot's process and start it with `cluster`'s template, on the same data dir and ports. */
+  async restartMember(cluster: ConfluxCluster, ordinal: number): Promise<void> {
+    const state = await this.state(cluster);
+    await this.locked(state, async () => {
+      if (!Number.isInteger(ordinal) || ordinal < 0 || ordinal >= state.doc.size) {
+        throw new Error(`slot ${ordinal} is not in the set (size ${state.doc.size})`);
+      }
+      commandFor(cluster, this.o.images, this.command); // refuse an unknown image before stopping
+      clearTimeout(state.restartTimers.get(ordinal));
+      state.restartTimers.delete(ordinal);
+      const p = state.procs.get(ordinal);
+      if (p?.alive) await this.stopSlot(state, p);
+      state.templates.set(ordinal, cluster);
+      this.spawnSlot(state, cluster, ordinal, 0);
+      state.log.info(
+        { slot: slotName(state.name, ordinal), revision: localRevision(cluster, this.o.images) },
+        'node restarted on the current template',
+      );
+    });
+  }
+
+  /** Stop the slot's process, delete its data dir and start it again empty (same ports and template). */
+  async recreateMember(cluster: ConfluxCluster, ordinal: number): Promise<void> {
+    const state = await this.state(cluster);
+    await this.locked(state, async () => {
+      if (!Number.isInteger(ordinal) || ordinal < 0 || ordinal >= state.doc.size) {
+        throw new Error(`slot ${ordinal} is not in the set (size ${state.doc.size})`);
+      }
+      clearTimeout(state.restartTimers.get(ordinal));
+      state.restartTimers.delete(ordinal);
+      const p = state.procs.get(ordinal);
+      if (p?.alive) await this.stopSlot(state, p);
+      rmSync(this.volumeDir(cluster, ordinal), { recursive: true, force: true });
+      this.spawnSlot(state, state.templates.get(ordinal) ?? cluster, ordinal, 0);
+      state.log.info({ slot: slotName(state.name, ordinal) }, 'volume wiped, node started empty');
     });
   }
 
@@ -241,6 +302,7 @@ export class LocalPlatform implements Platform {
       doc,
       procs: new Map(),
       cluster: null,
+      templates: new Map(),
       restartTimers: new Map(),
       lock: Promise.resolve(),
       log: this.log.child({ cluster: name, namespace }),
@@ -283,7 +345,7 @@ export class LocalPlatform implements Platform {
     const timer = setTimeout(() => {
       state.restartTimers.delete(p.ordinal);
       void this.locked(state, async () => {
-        const cluster = state.cluster;
+        const cluster = state.templates.get(p.ordinal) ?? state.cluster;
         if (cluster && p.ordinal < state.doc.size && state.procs.get(p.ordinal) === p) {
           this.startIfNeeded(state, cluster, p.ordinal);
         }
@@ -302,14 +364,17 @@ export class LocalPlatform implements Platform {
     mkdirSync(volume, { recursive: true });
     mkdirSync(join(state.dir, 'logs'), { recursive: true });
     const a = addressesOf(ports);
+    const command = commandFor(cluster, this.o.images, this.command);
+    state.templates.set(ordinal, cluster);
+    ports.revision = localRevision(cluster, this.o.images);
     const proc = spawnSlotProcess({
       ordinal,
       crashes,
       name,
-      command: this.command,
+      command,
       flags: nodeFlags(cluster, state.name, ordinal, volume, a, this.o.extraArgs),
       logFile,
-      env: this.o.env,
+      env: { ...this.o.env, ...specEnv(cluster) },
       onExit: (p, code, signal, error) => {
         const slot = state.doc.slots[ordinal];
         if (slot && slot.pid === p.child.pid) {
@@ -325,10 +390,8 @@ export class LocalPlatform implements Platform {
       },
     });
     state.procs.set(ordinal, proc);
-    if (proc.child.pid !== undefined) {
-      ports.pid = proc.child.pid;
-      this.save(state);
-    }
+    if (proc.child.pid !== undefined) ports.pid = proc.child.pid;
+    this.save(state);
     state.log.info({ slot: name, pid: proc.child.pid, api: a.api, admin: a.admin }, 'node started');
   }
 

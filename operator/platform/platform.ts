@@ -17,6 +17,10 @@ export interface MemberPod {
   ready: boolean;
   /** Advertised addresses, host:port. */
   addresses: { api: string; raft: string; admin: string };
+  /** The pod template revision the slot runs (absent while no process or pod exists). */
+  revision?: string;
+  /** The slot runs another revision than the cluster's current one: a rolling update restarts it. */
+  outdated?: boolean;
 }
 
 export interface Platform {
@@ -41,6 +45,21 @@ export interface Platform {
   backupCredentials(
     cluster: ConfluxCluster,
   ): Promise<{ accessKeyId: string; secretAccessKey: string } | undefined>;
+  /** The pod template revision of `cluster` as specified now: what a restarted member runs. */
+  templateRevision(cluster: ConfluxCluster): Promise<string>;
+  /**
+   * Restart slot `ordinal` on the current pod template, keeping its volume (so its node id and
+   * data): delete the pod (the StatefulSet, updateStrategy OnDelete, re-creates it), or stop the
+   * process and start it again. Returns once the old one is asked to go (Kubernetes) or the new
+   * one is started (Local).
+   */
+  restartMember(cluster: ConfluxCluster, ordinal: number): Promise<void>;
+  /**
+   * Wipe slot `ordinal` (in the set) and start it again empty: its node comes back pristine with a
+   * new id. Deletes the volume and the pod (Kubernetes: the PVC, then the pod; the StatefulSet
+   * re-creates both), or stops the process, deletes its data dir and starts it (Local).
+   */
+  recreateMember(cluster: ConfluxCluster, ordinal: number): Promise<void>;
 }
 
 /** Thrown by `writeStatus` when the object changed since it was read (HTTP 409). */

@@ -197,10 +197,36 @@ describe('renewTlsMaterial', () => {
     };
     const soon = await renewTlsMaterial(cluster, { ca: oldCa, ...leaves }, now);
     expect(soon.issued.ca).toBe(false);
-    expect(soon.warnings[0]).toMatch(/the cluster CA expires at .*rotate it by hand/);
+    expect(soon.warnings[0]).toMatch(/the cluster CA expires at .*is not being rotated/);
+    const rotating = await renewTlsMaterial(cluster, { ca: oldCa, ...leaves }, now, { rotating: true });
+    expect(rotating.warnings).toEqual([]);
 
     const expired = await renewTlsMaterial(cluster, { ca: oldCa, ...leaves }, daysFromNow(11));
     expect(expired.issued).toEqual({ ca: true, node: true, admin: true });
     expect(expired.reasons[0]).toBe('CA: expired');
+  });
+});
+
+describe('renewTlsMaterial through a CA rotation', () => {
+  it('keeps the leaves while the new CA is only trusted, re-issues them once it signs', async () => {
+    const oldCa = await generateCa({ commonName: 'old', validDays: 90, notBefore: daysFromNow(-70) });
+    const first = await renewTlsMaterial(cluster, { ca: oldCa }, now);
+    const leaves = { node: first.material.node, admin: first.material.admin };
+    const next = await generateCa({ commonName: 'new', validDays: 90, notBefore: now });
+
+    // trust-new: the old CA still signs, so nothing is re-issued.
+    const trusting = await renewTlsMaterial(cluster, { ca: oldCa, ...leaves }, now, { rotating: true });
+    expect(trusting.issued).toEqual({ ca: false, node: false, admin: false });
+
+    // issue-new: the new CA signs; both leaves are re-issued from it, the CA itself is kept.
+    const issuing = await renewTlsMaterial(cluster, { ca: next, ...leaves }, now, { rotating: true });
+    expect(issuing.issued).toEqual({ ca: false, node: true, admin: true });
+    expect(issuing.reasons).toEqual([
+      'node certificate: not signed by the current CA',
+      'admin certificate: not signed by the current CA',
+    ]);
+    expect(issuedBy(issuing.material.node.certPem, next.certPem)).toBe(true);
+    expect(issuedBy(issuing.material.admin.certPem, next.certPem)).toBe(true);
+    expect(isAdminCertificate(issuing.material.admin.certPem)).toBe(true);
   });
 });

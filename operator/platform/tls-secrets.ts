@@ -7,10 +7,11 @@
 // - The node certificate names the pods by wildcard (`*.<name>-headless.<ns>.svc`), so scaling
 //   never needs a new certificate (and never rolls the pods).
 // - A leaf is re-issued when it is missing, unreadable, within RENEW_BEFORE_DAYS of expiry, not
-//   signed by the current CA, or lacks a name it must carry. The CA is replaced only when it is
-//   missing, broken or already expired: a new CA while the old one still works would split the
-//   running members (each trusts only the CA it started with), so a CA close to expiry is
-//   reported instead (see `warnings`).
+//   signed by the current CA, or lacks a name it must carry. The CA is replaced outright only when
+//   it is missing, broken or already expired: a new CA while the old one still works would split
+//   the running members. A working CA is rotated with an overlap instead (tls-rotation.ts: trust
+//   both, re-issue the leaves, drop the old one); here a CA close to expiry that is not being
+//   rotated is reported (see `warnings`).
 
 import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
 import {
@@ -165,7 +166,7 @@ export async function renewTlsMaterial(
   cluster: ConfluxCluster,
   current: Partial<TlsMaterial>,
   now: Date,
-  options: { clusterDomain?: string } = {},
+  options: { clusterDomain?: string; rotating?: boolean } = {},
 ): Promise<TlsRenewal> {
   const reasons: string[] = [];
   const warnings: string[] = [];
@@ -178,10 +179,10 @@ export async function renewTlsMaterial(
   else if (parse(ca.certPem) === null) caProblem = 'unreadable';
   else if (!keyMatches(ca)) caProblem = 'its key does not match';
   else if (needsRenewal(ca.certPem, now, 0)) caProblem = 'expired';
-  else if (needsRenewal(ca.certPem, now)) {
+  else if (needsRenewal(ca.certPem, now) && !options.rotating) {
     warnings.push(
-      `the cluster CA expires at ${expiresAt(ca.certPem)?.toISOString()}; rotate it by hand ` +
-        '(a new CA while the old one works would cut the running members off from each other)',
+      `the cluster CA expires at ${expiresAt(ca.certPem)?.toISOString()} and is not being rotated ` +
+        '(a new CA without an overlap would cut the running members off from each other)',
     );
   }
   if (caProblem || !ca) {

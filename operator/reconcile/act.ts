@@ -4,6 +4,7 @@
 
 import { adminCall, adminCallParsed, remoteError } from '../../node/api/admin-client.js';
 import {
+  forceNewClusterResponseSchema,
   initializeResponseSchema,
   type MemberAddresses,
   operationSchema,
@@ -108,8 +109,38 @@ export async function act(platform: Platform, obs: Observation, action: Action):
     case 'wait':
     case 'none':
       return {};
+    case 'restart-member': {
+      // Plan chose it from an observation of this revision; a newer spec waits for the next pass.
+      const now = await platform.templateRevision(cluster);
+      if (now !== action.revision) throw new Error(`the pod template changed to ${now} since the plan`);
+      await platform.restartMember(cluster, action.ordinal);
+      return {};
+    }
+    case 'force-new-cluster': {
+      // Sent to the survivor itself (never forwarded: there is no leader). The next observation
+      // sees it lead the new cluster, which names the old one: plan records both from there.
+      const s = slot(action.ordinal);
+      if (s.node?.node_id !== action.nodeId) {
+        throw new Error(`slot ${action.ordinal} no longer holds ${action.nodeId}`);
+      }
+      await adminCallParsed(
+        forceNewClusterResponseSchema,
+        s.pod.addresses.admin,
+        'POST',
+        '/_cluster/force-new-cluster',
+        { node_id: action.nodeId, expected_cluster_id: action.expectedClusterId },
+        { ...client, timeoutMs: Math.max(client.timeoutMs, FORCE_TIMEOUT_MS) },
+      );
+      return {};
+    }
+    case 'recreate-member':
+      await platform.recreateMember(cluster, action.ordinal);
+      return {};
   }
 }
+
+/** A recovery answers once the survivor leads its new cluster (an election or two). */
+const FORCE_TIMEOUT_MS = 30_000;
 
 /** A restore downloads and verifies the whole backup before it answers. */
 const RESTORE_TIMEOUT_MS = 10 * 60_000;

@@ -25,10 +25,11 @@ export async function observe(
 ): Promise<Observation> {
   const client = await platform.adminClient(cluster);
   const probe = { ...client, timeoutMs: Math.min(client.timeoutMs, PROBE_TIMEOUT_MS) };
-  const [setSize, pods, volumes] = await Promise.all([
+  const [setSize, pods, volumes, templateRevision] = await Promise.all([
     platform.setSize(cluster),
     platform.pods(cluster),
     platform.volumes(cluster),
+    platform.templateRevision(cluster),
   ]);
   const slots = await Promise.all(
     pods.map(async (pod): Promise<SlotView> => {
@@ -52,7 +53,7 @@ export async function observe(
   const source = statusSource(slots);
   const status = source ? await clusterStatus(source, probe) : null;
   const operation = source ? await operationInFlight(cluster, source, probe) : null;
-  return { now, cluster, setSize, slots, volumes, status, operation };
+  return { now, cluster, setSize, slots, volumes, status, operation, templateRevision };
 }
 
 /** Who to ask for cluster-wide documents: the leader if a slot runs it, else any initialized node. */

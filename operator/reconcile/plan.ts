@@ -9,11 +9,15 @@
 //     reclaim                  -> delete the volume of a slot a scale-down shrank away
 //     recover                  -> recreate the member slots after the set vanished
 //     status unavailable       -> wait
+//     quorum lost              -> wait and say so; rebuild from a survivor only with spec.recovery
+//     after a recovery         -> wipe the slots that still hold the old cluster's data
 //     cluster id mismatch      -> stalled
 //     admin operation running  -> wait for it
 //     scale down               -> transfer leadership / remove / shrink, highest ordinal first
+//     replace members          -> a pod that lost its data: remove its dead member, add its new node
 //     add members              -> add the lowest slot whose node is not a voter (stalled if foreign)
 //     grow                     -> one new slot when every slot holds a voter
+//     rolling update           -> restart members on a new pod template, one at a time, leader last
 //     health                   -> wait while a member is down or the cluster unhealthy
 //     converged                -> none
 // A spec.restore on a bootstrapped cluster that was not created by that restore is refused with a
@@ -39,6 +43,9 @@ import {
   stillMember,
 } from './plan/context.js';
 import { awaitHealth, awaitOperation, checkClusterId, recoverMembers, requireStatus } from './plan/health.js';
+import { recoveredFromStatus, recoverQuorum, wipeOldMembers } from './plan/recovery.js';
+import { memberReplaced, replaceMembers } from './plan/replace.js';
+import { rollingUpdate } from './plan/rolling.js';
 import { addMembers, grow, reclaimOrphanVolume, reclaimVolume, scaleDown } from './plan/scale.js';
 import type { Observation, Plan, SlotView } from './types.js';
 
@@ -50,7 +57,9 @@ export { removalRisk } from './plan/membership.js';
 export function plan(obs: Observation): Plan {
   const ctx = digest(obs);
   const decision = decide(ctx);
-  const notices = ctx.spec.paused ? [] : [restoreRefused(ctx), volumeRetained(ctx)].filter((n) => n !== null);
+  const notices = ctx.spec.paused
+    ? []
+    : [restoreRefused(ctx), volumeRetained(ctx), memberReplaced(ctx)].filter((n) => n !== null);
   const operation = decision.operation === 'keep' ? ctx.prevOp : decision.operation;
   const assessment: Assessment = {
     bootstrapped: ctx.bootstrapped,
@@ -79,6 +88,7 @@ export function plan(obs: Observation): Plan {
     lastBackup: ctx.prev.lastBackup,
     nextBackup: ctx.prev.nextBackup,
     restoredFrom: ctx.restoredFrom,
+    recoveredFrom: recoveredFromStatus(ctx),
     operation,
   });
   const events = [...notices.flatMap((n) => n.events), ...(decision.events ?? [])];
@@ -99,11 +109,15 @@ function decide(ctx: Ctx): Decision {
           reclaimOrphanVolume,
           recoverMembers,
           requireStatus,
+          recoverQuorum,
+          wipeOldMembers,
           checkClusterId,
           awaitOperation,
           scaleDown,
+          replaceMembers,
           addMembers,
           grow,
+          rollingUpdate,
           awaitHealth,
         ];
   for (const rule of rules) {

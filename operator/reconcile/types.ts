@@ -31,6 +31,8 @@ export interface Observation {
   status: ClusterStatusDoc | null;
   /** The admin operation named in `cluster.status.operation.operationId`, if it could be read. */
   operation: Operation | null;
+  /** The pod template revision the spec asks for now (what a restarted member runs). */
+  templateRevision?: string;
 }
 
 /** The one step the reconciler takes next. Every action is idempotent. */
@@ -52,7 +54,16 @@ export type Action =
   /** Nothing to do until something changes; look again after `requeueMs`. */
   | { type: 'wait'; reason: string; requeueMs: number }
   /** Converged. */
-  | { type: 'none' };
+  | { type: 'none' }
+  /** Restart slot `ordinal` on the current pod template, keeping its volume (rolling update). */
+  | { type: 'restart-member'; ordinal: number; revision: string }
+  /**
+   * POST /_cluster/force-new-cluster on the node `nodeId` in slot `ordinal` (quorum-loss recovery,
+   * only from spec.recovery): it becomes the one voter of a new cluster that keeps its log.
+   */
+  | { type: 'force-new-cluster'; ordinal: number; nodeId: string; expectedClusterId: string; request: string }
+  /** Wipe slot `ordinal`'s volume and start it again empty (a node of a cluster that was replaced). */
+  | { type: 'recreate-member'; ordinal: number };
 
 export interface Plan {
   action: Action;

@@ -67,7 +67,16 @@ export function digest(obs: Observation): Ctx {
     prev.clusterId !== undefined ||
     (doc?.cluster_id ?? null) !== null ||
     answering.some((n) => n.initialized || n.cluster_id !== null);
+  // A survivor rebuilt after a quorum loss leads a new cluster that names the recorded one: that
+  // is this cluster now, even before the status recorded it (the operator may stop in between).
+  const successor = answering.find(
+    (n) =>
+      prev.clusterId !== undefined &&
+      n.cluster_id !== null &&
+      n.recovered_from?.cluster_id === prev.clusterId,
+  )?.cluster_id;
   const clusterId =
+    successor ??
     prev.clusterId ??
     doc?.cluster_id ??
     answering.find((n) => n.cluster_id !== null)?.cluster_id ??

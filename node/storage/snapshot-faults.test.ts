@@ -1,0 +1,138 @@
+// A damaged snapshot file: the node falls back to the older snapshot it keeps plus the WAL
+// after it, or refuses to start naming the file when no older state can stand in (none kept, it
+// is damaged too, or the bad snapshot was installed from the leader).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { StorageCorruptionError } from './errors.js';
+import { openStorage, type StorageOptions } from './storage.js';
+import { hs, normal, range, ready, recordingLogger, snapMeta, tempDir } from './test-util.js';
+
+let dir: string;
+let cleanup: () => Promise<void>;
+
+beforeEach(async () => {
+  ({ dir, cleanup } = await tempDir());
+});
+
+afterEach(async () => {
+  await cleanup();
+});
+
+async function reopen(opts: StorageOptions = {}) {
+  const r = await openStorage(dir, opts);
+  await r.storage.close();
+  return r.state;
+}
+
+const refusal = (opts: StorageOptions = {}) =>
+  openStorage(dir, opts).then(
+    () => {
+      throw new Error('the open succeeded');
+    },
+    (err: unknown) => err,
+  );
+
+describe('a damaged snapshot file', () => {
+  const snapDir = () => path.join(dir, 'snap');
+  const snapFile = (index: number) =>
+    path.join(
+      snapDir(),
+      fs
+        .readdirSync(snapDir())
+        .find((n) => n.startsWith(`${String(index).padStart(16, '0')}-`) && n.endsWith('.snap')) as string,
+    );
+  const data = (n: number, fill: number) => new Uint8Array(n).fill(fill);
+
+  /** Entries 1..25 in small segments, snapshots at 10 and at 20 (the current one). */
+  async function twoSnapshots(): Promise<void> {
+    const { storage } = await openStorage(dir, { segmentBytes: 400 });
+    for (let i = 1; i <= 25; i++)
+      await storage.save(ready({ entries: [normal(i, 1, 'w'.repeat(30))], hardState: hs(1, i) }));
+    await storage.saveSnapshot(snapMeta(10, 1, 64), data(64, 1));
+    await storage.saveSnapshot(snapMeta(20, 1, 64), data(64, 2));
+    await storage.close();
+  }
+
+  it.each([
+    [
+      'bit-flipped',
+      (file: string) => {
+        const buf = fs.readFileSync(file);
+        buf[30] = (buf[30] as number) ^ 0x01;
+        fs.writeFileSync(file, buf);
+      },
+    ],
+    ['truncated', (file: string) => fs.truncateSync(file, 40)],
+    ['missing', (file: string) => fs.rmSync(file)],
+  ])('(%s) is replaced by the older snapshot plus the WAL, with a warning', async (_, damage) => {
+    await twoSnapshots();
+    const bad = snapFile(20);
+    damage(bad);
+    const logger = recordingLogger();
+    const { storage, state } = await openStorage(dir, { logger, segmentBytes: 400 });
+    expect(state.snapshot?.id).toBe('s-10');
+    expect(state.entries.map((e) => e.index)).toEqual(range(11, 25, 1).map((e) => e.index));
+    expect(state.hardState).toEqual(hs(1, 25));
+    expect(storage.readSnapshotChunk(snapMeta(10, 1, 64), 0, 64)).toEqual(Buffer.from(data(64, 1)));
+    const warn = logger.lines.find((l) => l.level === 'warn');
+    expect(warn?.msg).toContain(bad);
+    expect(warn?.msg).toMatch(/recovered from the older snapshot at index 10 and the WAL/);
+    if (fs.existsSync(`${bad}.corrupt`)) expect(fs.existsSync(bad)).toBe(false);
+
+    // The WAL records the fallback: later opens start from it without any warning, and newer
+    // snapshots (even one below the bad one's index) work as usual.
+    await storage.saveSnapshot(snapMeta(15, 1, 8, 's-15'), data(8, 3));
+    await storage.close();
+    const quiet = recordingLogger();
+    const again = await reopen({ logger: quiet, segmentBytes: 400 });
+    expect(again.snapshot?.id).toBe('s-15');
+    expect(again.entries.map((e) => e.index)).toEqual(range(16, 25, 1).map((e) => e.index));
+    expect(quiet.lines.filter((l) => l.level !== 'info')).toEqual([]);
+  });
+
+  it('without an older snapshot refuses to start, naming the file', async () => {
+    const { storage } = await openStorage(dir);
+    await storage.save(ready({ entries: range(1, 12, 1), hardState: hs(1, 12) }));
+    await storage.saveSnapshot(snapMeta(10, 1, 64), data(64, 1));
+    await storage.close();
+    const bad = snapFile(10);
+    fs.truncateSync(bad, 70);
+    const err = await refusal();
+    expect(err).toBeInstanceOf(StorageCorruptionError);
+    expect(err).toMatchObject({ code: 'STORAGE_CORRUPTION', file: bad });
+    expect((err as Error).message).toMatch(
+      /no older snapshot can stand in for it \(the WAL names no older snapshot\)/,
+    );
+    expect(fs.existsSync(bad)).toBe(true); // evidence kept where it was
+  });
+
+  it('refuses when the older snapshot is damaged too', async () => {
+    await twoSnapshots();
+    fs.truncateSync(snapFile(20), 10);
+    fs.truncateSync(snapFile(10), 10);
+    const bad = snapFile(20);
+    const err = await refusal({ segmentBytes: 400 });
+    expect(err).toMatchObject({ code: 'STORAGE_CORRUPTION', file: bad });
+    expect((err as Error).message).toMatch(/no older snapshot can stand in/);
+    expect(fs.existsSync(bad)).toBe(true);
+  });
+
+  it('refuses when the snapshot was installed from the leader (the log before it is not ours)', async () => {
+    const meta = snapMeta(50, 3, 32);
+    const { storage } = await openStorage(dir);
+    await storage.save(ready({ entries: range(1, 5, 1), hardState: hs(1, 5) }));
+    await storage.saveSnapshot(snapMeta(4, 1, 8), data(8, 1));
+    await storage.save(
+      ready({
+        snapshotChunks: [{ meta, offset: 0, data: data(32, 9) }],
+        snapshot: meta,
+        hardState: hs(3, 50),
+      }),
+    );
+    await storage.close();
+    const bad = snapFile(50);
+    fs.truncateSync(bad, 5);
+    await expect(refusal()).resolves.toMatchObject({ code: 'STORAGE_CORRUPTION', file: bad });
+  });
+});

@@ -1,0 +1,189 @@
+// The Kubernetes side of CA rotation (the decisions are tls-rotation.ts's): reading the rotation
+// state from the CA Secret (`ca.crt`/`ca.key` sign, `next-ca.*` is the CA taking over,
+// `previous-ca.crt` the one retiring; the phase in annotations), asking each running member which
+// certificates it has loaded, and writing the CA Secret back with exactly those keys.
+
+import type { CoreV1Api, V1Secret } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { type AdminClientOptions, adminCallParsed } from '../../node/api/admin-client.js';
+import { internalStatusSchema } from '../../node/api/admin-contract.js';
+import { type CertKeyPair, generateCa } from '../../node/certs/index.js';
+import type { ConfluxCluster } from '../api/cluster.js';
+import { buildCaSecret } from './kubernetes-objects.js';
+import type { MemberPod } from './platform.js';
+import {
+  applyCaRotation,
+  type CaSet,
+  decideCaRotation,
+  type MemberTlsReport,
+  rotationAnnotations,
+  rotationFromAnnotations,
+} from './tls-rotation.js';
+import { CA_VALID_DAYS, keyMatches, needsRenewal } from './tls-secrets.js';
+
+const NEXT_CERT = 'next-ca.crt';
+const NEXT_KEY = 'next-ca.key';
+const PREVIOUS_CERT = 'previous-ca.crt';
+/** How long one member may take to say what it has loaded. */
+const PROBE_TIMEOUT_MS = 2_000;
+
+const text = (secret: V1Secret, key: string) => {
+  const raw = secret.data?.[key];
+  return raw === undefined ? undefined : Buffer.from(raw, 'base64').toString('utf8');
+};
+
+export type EventSink = (type: 'Normal' | 'Warning', reason: string, message: string) => Promise<void>;
+
+export interface CaRotationIo {
+  now: Date;
+  log: Logger;
+  /** What every member that should answer has loaded (null for one that did not answer). */
+  probe(): Promise<(MemberTlsReport | null)[]>;
+  event?: EventSink;
+}
+
+/**
+ * The CA set after one step of rotation, or null when the CA Secret holds no usable CA (missing,
+ * broken or expired: tls-secrets.ts replaces or refuses it, without an overlap).
+ */
+export async function advanceCaRotation(
+  cluster: ConfluxCluster,
+  caSecret: V1Secret | null,
+  nodeCertPem: string | undefined,
+  io: CaRotationIo,
+): Promise<CaSet | null> {
+  const ca = caSecret && pairOf(caSecret, 'ca.crt', 'ca.key');
+  if (!ca || !keyMatches(ca) || needsRenewal(ca.certPem, io.now, 0)) return null;
+  const state = rotationFromAnnotations(caSecret.metadata?.annotations);
+  const next = pairOf(caSecret, NEXT_CERT, NEXT_KEY);
+  const previous = text(caSecret, PREVIOUS_CERT);
+  let set: CaSet = {
+    ca,
+    ...(state.phase === 'trust-new' && next ? { next } : {}),
+    ...(state.phase === 'issue-new' && previous ? { previous } : {}),
+    phase: state.phase,
+    // A phase whose start was lost starts its wait now.
+    since: state.phase ? (state.since ?? io.now) : null,
+  };
+  const members = set.phase ? await io.probe() : [];
+  const decision = decideCaRotation(set, { now: io.now, members, nodeCertPem: nodeCertPem ?? ca.certPem });
+  const name = cluster.metadata.name;
+  set = await applyCaRotation(set, decision, io.now, () =>
+    generateCa({ commonName: `conflux-ca-${name}`.slice(0, 64), validDays: CA_VALID_DAYS }),
+  );
+  const events: Record<string, [string, string] | undefined> = {
+    start: ['CARotationStarted', 'a new CA is trusted alongside the current one'],
+    promote: ['CARotationReissuing', 'node and admin certificates are re-issued from the new CA'],
+    finish: ['CARotationCompleted', 'the old CA is no longer trusted'],
+  };
+  const event = events[decision.kind];
+  if (event && 'reason' in decision) {
+    io.log.info({ step: decision.kind, reason: decision.reason }, event[1]);
+    await io.event?.('Normal', event[0], `${event[1]}: ${decision.reason}`);
+  } else if (decision.kind === 'wait') {
+    io.log.info({ phase: decision.phase, reason: decision.reason }, 'CA rotation waiting');
+  }
+  return set;
+}
+
+/** The CA Secret for `set`: exactly its keys, and the rotation annotations. */
+export function caSecretFor(cluster: ConfluxCluster, set: CaSet): V1Secret {
+  const base = buildCaSecret(cluster, set.ca);
+  const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
+  return {
+    ...base,
+    data: {
+      ...base.data,
+      ...(set.next ? { [NEXT_CERT]: b64(set.next.certPem), [NEXT_KEY]: b64(set.next.keyPem) } : {}),
+      ...(set.previous ? { [PREVIOUS_CERT]: b64(set.previous) } : {}),
+    },
+  };
+}
+
+/**
+ * Writes the CA Secret: created, or replaced (with its resourceVersion) when its data or rotation
+ * annotations differ. Unlike the leaf Secrets' data, the rotation keys are replaced exactly, so a
+ * finished rotation leaves no retired key behind; other keys, annotations, labels and owners stay.
+ */
+export async function writeCaSecret(
+  core: CoreV1Api,
+  desired: V1Secret,
+  set: CaSet,
+  existing: V1Secret | null,
+  fieldManager: string,
+): Promise<void> {
+  const namespace = desired.metadata?.namespace ?? '';
+  const wanted = rotationAnnotations(set);
+  if (!existing) {
+    const annotations = Object.fromEntries(
+      Object.entries(wanted).filter((e): e is [string, string] => e[1] !== null),
+    );
+    const body = { ...desired, metadata: { ...desired.metadata, annotations } };
+    await core.createNamespacedSecret({ namespace, body, fieldManager });
+    return;
+  }
+  const have = existing.metadata?.annotations ?? {};
+  const annotations: Record<string, string> = { ...have };
+  for (const [k, v] of Object.entries(wanted)) {
+    if (v === null) delete annotations[k];
+    else annotations[k] = v;
+  }
+  // The rotation keys are exactly the set's; any other key (a hand-made CA Secret's) is kept.
+  const data: Record<string, string> = { ...existing.data };
+  for (const key of [NEXT_CERT, NEXT_KEY, PREVIOUS_CERT]) delete data[key];
+  Object.assign(data, desired.data);
+  const sameData = JSON.stringify(sorted(existing.data)) === JSON.stringify(sorted(data));
+  const sameAnnotations = JSON.stringify(sorted(have)) === JSON.stringify(sorted(annotations));
+  if (sameData && sameAnnotations) return;
+  await core.replaceNamespacedSecret({
+    name: desired.metadata?.name ?? '',
+    namespace,
+    fieldManager,
+    body: {
+      ...desired,
+      data,
+      metadata: { ...existing.metadata, annotations },
+      ...(existing.type ? { type: existing.type } : {}),
+    },
+  });
+}
+
+/** What each running member reports it has loaded; members that are down count as silent. */
+export async function memberTlsReports(
+  pods: MemberPod[],
+  client: AdminClientOptions,
+): Promise<(MemberTlsReport | null)[]> {
+  const probe = { ...client, timeoutMs: Math.min(client.timeoutMs, PROBE_TIMEOUT_MS) };
+  return Promise.all(
+    pods.map(async (pod) => {
+      if (!pod.running) return null;
+      try {
+        const s = await adminCallParsed(
+          internalStatusSchema,
+          pod.addresses.admin,
+          'GET',
+          '/_internal/status',
+          undefined,
+          probe,
+        );
+        if (!s.tls) return null;
+        return {
+          certFingerprint: s.tls.cert.fingerprint_sha256,
+          caFingerprints: s.tls.ca.map((c) => c.fingerprint_sha256),
+        };
+      } catch {
+        return null;
+      }
+    }),
+  );
+}
+
+function pairOf(secret: V1Secret, certKey: string, keyKey: string): CertKeyPair | undefined {
+  const certPem = text(secret, certKey);
+  const keyPem = text(secret, keyKey);
+  return certPem && keyPem ? { certPem, keyPem } : undefined;
+}
+
+function sorted(record: Record<string, string> | undefined): [string, string][] {
+  return Object.entries(record ?? {}).sort(([a], [b]) => a.localeCompare(b));
+}
