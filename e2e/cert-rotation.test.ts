@@ -338,6 +338,11 @@ describe('certificate rotation under load', () => {
   }, 180_000);
 
   it('(b3) drops the old CA; its certificates are refused from then on', async () => {
+    // An administrator with an old-CA certificate holds a keep-alive connection open across the drop.
+    const m = members[1] as Member;
+    const lingering = clientTls(bundleOf(oldCa, newCa), oldAdmin);
+    expect((await call(`${adminUrl(m)}/_internal/status`, lingering)).status).toBe(200);
+
     for (const m of members) await rewriteCa(m, newCa.certPem);
     await everyMemberLoaded('the new CA alone', (s) => s.ca.length === 1 && s.last_error === null);
     loadTls = clientTls(newCa.certPem);
@@ -345,8 +350,11 @@ describe('certificate rotation under load', () => {
     await loadProgresses();
     await replicatesEverywhere('check/after-drop');
 
-    // An administrator still holding an old-CA certificate is turned away by the admin API.
-    const m = members[1] as Member;
+    // An administrator still holding an old-CA certificate is turned away by the admin API, on a
+    // new connection and on the one kept alive from before (the member dropped it).
+    const again = await call(`${adminUrl(m)}/_internal/status`, lingering);
+    expect([again.status, JSON.parse(again.body).error?.code]).toEqual([401, 'UNAUTHENTICATED']);
+    lingering.agent.destroy();
     const stale = await call(`${adminUrl(m)}/_internal/status`, clientTls(newCa.certPem, oldAdmin));
     expect(stale.status).toBe(401);
     expect(JSON.parse(stale.body).error.code).toBe('UNAUTHENTICATED');

@@ -93,7 +93,9 @@ export async function runOnce(opts: RunOptions): Promise<RunResult> {
       liveness = await healAndSettle(net, cluster, opts.livenessBoundMs ?? 30_000);
       if (liveness) break;
     }
+    const healedAt = Date.now();
     liveness ??= await healAndSettle(net, cluster, opts.livenessBoundMs ?? 30_000);
+    if (!liveness) log(`liveness: healed cluster served a write after ${Date.now() - healedAt} ms`);
     await workload.stop();
     const finals = liveness ? new Map() : await readBack(cluster, history, keys);
     verdict = checkHistory(history.ops, finals);

@@ -85,7 +85,8 @@ async function main(): Promise<void> {
     console.log(
       `  seed ${seed}: ${r.faults.length} faults (${ineffective} not shown), ${r.operations} operations, ` +
         `${r.counters.acknowledged} acknowledged writes, ${r.counters.unknown} unknown, ` +
-        `${r.counters.refused} refused (${reasons || 'none'}), ${r.lost} lost, ${r.anomalies} anomalies, ` +
+        `${r.counters.refused} refused (failed calls: ${reasons || 'none'}), ${r.lost} lost, ` +
+        `${r.anomalies} anomalies, ` +
         `${(r.durationMs / 1000).toFixed(0)} s`,
     );
     for (const d of r.details) console.log(`  ${d}`);

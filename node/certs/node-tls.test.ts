@@ -45,7 +45,7 @@ describe('a node’s TLS reload wiring', () => {
     expect(adminTlsOf(reloader.current).ca).toHaveLength(2);
 
     const contexts: string[] = [];
-    const server = (name: string) => ({ setSecureContext: () => contexts.push(name) });
+    const server = (name: string) => ({ setSecureContext: () => contexts.push(name), on: () => undefined });
     const applied: NodeTls[] = [];
     const clientTls = nodeTlsOf(reloader.current);
     applyTlsReloads(

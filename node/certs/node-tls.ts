@@ -3,7 +3,8 @@
 // (new handshakes), the peer transport (new and re-established connections) and the node's own
 // outgoing HTTPS calls (forwarding, admin calls to other members).
 
-import type { Server as TlsServer } from 'node:tls';
+import { X509Certificate } from 'node:crypto';
+import type { DetailedPeerCertificate, TLSSocket, Server as TlsServer } from 'node:tls';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { TlsReloader } from './reload.js';
@@ -74,13 +75,54 @@ export interface TlsTargets {
   clientTls: NodeTls;
 }
 
+const colonless = (fingerprint: string) => fingerprint.replaceAll(':', '').toLowerCase();
+
+/** SHA-256 fingerprints of the chain a client's certificate was verified through, leaf first. */
+function chainFingerprints(socket: TLSSocket): string[] {
+  const out: string[] = [];
+  let cert: DetailedPeerCertificate | undefined = socket.getPeerCertificate(true);
+  while (cert?.fingerprint256 && !out.includes(colonless(cert.fingerprint256))) {
+    out.push(colonless(cert.fingerprint256));
+    cert = cert.issuerCertificate;
+  }
+  return out;
+}
+
+/**
+ * The authenticated connections of an HTTPS server, so that after a trust change the ones whose
+ * client certificate chains to no CA trusted any more can be dropped: a keep-alive connection
+ * verified under a retired CA must not outlive it.
+ */
+function trackClientConnections(server: TlsServer): (cas: Buffer[], log: Logger) => void {
+  const sockets = new Set<TLSSocket>();
+  server.on('secureConnection', (socket: TLSSocket) => {
+    if (!socket.authorized) return; // refused per request by the admin API, never trusted
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  return (cas, log) => {
+    const trusted = new Set(cas.map((pem) => colonless(new X509Certificate(pem).fingerprint256)));
+    for (const socket of sockets) {
+      if (chainFingerprints(socket).some((f) => trusted.has(f))) continue;
+      log.info(
+        { remote: socket.remoteAddress },
+        'dropped a connection whose client certificate is no longer trusted',
+      );
+      sockets.delete(socket);
+      socket.destroy();
+    }
+  };
+}
+
 /** From now on every change the reloader accepts is applied to `targets`; polling starts. */
 export function applyTlsReloads(reloader: TlsReloader, targets: TlsTargets, log: Logger): void {
+  const recheck = targets.adminServers.map(trackClientConnections);
   reloader.onChange((m) => {
     const tls = nodeTlsOf(m);
     Object.assign(targets.clientTls, tls);
     for (const server of targets.servers) server.setSecureContext(tls);
     for (const server of targets.adminServers) server.setSecureContext(adminTlsOf(m));
+    for (const drop of recheck) drop(adminTlsOf(m).ca, log);
     targets.transport.setTls(tls);
     log.info(
       { cert: m.summary.cert.fingerprint_sha256, notAfter: m.summary.cert.not_after },
