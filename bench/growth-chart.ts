@@ -40,7 +40,7 @@ export function growthSvg(report: GrowthReport): string {
     .filter((s) => s.points.length > 0);
   const xs = series.flatMap((s) => s.points.map((p) => p.x));
   const ys = series.flatMap((s) => s.points.map((p) => p.y));
-  const xTicks = decades(Math.min(...xs, 1000), Math.max(...xs, 10_000));
+  const xTicks = decades(Math.min(...xs), Math.max(...xs, Math.min(...xs) * 10));
   const yTicks = decades(Math.max(1, Math.min(...ys, 10)), Math.max(...ys, 100));
   const [x0, x1] = [xTicks[0] as number, xTicks.at(-1) as number];
   const [y0, y1] = [yTicks[0] as number, yTicks.at(-1) as number];

@@ -18,7 +18,6 @@ import {
   POD_TEMPLATE_HASH_ANNOTATION,
   pvcName,
   resourceNames,
-  TLS_HASH_ANNOTATION,
 } from './kubernetes-objects.js';
 
 function cluster(over: Record<string, unknown> = {}, metadata: Record<string, unknown> = {}): ConfluxCluster {
@@ -76,7 +75,7 @@ describe('every object validates against the Kubernetes schemas', () => {
     ['a dev-insecure cluster', cluster({}, { annotations: { [DEV_INSECURE_ANNOTATION]: 'true' } })],
   ] as const) {
     it(label, () => {
-      const o = buildClusterObjects(c, 3, { tlsHash: 'abc' });
+      const o = buildClusterObjects(c, 3);
       new Service(o.headlessService as never).validate();
       new Service(o.clientService as never).validate();
       new StatefulSet(o.statefulSet as never).validate();
@@ -384,8 +383,8 @@ describe('TLS modes', () => {
 });
 
 describe('pod template hash', () => {
-  const hashOf = (c: ConfluxCluster, size = 3, tlsHash?: string) => {
-    const sts = buildStatefulSet(c, size, tlsHash ? { tlsHash } : {});
+  const hashOf = (c: ConfluxCluster, size = 3) => {
+    const sts = buildStatefulSet(c, size);
     const onPods = sts.spec!.template.metadata?.annotations?.[POD_TEMPLATE_HASH_ANNOTATION];
     expect(sts.metadata?.annotations?.[POD_TEMPLATE_HASH_ANNOTATION]).toBe(onPods);
     return onPods;
@@ -421,12 +420,6 @@ describe('pod template hash', () => {
     ['TLS secrets', { tls: { operatorManaged: false, nodeSecretName: 'a', adminSecretName: 'b' } }],
   ])('changes with %s', (_, spec) => {
     expect(hashOf(cluster(spec))).not.toBe(base);
-  });
-
-  it('changes with the node certificate, which pods read only at start', () => {
-    const sts = buildStatefulSet(small, 3, { tlsHash: 'cert-2' });
-    expect(sts.spec!.template.metadata?.annotations?.[TLS_HASH_ANNOTATION]).toBe('cert-2');
-    expect(hashOf(small, 3, 'cert-2')).not.toBe(hashOf(small, 3, 'cert-1'));
   });
 });
 

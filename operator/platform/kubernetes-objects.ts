@@ -9,9 +9,9 @@
 //   and shrinks the set one member at a time.
 // - The selector is only name + instance, because a StatefulSet's selector is immutable.
 // - The pod template carries a hash of itself (conflux.io/pod-template-hash), so a change of any
-//   spec part that reaches the pods (image, resources, Raft timings, TLS, backup settings) is
-//   visible on the pods, and a renewed node certificate (conflux.io/tls-hash) rolls the pods,
-//   which read their TLS files only at start.
+//   spec part that reaches the pods (image, resources, Raft timings, env, TLS, backup settings)
+//   is visible on the pods. Renewed certificates are not part of it: members re-read their
+//   mounted TLS files while they run, so a renewal restarts nothing.
 
 import { createHash } from 'node:crypto';
 import type {
@@ -35,7 +35,6 @@ export const TLS_DIR = '/tls';
 export const CONTAINER_NAME = 'conflux';
 export const DEFAULT_CLUSTER_DOMAIN = 'cluster.local';
 export const POD_TEMPLATE_HASH_ANNOTATION = 'conflux.io/pod-template-hash';
-export const TLS_HASH_ANNOTATION = 'conflux.io/tls-hash';
 /**
  * `conflux.io/dev-insecure: "true"` on a ConfluxCluster: nodes run --dev-insecure (no TLS, no
  * Secrets) and the operator talks plain HTTP. The node refuses --dev-insecure on non-loopback
@@ -47,13 +46,6 @@ export const DEV_INSECURE_ANNOTATION = 'conflux.io/dev-insecure';
  * id prefix (54) and `<name>-<10-char revision hash>` a label value (63).
  */
 export const MAX_CLUSTER_NAME_LENGTH = 51;
-
-export interface BuildOptions {
-  /** The cluster's DNS domain (default cluster.local); only certificate names use it. */
-  clusterDomain?: string;
-  /** A digest of the node certificate in use; a new one rolls the pods. */
-  tlsHash?: string;
-}
 
 export interface ResourceNames {
   statefulSet: string;
@@ -306,13 +298,10 @@ function container(cluster: ConfluxCluster): V1Container {
   };
 }
 
-export function buildPodTemplate(cluster: ConfluxCluster, options: BuildOptions = {}): V1PodTemplateSpec {
+export function buildPodTemplate(cluster: ConfluxCluster): V1PodTemplateSpec {
   const secrets = requiredSecretNames(cluster);
   const template: V1PodTemplateSpec = {
-    metadata: {
-      labels: commonLabels(cluster),
-      ...(options.tlsHash ? { annotations: { [TLS_HASH_ANNOTATION]: options.tlsHash } } : {}),
-    },
+    metadata: { labels: commonLabels(cluster) },
     spec: {
       // The node never talks to the Kubernetes API, and Service links would inject variables
       // (for a cluster named "conflux": CONFLUX_PORT, ...) into its environment.
@@ -356,16 +345,12 @@ export function buildPodTemplate(cluster: ConfluxCluster, options: BuildOptions 
   return template;
 }
 
-export function buildStatefulSet(
-  cluster: ConfluxCluster,
-  size: number,
-  options: BuildOptions = {},
-): V1StatefulSet {
+export function buildStatefulSet(cluster: ConfluxCluster, size: number): V1StatefulSet {
   if (!(Number.isInteger(size) && size >= 0)) {
     throw new ClusterObjectsError(`StatefulSet size must be an integer >= 0, got ${size}`);
   }
   const { storage } = cluster.spec;
-  const template = buildPodTemplate(cluster, options);
+  const template = buildPodTemplate(cluster);
   const metadata = meta(cluster, resourceNames(cluster).statefulSet);
   metadata.annotations = {
     [POD_TEMPLATE_HASH_ANNOTATION]: template.metadata?.annotations?.[POD_TEMPLATE_HASH_ANNOTATION] ?? '',
@@ -453,15 +438,11 @@ export interface ClusterObjects {
 }
 
 /** Everything a cluster owns except the TLS Secrets (they need generated material). */
-export function buildClusterObjects(
-  cluster: ConfluxCluster,
-  size: number,
-  options: BuildOptions = {},
-): ClusterObjects {
+export function buildClusterObjects(cluster: ConfluxCluster, size: number): ClusterObjects {
   return {
     headlessService: buildHeadlessService(cluster),
     clientService: buildClientService(cluster),
-    statefulSet: buildStatefulSet(cluster, size, options),
+    statefulSet: buildStatefulSet(cluster, size),
     podDisruptionBudget: buildPodDisruptionBudget(cluster),
   };
 }

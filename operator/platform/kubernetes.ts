@@ -29,7 +29,6 @@ import {
   DATA_VOLUME,
   keepImmutableFields,
   labelSelector,
-  objectHash,
   POD_TEMPLATE_HASH_ANNOTATION,
   PORTS,
   podHost,
@@ -37,7 +36,6 @@ import {
   pvcName,
   requiredSecretNames,
   resourceNames,
-  TLS_HASH_ANNOTATION,
 } from './kubernetes-objects.js';
 import type { MemberPod, Platform } from './platform.js';
 import { type CaSet, trustBundle } from './tls-rotation.js';
@@ -88,11 +86,8 @@ export class KubernetesPlatform implements Platform {
   async ensureMembers(cluster: ConfluxCluster, size: number): Promise<void> {
     const namespace = cluster.metadata.namespace;
     const log = this.log.child({ cluster: cluster.metadata.name, namespace });
-    const tlsHash = await this.ensureTls(cluster, log);
-    const objects = buildClusterObjects(cluster, size, {
-      ...(this.o.clusterDomain ? { clusterDomain: this.o.clusterDomain } : {}),
-      ...(tlsHash ? { tlsHash } : {}),
-    });
+    await this.ensureTls(cluster, log);
+    const objects = buildClusterObjects(cluster, size);
     const existing = await this.readStatefulSet(cluster);
     const { statefulSet, kept } = keepImmutableFields(objects.statefulSet, existing);
     if (kept.length > 0) {
@@ -141,12 +136,12 @@ export class KubernetesPlatform implements Platform {
       }),
     ]);
     const size = sts ? (sts.spec?.replicas ?? 1) : 0;
-    const revisions = { desired: this.revisionFor(cluster, sts), set: sts };
+    const revisions = { desired: this.revisionFor(cluster), set: sts };
     return memberPods(cluster, size, list.items, this.o.memberHost, revisions);
   }
 
   async templateRevision(cluster: ConfluxCluster): Promise<string> {
-    return this.revisionFor(cluster, await this.readStatefulSet(cluster));
+    return this.revisionFor(cluster);
   }
 
   /**
@@ -159,7 +154,7 @@ export class KubernetesPlatform implements Platform {
     if (!(Number.isInteger(ordinal) && ordinal >= 0 && ordinal < size)) {
       throw new Error(`slot ${ordinal} is not in the set (size ${size})`);
     }
-    const desired = this.revisionFor(cluster, sts);
+    const desired = this.revisionFor(cluster);
     if (sts?.spec?.template?.metadata?.annotations?.[POD_TEMPLATE_HASH_ANNOTATION] !== desired) {
       await this.ensureMembers(cluster, size);
     }
@@ -201,13 +196,9 @@ export class KubernetesPlatform implements Platform {
     );
   }
 
-  /** The pod template revision of `cluster` now, with the TLS digest the set's template carries. */
-  private revisionFor(cluster: ConfluxCluster, sts: V1StatefulSet | null): string {
-    const tlsHash = sts?.spec?.template?.metadata?.annotations?.[TLS_HASH_ANNOTATION];
-    const template = buildPodTemplate(cluster, {
-      ...(this.o.clusterDomain ? { clusterDomain: this.o.clusterDomain } : {}),
-      ...(tlsHash ? { tlsHash } : {}),
-    });
+  /** The pod template revision of `cluster` now. */
+  private revisionFor(cluster: ConfluxCluster): string {
+    const template = buildPodTemplate(cluster);
     return template.metadata?.annotations?.[POD_TEMPLATE_HASH_ANNOTATION] ?? '';
   }
 
@@ -279,10 +270,13 @@ export class KubernetesPlatform implements Platform {
     return { accessKeyId, secretAccessKey };
   }
 
-  /** Makes the TLS Secrets current; returns a digest of the node certificate the pods mount. */
-  private async ensureTls(cluster: ConfluxCluster, log: Logger): Promise<string | undefined> {
+  /**
+   * Makes the TLS Secrets current. Members re-read their mounted certificate files while they run
+   * (node/certs/reload.ts), so a renewal does not change the pod template or restart pods.
+   */
+  private async ensureTls(cluster: ConfluxCluster, log: Logger): Promise<void> {
     const names = requiredSecretNames(cluster);
-    if (!names) return undefined;
+    if (!names) return;
     const namespace = cluster.metadata.namespace;
     if (!cluster.spec.tls.operatorManaged) {
       const secret = await this.readSecret(namespace, names.node);
@@ -296,7 +290,7 @@ export class KubernetesPlatform implements Platform {
       if (needsRenewal(crt, this.now())) {
         log.warn({ secret: names.node }, 'the node certificate you provide expires soon (or has expired)');
       }
-      return objectHash([crt, ca]);
+      return;
     }
     const caName = resourceNames(cluster).caSecret!;
     const [caSecret, nodeSecret, adminSecret] = await Promise.all([
@@ -352,7 +346,6 @@ export class KubernetesPlatform implements Platform {
       buildAdminTlsSecret(cluster, { caPem, certPem: m.admin.certPem, keyPem: m.admin.keyPem }),
       adminSecret,
     );
-    return objectHash([m.node.certPem, m.ca.certPem]);
   }
 
   /**
