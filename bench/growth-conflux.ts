@@ -163,17 +163,22 @@ export async function confluxAddNode(
     'conflux POST /_cluster/nodes',
     [202],
   );
-  const id = String(accepted.id);
+  let id = String(accepted.id);
   let catchUpStart: number | undefined;
   let catchUpEnd: number | undefined;
   await waitUntil('conflux add-node operation', ADD_TIMEOUT_MS, async () => {
     // Any member answers (a follower forwards to the leader), so a leader change is no failure.
     const live = c.members.filter((m) => !m.proc.exited);
     const m = live[Math.floor(Math.random() * live.length)] ?? leader;
-    const op = json(
-      await httpCall(`${c.adminUrl(m)}/_cluster/operations/${id}`, 'GET', undefined, 5000),
-      'conflux GET /_cluster/operations',
-    );
+    const r = await httpCall(`${c.adminUrl(m)}/_cluster/operations/${id}`, 'GET', undefined, 5000);
+    if (r.status === 404 && r.body.includes('OPERATION_NOT_FOUND')) {
+      // Operations live on the leader that accepted them: after a leader change, ask the new one
+      // (the add is idempotent for the same node and resumes where it stopped).
+      const again = await httpCall(`${c.adminUrl(m)}/_cluster/nodes`, 'POST', body, 30_000);
+      id = String(json(again, 'conflux POST /_cluster/nodes again', [200, 202]).id);
+      return `operation lost with a leader change; asked again (${id})`;
+    }
+    const op = json(r, 'conflux GET /_cluster/operations');
     const now = performance.now();
     if (op.step === 'catching-up' && catchUpStart === undefined) catchUpStart = now;
     if (op.step !== 'catching-up' && catchUpStart !== undefined && catchUpEnd === undefined) catchUpEnd = now;
