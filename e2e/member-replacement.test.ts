@@ -3,46 +3,23 @@
 // operator removes the dead member and adds the new node, so the cluster heals to three voters
 // with every key. The old id never comes back.
 
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pino } from 'pino';
+import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConfluxCluster } from '../operator/api/cluster.js';
-import { LocalPlatform } from '../operator/platform/local.js';
-import { LocalStore } from '../operator/platform/local-store.js';
-import { Reconciler } from '../operator/reconcile/reconciler.js';
-import { sleep } from './support/process-cluster.js';
-
-const log = pino({ level: process.env.CONFLUX_TEST_LOG ?? 'silent' });
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 90_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    await sleep(250);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+import type { LocalPlatform } from '../operator/platform/local.js';
+import type { LocalStore } from '../operator/platform/local-store.js';
+import { type LocalOperator, startLocalOperator, until } from './support/local-operator.js';
 
 describe('member replacement after data loss (Local platform)', () => {
-  const root = mkdtempSync(join(tmpdir(), 'conflux-replace-'));
+  let op: LocalOperator;
   let store: LocalStore;
   let platform: LocalPlatform;
-  let reconciler: Reconciler;
 
   beforeAll(async () => {
-    store = new LocalStore({ root, logger: log });
-    platform = new LocalPlatform({ root, logger: log });
-    reconciler = new Reconciler({ store, platform, logger: log, resyncMs: 1_000 });
-    await reconciler.start();
+    op = await startLocalOperator('conflux-replace');
+    ({ store, platform } = op);
   });
-  afterAll(async () => {
-    await reconciler?.stop();
-    await platform?.stopAll();
-    rmSync(root, { recursive: true, force: true });
-  });
+  afterAll(() => op?.stop());
 
   const get = async () => (await store.getCluster('default', 'rep')) as ConfluxCluster;
   const healthy = (c: ConfluxCluster) =>

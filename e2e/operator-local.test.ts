@@ -2,54 +2,28 @@
 // ConfluxCluster, scale 3 -> 5 -> 3 under a write load (the leader on a removed ordinal), a
 // scheduled backup to s3rver, a restore into a new cluster, and a restore refused over data.
 
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type S3rverHandle, startS3rver } from '../node/backup/test-s3rver.js';
 import type { ConfluxCluster } from '../operator/api/cluster.js';
-import { LocalPlatform } from '../operator/platform/local.js';
-import { LocalStore } from '../operator/platform/local-store.js';
-import { Reconciler } from '../operator/reconcile/reconciler.js';
-import { sleep } from './support/process-cluster.js';
-
-const log = pino({ level: process.env.CONFLUX_TEST_LOG ?? 'silent' });
-
-async function until<T>(
-  what: string,
-  fn: () => Promise<T | undefined> | T | undefined,
-  ms = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v as T;
-    await sleep(200);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+import type { LocalPlatform } from '../operator/platform/local.js';
+import type { LocalStore } from '../operator/platform/local-store.js';
+import { type LocalOperator, startLocalOperator, until } from './support/local-operator.js';
 
 describe('the reconciler on the Local platform', () => {
-  const root = mkdtempSync(join(tmpdir(), 'conflux-operator-'));
   let s3: S3rverHandle;
+  let op: LocalOperator;
   let store: LocalStore;
   let platform: LocalPlatform;
-  let reconciler: Reconciler;
 
   beforeAll(async () => {
     s3 = await startS3rver('backups');
     Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER' });
-    store = new LocalStore({ root, logger: log });
-    platform = new LocalPlatform({ root, logger: log });
-    reconciler = new Reconciler({ store, platform, logger: log, resyncMs: 1_000 });
-    await reconciler.start();
+    op = await startLocalOperator('conflux-operator');
+    ({ store, platform } = op);
   });
   afterAll(async () => {
-    await reconciler?.stop();
-    await platform?.stopAll();
+    await op?.stop();
     await s3?.stop();
-    rmSync(root, { recursive: true, force: true });
   });
 
   const get = (name: string) => store.getCluster('default', name) as Promise<ConfluxCluster>;
@@ -60,9 +34,10 @@ describe('the reconciler on the Local platform', () => {
       `${name} Ready with ${replicas} members`,
       async () => {
         const c = await get(name);
-        return condition(c, 'Ready') === 'True' && c.status?.members?.length === replicas && c.status.leaderId
-          ? c
-          : undefined;
+        // No operation in flight: a spec change that reaches the pods (re-created without backup
+        // settings, say) rolls them after the cluster is Ready.
+        const settled = c.status?.members?.length === replicas && c.status.leaderId && !c.status.operation;
+        return condition(c, 'Ready') === 'True' && settled ? c : undefined;
       },
       90_000,
     );

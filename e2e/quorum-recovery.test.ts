@@ -3,46 +3,24 @@
 // spec.recovery names the survivor does it rebuild a one-member cluster from it under a new
 // cluster id, and grow it back to three members through the add flow, with the survivor's data.
 
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pino } from 'pino';
+import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConfluxCluster } from '../operator/api/cluster.js';
-import { LocalPlatform } from '../operator/platform/local.js';
-import { LocalStore } from '../operator/platform/local-store.js';
-import { Reconciler } from '../operator/reconcile/reconciler.js';
+import type { LocalPlatform } from '../operator/platform/local.js';
+import type { LocalStore } from '../operator/platform/local-store.js';
+import { type LocalOperator, startLocalOperator, until } from './support/local-operator.js';
 import { sleep } from './support/process-cluster.js';
 
-const log = pino({ level: process.env.CONFLUX_TEST_LOG ?? 'silent' });
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 120_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    await sleep(250);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 describe('quorum-loss recovery (Local platform)', () => {
-  const root = mkdtempSync(join(tmpdir(), 'conflux-recovery-'));
+  let op: LocalOperator;
   let store: LocalStore;
   let platform: LocalPlatform;
-  let reconciler: Reconciler;
 
   beforeAll(async () => {
-    store = new LocalStore({ root, logger: log });
-    platform = new LocalPlatform({ root, logger: log });
-    reconciler = new Reconciler({ store, platform, logger: log, resyncMs: 1_000 });
-    await reconciler.start();
+    op = await startLocalOperator('conflux-recovery');
+    ({ store, platform } = op);
   });
-  afterAll(async () => {
-    await reconciler?.stop();
-    await platform?.stopAll();
-    rmSync(root, { recursive: true, force: true });
-  });
+  afterAll(() => op?.stop());
 
   const get = async () => (await store.getCluster('default', 'qr')) as ConfluxCluster;
   const condition = (c: ConfluxCluster, type: string) => c.status?.conditions?.find((x) => x.type === type);
@@ -155,23 +133,16 @@ describe('quorum-loss recovery (Local platform)', () => {
 });
 
 describe('quorum-loss recovery with an old member returning (Local platform)', () => {
-  const root = mkdtempSync(join(tmpdir(), 'conflux-recovery-wipe-'));
+  let op: LocalOperator;
   let store: LocalStore;
   let platform: LocalPlatform;
-  let reconciler: Reconciler;
 
   beforeAll(async () => {
-    store = new LocalStore({ root, logger: log });
     // Dead members stay down until the test starts them: it decides when they come back.
-    platform = new LocalPlatform({ root, logger: log, autoRestart: false });
-    reconciler = new Reconciler({ store, platform, logger: log, resyncMs: 1_000 });
-    await reconciler.start();
+    op = await startLocalOperator('conflux-recovery-wipe', { platform: { autoRestart: false } });
+    ({ store, platform } = op);
   });
-  afterAll(async () => {
-    await reconciler?.stop();
-    await platform?.stopAll();
-    rmSync(root, { recursive: true, force: true });
-  });
+  afterAll(() => op?.stop());
 
   const get = async () => (await store.getCluster('default', 'qw')) as ConfluxCluster;
   const healthy = (c: ConfluxCluster) =>

@@ -4,35 +4,16 @@
 // its configuration and exits) stalls the roll with one member down and the cluster serving; the
 // fixed template resumes it with the broken member first and completes it.
 
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConfluxCluster } from '../operator/api/cluster.js';
-import { LocalPlatform } from '../operator/platform/local.js';
-import { LocalStore } from '../operator/platform/local-store.js';
+import type { LocalPlatform } from '../operator/platform/local.js';
+import type { LocalStore } from '../operator/platform/local-store.js';
 import type { MemberPod } from '../operator/platform/platform.js';
-import { Reconciler } from '../operator/reconcile/reconciler.js';
 import type { Action } from '../operator/reconcile/types.js';
+import { type LocalOperator, startLocalOperator, until } from './support/local-operator.js';
 import { sleep } from './support/process-cluster.js';
 
-const log = pino({ level: process.env.CONFLUX_TEST_LOG ?? 'silent' });
 const NAME = 'roll';
-
-async function until<T>(
-  what: string,
-  fn: () => Promise<T | undefined> | T | undefined,
-  ms = 120_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v as T;
-    await sleep(250);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 /**
  * Writers that go through the members a Service would route to (the Ready ones), retrying a
@@ -102,10 +83,9 @@ class WriteLoad {
 }
 
 describe('rolling updates on the Local platform', () => {
-  const root = mkdtempSync(join(tmpdir(), 'conflux-rolling-'));
+  let op: LocalOperator;
   let store: LocalStore;
   let platform: LocalPlatform;
-  let reconciler: Reconciler;
   let load: WriteLoad;
   /** Steps the operator took, in order (only those that succeeded). */
   const steps: Action[] = [];
@@ -141,25 +121,20 @@ describe('rolling updates on the Local platform', () => {
     );
 
   beforeAll(async () => {
-    store = new LocalStore({ root, logger: log });
-    platform = new LocalPlatform({ root, logger: log, stopGraceMs: 5_000 });
-    reconciler = new Reconciler({
-      store,
-      platform,
-      logger: log,
-      resyncMs: 1_000,
-      onPass: (_key, action, error) => {
-        if (!error && action.type !== 'wait' && action.type !== 'none') steps.push(action);
+    op = await startLocalOperator('conflux-rolling', {
+      platform: { stopGraceMs: 5_000 },
+      reconciler: {
+        onPass: (_key, action, error) => {
+          if (!error && action.type !== 'wait' && action.type !== 'none') steps.push(action);
+        },
       },
     });
-    await reconciler.start();
+    ({ store, platform } = op);
     load = new WriteLoad(pods);
   });
   afterAll(async () => {
     await load?.stop();
-    await reconciler?.stop();
-    await platform?.stopAll();
-    rmSync(root, { recursive: true, force: true });
+    await op?.stop();
   });
 
   it('rolls a new template through 5 members one at a time, the leader last, losing no write', async () => {

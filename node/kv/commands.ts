@@ -124,7 +124,11 @@ export function encodeCommand(cmd: KvCommand): Uint8Array {
     c.type === 'txn'
       ? { ...defined(c), compare: c.compare.map(defined), success: c.success, failure: c.failure }
       : defined(c);
-  return packr.pack(canonical);
+  // msgpackr packs every value into one buffer shared by all its encoders in the process (the
+  // transport's frames and the WAL's records too, up to MiBs) and returns a view of it. The bytes
+  // of a command live on in the Raft log until a snapshot compacts it, and such a view would keep
+  // the whole shared buffer alive, frames and all: give the log its own exact-size copy.
+  return new Uint8Array(packr.pack(canonical));
 }
 
 export type DecodeResult = { ok: true; command: KvCommand } | { ok: false; reason: string };

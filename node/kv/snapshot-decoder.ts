@@ -134,6 +134,12 @@ export interface SnapshotDecoderOptions {
    * so `finish` answers with no KeyValues. For checking a snapshot that is installed elsewhere.
    */
   verifyOnly?: boolean;
+  /**
+   * Hand each record (its value already copied) to this function instead of collecting them, so
+   * the caller can keep them in its own, more compact form; `finish` then answers with no
+   * KeyValues. What it received must be discarded unless `finish` returns.
+   */
+  onRecord?: (kv: KeyValue) => void;
 }
 
 export class SnapshotDecoder {
@@ -147,9 +153,12 @@ export class SnapshotDecoder {
   /** Size of the record being waited for, once its length fields were seen (0: not known yet). */
   private recordBytes = 0;
   private readonly keep: boolean;
+  private readonly onRecord: (kv: KeyValue) => void;
 
   constructor(opts: SnapshotDecoderOptions = {}) {
     this.keep = !opts.verifyOnly;
+    const kvs = this.kvs;
+    this.onRecord = !this.keep ? () => {} : (opts.onRecord ?? ((kv) => kvs.push(kv)));
   }
 
   push(chunk: Uint8Array): void {
@@ -252,7 +261,7 @@ export class SnapshotDecoder {
       version: u64(view, at + 16, 'version'),
     };
     this.check(kv);
-    if (this.keep) this.kvs.push(kv);
+    this.onRecord(kv);
     this.last = kv;
     if (++this.count === this.header!.keyCount) this.state = 'trailer';
     return true;
@@ -308,7 +317,7 @@ export class SnapshotDecoder {
     };
     q.skip(size);
     this.check(kv);
-    if (this.keep) this.kvs.push(kv);
+    this.onRecord(kv);
     this.last = kv;
     if (++this.count === this.header!.keyCount) this.state = 'trailer';
     return true;

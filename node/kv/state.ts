@@ -1,19 +1,90 @@
 // The key-value data itself: a Map for point lookups plus a SortedKeys index for ordered ranges,
-// both keyed by sort keys (keys.ts: native order = UTF-8 byte order); KeyValue.key is the key.
+// both keyed by sort keys (keys.ts: native order = UTF-8 byte order).
 // Invariant: the index holds exactly the Map's keys. Only `put` and `delete` change either, and
 // both record a WatchEvent, so every change of data is visible to watchers.
+//
+// Memory: the Map holds one compact, immutable StoredValue per key, not a KeyValue. A KeyValue
+// costs an object plus a Uint8Array view of its value (about 96 bytes on its own in V8, more than
+// a small value itself); a StoredValue is one object of five fields that names its bytes by
+// (buffer, offset and length packed into one small integer). The key is the Map's key itself (the
+// sort key, mapped back by fromSortKey: the same string for keys without high code units), so no
+// key string is duplicated. KeyValues are made when asked for (get, range, snapshots, events);
+// they are equal field by field whenever they describe the same StoredValue.
 
 import { ConfluxError } from '../errors.js';
-import { toSortKey } from './keys.js';
+import { fromSortKey, toSortKey } from './keys.js';
 import { SortedKeys } from './sorted-index.js';
 import type { KeyValue, RangeQuery, WatchEvent } from './types.js';
 import { ownValue } from './value-slab.js';
 
 const EMPTY = new Uint8Array(0);
 
+/** Bits of `at` that hold the length of a value packed as (offset, length). */
+const LENGTH_BITS = 11;
+const MAX_PACKED_LENGTH = (1 << LENGTH_BITS) - 1;
+/** Offsets up to 2^19 keep `at` below 2^30: a small integer in V8 on every platform. */
+const MAX_PACKED_OFFSET = (1 << 19) - 1;
+
+/**
+ * One key's current value and revisions. `at` ≥ 0: the value is `length` bytes at `offset` of the
+ * ArrayBuffer `bytes`, with at = offset << LENGTH_BITS | length (small values in slabs). `at` < 0:
+ * `bytes` is the value's Uint8Array itself (large or empty values, or unusual views).
+ */
+class StoredValue {
+  constructor(
+    readonly bytes: ArrayBufferLike | Uint8Array,
+    readonly at: number,
+    readonly createRevision: number,
+    readonly modRevision: number,
+    readonly version: number,
+  ) {}
+
+  static of(value: Uint8Array, createRevision: number, modRevision: number, version: number): StoredValue {
+    const n = value.byteLength;
+    const offset = value.byteOffset;
+    if (n > 0 && n <= MAX_PACKED_LENGTH && offset <= MAX_PACKED_OFFSET) {
+      return new StoredValue(value.buffer, (offset << LENGTH_BITS) | n, createRevision, modRevision, version);
+    }
+    return new StoredValue(value, -1, createRevision, modRevision, version);
+  }
+
+  value(): Uint8Array {
+    const at = this.at;
+    if (at < 0) return this.bytes as Uint8Array;
+    return new Uint8Array(this.bytes as ArrayBufferLike, at >>> LENGTH_BITS, at & MAX_PACKED_LENGTH);
+  }
+
+  /** The KeyValue of this value under `sortKey` (a new object, equal to any other made from it). */
+  toKeyValue(sortKey: string): KeyValue {
+    return {
+      key: fromSortKey(sortKey),
+      value: this.value(),
+      createRevision: this.createRevision,
+      modRevision: this.modRevision,
+      version: this.version,
+    };
+  }
+}
+
+/**
+ * A capture of the whole state in key order: iterable any number of times, each time giving the
+ * same KeyValues (made one by one, so a capture of a million keys costs two arrays of references).
+ */
+class Capture implements Iterable<KeyValue> {
+  constructor(
+    private readonly sortKeys: readonly string[],
+    private readonly values: readonly StoredValue[],
+  ) {}
+
+  *[Symbol.iterator](): Iterator<KeyValue> {
+    const { sortKeys, values } = this;
+    for (let i = 0; i < sortKeys.length; i++) yield values[i]!.toKeyValue(sortKeys[i]!);
+  }
+}
+
 export class KvState {
   private constructor(
-    private readonly map: Map<string, KeyValue>,
+    private readonly map: Map<string, StoredValue>,
     private readonly index: SortedKeys,
   ) {}
 
@@ -21,12 +92,21 @@ export class KvState {
     return new KvState(new Map(), new SortedKeys());
   }
 
-  /** From KeyValues already in strictly increasing key order (a decoded snapshot). */
-  static fromSorted(kvs: readonly KeyValue[]): KvState {
-    const map = new Map<string, KeyValue>();
-    const sortKeys = kvs.map((kv) => toSortKey(kv.key));
-    for (let i = 0; i < kvs.length; i++) map.set(sortKeys[i]!, kvs[i]!);
-    return new KvState(map, SortedKeys.fromSorted(sortKeys));
+  /**
+   * A state built one KeyValue at a time, in strictly increasing key order (checked by `build`):
+   * a snapshot being decoded goes straight into the compact form, without an array of KeyValues.
+   */
+  static builder(): { add(kv: KeyValue): void; build(): KvState } {
+    const map = new Map<string, StoredValue>();
+    const sortKeys: string[] = [];
+    return {
+      add(kv: KeyValue): void {
+        const sk = toSortKey(kv.key);
+        map.set(sk, StoredValue.of(kv.value, kv.createRevision, kv.modRevision, kv.version));
+        sortKeys.push(sk);
+      },
+      build: () => new KvState(map, SortedKeys.fromSorted(sortKeys)),
+    };
   }
 
   get size(): number {
@@ -34,23 +114,30 @@ export class KvState {
   }
 
   get(key: string): KeyValue | undefined {
-    return this.map.get(toSortKey(key));
+    const sk = toSortKey(key);
+    return this.map.get(sk)?.toKeyValue(sk);
   }
 
-  /** Every KeyValue in key order, as an array: a consistent capture, since KeyValues are immutable. */
-  toArray(): KeyValue[] {
-    const out: KeyValue[] = new Array(this.map.size);
+  /**
+   * Every KeyValue in key order: a consistent capture (stored values are immutable, a write
+   * replaces them), iterable more than once; later writes do not change it.
+   */
+  capture(): Iterable<KeyValue> {
+    const sortKeys: string[] = new Array(this.map.size);
+    const values: StoredValue[] = new Array(this.map.size);
     let i = 0;
     this.index.forEach((sk) => {
-      out[i++] = this.map.get(sk)!;
+      sortKeys[i] = sk;
+      values[i++] = this.map.get(sk)!;
     });
-    return out;
+    return new Capture(sortKeys, values);
   }
 
   /** Write `value` at `revision`; records the event. Returns the previous KeyValue. */
   put(key: string, value: Uint8Array, revision: number, events: WatchEvent[]): KeyValue | undefined {
     const sk = toSortKey(key);
-    const prev = this.map.get(sk);
+    const stored = this.map.get(sk);
+    const prev = stored?.toKeyValue(sk);
     const kv: KeyValue = {
       key,
       // Decoded commands own their values (commands.ts copies them out of the entry).
@@ -59,7 +146,7 @@ export class KvState {
       modRevision: revision,
       version: prev ? prev.version + 1 : 1,
     };
-    this.map.set(sk, kv);
+    this.map.set(sk, StoredValue.of(kv.value, kv.createRevision, kv.modRevision, kv.version));
     if (!prev) this.index.insert(sk);
     events.push(prev ? { type: 'put', kv, prevKv: prev, revision } : { type: 'put', kv, revision });
     return prev;
@@ -68,7 +155,7 @@ export class KvState {
   /** Delete at `revision`; records the event when the key existed. Returns what was deleted. */
   delete(key: string, revision: number, events: WatchEvent[]): KeyValue | undefined {
     const sk = toSortKey(key);
-    const prev = this.map.get(sk);
+    const prev = this.map.get(sk)?.toKeyValue(sk);
     if (!prev) return undefined;
     this.map.delete(sk);
     this.index.delete(sk);
@@ -94,7 +181,7 @@ export class KvState {
     for (const sk of keys) {
       if (!sk.startsWith(prefix)) break;
       if (kvs.length === q.limit) return { kvs, more: true };
-      kvs.push(this.map.get(sk)!);
+      kvs.push(this.map.get(sk)!.toKeyValue(sk));
     }
     return { kvs, more: false };
   }

@@ -176,19 +176,19 @@ export class KvStore implements StateMachine<KvApplyResult> {
   /** The state at `applied`, in the format of snapshot-format.ts. */
   snapshot(): { index: number; data: Uint8Array } {
     const header = this.header();
-    const data = encodeSnapshotBuffer(header, this.state.toArray());
+    const data = encodeSnapshotBuffer(header, this.state.capture());
     return { index: header.applied, data };
   }
 
   /**
    * The same bytes as `snapshot()` at this moment, as chunks of at most `snapshotChunkBytes`. The
-   * state is captured now (an array of references to immutable KeyValues, not a copy of the data),
+   * state is captured now (arrays of references to immutable stored values, not a copy of the data),
    * so applying more entries while the stream is consumed does not change it. For a Node stream:
    * `Readable.from(store.snapshotStream())`.
    */
   snapshotStream(): SnapshotStream {
     const header = this.header();
-    const kvs = this.state.toArray();
+    const kvs = this.state.capture();
     const chunkBytes = this.chunkBytes;
     return {
       ...header,
@@ -205,16 +205,17 @@ export class KvStore implements StateMachine<KvApplyResult> {
    * watches from revisions ≤ the restored revision get CompactedError.
    */
   restore(meta: SnapshotMeta, data: Uint8Array): void {
-    const decoder = new SnapshotDecoder();
+    const next = KvState.builder();
+    const decoder = new SnapshotDecoder({ onRecord: next.add });
     decoder.push(data);
-    const decoded = decoder.finish();
-    if (decoded.header.applied !== meta.index) {
+    const { header } = decoder.finish();
+    if (header.applied !== meta.index) {
       throw new SnapshotFormatError(
         'index-mismatch',
-        `snapshot holds applied index ${decoded.header.applied}, expected ${meta.index}`,
+        `snapshot holds applied index ${header.applied}, expected ${meta.index}`,
       );
     }
-    this.install(decoded.header, decoded.kvs);
+    this.install(header, next.build());
   }
 
   /**
@@ -222,19 +223,20 @@ export class KvStore implements StateMachine<KvApplyResult> {
    * replaced. The caller must not apply entries meanwhile (restore a stopped or fresh node).
    */
   async restoreFromStream(stream: AsyncIterable<Uint8Array>): Promise<SnapshotHeader> {
-    const decoder = new SnapshotDecoder();
+    const next = KvState.builder();
+    const decoder = new SnapshotDecoder({ onRecord: next.add });
     for await (const chunk of stream) decoder.push(chunk);
-    const decoded = decoder.finish();
-    this.install(decoded.header, decoded.kvs);
-    return decoded.header;
+    const { header } = decoder.finish();
+    this.install(header, next.build());
+    return header;
   }
 
   private header(): SnapshotHeader {
     return { applied: this.appliedIndex, revision: this.storeRevision, keyCount: this.state.size };
   }
 
-  private install(header: SnapshotHeader, kvs: KeyValue[]): void {
-    this.state = KvState.fromSorted(kvs);
+  private install(header: SnapshotHeader, state: KvState): void {
+    this.state = state;
     this.appliedIndex = header.applied;
     this.storeRevision = header.revision;
     this.hub.reset(header.revision);

@@ -19,6 +19,11 @@ export class Progress {
   /** In snapshot: the snapshot index being sent and the offset the follower acknowledged. */
   pendingSnapshot = 0;
   snapshotOffset = 0;
+  /**
+   * In snapshot: the offset of the chunk last sent (null: none). An answer asking for it again
+   * answers a copy of it, and is not a reason to send one more.
+   */
+  snapshotInflight: number | null = null;
   /** The commit index last sent in an append. */
   sentCommit = 0;
   /** Heard from since the last CheckQuorum round. */
@@ -38,6 +43,7 @@ export class Progress {
     this.inflights = [];
     this.pendingSnapshot = 0;
     this.snapshotOffset = 0;
+    this.snapshotInflight = null;
   }
 
   becomeProbe(): void {

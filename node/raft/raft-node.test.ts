@@ -1,6 +1,7 @@
 // RaftNode, the async host loop, on an in-memory cluster: storage resolves on a microtask, the
 // transport delivers on a microtask, and time only moves when a test advances the fake clock.
 import { describe, expect, it } from 'vitest';
+import * as M from './membership.js';
 import { DEFAULT_CONFIG, type RaftState } from './raft.js';
 import { type Clock, RaftNode, type RaftStorage, type Timer } from './raft-node.js';
 import { SeededRng } from './rng.js';
@@ -313,6 +314,41 @@ describe('RaftNode', () => {
     await c.run(leader.clientWrite(put('k5', '5')));
     await c.until(() => n2.sm.applied === leader.metrics().lastApplied);
     expect(n2.sm.kv.digest).toBe(c.member('n1').sm.kv.digest);
+  });
+
+  it('a long backlog is applied in batches that let timers and I/O run in between', async () => {
+    // A restarted node replays its committed log; each batch of 8 entries takes ≥ 2 ticks here.
+    const storage = new MemStorage();
+    const membership = M.initialMembership(['n1']);
+    storage.entries = [{ index: 1, term: 1, type: 'membership', membership }];
+    for (let i = 2; i <= 33; i++)
+      storage.entries.push({ index: i, term: 1, type: 'normal', data: put(`k${i}`, 'v') });
+    storage.hardState = { term: 1, vote: 'n1', commit: 33 };
+    const sm = new KvStateMachine();
+    const apply = sm.apply.bind(sm);
+    sm.apply = (e) => {
+      const until = performance.now() + TICK_MS / 4;
+      while (performance.now() < until) {} // CPU-heavy, like a transaction of many puts
+      return apply(e);
+    };
+    const node = RaftNode.start({
+      config: { ...DEFAULT_CONFIG, id: 'n1', rng: new SeededRng(1), maxApplyBatch: 8 },
+      state: storage.recovered(),
+      storage,
+      stateMachine: sm,
+      transport: { send: () => {} },
+      clock: new FakeClock(),
+      tickMs: TICK_MS,
+    });
+    const seen: number[] = [];
+    for (let i = 0; i < 10 && sm.applied < 33; i++) {
+      await flush();
+      seen.push(sm.applied);
+    }
+    expect(seen[0]).toBe(8); // the first macrotask ran after one batch, not after all of them
+    expect(sm.applied).toBe(33);
+    expect(sm.kv.get('k33')).toBe('v');
+    await node.shutdown();
   });
 
   it('a deposed leader rejects its overwritten write (PROPOSAL_DROPPED) and its read (READ_ABORTED)', async () => {

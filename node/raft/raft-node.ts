@@ -127,6 +127,7 @@ export class RaftNode<R> {
   private readonly transport: Transport;
   private readonly clock: Clock;
   private readonly onApplied: RaftNodeOptions<R>['onApplied'];
+  private readonly tickMs: number;
   private ticker: Timer | null = null;
   private running = false;
   private loopDone: Promise<void> = Promise.resolve();
@@ -159,6 +160,7 @@ export class RaftNode<R> {
     this.transport = opts.transport;
     this.clock = opts.clock;
     this.onApplied = opts.onApplied;
+    this.tickMs = opts.tickMs;
     const state = opts.state ?? EMPTY_STATE;
     const snap = state.snapshot;
     if (snap && this.sm.applied < snap.index) {
@@ -352,7 +354,14 @@ export class RaftNode<R> {
 
   private async loop(): Promise<void> {
     try {
-      while (!this.stopped && this.core.hasReady()) await this.round();
+      while (!this.stopped && this.core.hasReady()) {
+        const applyMs = await this.round();
+        // Rounds that need no save follow each other on microtasks: a long backlog (the log
+        // replayed at start, a node catching up) would hold the event loop for all of it, and
+        // no tick, heartbeat or peer message would get through. After an apply of a tick or
+        // more, let timers and I/O run before the next batch.
+        if (applyMs >= this.tickMs) await new Promise<void>((resolve) => setImmediate(resolve));
+      }
     } catch (err) {
       this.fail(toError(err));
     } finally {
@@ -360,21 +369,24 @@ export class RaftNode<R> {
     }
   }
 
-  private async round(): Promise<void> {
+  /** One Ready; returns how long it spent applying (installing or applying entries), in ms. */
+  private async round(): Promise<number> {
     const rd = this.core.ready();
     this.send(rd.messages);
     // A Ready that only moves the commit index is not written (see Ready.mustSync).
     if (rd.mustSync) {
       await this.storage.save(rd);
-      if (this.stopped) return;
+      if (this.stopped) return 0;
     }
+    const started = performance.now();
     if (rd.snapshot) this.install(rd.snapshot);
     this.send(rd.messagesAfterPersist);
     if (rd.committedEntries.length > 0) {
-      const started = performance.now();
+      const applyStarted = performance.now();
       for (const e of rd.committedEntries) this.apply(e);
-      this.onApplied?.(rd.committedEntries.length, performance.now() - started);
+      this.onApplied?.(rd.committedEntries.length, performance.now() - applyStarted);
     }
+    const applyMs = performance.now() - started;
     for (const rs of rd.readStates) {
       const waiter = this.reads.get(rs.ctx);
       this.reads.delete(rs.ctx);
@@ -392,6 +404,7 @@ export class RaftNode<R> {
       const m = this.core.metrics();
       for (const fn of this.metricsListeners) fn(m);
     }
+    return applyMs;
   }
 
   private send(messages: Message[]): void {

@@ -95,6 +95,8 @@ export class Replicator {
     // A full window whose appends were lost would stall forever: let one more through; a gap
     // makes the follower reject, which puts it back into probe.
     if (pr.state === 'replicate' && pr.isPaused()) pr.inflights.shift();
+    // The chunk on its way may be lost: send it again. The answers to both copies ask for the
+    // same next chunk, and onSnapshotResponse sends that one once.
     if (pr.state === 'snapshot') this.sendSnapshotChunk(from, pr);
     // Behind although alive: maybe appends were lost. An append (even empty) makes it
     // acknowledge or reject, which restarts replication from where it really is.
@@ -103,7 +105,13 @@ export class Replicator {
 
   onSnapshotResponse(pr: Progress, m: Response<'snapshot-response'>): void {
     if (pr.state !== 'snapshot' || m.snapshotIndex !== pr.pendingSnapshot) return;
-    pr.snapshotOffset = m.reject ? 0 : m.nextOffset;
+    const next = m.reject ? 0 : m.nextOffset;
+    // It asks for the chunk sent last: this answers a copy of an earlier chunk (one resent at a
+    // heartbeat, or duplicated by the network). Sending again would put one more copy in flight
+    // for the rest of the transfer, each heartbeat adding another: on a slow link the transfer
+    // then drowns in copies and never finishes.
+    if (next === pr.snapshotInflight) return;
+    pr.snapshotOffset = next;
     // All bytes are there: its append-response after installing moves it out of snapshot state.
     if (!m.reject && m.nextOffset >= (this.log.snapshot?.sizeBytes ?? 0)) return;
     this.sendSnapshotChunk(m.from, pr);
@@ -159,6 +167,7 @@ export class Replicator {
     const offset = Math.min(pr.snapshotOffset, snap.sizeBytes);
     const length = Math.min(this.limits.snapshotChunkBytes, snap.sizeBytes - offset);
     const done = offset + length >= snap.sizeBytes;
+    pr.snapshotInflight = offset;
     this.out({
       type: 'snapshot',
       from: this.id,

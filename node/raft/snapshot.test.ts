@@ -26,6 +26,87 @@ describe('snapshots', () => {
     expect(net.core('n3').log.snapshotIndex()).toBe(12);
   });
 
+  it('a slow transfer keeps a bounded number of copies in flight: answers to copies send nothing', () => {
+    // Every round the leader ticks (one heartbeat) and the network delivers what was queued, so
+    // a chunk and its answer take two rounds: longer than a heartbeat, as on a loaded machine.
+    const net = bootstrap(['n1', 'n2', 'n3'], { snapshotChunkBytes: 16 });
+    net.isolate('n3');
+    for (let i = 0; i < 40; i++) net.on('n1', (c) => c.propose(put(`k${i}`, `v${i}`)));
+    net.stabilize();
+    const meta = net.snapshot('n1');
+    const chunks = Math.ceil((meta?.sizeBytes ?? 0) / 16);
+    expect(chunks).toBeGreaterThan(20);
+    net.heal();
+    let sent = 0;
+    let mostInFlight = 0;
+    let rounds = 0;
+    while (net.core('n3').log.snapshotIndex() === 0 && rounds < 10 * chunks) {
+      net.tick('n1');
+      const inFlight = net.pending((m) => m.type === 'snapshot' && m.to === 'n3').length;
+      mostInFlight = Math.max(mostInFlight, inFlight);
+      sent += inFlight;
+      net.deliver();
+      rounds++;
+    }
+    expect(net.core('n3').log.snapshotIndex()).toBe(meta?.index);
+    // One chunk per round trip, plus at most the copy resent at each heartbeat while it travels
+    // (a round trip is two rounds here): never a number of copies that grows with time.
+    expect(rounds).toBeLessThanOrEqual(2 * chunks + 4);
+    expect(mostInFlight).toBeLessThanOrEqual(2);
+    expect(sent).toBeLessThanOrEqual(3 * chunks);
+    net.stabilize();
+    expect(net.node('n3').sm.get('k39')).toBe('v39');
+  });
+
+  it('a lost chunk is sent again at the next heartbeat and the transfer goes on', () => {
+    const net = bootstrap(['n1', 'n2', 'n3'], { snapshotChunkBytes: 16 });
+    net.isolate('n3');
+    for (let i = 0; i < 10; i++) net.on('n1', (c) => c.propose(put(`k${i}`, `v${i}`)));
+    net.stabilize();
+    const meta = net.snapshot('n1');
+    net.heal();
+    net.tick('n1');
+    net.stabilize(4); // heartbeat, its answer, then chunks start flowing
+    const lost = net.pending((m) => m.type === 'snapshot' && m.to === 'n3');
+    expect(lost).toHaveLength(1);
+    net.drop((m) => m.type === 'snapshot');
+    net.stabilize();
+    expect(net.pending()).toEqual([]); // nothing left in flight: only a heartbeat restarts it
+    net.tick('n1');
+    net.stabilize(1000);
+    expect(net.core('n3').log.snapshotIndex()).toBe(meta?.index);
+    expect(net.node('n3').sm.get('k9')).toBe('v9');
+  });
+
+  it('a transfer cut short by a leader change restarts with the snapshot of the new leader', () => {
+    const net = bootstrap(['n1', 'n2', 'n3'], { snapshotChunkBytes: 16 });
+    net.isolate('n3');
+    for (let i = 0; i < 20; i++) net.on('n1', (c) => c.propose(put(`k${i}`, `v${i}`)));
+    net.stabilize();
+    net.tick('n1');
+    net.stabilize();
+    net.snapshot('n1');
+    const second = net.snapshot('n2');
+    net.heal();
+    for (let r = 0; r < 12; r++) {
+      net.tick('n1');
+      net.deliver();
+    }
+    expect(net.core('n3').log.snapshotIndex()).toBe(0); // halfway through n1's snapshot
+    net.isolate('n1');
+    const leader = net.electAmong(['n2', 'n3']);
+    expect(leader).toBe('n2');
+    net.on('n2', (c) => c.propose(put('after', 'change')));
+    for (let r = 0; r < 1000 && net.node('n3').sm.get('after') !== 'change'; r++) {
+      net.tick('n2');
+      net.deliver();
+    }
+    expect(net.core('n3').log.snapshot?.id).toBe(second?.id);
+    expect(net.node('n3').sm.get('k19')).toBe('v19');
+    expect(net.node('n3').sm.get('after')).toBe('change');
+    expect(net.leaders()).toContain('n2');
+  });
+
   it('the snapshot carries the membership at its index, so a new member learns the cluster from it', () => {
     const net = bootstrap();
     for (let i = 0; i < 3; i++) net.on('n1', (c) => c.propose(put('k', `${i}`)));
