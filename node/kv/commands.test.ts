@@ -143,3 +143,17 @@ describe('validate: limits checked at proposal time', () => {
     expect(run(s, cmd)).toMatchObject({ ok: true });
   });
 });
+
+describe('commands: log bytes', () => {
+  it('own an exact-size buffer, so the log never keeps msgpack scratch space alive', () => {
+    for (const cmd of [
+      { type: 'put', key: 'a', value: bytes('v') },
+      { type: 'put', key: 'big', value: new Uint8Array(70_000).fill(1) },
+    ] satisfies KvCommand[]) {
+      const data = encodeCommand(cmd);
+      expect(data.byteOffset).toBe(0);
+      expect(data.buffer.byteLength).toBe(data.byteLength);
+      expect(decodeCommand(data)).toEqual(cmd);
+    }
+  });
+});

@@ -155,11 +155,18 @@ export class SortedKeys {
     return chunk[j] === key ? j : -1;
   }
 
+  /**
+   * Both halves are fresh arrays of exactly their size: cutting the tail off in place would leave
+   * the head with the capacity the whole chunk grew to, and under keys inserted in order (a bulk
+   * load) every chunk but the last would stay about twice as large as it needs to be.
+   */
   private split(i: number): void {
     const chunk = this.chunks[i]!;
-    const tail = chunk.splice(chunk.length >>> 1);
-    this.chunks.splice(i + 1, 0, tail);
-    this.maxes[i] = chunk[chunk.length - 1]!;
+    const half = chunk.length >>> 1;
+    const head = chunk.slice(0, half);
+    const tail = chunk.slice(half);
+    this.chunks.splice(i, 1, head, tail);
+    this.maxes[i] = head[head.length - 1]!;
     this.maxes.splice(i + 1, 0, tail[tail.length - 1]!);
   }
 

@@ -6,9 +6,11 @@
  * `modRevision` the index of the last write, `version` the number of writes since creation (1 after
  * the creating put).
  *
- * Invariant: a KeyValue is never mutated once made. A write replaces the object, so the store's
- * map, watch history and query results can share objects safely. Callers must not write into
- * `value` either.
+ * Invariant: a KeyValue is never mutated once made. A write makes a new one, so watch history,
+ * apply results and query results can share objects safely. Callers must not write into `value`
+ * either (it may view bytes the store keeps). The store itself keeps a more compact form
+ * (state.ts) and makes KeyValues when asked, so two reads of one key give equal, not identical,
+ * objects.
  */
 export interface KeyValue {
   key: string;
