@@ -14,6 +14,7 @@ import {
 } from '../api/cluster.js';
 import type { MemberPod } from '../platform/platform.js';
 import { findCondition } from './conditions.js';
+import { internalStatus } from './plan/member-fixtures.js';
 import { plan, QUORUM_RETRY_MS, REQUEUE_MS, removalRisk, selectorOf } from './plan.js';
 import type { Action, Observation, Plan, SlotView } from './types.js';
 
@@ -62,23 +63,7 @@ function pod(ordinal: number, running = true, ready = running): MemberPod {
 }
 
 function nodeView(ordinal: number, o: Partial<InternalStatus> = {}): InternalStatus {
-  return {
-    node_id: nid(ordinal),
-    cluster_id: null,
-    initialized: false,
-    status: 'Follower',
-    current_term: 0,
-    leader_id: null,
-    log_index: 0,
-    committed: 0,
-    last_applied_log: 0,
-    voters: [],
-    learners: [],
-    nodes: {},
-    replication: null,
-    restored_from: null,
-    ...o,
-  };
+  return internalStatus(nid(ordinal), o);
 }
 
 /** A slot whose node answers uninitialized (a fresh volume). */

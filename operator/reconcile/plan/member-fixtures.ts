@@ -27,7 +27,8 @@ function pod(ordinal: number, running = true): MemberPod {
   };
 }
 
-function view(id: string, o: Partial<InternalStatus> = {}): InternalStatus {
+/** What a member answers on /_internal/status: a pristine follower unless `o` says more. */
+export function internalStatus(id: string, o: Partial<InternalStatus> = {}): InternalStatus {
   return {
     node_id: id,
     cluster_id: null,
@@ -60,7 +61,7 @@ export interface MemberOptions {
 export function member(ordinal: number, id: string, o: MemberOptions = {}): SlotView {
   return {
     pod: pod(ordinal),
-    node: view(id, {
+    node: internalStatus(id, {
       cluster_id: o.cluster ?? CID,
       initialized: true,
       status: o.role ?? (o.leader === id ? 'Leader' : 'Follower'),
@@ -76,7 +77,10 @@ export function member(ordinal: number, id: string, o: MemberOptions = {}): Slot
 }
 
 /** Slot `ordinal` holds a pristine node `id` (a new volume). */
-export const pristine = (ordinal: number, id: string): SlotView => ({ pod: pod(ordinal), node: view(id) });
+export const pristine = (ordinal: number, id: string): SlotView => ({
+  pod: pod(ordinal),
+  node: internalStatus(id),
+});
 
 /** Slot `ordinal`'s pod does not run. */
 export const down = (ordinal: number): SlotView => ({
