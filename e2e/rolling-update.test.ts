@@ -1,12 +1,12 @@
 // Rolling updates on the Local platform with real node processes, under a continuous write load:
-// a 5-member cluster moves to a new pod template (spec.env) one member at a time, the leader last
-// after one transfer, with no acknowledged write lost; then a broken template (the node refuses
-// its configuration and exits) stalls the roll with one member down and the cluster serving; the
-// fixed template resumes it with the broken member first and completes it.
+// a 5-member cluster moves to a new image one member at a time, the leader last after one
+// transfer, with no acknowledged write lost; then a broken image (its process exits at start)
+// stalls the roll with one member down and the cluster serving; a fixed image resumes it with the
+// broken member first and completes it. The Local platform runs each image as a command.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConfluxCluster } from '../operator/api/cluster.js';
-import type { LocalPlatform } from '../operator/platform/local.js';
+import { defaultCommand, type LocalPlatform } from '../operator/platform/local.js';
 import type { LocalStore } from '../operator/platform/local-store.js';
 import type { MemberPod } from '../operator/platform/platform.js';
 import type { Action } from '../operator/reconcile/types.js';
@@ -14,6 +14,17 @@ import { type LocalOperator, startLocalOperator, until } from './support/local-o
 import { sleep } from './support/process-cluster.js';
 
 const NAME = 'roll';
+/** The versions this test rolls through: each image runs a command, as a container would. */
+const node = defaultCommand(false);
+const IMAGES = {
+  'conflux:1': node,
+  'conflux:2': node,
+  'conflux:3': node,
+  'conflux:broken': {
+    execPath: process.execPath,
+    args: ['-e', "console.error('conflux:broken cannot start'); process.exit(3)"],
+  },
+};
 
 /**
  * Writers that go through the members a Service would route to (the Ready ones), retrying a
@@ -97,13 +108,13 @@ describe('rolling updates on the Local platform', () => {
     const c = await get();
     return Object.fromEntries([0, 1, 2, 3, 4].map((o) => [o, platform.pid(c, o)]));
   };
-  const setEnv = async (env: { name: string; value: string }[]) => {
+  const setImage = async (image: string) => {
     const c = await get();
     await store.applyCluster({
       apiVersion: c.apiVersion,
       kind: c.kind,
       metadata: { name: NAME },
-      spec: { ...c.spec, env },
+      spec: { ...c.spec, image },
     });
     return platform.templateRevision(await get());
   };
@@ -122,7 +133,7 @@ describe('rolling updates on the Local platform', () => {
 
   beforeAll(async () => {
     op = await startLocalOperator('conflux-rolling', {
-      platform: { stopGraceMs: 5_000 },
+      platform: { stopGraceMs: 5_000, images: IMAGES },
       reconciler: {
         onPass: (_key, action, error) => {
           if (!error && action.type !== 'wait' && action.type !== 'none') steps.push(action);
@@ -142,7 +153,7 @@ describe('rolling updates on the Local platform', () => {
       apiVersion: 'conflux.io/v1alpha1',
       kind: 'ConfluxCluster',
       metadata: { name: NAME },
-      spec: { replicas: 5, rollingUpdate: { readyTimeoutSeconds: 60 } },
+      spec: { replicas: 5, image: 'conflux:1', rollingUpdate: { readyTimeoutSeconds: 60 } },
     });
     const first = await platform.templateRevision(await get());
     const before = await rolled(first, 180_000);
@@ -153,7 +164,7 @@ describe('rolling updates on the Local platform', () => {
     await sleep(1_000);
     steps.length = 0;
 
-    const second = await setEnv([{ name: 'CONFLUX_LOG_LEVEL', value: 'warn' }]);
+    const second = await setImage('conflux:2');
     expect(second).not.toBe(first);
     // At no time is more than one member down.
     let mostDown = 0;
@@ -195,7 +206,7 @@ describe('rolling updates on the Local platform', () => {
   }, 600_000);
 
   it('stops at a broken template with one member down, serving, and resumes once it is fixed', async () => {
-    const broken = await setEnv([{ name: 'CONFLUX_REQUEST_TIMEOUT_MS', value: 'not-a-number' }]);
+    const broken = await setImage('conflux:broken');
     const stalled = await until(
       'Stalled RollingUpdateFailed',
       async () => {
@@ -222,7 +233,7 @@ describe('rolling updates on the Local platform', () => {
     expect(reasons).toContain('RollingUpdateFailed');
 
     steps.length = 0;
-    const fixed = await setEnv([{ name: 'CONFLUX_REQUEST_TIMEOUT_MS', value: '8000' }]);
+    const fixed = await setImage('conflux:3');
     const done = await rolled(fixed);
     expect(condition(done, 'Stalled')?.status).toBe('False');
     const restarts = steps.filter((a) => a.type === 'restart-member').map((a) => a.ordinal);
