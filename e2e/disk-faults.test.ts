@@ -9,23 +9,7 @@ import { appendFileSync, readdirSync, readFileSync, rmSync, writeFileSync } from
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { scanFrames } from '../node/storage/wal-record.js';
-import { ProcessCluster, sleep } from './support/process-cluster.js';
-
-async function call(url: string, method = 'GET', body?: string) {
-  const res = await fetch(url, {
-    method,
-    ...(body === undefined ? {} : { body }),
-    signal: AbortSignal.timeout(10_000),
-  });
-  const text = await res.text();
-  let json: Record<string, unknown> = {};
-  try {
-    json = JSON.parse(text);
-  } catch {
-    // a raw value
-  }
-  return { status: res.status, body: json, location: res.headers.get('location') };
-}
+import { call, ProcessCluster, sleep } from './support/process-cluster.js';
 
 async function waitFor(what: string, pred: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -3,23 +3,7 @@
 // every acknowledged write must be readable afterwards with its value.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ProcessCluster, sleep } from './support/process-cluster.js';
-
-async function call(url: string, method = 'GET', body?: string) {
-  const res = await fetch(url, {
-    method,
-    ...(body === undefined ? {} : { body }),
-    signal: AbortSignal.timeout(10_000),
-  });
-  const text = await res.text();
-  let json: Record<string, unknown> = {};
-  try {
-    json = JSON.parse(text);
-  } catch {
-    // a raw value
-  }
-  return { status: res.status, body: json, location: res.headers.get('location') };
-}
+import { call, ProcessCluster, sleep } from './support/process-cluster.js';
 
 describe('membership and leadership changes under a write load', () => {
   let cluster: ProcessCluster;

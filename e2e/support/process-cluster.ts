@@ -200,3 +200,20 @@ export class ProcessCluster {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** One HTTP call to a member: the status, the JSON body ({} for a raw value) and any Location. */
+export async function call(url: string, method = 'GET', body?: string) {
+  const res = await fetch(url, {
+    method,
+    ...(body === undefined ? {} : { body }),
+    signal: AbortSignal.timeout(10_000),
+  });
+  const text = await res.text();
+  let json: Record<string, unknown> = {};
+  try {
+    json = JSON.parse(text);
+  } catch {
+    // a raw value
+  }
+  return { status: res.status, body: json, location: res.headers.get('location') };
+}

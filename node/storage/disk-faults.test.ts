@@ -9,8 +9,17 @@ import { STORAGE_ERROR_CODES, StorageCorruptionError, StorageError } from './err
 import { failStop, nodeStorageHooks, reportOpenFailure, STORAGE_FAILED_EXIT_CODE } from './fail-stop.js';
 import { faultInjector, faultInjectorFromEnv, parseFaultSpec } from './fault-inject.js';
 import { openStorage, type StorageOptions } from './storage.js';
-import { hs, normal, range, ready, recordingLogger, show, tempDir } from './test-util.js';
-import { scanFrames } from './wal-record.js';
+import {
+  frameOffsets,
+  hs,
+  normal,
+  range,
+  ready,
+  recordingLogger,
+  walFile as segment,
+  show,
+  tempDir,
+} from './test-util.js';
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -23,8 +32,7 @@ afterEach(async () => {
   await cleanup();
 });
 
-const walFile = (seq: number) => path.join(dir, 'wal', `${String(seq).padStart(16, '0')}.wal`);
-const frameOffsets = (file: string) => scanFrames(fs.readFileSync(file)).frames.map((f) => f.offset);
+const walFile = (seq: number) => segment(dir, seq);
 
 async function populate(n: number, opts: StorageOptions = {}): Promise<void> {
   const { storage } = await openStorage(dir, opts);

@@ -5,8 +5,18 @@ import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { StorageCorruptionError } from './errors.js';
 import { openStorage, type StorageOptions } from './storage.js';
-import { hs, normal, range, ready, recordingLogger, show, snapMeta, tempDir } from './test-util.js';
-import { scanFrames } from './wal-record.js';
+import {
+  frameOffsets,
+  hs,
+  normal,
+  range,
+  ready,
+  recordingLogger,
+  walFile as segment,
+  show,
+  snapMeta,
+  tempDir,
+} from './test-util.js';
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -19,8 +29,7 @@ afterEach(async () => {
   await cleanup();
 });
 
-const walFile = (seq: number) => path.join(dir, 'wal', `${String(seq).padStart(16, '0')}.wal`);
-const frameOffsets = (file: string) => scanFrames(fs.readFileSync(file)).frames.map((f) => f.offset);
+const walFile = (seq: number) => segment(dir, seq);
 
 /** Flip one byte of `file` at `offset`. */
 function flip(file: string, offset: number): void {

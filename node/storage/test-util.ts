@@ -1,16 +1,25 @@
 // Helpers for the storage tests: temp data directories, entries, snapshot metas, a log recorder.
 
+import { readFileSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { DurableReady } from '../raft/raft-node.js';
 import type { Entry, HardState, SnapshotMeta } from '../raft/types.js';
 import type { StorageLogger } from './io.js';
+import { scanFrames } from './wal-record.js';
 
 export async function tempDir(): Promise<{ dir: string; cleanup(): Promise<void> }> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'conflux-storage-'));
   return { dir, cleanup: () => fs.rm(dir, { recursive: true, force: true }) };
 }
+
+/** The WAL segment `seq` of the data directory `dir`. */
+export const walFile = (dir: string, seq: number) =>
+  path.join(dir, 'wal', `${String(seq).padStart(16, '0')}.wal`);
+
+/** Where each record of a WAL segment starts. */
+export const frameOffsets = (file: string) => scanFrames(readFileSync(file)).frames.map((f) => f.offset);
 
 export const normal = (index: number, term: number, text = `v${index}@${term}`): Entry => ({
   index,
