@@ -16,6 +16,8 @@ import {
   range,
   ready,
   recordingLogger,
+  refusal,
+  reopen,
   walFile as segment,
   show,
   tempDir,
@@ -41,20 +43,6 @@ async function populate(n: number, opts: StorageOptions = {}): Promise<void> {
   await storage.close();
 }
 
-async function reopen(opts: StorageOptions = {}) {
-  const r = await openStorage(dir, opts);
-  await r.storage.close();
-  return r.state;
-}
-
-const refusal = (opts: StorageOptions = {}) =>
-  openStorage(dir, opts).then(
-    () => {
-      throw new Error('the open succeeded');
-    },
-    (err: unknown) => err,
-  );
-
 describe('a truncated WAL', () => {
   it('in the last segment, inside its last record, loses only that unacknowledged record', async () => {
     await populate(6);
@@ -62,7 +50,7 @@ describe('a truncated WAL', () => {
     const last = frameOffsets(file).at(-1) as number;
     fs.truncateSync(file, last + 3); // inside the length field
     const logger = recordingLogger();
-    const state = await reopen({ logger });
+    const state = await reopen(dir, { logger });
     expect(show(state.entries)).toEqual(show(range(1, 5, 1)));
     expect(state.hardState).toEqual(hs(1, 4));
     expect(logger.lines.filter((l) => l.level === 'warn').map((l) => l.msg)).toEqual([
@@ -77,7 +65,7 @@ describe('a truncated WAL', () => {
     const offsets = frameOffsets(file);
     const cut = (offsets[2] as number) + 5;
     fs.truncateSync(file, cut);
-    const err = await refusal();
+    const err = await refusal(dir);
     expect(err).toBeInstanceOf(StorageCorruptionError);
     expect(err).toMatchObject({ code: 'STORAGE_CORRUPTION', file, offset: offsets[2] });
     expect((err as Error).message).toMatch(/not the last one/);
@@ -92,7 +80,7 @@ describe('a truncated WAL', () => {
     const hole = (offsets[3] as number) + 4;
     const buf = fs.readFileSync(file);
     fs.writeFileSync(file, Buffer.concat([buf.subarray(0, hole), buf.subarray(hole + 20)]));
-    const err = await refusal();
+    const err = await refusal(dir);
     expect(err).toMatchObject({ code: 'STORAGE_CORRUPTION', file, offset: offsets[3] });
     expect((err as Error).message).toMatch(/yet a valid record follows/);
   });
@@ -104,7 +92,7 @@ describe('a truncated WAL', () => {
     const buf = fs.readFileSync(file);
     buf[last + 2] = (buf[last + 2] as number) ^ 0x01; // length now runs past the end of the file
     fs.writeFileSync(file, buf);
-    await expect(refusal()).resolves.toMatchObject({ code: 'STORAGE_CORRUPTION', file, offset: last });
+    await expect(refusal(dir)).resolves.toMatchObject({ code: 'STORAGE_CORRUPTION', file, offset: last });
   });
 });
 
@@ -123,7 +111,7 @@ describe('a bit-flipped WAL', () => {
     const buf = fs.readFileSync(file);
     buf[at] = (buf[at] as number) ^ 0x10;
     fs.writeFileSync(file, buf);
-    const err = await refusal();
+    const err = await refusal(dir);
     expect(err).toMatchObject({ code: 'STORAGE_CORRUPTION', file, offset: start });
     expect(fs.statSync(file).size).toBe(size);
   });
@@ -139,7 +127,7 @@ describe('a bit-flipped WAL', () => {
     buf[buf.length - 3] = (buf[buf.length - 3] as number) ^ 0x04;
     fs.writeFileSync(file, buf);
     // Dropping the record would bring back term 1 and let this node vote again in term 2.
-    await expect(refusal()).resolves.toMatchObject({ code: 'STORAGE_CORRUPTION' });
+    await expect(refusal(dir)).resolves.toMatchObject({ code: 'STORAGE_CORRUPTION' });
   });
 });
 
@@ -256,7 +244,7 @@ describe('a failing disk', () => {
     const scratch = path.join(dir, 'scratch', 'wal', '0000000000000001.wal');
     const record = fs.readFileSync(scratch).subarray(frameOffsets(scratch).at(-1) as number);
     fs.appendFileSync(file, record.subarray(0, Math.floor(record.length / 2)));
-    const state = await reopen();
+    const state = await reopen(dir);
     expect(show(state.entries)).toEqual(show(range(1, 3, 1)));
     expect(fs.statSync(file).size).toBe(size);
   });
@@ -285,7 +273,7 @@ describe('a failing disk', () => {
     expect(failures.map((f) => f.code)).toEqual(['STORAGE_FAILED']);
     await expect(s.save(ready({ hardState: hs(2, 4) }))).rejects.toMatchObject({ code: 'STORAGE_FAILED' });
     await s.close();
-    expect((await reopen()).snapshot).toBeNull();
+    expect((await reopen(dir)).snapshot).toBeNull();
   });
 });
 

@@ -12,6 +12,7 @@ import {
   range,
   ready,
   recordingLogger,
+  reopen,
   walFile as segment,
   show,
   snapMeta,
@@ -46,12 +47,6 @@ async function populate(n: number, opts: StorageOptions = {}): Promise<void> {
   await storage.close();
 }
 
-async function reopen(opts: StorageOptions = {}) {
-  const r = await openStorage(dir, opts);
-  await r.storage.close();
-  return r.state;
-}
-
 describe('a torn tail', () => {
   it('(the last record cut mid-way) is truncated to the last good record, with a warning', async () => {
     await populate(5);
@@ -60,7 +55,7 @@ describe('a torn tail', () => {
     const lastRecord = frameOffsets(file).at(-1) as number;
     fs.truncateSync(file, lastRecord + 7);
     const logger = recordingLogger();
-    const state = await reopen({ logger });
+    const state = await reopen(dir, { logger });
     expect(show(state.entries)).toEqual(show(range(1, 4, 1)));
     expect(state.hardState).toEqual(hs(1, 3));
     const warn = logger.lines.find((l) => l.level === 'warn');
@@ -74,7 +69,7 @@ describe('a torn tail', () => {
     const { storage } = await openStorage(dir);
     await storage.save(ready({ entries: [normal(5, 2)] }));
     await storage.close();
-    expect(show((await reopen()).entries)).toEqual([...show(range(1, 4, 1)), '5/2/v5@2']);
+    expect(show((await reopen(dir)).entries)).toEqual([...show(range(1, 4, 1)), '5/2/v5@2']);
   });
 
   it('(the last record full length, a sector of it never written) is truncated too', async () => {
@@ -90,7 +85,7 @@ describe('a torn tail', () => {
     buf.fill(0, sector, sector + 512);
     fs.writeFileSync(file, buf);
     const logger = recordingLogger();
-    expect((await reopen({ logger })).entries.map((e) => e.index)).toEqual([1]);
+    expect((await reopen(dir, { logger })).entries.map((e) => e.index)).toEqual([1]);
     expect(logger.lines.find((l) => l.level === 'warn')?.obj).toMatchObject({ offset: last });
   });
 
@@ -99,7 +94,7 @@ describe('a torn tail', () => {
     const file = walFile(1);
     const size = fs.statSync(file).size;
     fs.appendFileSync(file, Buffer.alloc(4096));
-    expect((await reopen()).entries.map((e) => e.index)).toEqual([1, 2, 3]);
+    expect((await reopen(dir)).entries.map((e) => e.index)).toEqual([1, 2, 3]);
     expect(fs.statSync(file).size).toBe(size);
   });
 });
@@ -222,7 +217,7 @@ describe('snapshot files', () => {
       path.join(dir, 'wal', '0000000000000002.wal.tmp'),
     ];
     for (const f of orphans) fs.writeFileSync(f, 'x');
-    const state = await reopen();
+    const state = await reopen(dir);
     expect(state.snapshot?.index).toBe(8);
     for (const f of orphans) expect(fs.existsSync(f)).toBe(false);
     expect(fs.existsSync(file)).toBe(true);

@@ -5,8 +5,18 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { StorageCorruptionError } from './errors.js';
-import { openStorage, type StorageOptions } from './storage.js';
-import { hs, normal, range, ready, recordingLogger, snapMeta, tempDir } from './test-util.js';
+import { openStorage } from './storage.js';
+import {
+  hs,
+  normal,
+  range,
+  ready,
+  recordingLogger,
+  refusal,
+  reopen,
+  snapMeta,
+  tempDir,
+} from './test-util.js';
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -18,20 +28,6 @@ beforeEach(async () => {
 afterEach(async () => {
   await cleanup();
 });
-
-async function reopen(opts: StorageOptions = {}) {
-  const r = await openStorage(dir, opts);
-  await r.storage.close();
-  return r.state;
-}
-
-const refusal = (opts: StorageOptions = {}) =>
-  openStorage(dir, opts).then(
-    () => {
-      throw new Error('the open succeeded');
-    },
-    (err: unknown) => err,
-  );
 
 describe('a damaged snapshot file', () => {
   const snapDir = () => path.join(dir, 'snap');
@@ -85,7 +81,7 @@ describe('a damaged snapshot file', () => {
     await storage.saveSnapshot(snapMeta(15, 1, 8, 's-15'), data(8, 3));
     await storage.close();
     const quiet = recordingLogger();
-    const again = await reopen({ logger: quiet, segmentBytes: 400 });
+    const again = await reopen(dir, { logger: quiet, segmentBytes: 400 });
     expect(again.snapshot?.id).toBe('s-15');
     expect(again.entries.map((e) => e.index)).toEqual(range(16, 25, 1).map((e) => e.index));
     expect(quiet.lines.filter((l) => l.level !== 'info')).toEqual([]);
@@ -98,7 +94,7 @@ describe('a damaged snapshot file', () => {
     await storage.close();
     const bad = snapFile(10);
     fs.truncateSync(bad, 70);
-    const err = await refusal();
+    const err = await refusal(dir);
     expect(err).toBeInstanceOf(StorageCorruptionError);
     expect(err).toMatchObject({ code: 'STORAGE_CORRUPTION', file: bad });
     expect((err as Error).message).toMatch(
@@ -112,7 +108,7 @@ describe('a damaged snapshot file', () => {
     fs.truncateSync(snapFile(20), 10);
     fs.truncateSync(snapFile(10), 10);
     const bad = snapFile(20);
-    const err = await refusal({ segmentBytes: 400 });
+    const err = await refusal(dir, { segmentBytes: 400 });
     expect(err).toMatchObject({ code: 'STORAGE_CORRUPTION', file: bad });
     expect((err as Error).message).toMatch(/no older snapshot can stand in/);
     expect(fs.existsSync(bad)).toBe(true);
@@ -133,6 +129,6 @@ describe('a damaged snapshot file', () => {
     await storage.close();
     const bad = snapFile(50);
     fs.truncateSync(bad, 5);
-    await expect(refusal()).resolves.toMatchObject({ code: 'STORAGE_CORRUPTION', file: bad });
+    await expect(refusal(dir)).resolves.toMatchObject({ code: 'STORAGE_CORRUPTION', file: bad });
   });
 });

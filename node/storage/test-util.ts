@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import type { DurableReady } from '../raft/raft-node.js';
 import type { Entry, HardState, SnapshotMeta } from '../raft/types.js';
 import type { StorageLogger } from './io.js';
+import { openStorage, type StorageOptions } from './storage.js';
 import { scanFrames } from './wal-record.js';
 
 export async function tempDir(): Promise<{ dir: string; cleanup(): Promise<void> }> {
@@ -79,3 +80,19 @@ export function recordingLogger(): StorageLogger & { lines: LogLine[] } {
     };
   return { lines, info: at('info'), warn: at('warn'), error: at('error') };
 }
+
+/** Opens the storage in `dir` and closes it again: the state it recovered. */
+export async function reopen(dir: string, opts: StorageOptions = {}) {
+  const r = await openStorage(dir, opts);
+  await r.storage.close();
+  return r.state;
+}
+
+/** The error opening the storage in `dir` fails with (an open that succeeds is an error). */
+export const refusal = (dir: string, opts: StorageOptions = {}) =>
+  openStorage(dir, opts).then(
+    () => {
+      throw new Error('the open succeeded');
+    },
+    (err: unknown) => err,
+  );
