@@ -2,7 +2,8 @@
 
 import { pino } from 'pino';
 import type { Entry, Membership, Message, NodeId, SnapshotMeta } from '../raft/types.js';
-import type { Logger } from './options.js';
+import type { Logger, PeerTlsOptions } from './options.js';
+import { PeerTransport } from './peer-transport.js';
 
 const membership: Membership = {
   configs: [
@@ -84,4 +85,24 @@ export async function waitFor(what: string, predicate: () => boolean, timeoutMs 
     if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
+}
+
+/**
+ * A transport with mutual TLS listening on 127.0.0.1 and collecting what it receives; its close
+ * is pushed onto `cleanups` for the test's afterEach.
+ */
+export async function startTlsNode(selfId: string, tls: PeerTlsOptions, cleanups: (() => Promise<void>)[]) {
+  const inbox: Message[] = [];
+  const logs = captureLogs();
+  const transport = new PeerTransport({
+    selfId,
+    tls,
+    onMessage: (m) => inbox.push(m),
+    logger: logs.logger,
+    backoffMsMin: 10,
+    backoffMsMax: 50,
+  });
+  cleanups.push(() => transport.close());
+  const info = await transport.listen('127.0.0.1', 0);
+  return { transport, inbox, logs, address: `127.0.0.1:${info.port}` };
 }

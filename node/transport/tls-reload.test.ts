@@ -3,7 +3,7 @@ import { type CertKeyPair, generateCa, generateNodeCert } from '../certs/generat
 import type { Message } from '../raft/types.js';
 import type { PeerTlsOptions } from './options.js';
 import { PeerTransport } from './peer-transport.js';
-import { captureLogs, waitFor } from './test-support.js';
+import { startTlsNode, waitFor } from './test-support.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -30,21 +30,7 @@ async function material(id: string, issuer: CertKeyPair, ...trusted: CertKeyPair
   return { cert: leaf.certPem, key: leaf.keyPem, ca: trusted.map((c) => c.certPem) };
 }
 
-async function startNode(selfId: string, tls: PeerTlsOptions) {
-  const inbox: Message[] = [];
-  const logs = captureLogs();
-  const transport = new PeerTransport({
-    selfId,
-    tls,
-    onMessage: (m) => inbox.push(m),
-    logger: logs.logger,
-    backoffMsMin: 10,
-    backoffMsMax: 50,
-  });
-  cleanups.push(() => transport.close());
-  const info = await transport.listen('127.0.0.1', 0);
-  return { transport, inbox, logs, address: `127.0.0.1:${info.port}` };
-}
+const startNode = (selfId: string, tls: PeerTlsOptions) => startTlsNode(selfId, tls, cleanups);
 
 const ping = (from: string, to: string, term: number): Message => ({ type: 'timeout-now', from, to, term });
 

@@ -1,10 +1,8 @@
 import { rmSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { hasOpenssl, makePki, type Pki } from '../../e2e/support/openssl-pki.js';
-import type { Message } from '../raft/types.js';
 import type { PeerTlsOptions } from './options.js';
-import { PeerTransport } from './peer-transport.js';
-import { captureLogs, everyMessageType, normalizeBytes, waitFor } from './test-support.js';
+import { everyMessageType, normalizeBytes, startTlsNode, waitFor } from './test-support.js';
 
 const opensslMissing = !hasOpenssl();
 const cleanups: (() => Promise<void>)[] = [];
@@ -13,21 +11,7 @@ afterEach(async () => {
   for (const fn of cleanups.splice(0).reverse()) await fn();
 });
 
-async function startNode(selfId: string, tls: PeerTlsOptions) {
-  const inbox: Message[] = [];
-  const logs = captureLogs();
-  const transport = new PeerTransport({
-    selfId,
-    tls,
-    onMessage: (m) => inbox.push(m),
-    logger: logs.logger,
-    backoffMsMin: 10,
-    backoffMsMax: 50,
-  });
-  cleanups.push(() => transport.close());
-  const info = await transport.listen('127.0.0.1', 0);
-  return { transport, inbox, logs, address: `127.0.0.1:${info.port}` };
-}
+const startNode = (selfId: string, tls: PeerTlsOptions) => startTlsNode(selfId, tls, cleanups);
 
 describe.skipIf(opensslMissing)(
   'PeerTransport with mutual TLS (certificates made by the openssl CLI)',
