@@ -51,6 +51,31 @@ describe('client API', () => {
     expect(Buffer.from(await raw.arrayBuffer())).toEqual(Buffer.from([0xff, 0x00, 0x81]));
   });
 
+  it('keeps a leading byte order mark in keys and values, in every JSON answer', async () => {
+    const key = '\uFEFFbom/k';
+    const value = '\uFEFFtext';
+    const { revision } = (await (await put(encodeURIComponent(key), value)).json()) as { revision: number };
+    const one = (await (await fetch(`${url}/v1/kv/${encodeURIComponent(key)}`)).json()) as object;
+    expect(one).toMatchObject({ key, value, encoding: 'utf8' });
+    const range = (await (await fetch(`${url}/v1/kv?prefix=${encodeURIComponent('\uFEFFbom/')}`)).json()) as {
+      kvs: object[];
+    };
+    expect(range.kvs).toEqual([expect.objectContaining({ key, value })]);
+    const txn = await fetch(`${url}/v1/txn`, {
+      method: 'POST',
+      body: JSON.stringify({ success: [{ type: 'get', key }] }),
+    });
+    expect(await txn.json()).toMatchObject({ responses: [{ type: 'get', kv: { key, value } }] });
+    const watch = (await (
+      await fetch(`${url}/v1/watch?key=${encodeURIComponent(key)}&from_revision=${revision}`)
+    ).json()) as {
+      events: object[];
+    };
+    expect(watch.events).toEqual([expect.objectContaining({ kv: expect.objectContaining({ key, value }) })]);
+    const raw = await fetch(`${url}/v1/kv/${encodeURIComponent(key)}?raw=1`);
+    expect(Buffer.from(await raw.arrayBuffer())).toEqual(Buffer.from(value));
+  });
+
   it('carries the fencing headers on every answer, errors included', async () => {
     const res = await fetch(`${url}/v1/kv/nope`);
     expect(res.status).toBe(404);

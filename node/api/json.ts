@@ -3,7 +3,8 @@
 
 import type { KeyValue, WatchEvent } from '../kv/types.js';
 
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM keeps a leading U+FEFF: it is part of the stored value, not a marker to strip.
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export type Encoding = 'utf8' | 'base64';
 

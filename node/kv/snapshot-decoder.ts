@@ -24,7 +24,8 @@ export interface DecodedSnapshot {
 }
 
 const TWO_32 = 2 ** 32;
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM keeps a leading U+FEFF: keys `\uFEFFa` and `a` are different keys and must stay so.
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 const bad = (message: string) => new SnapshotFormatError('malformed', message);
 

@@ -15,7 +15,7 @@ export interface KvResult {
 }
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
+const decoder = new TextDecoder('utf-8', { ignoreBOM: true });
 
 export const encodeCommand = (c: KvCommand): Uint8Array => encoder.encode(JSON.stringify(c));
 export const decodeCommand = (data: Uint8Array): KvCommand => JSON.parse(decoder.decode(data)) as KvCommand;
