@@ -199,7 +199,51 @@ describe('client API', () => {
     let text = '';
     while (!text.includes('event: put')) text += new TextDecoder().decode((await reader.read()).value);
     ac.abort();
-    expect(text).toMatch(/id: \d+\nevent: put\ndata: \{.*"key":"sse\/a".*"value":"A"/);
+    expect(text).toMatch(/id: \d+\.1\nevent: put\ndata: \{.*"key":"sse\/a".*"value":"A"/);
+  });
+
+  it('resumes an SSE stream after the Last-Event-ID, inside a transaction too', async () => {
+    const events = async (headers: Record<string, string>, count: number) => {
+      const ac = new AbortController();
+      const res = await fetch(`${url}/v1/watch?prefix=tx/&from_revision=${start}`, {
+        headers: { accept: 'text/event-stream', ...headers },
+        signal: ac.signal,
+      });
+      const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+      let text = '';
+      const got = () => [...text.matchAll(/id: (\S+)\nevent: put\ndata: (.*)\n/g)];
+      while (got().length < count) text += new TextDecoder().decode((await reader.read()).value);
+      ac.abort();
+      return got().map(([, id, data]) => ({
+        id: id as string,
+        key: (JSON.parse(data as string) as { kv: { key: string } }).kv.key,
+      }));
+    };
+    const { revision: start } = (await (await put('tx/0', 'x')).json()) as { revision: number };
+    await fetch(`${url}/v1/txn`, {
+      method: 'POST',
+      body: JSON.stringify({
+        success: ['tx/a', 'tx/b', 'tx/c'].map((key) => ({ type: 'put', key, value: 'v' })),
+      }),
+    });
+    const all = await events({}, 4);
+    expect(all).toEqual([
+      { id: `${start}.1`, key: 'tx/0' },
+      { id: `${start + 1}.1`, key: 'tx/a' },
+      { id: `${start + 1}.2`, key: 'tx/b' },
+      { id: `${start + 1}.3`, key: 'tx/c' },
+    ]);
+    expect(await events({ 'last-event-id': `${start + 1}.1` }, 2)).toEqual(all.slice(2));
+    expect(await events({ 'last-event-id': `${start}.1` }, 3)).toEqual(all.slice(1));
+    await put('tx/z', 'later');
+    expect(await events({ 'last-event-id': `${start + 1}.3` }, 1)).toEqual([
+      { id: `${start + 2}.1`, key: 'tx/z' },
+    ]);
+    const bad = await fetch(`${url}/v1/watch?prefix=tx/`, {
+      headers: { accept: 'text/event-stream', 'last-event-id': 'nope' },
+    });
+    expect(bad.status).toBe(400);
+    expect(await error(bad)).toBe('INVALID_REQUEST');
   });
 
   it('answers unknown routes and bad queries from the catalogue', async () => {

@@ -1,7 +1,14 @@
 // Watch a key or a prefix from a revision: Server-Sent Events when the client asks for
 // `text/event-stream`, otherwise a long-poll that answers as soon as events exist (or after
 // `timeout_ms` with none). Watches are served from this node's own state, in revision order; a
-// revision older than the kept history answers 410 COMPACTED with the oldest one available.
+// revision older than the kept history answers 410 COMPACTED: the events in between are gone, so
+// the client re-reads the keys it follows and watches from the revision of that read.
+//
+// SSE event ids are `<revision>.<n>`: the n-th event of that revision this watch delivered (one
+// transaction is one revision with several events). A reconnecting EventSource sends the last id
+// as `Last-Event-ID`, and the stream resumes right after that event: the rest of a half-delivered
+// transaction comes again, nothing is skipped or repeated. The filter is part of the URL, so the
+// same reconnect sees the same events of each revision in the same order.
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
@@ -32,9 +39,12 @@ export function registerWatchRoutes(app: FastifyInstance, ctx: ApiContext): void
     if ('key' in filter) validateKey(filter.key, ctx.kv.limits);
     else validatePrefix(filter.prefix, ctx.kv.limits);
     checkMinRevision(ctx, req);
+    if (String(req.headers.accept ?? '').includes('text/event-stream')) {
+      const resume = lastEventId(req.headers['last-event-id']);
+      const start = resume ?? { revision: q.from_revision ?? ctx.kv.revision + 1, skip: 0 };
+      return stream(ctx, req, reply, filter, start, q.encoding);
+    }
     const from = q.from_revision ?? ctx.kv.revision + 1;
-    if (String(req.headers.accept ?? '').includes('text/event-stream'))
-      return stream(ctx, req, reply, filter, from, q.encoding);
     let page = ctx.kv.eventsSince(filter, from, q.limit);
     if (page.events.length === 0 && q.timeout_ms > 0) {
       const abort = AbortSignal.any([AbortSignal.timeout(q.timeout_ms), closedSignal(req)]);
@@ -48,6 +58,27 @@ export function registerWatchRoutes(app: FastifyInstance, ctx: ApiContext): void
   });
 }
 
+/** Where an SSE stream resumes: from `revision`, after its first `skip` events. */
+interface StreamStart {
+  revision: number;
+  skip: number;
+}
+
+const eventIdSchema = z
+  .string()
+  .regex(/^\d{1,15}(\.\d{1,9})?$/, 'Last-Event-ID must be <revision>.<n> as this server sent it')
+  .transform((id) => {
+    const [revision, n] = id.split('.').map(Number) as [number, number | undefined];
+    // A bare revision (an id of an older server) means that revision was delivered in full.
+    return n === undefined ? { revision: revision + 1, skip: 0 } : { revision, skip: n };
+  })
+  .refine((s) => s.revision >= 1, 'Last-Event-ID must name a revision of 1 or more');
+
+function lastEventId(header: string | string[] | undefined): StreamStart | undefined {
+  if (header === undefined) return undefined;
+  return parse(eventIdSchema, Array.isArray(header) ? header[0] : header, 'Last-Event-ID');
+}
+
 function closedSignal(req: FastifyRequest): AbortSignal {
   const ac = new AbortController();
   req.raw.once('close', () => ac.abort());
@@ -59,11 +90,11 @@ function stream(
   req: FastifyRequest,
   reply: FastifyReply,
   filter: KeyFilter,
-  from: number,
+  start: StreamStart,
   encoding: 'utf8' | 'base64' | undefined,
 ): FastifyReply {
   // Validate the start before committing to a stream, so a too-old revision is a plain 410.
-  ctx.kv.eventsSince(filter, from, 1);
+  ctx.kv.eventsSince(filter, start.revision, 1);
   reply.hijack();
   const res = reply.raw;
   res.writeHead(200, {
@@ -83,13 +114,23 @@ function stream(
     res.end();
   };
   const keepalive = setInterval(() => res.write(': keepalive\n\n'), KEEPALIVE_MS);
+  // Position within the current revision: events of `start.revision` up to `start.skip` were
+  // delivered before the reconnect.
+  let revision = start.revision;
+  let n = 0;
   const cancel = ctx.kv.watch(
     filter,
-    from,
+    start.revision,
     (e) => {
       if (!open) return;
+      if (e.revision !== revision) {
+        revision = e.revision;
+        n = 0;
+      }
+      n++;
+      if (e.revision === start.revision && n <= start.skip) return;
       const more = res.write(
-        `id: ${e.revision}\nevent: ${e.type}\ndata: ${JSON.stringify(eventJson(e, encoding))}\n\n`,
+        `id: ${e.revision}.${n}\nevent: ${e.type}\ndata: ${JSON.stringify(eventJson(e, encoding))}\n\n`,
       );
       // A slow client holds its watcher back (which then falls back to history) instead of
       // growing this socket's buffer without bound.

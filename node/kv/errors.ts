@@ -16,7 +16,8 @@ export class CompactedError extends ConfluxError {
   ) {
     super(
       'COMPACTED',
-      `revision ${requestedRevision} is compacted: the oldest revision kept is ${oldestRevision}`,
+      `revision ${requestedRevision} is compacted (the oldest revision kept is ${oldestRevision}): ` +
+        'the events in between are gone, so read the keys again and watch from the revision of that read',
       { oldestRevision },
     );
   }
