@@ -6,7 +6,7 @@
 //   curl -X PUT http://127.0.0.1:7100/apis/conflux.io/v1alpha1/namespaces/default/confluxclusters/local/scale \
 //        -d '{"spec":{"replicas":5}}'
 
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
@@ -35,9 +35,14 @@ export interface RunningLocal {
 export async function runLocal(o: LocalOptions): Promise<RunningLocal> {
   const logger = pino(
     { level: o.logLevel },
-    pino.destination({ dest: resolve(o.root, 'operator.log'), mkdir: true }),
+    // Synchronous: the operator logs little, and an early exit must not lose (or trip over) the file.
+    pino.destination({ dest: resolve(o.root, 'operator.log'), mkdir: true, sync: true }),
   );
   const store = new LocalStore({ root: o.root, logger });
+  // The control port first: a second `npm start` on the same ports must stop here, before it
+  // touches the running cluster's processes.
+  const control = createServer((req, res) => void serveControl(store, req, res));
+  await listenOrExplain(control, o.basePort - 1);
   const platform = new LocalPlatform({ root: o.root, basePort: o.basePort, preferBuilt: true, logger });
   if (!(await store.getCluster(NAMESPACE, NAME))) {
     await store.applyCluster({
@@ -57,8 +62,6 @@ export async function runLocal(o: LocalOptions): Promise<RunningLocal> {
   }
   const reconciler = new Reconciler({ store, platform, logger, resyncMs: 2_000 });
   await reconciler.start();
-  const control = createServer((req, res) => void serveControl(store, req, res));
-  await new Promise<void>((ok) => control.listen(o.basePort - 1, '127.0.0.1', ok));
   return {
     store,
     platform,
@@ -68,6 +71,22 @@ export async function runLocal(o: LocalOptions): Promise<RunningLocal> {
       await platform.stopAll();
     },
   };
+}
+
+async function listenOrExplain(server: Server, port: number): Promise<void> {
+  await new Promise<void>((ok, fail) => {
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      fail(
+        err.code === 'EADDRINUSE'
+          ? new Error(
+              `port ${port} (the control endpoint, CONFLUX_BASE_PORT - 1) is in use: is Conflux already running here? ` +
+                'Stop it, or start on other ports with CONFLUX_BASE_PORT=<port>.',
+            )
+          : err,
+      ),
+    );
+    server.listen(port, '127.0.0.1', ok);
+  });
 }
 
 const SCALE_PATH = /^\/apis\/conflux\.io\/v1alpha1\/namespaces\/([^/]+)\/confluxclusters\/([^/]+)(\/scale)?$/;

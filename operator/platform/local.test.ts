@@ -123,7 +123,7 @@ describe('LocalPlatform with stand-in processes', () => {
       expect((await q.pods(b))[0]?.addresses).toEqual(podB?.addresses);
       expect((await q.pods(c))[0]?.addresses.api).not.toBe('127.0.0.1:17201');
       expect(await q.setSize(a)).toBe(2);
-      expect((await q.pods(a)).every((x) => !x.running && !x.ready)).toBe(true);
+      expect((await q.pods(a)).every((x) => x.running)).toBe(true);
     } finally {
       delete process.env.CONFLUX_JOIN;
     }
@@ -197,6 +197,27 @@ describe('LocalPlatform with stand-in processes', () => {
     expect(next.pid(c, 0)).not.toBe(orphan);
     expect((await next.pods(c))[0]?.running).toBe(true);
     await old.stopAll();
+  });
+
+  it('starts the recorded set on its own when a new operator looks at the cluster, as after a reboot', async () => {
+    const first = make();
+    const c = cluster('reboot');
+    await first.ensureMembers(c, 2);
+    const addresses = (await first.pods(c)).map((x) => x.addresses);
+    await first.stopAll();
+    expect((await first.pods(c)).map((x) => x.running)).toEqual([false, false]);
+
+    // No ensureMembers: looking at the cluster is enough, on the same ports and volumes.
+    const next = make();
+    const pods = await next.pods(c);
+    expect(pods.map((x) => x.running)).toEqual([true, true]);
+    expect(pods.map((x) => x.addresses)).toEqual(addresses);
+    const flags = readFileSync(next.logFile(c, 1), 'utf8').trim().split('\n').at(-1)!;
+    expect(flags).toContain(next.volumeDir(c, 1));
+
+    const manual = make({ autoRestart: false });
+    await next.stopAll();
+    expect((await manual.pods(c)).map((x) => x.running)).toEqual([false, false]);
   });
 
   it('refuses bad names and sizes', async () => {

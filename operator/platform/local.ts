@@ -1,8 +1,10 @@
 // LocalPlatform: member slots are child `conflux-node` processes on 127.0.0.1, for `npm start`
 // and tests. It behaves like a StatefulSet where the reconciler can tell: slot k of cluster `demo`
 // is `demo-k` with a stable data dir (its volume) and stable ports across restarts, a slot whose
-// process died is started again by the next ensureMembers (with a crash back-off), slots beyond
-// the set size are stopped but keep their volumes.
+// process died is started again after a crash back-off, slots beyond the set size are stopped but
+// keep their volumes. Like a kubelet after a reboot, the first time this platform looks at a
+// cluster (an operator that starts over a `.conflux/` of an earlier run) it starts every slot of
+// the set recorded in slots.json, so the members come back without any spec change.
 //
 // On disk, under `<root>/<namespace>/<name>/`:
 //   slots.json            the set size and each slot's ports (and last pid, to reap orphans)
@@ -311,6 +313,19 @@ export class LocalPlatform implements Platform {
     // slots' ports and data dirs: end them before starting new ones.
     await reapOrphans(doc, name, (ordinal) => this.volumeDir(cluster, ordinal), state.log);
     this.loaded.set(clusterKey(cluster), state);
+    if (doc.size > 0 && this.o.autoRestart !== false) {
+      state.cluster = cluster;
+      state.log.info({ size: doc.size }, 'starting the recorded set');
+      for (let k = 0; k < doc.size; k++) {
+        if (!doc.slots[k]) continue;
+        try {
+          this.spawnSlot(state, cluster, k, 0);
+        } catch (err) {
+          // An image this machine cannot run: the reconciler reports it when it acts on the slot.
+          state.log.error({ err, slot: slotName(name, k) }, 'cannot start the recorded slot');
+        }
+      }
+    }
     return state;
   }
 
