@@ -136,7 +136,8 @@ export function writeAtomically(dir: string, payload: Payload, own: Ownership = 
     }
     writeFileSync(full, file.data);
     chmodSync(full, effectiveMode(file.mode, own));
-    if (file.uid !== undefined || own.fsGroup !== undefined) chownSync(full, file.uid ?? -1, own.fsGroup ?? -1);
+    if (file.uid !== undefined || own.fsGroup !== undefined)
+      chownSync(full, file.uid ?? -1, own.fsGroup ?? -1);
   }
   chmodSync(versionDir, own.fsGroup !== undefined ? 0o2755 : 0o755);
 

@@ -3,8 +3,14 @@
 // back-off. Its ContainerView is what the pod's status reports; every change calls onChange().
 
 import type { V1Container, V1Pod } from '@kubernetes/client-node';
-import { CrashBackoff, type BackoffOptions } from './backoff.js';
-import { type ContainerProcess, type ExitStatus, type Mount, type RunAs, startContainer } from './container.js';
+import { type BackoffOptions, CrashBackoff } from './backoff.js';
+import {
+  type ContainerProcess,
+  type ExitStatus,
+  type Mount,
+  type RunAs,
+  startContainer,
+} from './container.js';
 import { ContainerConfigError } from './env.js';
 import type { ImageSpec } from './images.js';
 import { ContainerProbes, type ProbeState } from './probe-state.js';
@@ -106,7 +112,11 @@ export class ContainerRunner {
     const imageChanged = container.image !== this.container.image;
     this.container = container;
     if (imageChanged && this.proc) {
-      this.ctx.event('Normal', 'Killing', `Container ${container.name} definition changed, will be restarted`);
+      this.ctx.event(
+        'Normal',
+        'Killing',
+        `Container ${container.name} definition changed, will be restarted`,
+      );
       void this.killProcess('image changed', this.graceMs());
     }
   }
@@ -163,7 +173,11 @@ export class ContainerRunner {
         this.ctx.event('Warning', 'Failed', `Failed to pull image "${imageName}": not found`);
         await this.sleeper.sleep(Math.min(1000, delay));
         if (this.stopping) break;
-        this.set({ kind: 'waiting', reason: 'ImagePullBackOff', message: `Back-off pulling image "${imageName}"` });
+        this.set({
+          kind: 'waiting',
+          reason: 'ImagePullBackOff',
+          message: `Back-off pulling image "${imageName}"`,
+        });
         await this.sleeper.sleep(Math.max(0, delay - 1000));
         continue;
       }
@@ -260,7 +274,9 @@ export class ContainerRunner {
     this.view.lastTerminated = t;
     this.view.ready = false;
     this.view.started = false;
-    this.ctx.log(`${this.ctx.podKey}/${c.name}: exited with ${exit.exitCode}${exit.signal ? ` (${exit.signal})` : ''}`);
+    this.ctx.log(
+      `${this.ctx.podKey}/${c.name}: exited with ${exit.exitCode}${exit.signal ? ` (${exit.signal})` : ''}`,
+    );
     this.ctx.onChange();
     return exit;
   }
@@ -321,7 +337,9 @@ export class ContainerRunner {
         this.ctx.event('Normal', 'Killing', `Container ${this.container.name} ${verdict.kill.slice(10)}`);
         this.ctx.log(`${this.ctx.podKey}/${this.container.name}: ${verdict.kill}`);
         const spec = specOf(next);
-        const grace = (spec.terminationGracePeriodSeconds ?? this.ctx.pod().spec?.terminationGracePeriodSeconds ?? 30) * 1000;
+        const grace =
+          (spec.terminationGracePeriodSeconds ?? this.ctx.pod().spec?.terminationGracePeriodSeconds ?? 30) *
+          1000;
         await this.killProcess(verdict.kill, grace);
         return;
       }
@@ -330,6 +348,13 @@ export class ContainerRunner {
 }
 
 function signalNumber(signal: NodeJS.Signals): number {
-  const table: Record<string, number> = { SIGKILL: 9, SIGTERM: 15, SIGINT: 2, SIGHUP: 1, SIGQUIT: 3, SIGABRT: 6 };
+  const table: Record<string, number> = {
+    SIGKILL: 9,
+    SIGTERM: 15,
+    SIGINT: 2,
+    SIGHUP: 1,
+    SIGQUIT: 3,
+    SIGABRT: 6,
+  };
   return table[signal] ?? 0;
 }

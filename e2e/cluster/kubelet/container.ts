@@ -61,6 +61,20 @@ export interface ExitStatus {
   finishedAt: Date;
 }
 
+/** Process groups of every container of this process: killed if it exits without stopping them. */
+const LIVE = new Set<number>();
+let exitHook = false;
+function track(pid: number, exited: Promise<unknown>): void {
+  if (!exitHook) {
+    exitHook = true;
+    process.once('exit', () => {
+      for (const p of LIVE) signalGroup(p, 'SIGKILL');
+    });
+  }
+  LIVE.add(pid);
+  void exited.then(() => LIVE.delete(pid));
+}
+
 /** Single-quoted for sh. */
 export function shq(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
@@ -70,7 +84,9 @@ export function shq(s: string): string {
  * The script run inside the new namespaces: mounts (shallowest mountPath first, so nested mounts
  * land inside their parent), hostname, working directory, then exec of `setpriv ... -- "$@"`.
  */
-export function containerScript(spec: Pick<ContainerSpec, 'hostname' | 'mounts' | 'runAs' | 'workingDir'>): string {
+export function containerScript(
+  spec: Pick<ContainerSpec, 'hostname' | 'mounts' | 'runAs' | 'workingDir'>,
+): string {
   const mounts = [...spec.mounts].sort(
     (a, b) => a.mountPath.split('/').length - b.mountPath.split('/').length,
   );
@@ -151,6 +167,7 @@ export function startContainer(spec: ContainerSpec): ContainerProcess {
     child.once('error', () => resolve({ exitCode: 127, finishedAt: new Date() }));
   });
   const pid = child.pid ?? -1;
+  if (pid > 0) track(pid, exited);
   return {
     pid,
     startedAt,

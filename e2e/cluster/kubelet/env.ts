@@ -2,14 +2,7 @@
 // Services come in through `EnvSources`): Service link variables first, then `envFrom`, then `env`
 // in order, each `$(VAR)` expanded against what was defined before it.
 
-import type {
-  V1ConfigMap,
-  V1Container,
-  V1EnvVar,
-  V1Pod,
-  V1Secret,
-  V1Service,
-} from '@kubernetes/client-node';
+import type { V1ConfigMap, V1Container, V1EnvVar, V1Pod, V1Secret, V1Service } from '@kubernetes/client-node';
 
 /** Why a container cannot be created yet, as the kubelet reports it in `state.waiting.reason`. */
 export class ContainerConfigError extends Error {
@@ -100,7 +93,16 @@ export function formatMap(map: Record<string, string> | undefined): string {
 }
 
 const BINARY_SI: Record<string, number> = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50 };
-const DECIMAL_SI: Record<string, number> = { n: 1e-9, u: 1e-6, m: 1e-3, '': 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12 };
+const DECIMAL_SI: Record<string, number> = {
+  n: 1e-9,
+  u: 1e-6,
+  m: 1e-3,
+  '': 1,
+  k: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+};
 
 /** A resource quantity ("100m", "128Mi", "2") as a number of base units. */
 export function parseQuantity(q: string | number): number {
@@ -170,7 +172,8 @@ export function serviceEnv(pod: V1Pod, services: V1Service[]): Map<string, strin
     env.set(`${prefix}_SERVICE_HOST`, ip);
     env.set(`${prefix}_SERVICE_PORT`, String(first.port));
     for (const p of ports) {
-      if (p.name) env.set(`${prefix}_SERVICE_PORT_${p.name.toUpperCase().replace(/-/g, '_')}`, String(p.port));
+      if (p.name)
+        env.set(`${prefix}_SERVICE_PORT_${p.name.toUpperCase().replace(/-/g, '_')}`, String(p.port));
     }
     const proto = (first.protocol ?? 'TCP').toLowerCase();
     env.set(`${prefix}_PORT`, `${proto}://${ip}:${first.port}`);

@@ -102,14 +102,12 @@ export class ContainerProbes {
   readonly liveness?: ProbeState;
   private startedAt: number | null = null;
 
-  constructor(
-    probes: { startup?: V1Probe; readiness?: V1Probe; liveness?: V1Probe },
-    startedAtMs: number,
-  ) {
+  constructor(probes: { startup?: V1Probe; readiness?: V1Probe; liveness?: V1Probe }, startedAtMs: number) {
     if (probes.startup) this.startup = new ProbeState('startup', probeTiming(probes.startup), startedAtMs);
     if (probes.readiness)
       this.readiness = new ProbeState('readiness', probeTiming(probes.readiness), startedAtMs);
-    if (probes.liveness) this.liveness = new ProbeState('liveness', probeTiming(probes.liveness), startedAtMs);
+    if (probes.liveness)
+      this.liveness = new ProbeState('liveness', probeTiming(probes.liveness), startedAtMs);
     if (!this.startup) this.startedAt = startedAtMs;
   }
 

@@ -43,7 +43,9 @@ function http(r) {
     },
   );
   req.on('timeout', () => req.destroy(new Error(`context deadline exceeded (${r.timeoutMs} ms)`)));
-  req.on('error', (e) => finish(false, `Get "${https ? 'https' : 'http'}://${r.host}:${r.port}${r.path}": ${e.message}`));
+  req.on('error', (e) =>
+    finish(false, `Get "${https ? 'https' : 'http'}://${r.host}:${r.port}${r.path}": ${e.message}`),
+  );
   req.end();
 }
 

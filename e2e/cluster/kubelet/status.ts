@@ -144,7 +144,9 @@ export function podStatus(v: PodView, previous: Map<string, V1PodCondition>): V1
   const gates = (v.pod.spec?.readinessGates ?? []).map((g) => g.conditionType);
   const current = v.pod.status?.conditions ?? [];
   const gatesOk = gates.every((g) => current.some((c) => c.type === g && c.status === 'True'));
-  const notReadyMessage = unready.length ? `containers with unready status: [${unready.join(' ')}]` : undefined;
+  const notReadyMessage = unready.length
+    ? `containers with unready status: [${unready.join(' ')}]`
+    : undefined;
   const conditions = [
     condition('PodReadyToStartContainers', v.sandboxReady && !terminal),
     condition(

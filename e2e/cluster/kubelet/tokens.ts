@@ -39,7 +39,12 @@ export class TokenCache {
   ) {}
 
   async get(spec: TokenRequestSpec): Promise<string> {
-    const key = JSON.stringify([spec.namespace, spec.serviceAccount, spec.audience ?? '', spec.expirationSeconds]);
+    const key = JSON.stringify([
+      spec.namespace,
+      spec.serviceAccount,
+      spec.audience ?? '',
+      spec.expirationSeconds,
+    ]);
     const hit = this.cache.get(key);
     if (hit && !needsRefresh(hit, this.now())) return hit.token;
     const issuedAt = this.now();

@@ -98,7 +98,13 @@ export function configMapPayload(
   const all = new Map<string, Buffer>();
   for (const [k, v] of Object.entries(cm.data ?? {})) all.set(k, Buffer.from(v));
   for (const [k, v] of Object.entries(cm.binaryData ?? {})) all.set(k, Buffer.from(v, 'base64'));
-  for (const i of keyItems([...all.keys()], src.items, defaultMode, `configmap ${src.name}`, !!src.optional)) {
+  for (const i of keyItems(
+    [...all.keys()],
+    src.items,
+    defaultMode,
+    `configmap ${src.name}`,
+    !!src.optional,
+  )) {
     out.set(i.path, { data: all.get(i.key)!, mode: i.mode });
   }
   return out;
@@ -299,7 +305,8 @@ export class PodVolumes {
     if (v.persistentVolumeClaim) return this.claimPath(v.persistentVolumeClaim.claimName);
     if (v.hostPath) {
       const { path, type } = v.hostPath;
-      if (type === 'DirectoryOrCreate' && !existsSync(path)) mkdirSync(path, { recursive: true, mode: 0o755 });
+      if (type === 'DirectoryOrCreate' && !existsSync(path))
+        mkdirSync(path, { recursive: true, mode: 0o755 });
       if (type === 'FileOrCreate' && !existsSync(path)) closeSync(openSync(path, 'a', 0o644));
       if ((type === 'Directory' || type === 'File') && !existsSync(path)) {
         throw new VolumeNotReady(`hostPath type check failed: ${path} does not exist`);
