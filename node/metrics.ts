@@ -146,6 +146,12 @@ export class NodeMetrics {
     help: 'Snapshot bytes downloaded by restores',
     registers: [this.registry],
   });
+  readonly peerProtocolErrors = new Counter({
+    name: 'conflux_peer_protocol_errors_total',
+    help: 'Peer connections closed for a frame or a peer no correct member sends, by reason',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
   private leader: string | null = null;
 
   constructor(defaults = true) {

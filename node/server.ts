@@ -40,6 +40,7 @@ import {
   openStorage,
   reportOpenFailure,
 } from './storage/index.js';
+import { MembershipAdmission } from './transport/membership-admission.js';
 import { PeerTransport } from './transport/peer-transport.js';
 
 export interface RunningNode {
@@ -75,16 +76,21 @@ export async function startNode(config: NodeConfig, rootLogger: Logger): Promise
     historyRevisions: config.watchHistory,
     logger: log.child({ component: 'kv' }),
   });
-  // The transport delivers into the Raft node, and asks the bootstrap service for the cluster
-  // id; both are created right after it.
+  // The transport delivers into the Raft node, asks the bootstrap service for the cluster id and
+  // the address book for the members it was told of; all are created after it, and until then
+  // it admits nobody (peers redial).
   let raft: RaftNode<KvApplyResult> | null = null;
   let bootstrapRef: Bootstrap | null = null;
+  let addressesRef: AddressBook | null = null;
+  const admission = new MembershipAdmission(id, (peer) => addressesRef?.get(peer)?.raft);
   const transport = new PeerTransport({
     selfId: id,
     onMessage: (m) => raft?.step(m),
-    clusterId: () => bootstrapRef?.clusterId() ?? null,
+    admission,
+    clusterId: () => bootstrapRef?.clusterId() ?? raft?.metrics().membership.cluster?.id ?? null,
     ...(tls ? { tls } : {}),
     logger: log.child({ component: 'transport' }),
+    metrics: { protocolError: (reason) => metrics.peerProtocolErrors.inc({ reason }) },
   });
   const [raftHost, raftPort] = splitHostPort(config.raftAddr);
   await transport.listen(raftHost, raftPort);
@@ -112,13 +118,16 @@ export async function startNode(config: NodeConfig, rootLogger: Logger): Promise
     admin: config.advertiseAdminAddr,
   };
   const addresses = new AddressBook(id, self, (peers) => transport.setPeers(peers));
+  addressesRef = addresses;
   addresses.learn(node.metrics().membership);
+  admission.update(node.metrics().membership);
   if (config.initialCluster) addresses.hint(config.initialCluster);
   let knownMembership = node.metrics().membership;
   node.watchMetrics((m) => {
     if (m.membership === knownMembership) return;
     knownMembership = m.membership;
     addresses.learn(m.membership);
+    admission.update(m.membership);
   });
 
   const fresh = state.hardState.term === 0 && state.entries.length === 0 && state.snapshot === null;

@@ -1,6 +1,6 @@
 // TLS material for Conflux: a CA, node certificates, admin and client certificates, the SANs a
-// StatefulSet pod needs, role checks for the admin API, writing PEM bundles, and checking and
-// hot-reloading the files a node serves with.
+// StatefulSet pod needs, role checks for the admin API and the peer port, writing PEM bundles,
+// and checking and hot-reloading the files a node serves with.
 
 export { type CertBundle, type WrittenFile, writeCertBundle } from './bundle.js';
 export { CertError, type CertErrorCode } from './errors.js';
@@ -18,6 +18,7 @@ export {
   type NodeCertOptions,
   type Validity,
 } from './generate.js';
+export { peerIdentityProblem } from './peer-identity.js';
 export {
   type ReloadOutcome,
   type TlsFilePaths,
@@ -29,6 +30,7 @@ export {
   type CertificateInput,
   isAdminCertificate,
   isAuthorizedAdmin,
+  isNodeCertificate,
   subjectOrganizations,
 } from './roles.js';
 export { type Sans, type StatefulSetSansOptions, statefulSetSans } from './sans.js';

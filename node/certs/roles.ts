@@ -4,7 +4,7 @@
 // isAuthorizedAdmin, which does both.
 
 import type { PeerCertificate, TLSSocket } from 'node:tls';
-import { ADMIN_ORGANIZATION } from './generate.js';
+import { ADMIN_ORGANIZATION, NODE_ORGANIZATION } from './generate.js';
 import { x509 } from './x509.js';
 
 /** A peer certificate as Node hands it out, a parsed X509Certificate, DER bytes or PEM text. */
@@ -32,6 +32,15 @@ export function subjectOrganizations(input: CertificateInput): string[] {
 /** Whether the certificate's subject carries `O=conflux-admin`. */
 export function isAdminCertificate(input: CertificateInput): boolean {
   return subjectOrganizations(input).includes(ADMIN_ORGANIZATION);
+}
+
+/**
+ * Whether the certificate's subject carries `O=conflux-node`, the role of a cluster member: the
+ * only certificates the peer port admits (generateNodeCert issues them; client and admin
+ * certificates carry another O).
+ */
+export function isNodeCertificate(input: CertificateInput): boolean {
+  return subjectOrganizations(input).includes(NODE_ORGANIZATION);
 }
 
 /** The TLS layer verified the peer's chain and the certificate carries the admin role. */

@@ -30,3 +30,25 @@ export class RaftError extends Error {
     super(message);
   }
 }
+
+/** Why RaftCore.step refused a peer's message (see ProtocolViolation). */
+export type ProtocolViolationReason =
+  /** A leader's message in this node's term from another node than the leader it knows. */
+  | 'conflicting-leader'
+  /** A message that claims to come from this very node. */
+  | 'own-id';
+
+/**
+ * A peer's message that no correct peer could send to this node in its current state. The core
+ * throws it from `step` before changing anything, so it describes bad input, never bad local
+ * state: the host drops the message (and the transport the connection) and the node runs on.
+ */
+export class ProtocolViolation extends Error {
+  override readonly name = 'ProtocolViolation';
+  constructor(
+    readonly reason: ProtocolViolationReason,
+    message: string,
+  ) {
+    super(message);
+  }
+}

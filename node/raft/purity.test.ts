@@ -9,6 +9,7 @@ const CORE = [
   'errors.ts',
   'log.ts',
   'membership.ts',
+  'message-checks.ts',
   'progress.ts',
   'quorum.ts',
   'raft.ts',

@@ -1,6 +1,7 @@
 // RaftNode, the async host loop, on an in-memory cluster: storage resolves on a microtask, the
 // transport delivers on a microtask, and time only moves when a test advances the fake clock.
 import { describe, expect, it } from 'vitest';
+import { ProtocolViolation } from './errors.js';
 import * as M from './membership.js';
 import { DEFAULT_CONFIG, type RaftState } from './raft.js';
 import { type Clock, RaftNode, type RaftStorage, type Timer } from './raft-node.js';
@@ -384,5 +385,23 @@ describe('RaftNode', () => {
     const applied = leader.metrics().lastApplied;
     await c.clock.advance(50 * TICK_MS); // no more ticks: nothing changes
     expect(leader.metrics().lastApplied).toBe(applied);
+  });
+
+  it('a forged leader message is refused by step (ProtocolViolation) and the node keeps serving', async () => {
+    const c = await elected();
+    const leader = c.node('n1');
+    const { currentTerm } = leader.metrics();
+    const forged: Message = {
+      type: 'heartbeat',
+      from: 'n9',
+      to: 'n1',
+      term: currentTerm,
+      commit: 0,
+      readSeq: 0,
+    };
+    expect(() => leader.step(forged)).toThrow(ProtocolViolation);
+    expect(leader.metrics()).toMatchObject({ state: 'leader', currentTerm });
+    const res = await c.run(leader.clientWrite(put('after', 'forgery')));
+    expect(res.response).toEqual({ id: 'after=forgery', ok: true });
   });
 });

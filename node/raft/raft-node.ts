@@ -9,10 +9,11 @@
 // - A snapshot this node makes is durable in storage before the core compacts behind it, so every
 //   snapshot the core may send is one the storage can serve.
 // - Every refusal is a RaftError. A storage failure or a safety violation stops the node for good:
-//   pending calls and every later call reject with that error.
+//   pending calls and every later call reject with that error. A peer's message the core refuses
+//   as impossible (ProtocolViolation) is not one: it changed nothing, and `step` rethrows it.
 
 import { randomUUID } from 'node:crypto';
-import { RaftError } from './errors.js';
+import { ProtocolViolation, RaftError } from './errors.js';
 import * as M from './membership.js';
 import { EMPTY_STATE, type RaftConfig, RaftCore, type RaftState } from './raft.js';
 import type {
@@ -306,7 +307,11 @@ export class RaftNode<R> {
     return () => this.metricsListeners.delete(fn);
   }
 
-  /** A message from the transport. Ignored once stopped. */
+  /**
+   * A message from the transport. Ignored once stopped. Throws the core's ProtocolViolation for a
+   * message no correct peer could send: nothing changed, the node runs on, and the caller should
+   * stop trusting the connection it came from.
+   */
   step(message: Message): void {
     this.drive(() => this.core.step(message));
   }
@@ -333,12 +338,16 @@ export class RaftNode<R> {
     }
   }
 
-  /** Feed the core; a throw here is a safety violation or a bug, so the node stops. */
+  /**
+   * Feed the core. A ProtocolViolation is refused input (the core changed nothing) and goes back
+   * to the caller; any other throw is a safety violation or a bug, so the node stops.
+   */
   private drive(fn: () => void): void {
     if (this.stopped) return;
     try {
       fn();
     } catch (err) {
+      if (err instanceof ProtocolViolation) throw err;
       this.fail(toError(err));
       throw err;
     }

@@ -8,7 +8,7 @@
 // a time and by joint consensus for voter changes). Every node therefore agrees on the config at
 // every committed index, and a restarted node recovers it from its snapshot plus its committed log.
 
-import { RaftError } from './errors.js';
+import { ProtocolViolation, RaftError } from './errors.js';
 import { RaftLog } from './log.js';
 import * as M from './membership.js';
 import { jointCommitIndex, jointVote } from './quorum.js';
@@ -282,8 +282,14 @@ export class RaftCore {
   // ---------------------------------------------------------------------------------------------
   // Messages
 
+  /**
+   * Throws ProtocolViolation, with nothing changed, for a message no correct peer can send in
+   * this node's state (see `violation`); every other message is acted on or ignored.
+   */
   step(m: Message): void {
     if (m.to !== this.id || this.membership.retired.includes(m.from)) return;
+    const violation = this.violation(m);
+    if (violation) throw violation;
     if (m.term > this.term) {
       if (m.type === 'vote') {
         // Leader lease (CheckQuorum): while we hear from a live leader, ignore disruptive
@@ -303,6 +309,25 @@ export class RaftCore {
       return;
     }
     this.stepCurrent(m);
+  }
+
+  /**
+   * Input that contradicts what this node knows for certain. Election Safety allows one leader
+   * per term, so a leader's message in our term from anyone but the leader we follow (or from
+   * anyone at all while we lead) is forged or broken; acting on it would make us follow a second
+   * leader or, as a leader, stop on the invariant check in stepCurrent.
+   */
+  private violation(m: Message): ProtocolViolation | null {
+    if (m.from === this.id)
+      return new ProtocolViolation('own-id', `a message claims to come from ${this.id}`);
+    const fromLeader = m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot';
+    if (fromLeader && m.term === this.term && this.leader !== null && this.leader !== m.from) {
+      return new ProtocolViolation(
+        'conflicting-leader',
+        `safety: two leaders in term ${this.term} (${this.leader} and ${m.from}); message refused`,
+      );
+    }
+    return null;
   }
 
   /** A message from an older term. Answer only where the answer makes a stale peer catch up. */
@@ -326,6 +351,8 @@ export class RaftCore {
       case 'append':
       case 'heartbeat':
       case 'snapshot':
+        // Unreachable from input (step refuses it as a violation): reaching it means our own
+        // state is wrong, and the node must stop.
         if (this.role === 'leader') {
           throw new Error(`safety: two leaders in term ${this.term} (${this.id} and ${m.from})`);
         }

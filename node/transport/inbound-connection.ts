@@ -1,17 +1,32 @@
 // The receiving half of one connection a peer dialled to us. Every frame is decoded and parsed
-// against the schema before anything else looks at it; the first bad frame (garbage, an oversized
-// or empty length, a schema failure, a second hello) ends the connection with a warning naming the
-// remote address. The peer redials, and the next good connection works as if nothing happened.
+// against the schema before anything else looks at it, and the first bad one ends the connection
+// with a warning naming the remote address (the peer redials; nothing of it reached the engine).
 //
-// Nothing here is trusted for routing: the hello's `from` only labels log lines, each message
-// carries its own `from`, and a message whose `to` is not this node is dropped.
+// Who is speaking: the first frame must be a hello naming the dialer's node id and cluster id.
+// The id must be a current member (PeerAdmission), not this node's own, and, with TLS, named by
+// the certificate the handshake verified (node/certs/peer-identity.ts). From then on every
+// message must carry that id as `from` and pass the structural checks (node/raft/message-checks.ts)
+// before the engine sees it; a message the engine refuses as impossible (ProtocolViolation) ends
+// the connection too. A valid message whose `to` is another node id is dropped (a node replaced
+// at the same address), not refused.
 
 import type net from 'node:net';
+import { TLSSocket } from 'node:tls';
+import { peerIdentityProblem } from '../certs/peer-identity.js';
+import type { ProtocolViolation } from '../raft/errors.js';
+import { messageProblem } from '../raft/message-checks.js';
 import type { Message, NodeId } from '../raft/types.js';
+import { parsePeerAddress } from './address.js';
 import { decodeBody, encodeFrame } from './codec.js';
 import { FRAME_HEADER_BYTES, FrameDecoder } from './framing.js';
-import { describeIssues, type InboundFrame, inboundFrameSchema, PROTOCOL_VERSION } from './message-schema.js';
-import type { Logger } from './options.js';
+import {
+  describeIssues,
+  type Hello,
+  type InboundFrame,
+  inboundFrameSchema,
+  PROTOCOL_VERSION,
+} from './message-schema.js';
+import type { Logger, PeerAdmission, ProtocolErrorReason } from './options.js';
 import { shortMessage } from './short-message.js';
 import { remoteOf } from './sockets.js';
 
@@ -28,10 +43,15 @@ export interface InboundOptions {
   logger: Logger;
   /** This node's cluster id, null while it has none. */
   clusterId(): string | null;
-  /** A valid message for this node. */
-  deliver(message: Message, frameBytes: number): void;
+  admission: PeerAdmission;
+  /** A valid message for this node from its authenticated sender; the engine's refusal, if any. */
+  deliver(message: Message, frameBytes: number): ProtocolViolation | null;
   /** A valid message for another node id. */
   misaddressed(message: Message): void;
+  /** A connection is being closed on a protocol error. */
+  protocolError(reason: ProtocolErrorReason, peer: NodeId | null): void;
+  /** Whether to warn about this refusal (a peer refused again and again is logged at debug). */
+  shouldWarn(key: string): boolean;
 }
 
 const PONG_FRAME = encodeFrame({ type: 'pong' });
@@ -43,6 +63,8 @@ export function serveInbound(socket: net.Socket, opts: InboundOptions): void {
   let log = opts.logger.child({ remote });
   const decoder = new FrameDecoder(opts.maxFrameBytes);
   let frames = 0;
+  /** The node id the hello claimed, once accepted: the only `from` this connection may carry. */
+  let peer: NodeId | null = null;
   let warnedMisaddressed = false;
   let lastPongMs = performance.now();
 
@@ -51,38 +73,69 @@ export function serveInbound(socket: net.Socket, opts: InboundOptions): void {
     if (socket.writableLength < MAX_UNSENT_PONG_BYTES) socket.write(PONG_FRAME);
   };
 
-  const refuse = (reason: string): void => {
-    log.warn({ reason }, 'closing peer connection after a bad frame');
+  const refuse = (reason: ProtocolErrorReason, detail: string): void => {
+    const fields = { reason, detail, ...(peer ? { peer } : {}) };
+    if (opts.shouldWarn(`${reason}:${peer ?? ''}`))
+      log.warn(fields, 'closing peer connection after a protocol error');
+    else log.debug(fields, 'closing peer connection after a protocol error');
+    opts.protocolError(reason, peer);
     socket.destroy();
   };
 
-  const handle = (frame: InboundFrame, frameBytes: number): void => {
-    switch (frame.type) {
-      case 'hello':
-        if (frames !== 1) refuse('hello after the first frame');
-        else if (frame.version !== PROTOCOL_VERSION) {
-          refuse(`protocol version ${frame.version}, expected ${PROTOCOL_VERSION}`);
-        } else if (frame.cluster && opts.clusterId() && frame.cluster !== opts.clusterId()) {
-          refuse(`${frame.from} belongs to cluster ${frame.cluster}, this node to ${opts.clusterId()}`);
-        } else {
-          log = log.child({ claimedPeer: frame.from });
-          log.info('peer connected');
-        }
-        return;
-      case 'ping':
-        pong();
-        return;
-      default:
-        if (frame.to !== opts.selfId) {
-          if (!warnedMisaddressed) {
-            warnedMisaddressed = true;
-            log.warn({ to: frame.to, from: frame.from }, 'dropping messages addressed to another node id');
-          }
-          opts.misaddressed(frame);
-          return;
-        }
-        opts.deliver(frame, frameBytes);
+  type Refusal = [ProtocolErrorReason, string];
+
+  /** Why the dialer may not speak as `hello.from` here, or null when it may. */
+  const helloProblem = (hello: Hello): Refusal | null => {
+    if (hello.version !== PROTOCOL_VERSION)
+      return ['version', `protocol version ${hello.version}, expected ${PROTOCOL_VERSION}`];
+    const own = opts.clusterId();
+    if (own !== null && hello.cluster !== own)
+      return [
+        'cluster-mismatch',
+        `${hello.from} belongs to cluster ${hello.cluster ?? '(none)'}, this node to ${own}`,
+      ];
+    if (hello.from === opts.selfId) return ['identity', `the dialer claims this node's own id ${hello.from}`];
+    if (!opts.admission.isMember(hello.from))
+      return ['not-a-member', `${hello.from} is not a member of this node's cluster`];
+    if (socket instanceof TLSSocket) {
+      const address = opts.admission.advertisedAddress(hello.from);
+      const problem = peerIdentityProblem(socket.getPeerCertificate(), hello.from, hostOf(address));
+      if (problem) return ['identity', `${hello.from}: ${problem}`];
     }
+    return null;
+  };
+
+  /** Acts on one parsed frame; what is wrong with it, if anything (the caller then refuses). */
+  const handle = (frame: InboundFrame, frameBytes: number): Refusal | null => {
+    if (frame.type === 'hello') {
+      if (frames !== 1) return ['no-hello', 'a hello after the first frame'];
+      const problem = helloProblem(frame);
+      if (problem) return problem;
+      peer = frame.from;
+      log = log.child({ peer });
+      log.info('peer connected');
+      return null;
+    }
+    if (peer === null) return ['no-hello', `the first frame is a ${frame.type}, not a hello`];
+    if (frame.type === 'ping') {
+      pong();
+      return null;
+    }
+    if (frame.from !== peer) return ['from-mismatch', `a message from ${frame.from} on ${peer}'s connection`];
+    // Membership changes while connections stay up: a member removed since its hello stops here.
+    if (!opts.admission.isMember(peer)) return ['not-a-member', `${peer} is no longer a member`];
+    if (frame.to !== opts.selfId) {
+      if (!warnedMisaddressed) {
+        warnedMisaddressed = true;
+        log.warn({ to: frame.to, from: frame.from }, 'dropping messages addressed to another node id');
+      }
+      opts.misaddressed(frame);
+      return null;
+    }
+    const problem = messageProblem(frame);
+    if (problem) return ['invalid-message', `${frame.type}: ${problem}`];
+    const refused = opts.deliver(frame, frameBytes);
+    return refused ? [refused.reason, refused.message] : null;
   };
 
   socket.setTimeout(opts.idleTimeoutMs);
@@ -97,7 +150,7 @@ export function serveInbound(socket: net.Socket, opts: InboundOptions): void {
     try {
       bodies = decoder.push(chunk);
     } catch (err) {
-      return refuse(shortMessage(err));
+      return refuse('bad-frame', shortMessage(err));
     }
     for (const body of bodies) {
       if (socket.destroyed) return;
@@ -106,13 +159,32 @@ export function serveInbound(socket: net.Socket, opts: InboundOptions): void {
       try {
         value = decodeBody(body);
       } catch (err) {
-        return refuse(`undecodable frame body: ${shortMessage(err)}`);
+        return refuse('bad-frame', `undecodable frame body: ${shortMessage(err)}`);
       }
       const parsed = inboundFrameSchema.safeParse(value);
-      if (!parsed.success) return refuse(`invalid frame: ${describeIssues(parsed.error)}`);
-      handle(parsed.data, body.length + FRAME_HEADER_BYTES);
+      if (!parsed.success) return refuse('bad-frame', `invalid frame: ${describeIssues(parsed.error)}`);
+      let refusal: Refusal | null;
+      try {
+        refusal = handle(parsed.data, body.length + FRAME_HEADER_BYTES);
+      } catch (err) {
+        // A bug on our side, not the peer's: still, no frame may throw out of this handler.
+        log.error({ err: shortMessage(err) }, 'failed to handle a peer frame; closing the connection');
+        socket.destroy();
+        return;
+      }
+      if (refusal) return refuse(...refusal);
     }
     // Bytes are arriving, so the dialer's connection is alive even if its ping is still in transit.
     if (!socket.destroyed && performance.now() - lastPongMs >= opts.pongIntervalMs) pong();
   });
+}
+
+/** The host of a "host:port" address; undefined when there is none or it does not parse. */
+function hostOf(address: string | undefined): string | undefined {
+  if (address === undefined) return undefined;
+  try {
+    return parsePeerAddress(address).host;
+  } catch {
+    return undefined;
+  }
 }

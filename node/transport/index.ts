@@ -2,8 +2,15 @@
 
 export { InvalidPeerAddressError, type PeerAddress, parsePeerAddress } from './address.js';
 export { FrameError } from './framing.js';
+export { MembershipAdmission } from './membership-admission.js';
 export { messageSchema, PROTOCOL_VERSION } from './message-schema.js';
-export type { DropReason, PeerTlsOptions, TransportMetricsHooks } from './options.js';
+export type {
+  DropReason,
+  PeerAdmission,
+  PeerTlsOptions,
+  ProtocolErrorReason,
+  TransportMetricsHooks,
+} from './options.js';
 export {
   type PeerStatus,
   PeerTransport,

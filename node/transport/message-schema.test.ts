@@ -100,7 +100,15 @@ describe('message codec and schema', () => {
   });
 
   it('accepts hello and ping inbound, only pong outbound', () => {
-    expect(inboundFrameSchema.parse({ type: 'hello', from: 'a', version: 1 }).type).toBe('hello');
+    expect(inboundFrameSchema.parse({ type: 'hello', from: 'a', version: 1, cluster: null }).type).toBe(
+      'hello',
+    );
+    expect(inboundFrameSchema.parse({ type: 'hello', from: 'a', version: 1, cluster: 'c' }).type).toBe(
+      'hello',
+    );
+    // The hello always names the dialer and its cluster (null while it has none).
+    expect(inboundFrameSchema.safeParse({ type: 'hello', from: 'a', version: 1 }).success).toBe(false);
+    expect(inboundFrameSchema.safeParse({ type: 'hello', version: 1, cluster: null }).success).toBe(false);
     expect(inboundFrameSchema.parse({ type: 'ping' }).type).toBe('ping');
     expect(inboundFrameSchema.safeParse({ type: 'pong' }).success).toBe(false);
     expect(outboundReplySchema.safeParse({ type: 'pong' }).success).toBe(true);

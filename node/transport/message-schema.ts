@@ -112,15 +112,16 @@ export const messageSchema = z.discriminatedUnion('type', [
 // Control frames of the transport itself; they never reach the engine.
 
 /**
- * First frame a dialer sends. `from` is only logged: routing always uses the `from` of each
- * message. `cluster` is the dialer's cluster id, when it has one: a node that knows its own
- * cluster refuses connections from another cluster, so two clusters never mix their logs.
+ * First frame a dialer sends, mandatory. `from` is the dialer's node id: it must be a current
+ * member (with TLS, one its certificate names), and every message on the connection must carry
+ * it. `cluster` is the dialer's cluster id (null while it has none): a node that knows its own
+ * cluster refuses any other, so two clusters never mix their logs.
  */
 export const helloSchema = z.object({
   type: z.literal('hello'),
   from: nodeIdSchema,
   version: z.int(),
-  cluster: z.string().max(256).nullable().optional(),
+  cluster: z.string().max(256).nullable(),
 });
 /** Liveness probe from the dialer; the receiver answers with a pong on the same connection. */
 export const pingSchema = z.object({ type: z.literal('ping') });

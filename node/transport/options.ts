@@ -30,6 +30,50 @@ export type DropReason =
   | 'wrong-recipient';
 
 /**
+ * Who may send to this node. Asked with the node id a dialer claims in its hello, and again for
+ * every message on its connection (a member removed meanwhile is cut off at its next message).
+ */
+export interface PeerAdmission {
+  /**
+   * A current member: a voter (of either config, in a joint one) or a learner of this node's
+   * membership; before this node is itself a member, also the members it was told of (a static
+   * initial cluster, or the leader preparing it to be added), so a joining node hears its leader.
+   */
+  isMember(id: NodeId): boolean;
+  /** The member's advertised peer address ("host:port"), when known: TLS binds the id to its host. */
+  advertisedAddress(id: NodeId): string | undefined;
+}
+
+/**
+ * Why an inbound connection was closed: each is a frame or a peer no correct member sends. The
+ * connection is dropped (its peer redials), nothing of it reaches the engine, and the node runs on.
+ */
+export type ProtocolErrorReason =
+  /** Undecodable, oversized or empty frame, or a schema failure. */
+  | 'bad-frame'
+  /** The first frame is not a hello, or a second hello came. */
+  | 'no-hello'
+  /** A hello of another protocol version. */
+  | 'version'
+  /** The dialer's cluster id is not this node's. */
+  | 'cluster-mismatch'
+  /** The claimed node id is not a current member (or no longer is). */
+  | 'not-a-member'
+  /** TLS: the certificate does not name the claimed node id; or the peer claims this node's id. */
+  | 'identity'
+  /** TLS: no verified certificate, or one without the node role (a client or admin certificate). */
+  | 'certificate'
+  /** TLS: the handshake failed (or timed out) before any certificate could be checked. */
+  | 'tls-handshake'
+  /** A message whose `from` is not the id the hello claimed. */
+  | 'from-mismatch'
+  /** A message failing the structural checks (node/raft/message-checks.ts). */
+  | 'invalid-message'
+  /** The engine refused a message as impossible in its state (ProtocolViolation). */
+  | 'conflicting-leader'
+  | 'own-id';
+
+/**
  * Counter hooks (for prom-client). `sent` counts messages handed to the socket, `received` messages
  * delivered to `onMessage`. Hooks run synchronously on the transport's path: keep them cheap.
  */
@@ -37,6 +81,8 @@ export interface TransportMetricsHooks {
   sent?(peer: NodeId, messages: number, bytes: number): void;
   dropped?(peer: NodeId, messages: number, reason: DropReason): void;
   received?(peer: NodeId, messages: number, bytes: number): void;
+  /** An inbound connection closed on a protocol error; `peer` is the claimed id once known. */
+  protocolError?(reason: ProtocolErrorReason, peer: NodeId | null): void;
 }
 
 export type { Logger };

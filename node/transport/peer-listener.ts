@@ -20,9 +20,10 @@ export class PeerListener {
         serveInbound(socket, inbound);
       },
       onRawSocket: (socket) => this.track(socket),
-      onTlsRefused: (error, remote) => {
+      onTlsRefused: (error, remote, kind) => {
         const code = (error as Error & { code?: unknown }).code;
         logger.warn({ remote, code, reason: error.message }, 'refused a TLS peer connection');
+        inbound.protocolError(kind === 'certificate' ? 'certificate' : 'tls-handshake', null);
       },
     });
     this.server.on('error', (err) => logger.error({ err: err.message }, 'peer listener error'));

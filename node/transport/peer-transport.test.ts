@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Message } from '../raft/types.js';
 import { encodeFrame } from './codec.js';
 import { PeerTransport, type PeerTransportOptions } from './peer-transport.js';
-import { captureLogs, everyMessageType, normalizeBytes, waitFor } from './test-support.js';
+import { admitAll, captureLogs, everyMessageType, normalizeBytes, waitFor } from './test-support.js';
 
 const HOST = '127.0.0.1';
 const cleanups: (() => Promise<void>)[] = [];
@@ -27,6 +27,7 @@ async function startNode(selfId: string, opts: Partial<PeerTransportOptions> = {
   const transport = new PeerTransport({
     selfId,
     onMessage: (m) => inbox.push(m),
+    admission: admitAll,
     logger: logs.logger,
     backoffMsMin: 5,
     backoffMsMax: 40,
@@ -74,7 +75,7 @@ describe('PeerTransport over loopback TCP', () => {
     expect(normalizeBytes(b.inbox)).toEqual(normalizeBytes(everyMessageType('a', 'b')));
     expect(normalizeBytes(a.inbox)).toEqual(normalizeBytes(everyMessageType('b', 'a')));
     expect(a.transport.stats()).toMatchObject({ sent: count, received: count });
-    expect(b.logs.lines.some((l) => l.msg === 'peer connected' && l.claimedPeer === 'a')).toBe(true);
+    expect(b.logs.lines.some((l) => l.msg === 'peer connected' && l.peer === 'a')).toBe(true);
   });
 
   it('keeps order and batches many small messages sent in one turn', async () => {
@@ -192,13 +193,16 @@ describe('PeerTransport over loopback TCP', () => {
     ['a schema-invalid message', encodeFrame({ ...heartbeat('x', 'b', 1), term: -5 })],
     [
       'a hello that is not first',
-      Buffer.concat([encodeFrame({ type: 'ping' }), encodeFrame({ type: 'hello', from: 'x', version: 1 })]),
+      Buffer.concat([
+        encodeFrame({ type: 'ping' }),
+        encodeFrame({ type: 'hello', from: 'x', version: 1, cluster: null }),
+      ]),
     ],
-    ['a hello of another version', encodeFrame({ type: 'hello', from: 'x', version: 99 })],
+    ['a hello of another version', encodeFrame({ type: 'hello', from: 'x', version: 99, cluster: null })],
   ])('closes a connection that sends %s, and the next valid connection still works', async (_name, bytes) => {
     const b = await startNode('b', { maxFrameBytes: 1 << 20 });
     await rawExchange(b.address, Buffer.concat([bytes, encodeFrame(heartbeat('x', 'b', 1))]));
-    const warning = b.logs.warnings('closing peer connection after a bad frame')[0];
+    const warning = b.logs.warnings('closing peer connection after a protocol error')[0];
     expect(warning?.remote).toMatch(/^127\.0\.0\.1:\d+$/);
     expect(b.inbox).toHaveLength(0);
 
@@ -218,7 +222,7 @@ describe('PeerTransport over loopback TCP', () => {
     stranger.transport.send([heartbeat('s', 'b', 1)]);
     await waitFor('the same cluster to get through', () => b.inbox.length === 1);
     await waitFor('the stranger to be refused', () =>
-      b.logs.lines.some((l) => String(l.reason).includes('belongs to cluster c-2')),
+      b.logs.lines.some((l) => String(l.detail).includes('belongs to cluster c-2')),
     );
     expect(b.inbox.map((m) => m.from)).toEqual(['a']);
     // A node that has no cluster yet (about to be added) accepts whoever calls first.
@@ -317,8 +321,9 @@ describe('PeerTransport over loopback TCP', () => {
       const { PeerTransport } = await import(${JSON.stringify(new URL('./peer-transport.ts', import.meta.url).pathname)});
       const hb = (from, to) => ({ type: 'heartbeat', from, to, term: 1, commit: 0, readSeq: 1 });
       let got = 0;
-      const a = new PeerTransport({ selfId: 'a', onMessage: () => got++, livenessTimeoutMs: 60_000, backoffMsMin: 30_000, backoffMsMax: 60_000 });
-      const b = new PeerTransport({ selfId: 'b', onMessage: () => got++, backoffMsMin: 30_000, backoffMsMax: 60_000 });
+      const admission = { isMember: () => true, advertisedAddress: () => undefined };
+      const a = new PeerTransport({ selfId: 'a', admission, onMessage: () => got++, livenessTimeoutMs: 60_000, backoffMsMin: 30_000, backoffMsMax: 60_000 });
+      const b = new PeerTransport({ selfId: 'b', admission, onMessage: () => got++, backoffMsMin: 30_000, backoffMsMax: 60_000 });
       const pa = (await a.listen('127.0.0.1', 0)).port;
       const pb = (await b.listen('127.0.0.1', 0)).port;
       a.setPeers({ b: '127.0.0.1:' + pb, z: '127.0.0.1:1' });

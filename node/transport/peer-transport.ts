@@ -7,24 +7,39 @@
 //
 // Contract with the engine: `send` never blocks and never throws. Messages are best effort: they
 // queue per peer while it is unreachable (bounded; the oldest are dropped first) and may be lost
-// with a connection; Raft retries. Received messages reach `onMessage` only after schema
-// validation and only when addressed to `selfId`.
+// with a connection; Raft retries. Received messages reach `onMessage` only from a current
+// member that announced itself in a hello (and, with TLS, whose certificate names it), only as
+// that member, only after schema and structural validation, and only when addressed to `selfId`.
+// Anything else closes the connection it came on and is counted as a protocol error.
 
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
+import { ProtocolViolation } from '../raft/errors.js';
 import type { Transport } from '../raft/raft-node.js';
 import type { Message, NodeId } from '../raft/types.js';
 import { type PeerAddress, parsePeerAddress } from './address.js';
 import { MAX_FRAME_BODY_BYTES } from './framing.js';
-import type { DropReason, Logger, PeerTlsOptions, TransportMetricsHooks } from './options.js';
+import type {
+  DropReason,
+  Logger,
+  PeerAdmission,
+  PeerTlsOptions,
+  ProtocolErrorReason,
+  TransportMetricsHooks,
+} from './options.js';
 import { PeerConnection } from './peer-connection.js';
 import { PeerListener } from './peer-listener.js';
 import { shortMessage } from './short-message.js';
 
 export interface PeerTransportOptions {
   selfId: NodeId;
-  /** Called synchronously for every valid message addressed to `selfId`. */
+  /**
+   * Called synchronously for every valid message addressed to `selfId`. Throwing a
+   * ProtocolViolation refuses the message: its connection is closed as a protocol error.
+   */
   onMessage: (message: Message) => void;
+  /** Who may send to this node (see PeerAdmission). */
+  admission: PeerAdmission;
   /** Mutual TLS on both directions; plain TCP without it. */
   tls?: PeerTlsOptions;
   logger?: Logger;
@@ -56,9 +71,16 @@ export interface TransportStats {
   sent: number;
   received: number;
   dropped: Record<DropReason, number>;
+  /** Inbound connections closed on a protocol error, by reason. */
+  protocolErrors: Partial<Record<ProtocolErrorReason, number>>;
   peers: Record<NodeId, PeerStatus>;
   inboundConnections: number;
 }
+
+/** A refusal repeated within this time (same reason, same peer) is logged at debug, not warn. */
+const WARN_INTERVAL_MS = 60_000;
+/** Bound on the refusals remembered for that, whatever ids dialers claim. */
+const MAX_WARN_KEYS = 1024;
 
 const DEFAULTS = {
   maxQueuedMessages: 4096,
@@ -91,6 +113,8 @@ export class PeerTransport implements Transport {
     unsendable: 0,
     'wrong-recipient': 0,
   };
+  private readonly protocolErrors: Partial<Record<ProtocolErrorReason, number>> = {};
+  private readonly warnedAt = new Map<string, number>();
 
   constructor(private readonly opts: PeerTransportOptions) {
     this.selfId = opts.selfId;
@@ -109,8 +133,11 @@ export class PeerTransport implements Transport {
         pongIntervalMs: Math.floor(this.settings.livenessTimeoutMs / 3),
         logger: this.log,
         clusterId: () => this.opts.clusterId?.() ?? null,
+        admission: opts.admission,
         deliver: (message, frameBytes) => this.deliver(message, frameBytes),
         misaddressed: (message) => this.drop(message.from, 1, 'wrong-recipient'),
+        protocolError: (reason, peer) => this.protocolError(reason, peer),
+        shouldWarn: (key) => this.shouldWarn(key),
       },
       this.log,
     );
@@ -207,6 +234,7 @@ export class PeerTransport implements Transport {
       sent: this.sent,
       received: this.received,
       dropped: { ...this.dropped },
+      protocolErrors: { ...this.protocolErrors },
       peers,
       inboundConnections: this.listener.connections,
     };
@@ -246,15 +274,32 @@ export class PeerTransport implements Transport {
     return conn;
   }
 
-  private deliver(message: Message, frameBytes: number): void {
-    if (this.closed) return;
+  /** Hands a message to the engine; its refusal, if it refused it as impossible. */
+  private deliver(message: Message, frameBytes: number): ProtocolViolation | null {
+    if (this.closed) return null;
     this.received++;
     this.hook(() => this.opts.metrics?.received?.(message.from, 1, frameBytes));
     try {
       this.opts.onMessage(message);
     } catch (err) {
+      if (err instanceof ProtocolViolation) return err;
       this.log.error({ err: shortMessage(err), type: message.type, from: message.from }, 'onMessage threw');
     }
+    return null;
+  }
+
+  private protocolError(reason: ProtocolErrorReason, peer: NodeId | null): void {
+    this.protocolErrors[reason] = (this.protocolErrors[reason] ?? 0) + 1;
+    this.hook(() => this.opts.metrics?.protocolError?.(reason, peer));
+  }
+
+  private shouldWarn(key: string): boolean {
+    const now = performance.now();
+    const last = this.warnedAt.get(key);
+    if (last !== undefined && now - last < WARN_INTERVAL_MS) return false;
+    if (this.warnedAt.size >= MAX_WARN_KEYS) this.warnedAt.clear();
+    this.warnedAt.set(key, now);
+    return true;
   }
 
   private drop(peer: NodeId, messages: number, reason: DropReason): void {

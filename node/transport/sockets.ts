@@ -3,8 +3,12 @@
 
 import net from 'node:net';
 import tls from 'node:tls';
+import { isNodeCertificate } from '../certs/roles.js';
 import type { PeerAddress } from './address.js';
 import type { PeerTlsOptions } from './options.js';
+
+/** What a peer's certificate must carry besides a chain to the cluster CA (both directions). */
+const ROLE_REQUIRED = 'certificate lacks the node role (O=conflux-node)';
 
 export interface Dialled {
   socket: net.Socket;
@@ -25,7 +29,12 @@ export function dial(address: PeerAddress, tlsOptions: PeerTlsOptions | null): D
     // The chain is always verified against `ca`; SNI is only allowed for DNS names.
     rejectUnauthorized: true,
     ...(net.isIP(host) === 0 ? { servername: host } : {}),
-    ...(tlsOptions.verifyServerName === false ? { checkServerIdentity: () => undefined } : {}),
+    // Only a member's certificate may receive Raft traffic: a client or admin certificate of the
+    // same CA serving on a peer's address is refused like a wrong name.
+    checkServerIdentity: (name, cert) => {
+      if (!isNodeCertificate(cert)) return new Error(`server ${ROLE_REQUIRED}`);
+      return tlsOptions.verifyServerName === false ? undefined : tls.checkServerIdentity(name, cert);
+    },
   });
   socket.setNoDelay(true);
   return { socket, readyEvent: 'secureConnect' };
@@ -36,8 +45,11 @@ export interface ServerHandlers {
   onSocket(socket: net.Socket): void;
   /** Every raw TCP connection, including TLS ones still handshaking, so close() can end them all. */
   onRawSocket(socket: net.Socket): void;
-  /** A TLS peer was refused: a client certificate not signed by our CA, or a failed handshake. */
-  onTlsRefused(error: Error, remote: string): void;
+  /**
+   * A TLS peer was refused: `certificate` for a client certificate missing, not signed by our CA
+   * or without the node role; `handshake` for a handshake that failed before that.
+   */
+  onTlsRefused(error: Error, remote: string, kind: 'certificate' | 'handshake'): void;
 }
 
 /** How long an inbound TLS handshake may take before the socket is dropped. */
@@ -67,7 +79,17 @@ export function createPeerServer(tlsOptions: PeerTlsOptions | null, handlers: Se
   server.on('secureConnection', (socket: tls.TLSSocket) => {
     if (!socket.authorized) {
       const reason = String(socket.authorizationError ?? 'no client certificate');
-      handlers.onTlsRefused(new Error(`client certificate refused: ${reason}`), remoteOf(socket));
+      handlers.onTlsRefused(
+        new Error(`client certificate refused: ${reason}`),
+        remoteOf(socket),
+        'certificate',
+      );
+      socket.destroy();
+      return;
+    }
+    // The peer port is for members only: client and admin certificates of the same CA are refused.
+    if (!isNodeCertificate(socket.getPeerCertificate())) {
+      handlers.onTlsRefused(new Error(`client ${ROLE_REQUIRED}`), remoteOf(socket), 'certificate');
       socket.destroy();
       return;
     }
@@ -75,7 +97,7 @@ export function createPeerServer(tlsOptions: PeerTlsOptions | null, handlers: Se
     handlers.onSocket(socket);
   });
   server.on('tlsClientError', (error: Error, socket: tls.TLSSocket) => {
-    handlers.onTlsRefused(error, remoteOf(socket));
+    handlers.onTlsRefused(error, remoteOf(socket), 'handshake');
     socket.destroy();
   });
   return server;

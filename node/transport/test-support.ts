@@ -1,8 +1,13 @@
-// Helpers for this folder's tests (not used by production code).
+// Helpers for tests of the peer transport and of the peer port (not used by production code).
 
+import net from 'node:net';
+import tls from 'node:tls';
 import { pino } from 'pino';
 import type { Entry, Membership, Message, NodeId, SnapshotMeta } from '../raft/types.js';
-import type { Logger, PeerTlsOptions } from './options.js';
+import { parsePeerAddress } from './address.js';
+import { decodeBody, encodeFrame } from './codec.js';
+import { FrameDecoder } from './framing.js';
+import type { Logger, PeerAdmission, PeerTlsOptions } from './options.js';
 import { PeerTransport } from './peer-transport.js';
 
 const membership: Membership = {
@@ -24,16 +29,19 @@ export function bytesOf(length: number, seed = 0): Uint8Array {
   return out;
 }
 
-/** One message of every type, with binary entry data and a snapshot chunk with bytes. */
+/**
+ * One message of every type, with binary entry data and a snapshot chunk with bytes; each passes
+ * the structural checks (node/raft/message-checks.ts).
+ */
 export function everyMessageType(from: NodeId, to: NodeId): Message[] {
   const entries: Entry[] = [
     { type: 'blank', index: 11, term: 3 },
     { type: 'normal', index: 12, term: 3, data: bytesOf(300) },
     { type: 'normal', index: 13, term: 3, data: new Uint8Array(0) },
-    { type: 'membership', index: 14, term: 3, membership },
-    { type: 'normal', index: 2 ** 40, term: 2 ** 33, data: bytesOf(5, 9) },
+    { type: 'membership', index: 14, term: 7, membership },
   ];
-  const base = { from, to, term: 3 };
+  const base = { from, to, term: 7 };
+  const huge = { from, to, term: 2 ** 33, prevIndex: 2 ** 40, prevTerm: 2 ** 33, commit: 2 ** 40 };
   return [
     { ...base, type: 'vote', pre: true, lastLogIndex: 10, lastLogTerm: 2, transfer: false },
     { ...base, type: 'vote-response', pre: false, granted: true },
@@ -45,8 +53,19 @@ export function everyMessageType(from: NodeId, to: NodeId): Message[] {
     { ...base, type: 'snapshot', meta, offset: 65536, data: bytesOf(70_000, 1), length: 70_000, done: false },
     { ...base, type: 'snapshot-response', snapshotIndex: 120, nextOffset: 135_536, reject: false },
     { ...base, type: 'timeout-now' },
+    {
+      ...huge,
+      type: 'append',
+      entries: [{ type: 'normal', index: 2 ** 40 + 1, term: 2 ** 33, data: bytesOf(5, 9) }],
+    },
   ];
 }
+
+/** Admits every node id, each at 127.0.0.1 (where the test PKIs' certificates point). */
+export const admitAll: PeerAdmission = {
+  isMember: () => true,
+  advertisedAddress: () => '127.0.0.1:7000',
+};
 
 /**
  * Recursively turns byte arrays into hex strings, so decoded messages (msgpackr hands back Buffers,
@@ -91,12 +110,18 @@ export async function waitFor(what: string, predicate: () => boolean, timeoutMs 
  * A transport with mutual TLS listening on 127.0.0.1 and collecting what it receives; its close
  * is pushed onto `cleanups` for the test's afterEach.
  */
-export async function startTlsNode(selfId: string, tls: PeerTlsOptions, cleanups: (() => Promise<void>)[]) {
+export async function startTlsNode(
+  selfId: string,
+  tls: PeerTlsOptions,
+  cleanups: (() => Promise<void> | void)[],
+  admission: PeerAdmission = admitAll,
+) {
   const inbox: Message[] = [];
   const logs = captureLogs();
   const transport = new PeerTransport({
     selfId,
     tls,
+    admission,
     onMessage: (m) => inbox.push(m),
     logger: logs.logger,
     backoffMsMin: 10,
@@ -105,4 +130,60 @@ export async function startTlsNode(selfId: string, tls: PeerTlsOptions, cleanups
   cleanups.push(() => transport.close());
   const info = await transport.listen('127.0.0.1', 0);
   return { transport, inbox, logs, address: `127.0.0.1:${info.port}` };
+}
+
+/** A hand-driven dialer: writes the frames a test gives it and notices when the node hangs up. */
+export interface RawPeer {
+  send(...frames: unknown[]): void;
+  /** Resolves when the node closed the connection. */
+  closed: Promise<void>;
+  isClosed(): boolean;
+  /** Frames the node sent back (pongs), decoded. */
+  replies: unknown[];
+  destroy(): void;
+}
+
+/**
+ * Connects to a peer port ("host:port"), over mutual TLS when `tlsOptions` is given (the server's
+ * name is not checked: tests dial 127.0.0.1), and resolves once the connection is usable.
+ */
+export async function rawPeer(
+  address: string,
+  tlsOptions?: { cert: string | Buffer; key: string | Buffer; ca: string | Buffer | (string | Buffer)[] },
+): Promise<RawPeer> {
+  const { host, port } = parsePeerAddress(address);
+  const socket: net.Socket = tlsOptions
+    ? tls.connect({ host, port, ...tlsOptions, checkServerIdentity: () => undefined })
+    : net.connect({ host, port });
+  socket.on('error', () => {});
+  let closed = false;
+  const closedPromise = new Promise<void>((resolve) =>
+    socket.once('close', () => {
+      closed = true;
+      resolve();
+    }),
+  );
+  const replies: unknown[] = [];
+  const decoder = new FrameDecoder(1 << 20);
+  socket.on('data', (chunk: Buffer) => {
+    for (const body of decoder.push(chunk)) replies.push(decodeBody(body));
+  });
+  await new Promise<void>((resolve, reject) => {
+    socket.once(tlsOptions ? 'secureConnect' : 'connect', () => resolve());
+    socket.once('close', () => reject(new Error(`connection to ${address} closed before it was ready`)));
+  });
+  return {
+    send: (...frames) => {
+      if (!socket.destroyed) socket.write(Buffer.concat(frames.map((f) => encodeFrame(f))));
+    },
+    closed: closedPromise,
+    isClosed: () => closed,
+    replies,
+    destroy: () => socket.destroy(),
+  };
+}
+
+/** The hello a member sends first. */
+export function hello(from: NodeId, cluster: string | null = null): unknown {
+  return { type: 'hello', from, version: 1, cluster };
 }

@@ -3,7 +3,7 @@ import { type CertKeyPair, generateCa, generateNodeCert } from '../certs/generat
 import type { Message } from '../raft/types.js';
 import type { PeerTlsOptions } from './options.js';
 import { PeerTransport } from './peer-transport.js';
-import { startTlsNode, waitFor } from './test-support.js';
+import { admitAll, startTlsNode, waitFor } from './test-support.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -91,7 +91,7 @@ describe('PeerTransport.setTls (certificates and CAs replaced while running)', (
   });
 
   it('a plain-TCP transport cannot switch to TLS', async () => {
-    const t = new PeerTransport({ selfId: 'p', onMessage: () => undefined });
+    const t = new PeerTransport({ selfId: 'p', admission: admitAll, onMessage: () => undefined });
     cleanups.push(() => t.close());
     expect(() => t.setTls({ cert: '', key: '', ca: [] })).toThrow(/plain TCP/);
   });

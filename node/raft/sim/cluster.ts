@@ -2,6 +2,7 @@
 // drops, delays, duplicates and partitions, and a host loop per node that follows the Ready
 // contract exactly as the real server does (persist, then send what depends on it, then apply).
 
+import { messageProblem } from '../message-checks.js';
 import { DEFAULT_CONFIG, type Mutation, RaftCore } from '../raft.js';
 import { SeededRng } from '../rng.js';
 import type { Entry, Message, NodeId, Ready } from '../types.js';
@@ -295,6 +296,10 @@ export class SimCluster {
       if (!data) return; // superseded; the leader retries
       msg = { ...m, data };
     }
+    // Real receivers run these checks before their engine sees a message: the engine must never
+    // send one they would refuse.
+    const problem = messageProblem(msg);
+    if (problem) throw new Violation(`${from.id} sent a malformed ${m.type}: ${problem}`);
     if (this.blocked.has(`${m.from}>${m.to}`)) return;
     if (this.faultsOn && this.rng.chance(this.profile.lossRate)) return;
     const copies = this.faultsOn && this.rng.chance(this.profile.duplicateRate) ? 2 : 1;

@@ -2,6 +2,7 @@
 // queue until the test delivers them, and every delivered message is written to a transcript in
 // the style of etcd's interaction files (`n1->n2 vote t2 pre last=1/1`).
 
+import { messageProblem } from '../message-checks.js';
 import { DEFAULT_CONFIG, type RaftConfig, RaftCore } from '../raft.js';
 import { SeededRng } from '../rng.js';
 import type { Entry, Message, NodeId, ReadState, SnapshotMeta } from '../types.js';
@@ -122,12 +123,16 @@ export class ManualNetwork {
   }
 
   private send(from: ManualNode, m: Message): void {
+    let msg = m;
     if (m.type === 'snapshot') {
       const data = from.disk.chunk(m.meta, m.offset, m.length);
-      if (data) this.inflight.push({ ...m, data });
-      return;
+      if (!data) return;
+      msg = { ...m, data };
     }
-    this.inflight.push(m);
+    // Real receivers refuse a message failing these checks: the engine must never send one.
+    const problem = messageProblem(msg);
+    if (problem) throw new Error(`${from.core.id} sent a malformed ${m.type}: ${problem}`);
+    this.inflight.push(msg);
   }
 
   /** Take a snapshot of `id`'s state machine at its applied index and compact its log. */
