@@ -35,7 +35,7 @@ flock 9
 
 # Never download another toolchain: a module that needs a newer Go must fail loudly here.
 export GOTOOLCHAIN=local
-export GOFLAGS=-mod=mod
+export GOFLAGS="${GOFLAGS:+$GOFLAGS }-mod=mod"
 export CGO_ENABLED=0
 go_version=$(go env GOVERSION)
 go_version=${go_version#go}

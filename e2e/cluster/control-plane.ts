@@ -115,7 +115,23 @@ export function nthAddress(cidr: string, n: number): string {
   return [v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255].join('.');
 }
 
+/**
+ * Starts a control plane; resolves once the API server is ready and the controllers run.
+ * Ports are picked free just before use: if another process takes one first, starts again.
+ */
 export async function startControlPlane(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(options);
+    } catch (e) {
+      if (attempt >= 3 || !/address already in use/.test(String(e))) throw e;
+      options.log?.(`a port was taken meanwhile; starting again (${String(e).split('\n')[0]})`);
+      if (options.dir) rmSync(options.dir, { recursive: true, force: true });
+    }
+  }
+}
+
+async function startOnce(options: ControlPlaneOptions): Promise<ControlPlane> {
   const t0 = Date.now();
   const log = options.log ?? (() => {});
   const timeoutMs = options.timeoutMs ?? 60_000;
