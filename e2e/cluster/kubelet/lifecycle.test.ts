@@ -3,7 +3,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { CrashBackoff } from './backoff.js';
 import { ContainerProbes, ProbeState, probeTiming } from './probe-state.js';
-import { type ContainerView, podPhase, podStatus, type PodView } from './status.js';
+import { type ContainerView, type PodView, podPhase, podStatus } from './status.js';
 
 describe('CrashBackoff', () => {
   it('restarts at once, then waits 10 s doubling to 5 min', () => {
