@@ -42,12 +42,18 @@ export interface ControlPlaneOptions {
   /** Created if missing (must be empty if present) and removed by stop(). Default: a temp dir. */
   dir?: string;
   /**
-   * Service ClusterIP range. Default 127.96.0.0/16: loopback, so that nothing addressed to a
-   * ClusterIP can ever leave this machine (this workplace allows traffic to loopback only).
+   * Service ClusterIP range. Default 10.96.0.0/16. Not a loopback range: inside a pod's network
+   * namespace all of 127.0.0.0/8 is that pod's own loopback.
    */
   serviceCidr?: string;
-  /** Pod CIDR that kube-controller-manager splits into per-node /24s. Default 127.244.0.0/16. */
+  /** Pod CIDR that kube-controller-manager splits into per-node /24s. Default 10.244.0.0/16. */
   clusterCidr?: string;
+  /**
+   * The address kube-apiserver binds and advertises (the `kubernetes` Service's endpoint), for
+   * example the pod network's host address so that pods reach it through its ClusterIP. Default
+   * 127.0.0.1, advertising the host's primary address (enough when no pod calls the API).
+   */
+  apiserverAddress?: string;
   /** Children outlive this process (the CLI's `up`); otherwise they are killed when it exits. */
   detached?: boolean;
   /** Keep `dir` on stop() (logs for debugging); also set by CONFLUX_KEEP_CLUSTER=1. */
@@ -103,8 +109,8 @@ interface State {
   keepDir: boolean;
 }
 
-const DEFAULT_SERVICE_CIDR = '127.96.0.0/16';
-const DEFAULT_CLUSTER_CIDR = '127.244.0.0/16';
+const DEFAULT_SERVICE_CIDR = '10.96.0.0/16';
+const DEFAULT_CLUSTER_CIDR = '10.244.0.0/16';
 
 /** The n-th address of an IPv4 CIDR. */
 export function nthAddress(cidr: string, n: number): string {
@@ -178,7 +184,8 @@ async function startOnce(options: ControlPlaneOptions): Promise<ControlPlane> {
       controllerManager: await freePort(),
       scheduler: await freePort(),
     };
-    const apiserverUrl = `https://127.0.0.1:${ports.apiserver}`;
+    const apiserverAddress = options.apiserverAddress ?? '127.0.0.1';
+    const apiserverUrl = `https://${apiserverAddress}:${ports.apiserver}`;
     const serviceIp = nthAddress(serviceCidr, 1);
 
     // --- PKI -----------------------------------------------------------------------------------
@@ -210,7 +217,7 @@ async function startOnce(options: ControlPlaneOptions): Promise<ControlPlane> {
           'kubernetes.default.svc',
           'kubernetes.default.svc.cluster.local',
         ],
-        ips: ['127.0.0.1', serviceIp],
+        ips: [...new Set(['127.0.0.1', apiserverAddress, serviceIp])],
       }),
     );
     const kubeletClient = w(
@@ -295,7 +302,8 @@ async function startOnce(options: ControlPlaneOptions): Promise<ControlPlane> {
       `--etcd-cafile=${etcdCaFiles.cert}`,
       `--etcd-certfile=${etcdClient.cert}`,
       `--etcd-keyfile=${etcdClient.key}`,
-      '--bind-address=127.0.0.1',
+      `--bind-address=${apiserverAddress}`,
+      ...(apiserverAddress === '127.0.0.1' ? [] : [`--advertise-address=${apiserverAddress}`]),
       `--secure-port=${ports.apiserver}`,
       `--cert-dir=${pkiDir}`,
       `--tls-cert-file=${apiserverServing.cert}`,
