@@ -3,8 +3,8 @@
 // An image that is not in the map cannot be "pulled": the container waits with ErrImagePull,
 // then ImagePullBackOff, as in a real cluster.
 
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { chmodSync, mkdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import type { V1Container } from '@kubernetes/client-node';
 import { expandVars } from './env.js';
 
@@ -22,6 +22,12 @@ export interface ImageSpec {
 }
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/**
+ * Where image files live by default: outside /tmp, /data and the other paths pod volumes are
+ * mounted over (a volume at /tmp would hide a PATH entry under the state directory).
+ */
+export const DEFAULT_IMAGE_BIN = '/opt/conflux-kubelet/images/conflux/bin';
 
 /**
  * The argv of a container as Kubernetes defines it: `command` replaces the entrypoint and `args`
@@ -42,17 +48,21 @@ export function containerArgv(image: ImageSpec, c: V1Container, env: ReadonlyMap
  * 10001:10001`) run from a source checkout: WORKDIR is the repository, and a `node` on the image's
  * PATH runs `dist/<path>.js` as `<path>.ts` through tsx, so the operator's container
  * (`command: [node, dist/operator/main.js]`) and the Helm chart's shell wrapper (`exec node
- * dist/node/main.js`) run unchanged. Writes that `node` into `binDir` (which uid 10001 must be
- * able to traverse).
+ * dist/node/main.js`) run unchanged. Writes that `node` into `binDir` (default DEFAULT_IMAGE_BIN;
+ * uid 10001 must be able to traverse it, and no pod volume may cover it).
  */
-export function confluxImage(opts: { repoDir: string; binDir: string; nodePath?: string }): ImageSpec {
+export function confluxImage(opts: { repoDir: string; binDir?: string; nodePath?: string }): ImageSpec {
   const node = opts.nodePath ?? process.execPath;
   const repoDir = resolve(opts.repoDir);
-  mkdirSync(opts.binDir, { recursive: true, mode: 0o755 });
-  chmodSync(opts.binDir, 0o755);
-  const shim = join(opts.binDir, 'node');
+  const binDir = resolve(opts.binDir ?? DEFAULT_IMAGE_BIN);
+  mkdirSync(binDir, { recursive: true, mode: 0o755 });
+  chmodSync(binDir, 0o755);
+  for (const path of [binDir, repoDir, dirname(node)]) assertTraversable(path);
+  const shim = join(binDir, 'node');
+  // Written beside and renamed over: a container may be exec'ing the old one right now.
+  const tmp = `${shim}.${process.pid}.tmp`;
   writeFileSync(
-    shim,
+    tmp,
     [
       '#!/bin/sh',
       '# The image`s `node`: dist/<path>.js from the build is <path>.ts in the checkout.',
@@ -63,11 +73,27 @@ export function confluxImage(opts: { repoDir: string; binDir: string; nodePath?:
       '',
     ].join('\n'),
   );
-  chmodSync(shim, 0o755);
+  chmodSync(tmp, 0o755);
+  renameSync(tmp, shim);
   return {
     command: ['node', 'dist/node/main.js'],
     workingDir: repoDir,
-    env: { PATH: `${resolve(opts.binDir)}:${DEFAULT_PATH}`, NODE_ENV: 'production' },
+    env: { PATH: `${binDir}:${DEFAULT_PATH}`, NODE_ENV: 'production' },
     user: { uid: 10001, gid: 10001 },
   };
+}
+
+/**
+ * Throws unless every directory down to `path` lets any user through (o+x): the image's user
+ * (10001) must reach its PATH and WORKDIR (a mkdtemp() directory is 0700, for example).
+ */
+export function assertTraversable(path: string): void {
+  for (let dir = resolve(path); ; dir = dirname(dir)) {
+    if ((statSync(dir).mode & 0o001) === 0) {
+      throw new Error(
+        `${dir} is not traversable by other users (mode ${(statSync(dir).mode & 0o777).toString(8)}): chmod o+x it`,
+      );
+    }
+    if (dir === '/') return;
+  }
 }
