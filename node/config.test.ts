@@ -13,6 +13,16 @@ describe('configuration', () => {
     expect(c.nodeId).toBe('n1');
     expect(c.advertiseApiAddr).toBe('127.0.0.1:9000');
     expect(c.maxValueBytes).toBe(1024 * 1024);
+    expect(c).toMatchObject({
+      maxResponseBytes: 16 * 1024 * 1024,
+      quotaBytes: 512 * 1024 * 1024,
+      maxConnections: 2048,
+      maxWatchers: 1024,
+      maxWatchersPerClient: 512,
+      readHeaderTimeoutMs: 10_000,
+      readTimeoutMs: 30_000,
+      idleTimeoutMs: 60_000,
+    });
   });
 
   it('parses the static initial cluster', () => {
@@ -41,6 +51,16 @@ describe('configuration', () => {
     [['--unknown-flag'], /unknown-flag/],
     [['--bootstrap-expect', '3', '--join', '127.0.0.1:1'], /--join.*choose one way to form the cluster/],
     [['--backup-destination', 'ftp://x'], /--backup-destination.*s3:\/\/bucket/],
+    [
+      ['--read-header-timeout-ms', '5000', '--read-timeout-ms', '1000'],
+      /--read-header-timeout-ms.*must not exceed/,
+    ],
+    [['--max-response-bytes', '1000'], /--max-response-bytes.*at least twice --max-value-bytes/],
+    [
+      ['--max-watchers', '10', '--max-watchers-per-client', '11'],
+      /--max-watchers-per-client.*must not exceed/,
+    ],
+    [['--idle-timeout-ms', '10'], /--idle-timeout-ms/],
   ])('refuses %j with a message naming the setting', (args, message) => {
     expect(() => loadConfig([...dev, ...args], {})).toThrow(message);
   });

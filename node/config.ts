@@ -34,6 +34,14 @@ const SETTINGS = {
   rateLimitPerSecond: { flag: 'rate-limit', env: 'CONFLUX_RATE_LIMIT' },
   watchHistory: { flag: 'watch-history', env: 'CONFLUX_WATCH_HISTORY' },
   requestTimeoutMs: { flag: 'request-timeout-ms', env: 'CONFLUX_REQUEST_TIMEOUT_MS' },
+  maxResponseBytes: { flag: 'max-response-bytes', env: 'CONFLUX_MAX_RESPONSE_BYTES' },
+  quotaBytes: { flag: 'quota-bytes', env: 'CONFLUX_QUOTA_BYTES' },
+  maxConnections: { flag: 'max-connections', env: 'CONFLUX_MAX_CONNECTIONS' },
+  maxWatchers: { flag: 'max-watchers', env: 'CONFLUX_MAX_WATCHERS' },
+  maxWatchersPerClient: { flag: 'max-watchers-per-client', env: 'CONFLUX_MAX_WATCHERS_PER_CLIENT' },
+  readHeaderTimeoutMs: { flag: 'read-header-timeout-ms', env: 'CONFLUX_READ_HEADER_TIMEOUT_MS' },
+  readTimeoutMs: { flag: 'read-timeout-ms', env: 'CONFLUX_READ_TIMEOUT_MS' },
+  idleTimeoutMs: { flag: 'idle-timeout-ms', env: 'CONFLUX_IDLE_TIMEOUT_MS' },
   logLevel: { flag: 'log-level', env: 'CONFLUX_LOG_LEVEL' },
   backupDestination: { flag: 'backup-destination', env: 'CONFLUX_BACKUP_DESTINATION' },
   backupKeepLast: { flag: 'backup-keep-last', env: 'CONFLUX_BACKUP_KEEP_LAST' },
@@ -118,6 +126,20 @@ export const ConfigSchema = z
     rateLimitPerSecond: positiveInt.optional(),
     watchHistory: positiveInt.default(10_000),
     requestTimeoutMs: positiveInt.default(5_000),
+    /** Bytes of keys and values one answer may carry (ranges and long-polls page below it). */
+    maxResponseBytes: positiveInt.default(16 * 1024 * 1024),
+    /** Stored bytes (keys, values, per-key overhead) above which writes that grow the data are refused. */
+    quotaBytes: positiveInt.default(512 * 1024 * 1024),
+    /** Open connections per listener (client API, admin API); more are closed at once. */
+    maxConnections: positiveInt.default(2048),
+    /** Open watches (SSE streams and waiting long-polls) on this node, and from one client. */
+    maxWatchers: positiveInt.default(1024),
+    maxWatchersPerClient: positiveInt.default(512),
+    /** A request's headers must arrive within this; the whole request within --read-timeout-ms. */
+    readHeaderTimeoutMs: positiveInt.default(10_000),
+    readTimeoutMs: positiveInt.default(30_000),
+    /** A connection without traffic (between requests, or a stalled answer) is closed after this. */
+    idleTimeoutMs: positiveInt.min(1_000).default(60_000),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     /** Where POST /_cluster/backup writes when the request names no destination. */
     backupDestination: z
@@ -179,6 +201,28 @@ export const ConfigSchema = z
         code: 'custom',
         path: ['nodeIdPrefix'],
         message: 'give --node-id or --node-id-prefix, not both',
+      });
+    }
+    if (c.readHeaderTimeoutMs > c.readTimeoutMs) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['readHeaderTimeoutMs'],
+        message: `must not exceed --read-timeout-ms (${c.readTimeoutMs})`,
+      });
+    }
+    if (c.maxResponseBytes < 2 * c.maxValueBytes) {
+      // One watch event or txn answer may carry a value and its previous value.
+      ctx.addIssue({
+        code: 'custom',
+        path: ['maxResponseBytes'],
+        message: `must be at least twice --max-value-bytes (${2 * c.maxValueBytes})`,
+      });
+    }
+    if (c.maxWatchersPerClient > c.maxWatchers) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['maxWatchersPerClient'],
+        message: `must not exceed --max-watchers (${c.maxWatchers})`,
       });
     }
     if (c.initialCluster && c.nodeId && !c.initialCluster[c.nodeId]) {

@@ -152,10 +152,43 @@ export class NodeMetrics {
     labelNames: ['reason'],
     registers: [this.registry],
   });
+  readonly storedBytes = new Gauge({
+    name: 'conflux_kv_db_bytes',
+    help: 'Stored bytes the storage quota counts: keys, values and a fixed overhead per key',
+    registers: [this.registry],
+  });
+  readonly quotaBytes = new Gauge({
+    name: 'conflux_kv_quota_bytes',
+    help: 'The storage quota (--quota-bytes)',
+    registers: [this.registry],
+  });
+  readonly quotaAlarm = new Gauge({
+    name: 'conflux_kv_quota_alarm',
+    help: '1 while the stored bytes are at or above the quota: writes that add data are refused (NO_SPACE)',
+    registers: [this.registry],
+  });
+  readonly watchers = new Gauge({
+    name: 'conflux_watchers',
+    help: 'Open watches on this node: SSE streams and waiting long-polls',
+    registers: [this.registry],
+  });
+  readonly limitRefusals = new Counter({
+    name: 'conflux_limit_refusals_total',
+    help: 'Requests and connections refused by a limit (rate, response_bytes, quota, watchers, body_bytes, connections)',
+    labelNames: ['limit'],
+    registers: [this.registry],
+  });
   private leader: string | null = null;
 
   constructor(defaults = true) {
     if (defaults) collectDefaultMetrics({ register: this.registry, prefix: 'conflux_process_' });
+  }
+
+  observeLimits(l: { storedBytes: number; quotaBytes: number; alarm: boolean; watchers: number }): void {
+    this.storedBytes.set(l.storedBytes);
+    this.quotaBytes.set(l.quotaBytes);
+    this.quotaAlarm.set(l.alarm ? 1 : 0);
+    this.watchers.set(l.watchers);
   }
 
   observeRaft(m: RaftMetrics): void {

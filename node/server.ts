@@ -12,6 +12,8 @@ import { internalStatusSchema, type PrepareRequest } from './api/admin-contract.
 import { buildClientApi } from './api/app.js';
 import type { ApiContext } from './api/context.js';
 import { FORWARDED_BY, splitHostPort } from './api/forward.js';
+import { type ConnectionLimits, WatcherLimits } from './api/limits.js';
+import { StorageQuota } from './api/quota.js';
 import { adminTlsOf, applyTlsReloads, nodeTlsOf, openTlsReloader } from './certs/node-tls.js';
 import type { NodeConfig } from './config.js';
 import { KvStore } from './kv/store.js';
@@ -145,6 +147,13 @@ export async function startNode(config: NodeConfig, rootLogger: Logger): Promise
   node.watchMetrics((m) => metrics.observeRaft(m));
   node.onLeaderChange((leader, term) => log.info({ leader, term }, leader ? 'leader known' : 'no leader'));
 
+  const connections: ConnectionLimits = {
+    maxConnections: config.maxConnections,
+    readHeaderTimeoutMs: config.readHeaderTimeoutMs,
+    readTimeoutMs: config.readTimeoutMs,
+    idleTimeoutMs: config.idleTimeoutMs,
+  };
+  const quota = new StorageQuota(kv, config.quotaBytes);
   const ctx: ApiContext = {
     nodeId: id,
     raft: node,
@@ -154,8 +163,12 @@ export async function startNode(config: NodeConfig, rootLogger: Logger): Promise
       maxKeyBytes: config.maxKeyBytes,
       maxValueBytes: config.maxValueBytes,
       maxBodyBytes: config.maxBodyBytes,
+      maxResponseBytes: config.maxResponseBytes,
       ...(config.rateLimitPerSecond ? { rateLimitPerSecond: config.rateLimitPerSecond } : {}),
     },
+    connections,
+    quota,
+    watchers: new WatcherLimits(config.maxWatchers, config.maxWatchersPerClient),
     requestTimeoutMs: config.requestTimeoutMs,
     followerRedirect: config.followerRedirect,
     https: tls !== undefined,
@@ -237,6 +250,7 @@ export async function startNode(config: NodeConfig, rootLogger: Logger): Promise
   const internal = () => ({
     ...internalStatus(node.metrics(), { tickMs: config.tickMs }),
     tls: tlsReloader?.status() ?? null,
+    quota: { db_bytes: quota.usedBytes, quota_bytes: quota.quotaBytes, alarm: quota.alarm },
   });
   const clusterStatus = () =>
     collectClusterStatus(
@@ -280,6 +294,7 @@ export async function startNode(config: NodeConfig, rootLogger: Logger): Promise
     },
     {
       logger: log.child({ component: 'admin' }),
+      limits: connections,
       ...(tlsReloader ? { https: adminTlsOf(tlsReloader.current) } : {}),
     },
   );

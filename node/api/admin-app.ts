@@ -10,11 +10,13 @@ import { type AdminContext, registerAdminRoutes } from './admin-routes.js';
 import { badRequest, fastifyError } from './app.js';
 import { FORWARDED_BY } from './forward.js';
 import { toHttpError } from './http-errors.js';
+import { applyConnectionLimits, type ConnectionLimits, serverOptions } from './limits.js';
 
 export type { AdminContext } from './admin-routes.js';
 
 export interface AdminServerOptions {
   logger: Logger;
+  limits: ConnectionLimits;
   /** Server certificate and the CAs whose client certificates are accepted (admin CA, cluster CA). */
   https?: { cert: string | Buffer; key: string | Buffer; ca: (string | Buffer)[] };
 }
@@ -24,13 +26,15 @@ const ADMIN_BODY_LIMIT = 256 * 1024;
 
 export function buildAdminApi(ctx: AdminContext, opts: AdminServerOptions): FastifyInstance {
   const tls = opts.https !== undefined;
+  const https = opts.https ? { ...opts.https, requestCert: true, rejectUnauthorized: false } : undefined;
   const app = Fastify({
     loggerInstance: opts.logger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: ADMIN_BODY_LIMIT,
     frameworkErrors: badRequest,
-    ...(opts.https ? { https: { ...opts.https, requestCert: true, rejectUnauthorized: false } } : {}),
+    ...serverOptions(opts.limits, https),
   }) as unknown as FastifyInstance;
+  applyConnectionLimits(app.server, opts.limits);
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
   const audit = opts.logger.child({ audit: true });

@@ -143,6 +143,12 @@ export const tlsStatusSchema = z.object({
 });
 export type TlsStatus = z.infer<typeof tlsStatusSchema>;
 
+export const quotaStatusSchema = z.object({
+  db_bytes: z.number().int().nonnegative(),
+  quota_bytes: z.number().int().positive(),
+  alarm: z.boolean(),
+});
+
 /** What `/_internal/status` answers: one node's own view. */
 export const internalStatusSchema = z.object({
   node_id: nodeIdSchema,
@@ -171,6 +177,8 @@ export const internalStatusSchema = z.object({
   recovered_from: recoveredFromSchema.nullable().optional(),
   /** The TLS material this node serves with (null without TLS; absent from older nodes). */
   tls: tlsStatusSchema.nullable().optional(),
+  /** The storage quota: stored bytes, the quota, and whether the NOSPACE alarm is on (absent from older nodes). */
+  quota: quotaStatusSchema.optional(),
 });
 export type InternalStatus = z.infer<typeof internalStatusSchema>;
 
@@ -201,6 +209,20 @@ export const clusterStatusSchema = z.object({
   healthy: z.boolean(),
   errors: z.array(z.string()),
   restored_from: internalStatusSchema.shape.restored_from,
+  /**
+   * Members whose NOSPACE alarm is on (their stored bytes reached their quota: writes that add
+   * data are refused until deletes free space). Not counted against `healthy`. Absent from older nodes.
+   */
+  alarms: z
+    .array(
+      z.object({
+        node_id: z.string(),
+        alarm: z.literal('NOSPACE'),
+        db_bytes: z.number(),
+        quota_bytes: z.number(),
+      }),
+    )
+    .optional(),
 });
 export type ClusterStatus = z.infer<typeof clusterStatusSchema>;
 

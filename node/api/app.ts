@@ -14,10 +14,11 @@ import Fastify, {
 import type { Logger } from 'pino';
 import { ConfluxError } from '../errors.js';
 import * as M from '../raft/membership.js';
-import type { ApiContext } from './context.js';
+import { type ApiContext, clientOf } from './context.js';
 import { checkMinTerm, setFencingHeaders } from './fencing.js';
 import { toHttpError } from './http-errors.js';
 import { registerKvRoutes } from './kv-routes.js';
+import { applyConnectionLimits, serverOptions } from './limits.js';
 import { registerWatchRoutes } from './watch-routes.js';
 
 export interface ApiServerOptions {
@@ -26,21 +27,31 @@ export interface ApiServerOptions {
 }
 
 export async function buildClientApi(ctx: ApiContext, opts: ApiServerOptions): Promise<FastifyInstance> {
+  // With TLS every caller is asked for a certificate and none is required: a member proxying a
+  // request presents its node certificate, which lets the leader believe the client address it
+  // forwards (client-address.ts); clients need none.
+  const https = opts.https ? { ...opts.https, requestCert: true, rejectUnauthorized: false } : undefined;
   const serverOpts: FastifyServerOptions = {
     loggerInstance: opts.logger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: ctx.limits.maxBodyBytes,
     frameworkErrors: badRequest,
-    ...(opts.https ? { https: opts.https } : {}),
+    ...serverOptions(ctx.connections, https),
   };
   const app = Fastify(serverOpts) as unknown as FastifyInstance;
+  applyConnectionLimits(app.server, ctx.connections, () =>
+    ctx.metrics.limitRefusals.inc({ limit: 'connections' }),
+  );
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
   if (ctx.limits.rateLimitPerSecond) {
+    // Keyed by the original client, also for requests a follower forwarded; health, readiness and
+    // metrics are exempt (config.rateLimit: false below), so probes never fail under load.
     await app.register(rateLimit, {
       max: ctx.limits.rateLimitPerSecond,
       timeWindow: 1000,
+      keyGenerator: (req) => clientOf(ctx, req),
       errorResponseBuilder: (_req, c) =>
         new ConfluxError('RATE_LIMITED', `more than ${c.max} requests per second`),
     });
@@ -63,6 +74,8 @@ export async function buildClientApi(ctx: ApiContext, opts: ApiServerOptions): P
 
   app.setErrorHandler((err, req, reply) => {
     const mapped = toHttpError(fastifyError(err));
+    const limit = LIMIT_CODES[mapped.body.error.code];
+    if (limit) ctx.metrics.limitRefusals.inc({ limit });
     if (mapped.status >= 500 && mapped.body.error.code === 'INTERNAL')
       req.log.error({ err }, 'request failed');
     return reply.status(mapped.status).type('application/json').send(mapped.body);
@@ -74,8 +87,9 @@ export async function buildClientApi(ctx: ApiContext, opts: ApiServerOptions): P
     return reply.status(status).send(body);
   });
 
-  app.get('/healthz', async () => ({ status: 'ok', node: ctx.nodeId }));
-  app.get('/readyz', async (_req, reply) => {
+  const exempt = { config: { rateLimit: false } };
+  app.get('/healthz', exempt, async () => ({ status: 'ok', node: ctx.nodeId }));
+  app.get('/readyz', exempt, async (_req, reply) => {
     const m = ctx.raft.metrics();
     const member = M.isInitialized(m.membership) && M.members(m.membership).includes(ctx.nodeId);
     const ready = member && (m.currentLeader !== null || m.state === 'learner');
@@ -83,8 +97,14 @@ export async function buildClientApi(ctx: ApiContext, opts: ApiServerOptions): P
       .status(ready ? 200 : 503)
       .send({ ready, node: ctx.nodeId, state: m.state, leader: m.currentLeader, term: m.currentTerm });
   });
-  app.get('/metrics', async (_req, reply) => {
+  app.get('/metrics', exempt, async (_req, reply) => {
     ctx.metrics.observeRaft(ctx.raft.metrics());
+    ctx.metrics.observeLimits({
+      storedBytes: ctx.quota.usedBytes,
+      quotaBytes: ctx.quota.quotaBytes,
+      alarm: ctx.quota.alarm,
+      watchers: ctx.watchers.count,
+    });
     return reply.type(ctx.metrics.registry.contentType).send(await ctx.metrics.registry.metrics());
   });
 
@@ -92,6 +112,15 @@ export async function buildClientApi(ctx: ApiContext, opts: ApiServerOptions): P
   registerWatchRoutes(app, ctx);
   return app;
 }
+
+/** Refusals counted in conflux_limit_refusals_total, by the limit that refused. */
+const LIMIT_CODES: Partial<Record<string, string>> = {
+  RATE_LIMITED: 'rate',
+  RESPONSE_TOO_LARGE: 'response_bytes',
+  NO_SPACE: 'quota',
+  TOO_MANY_WATCHERS: 'watchers',
+  BODY_TOO_LARGE: 'body_bytes',
+};
 
 /** Errors fastify raises before routing (an undecodable URL): INVALID_REQUEST from the catalogue. */
 export function badRequest(err: FastifyError, _req: FastifyRequest, reply: FastifyReply): void {

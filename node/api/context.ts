@@ -7,6 +7,7 @@ import type { KvStore } from '../kv/store.js';
 import type { KvApplyResult } from '../kv/types.js';
 import type { NodeMetrics } from '../metrics.js';
 import type { RaftNode } from '../raft/raft-node.js';
+import { clientAddress } from './client-address.js';
 import {
   FORWARDED_BY,
   type ForwardOptions,
@@ -14,13 +15,25 @@ import {
   redirectToLeader,
   UNPROPOSED_CODES,
 } from './forward.js';
+import type { ConnectionLimits, WatcherLimits } from './limits.js';
+import type { StorageQuota } from './quota.js';
 
 export interface ApiContext {
   nodeId: string;
   raft: RaftNode<KvApplyResult>;
   kv: KvStore;
   metrics: NodeMetrics;
-  limits: { maxKeyBytes: number; maxValueBytes: number; maxBodyBytes: number; rateLimitPerSecond?: number };
+  limits: {
+    maxKeyBytes: number;
+    maxValueBytes: number;
+    maxBodyBytes: number;
+    /** Answer bytes of keys and values (kv/answer-size.ts) one answer may carry. */
+    maxResponseBytes: number;
+    rateLimitPerSecond?: number;
+  };
+  connections: ConnectionLimits;
+  quota: StorageQuota;
+  watchers: WatcherLimits;
   requestTimeoutMs: number;
   /** Answer 307 with the leader's address instead of proxying. */
   followerRedirect: boolean;
@@ -90,7 +103,7 @@ async function routeToLeader<T>(
   const addr = ctx.apiAddressOf(leader);
   if (!addr) throw new ConfluxError('LEADER_UNREACHABLE', `the address of leader ${leader} is unknown`);
   if (ctx.followerRedirect) redirectToLeader(req, reply, addr, ctx.https);
-  else await proxyToLeader(req, reply, addr, ctx.forward);
+  else await proxyToLeader(req, reply, addr, ctx.forward, clientOf(ctx, req));
   return undefined;
 }
 
@@ -107,4 +120,9 @@ function nextLeader(ctx: ApiContext, ms: number): Promise<void> {
       resolve();
     }
   });
+}
+
+/** The client a request is from (the original one for a request a member forwarded). */
+export function clientOf(ctx: ApiContext, req: FastifyRequest): string {
+  return clientAddress(req, { selfId: ctx.nodeId, tls: ctx.https, apiAddressOf: ctx.apiAddressOf });
 }

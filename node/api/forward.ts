@@ -10,6 +10,8 @@ import { ConfluxError } from '../errors.js';
 import { RaftError } from '../raft/errors.js';
 
 export const FORWARDED_BY = 'x-conflux-forwarded-by';
+/** The original client's address on a forwarded request (see client-address.ts). */
+export const FORWARDED_FOR = 'x-conflux-forwarded-for';
 
 const HOP_BY_HOP = new Set([
   'connection',
@@ -27,22 +29,29 @@ export interface ForwardOptions {
   timeoutMs: number;
 }
 
-/** Proxy `req` to the leader's API and stream its answer back. */
+/**
+ * Proxy `req` to the leader's API and stream its answer back. `client` is the address the
+ * request came from: the leader keys its per-client limits by it (client-address.ts says when it
+ * believes it); a value the client sent itself is replaced.
+ */
 export function proxyToLeader(
   req: FastifyRequest,
   reply: FastifyReply,
   leaderApiAddr: string,
   opts: ForwardOptions,
+  client: string,
 ): Promise<void> {
   if (req.headers[FORWARDED_BY]) {
     // Forwarded here because we led a moment ago: the forwarding node waits for the new leader.
     return Promise.reject(new RaftError('NOT_LEADER', 'the leader changed while the request was forwarded'));
   }
   const [host, port] = splitHostPort(leaderApiAddr);
-  const headers: Record<string, string | string[]> = { [FORWARDED_BY]: opts.selfId };
+  const headers: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(req.headers)) {
     if (value !== undefined && !HOP_BY_HOP.has(name)) headers[name] = value;
   }
+  headers[FORWARDED_BY] = opts.selfId;
+  headers[FORWARDED_FOR] = client;
   const body = Buffer.isBuffer(req.body) ? req.body : undefined;
   if (body) headers['content-length'] = String(body.byteLength);
   const send = opts.tls ? httpsRequest : httpRequest;

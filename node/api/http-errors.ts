@@ -34,6 +34,15 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   CATCH_UP_TIMEOUT: 504,
   QUORUM_INTACT: 409,
   NOTHING_TO_RECOVER: 409,
+  // The request is well-formed and small, but what it asks for would not fit in one answer under
+  // --max-response-bytes: the client must ask for less (split the transaction). Not 413, which
+  // blames the request's own size; not 5xx or 429, since retrying the same request cannot help.
+  RESPONSE_TOO_LARGE: 422,
+  // etcd's NOSPACE: the node is healthy but its storage quota is used up (WebDAV's status).
+  NO_SPACE: 507,
+  TOO_MANY_WATCHERS: 429,
+  HEADERS_TOO_LARGE: 431,
+  REQUEST_TIMEOUT: 408,
   INTERNAL: 500,
   NOT_LEADER: 503,
   TRANSFER_IN_PROGRESS: 503,

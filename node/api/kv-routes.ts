@@ -5,6 +5,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { ConfluxError } from '../errors.js';
+import { txnAnswerBytes, txnAnswerEstimate } from '../kv/answer-size.js';
 import { encodeCommand, type KvCommand } from '../kv/commands.js';
 import type { KvApplyResult } from '../kv/types.js';
 import { validateKey, validatePrefix } from '../kv/validate.js';
@@ -85,11 +86,23 @@ async function read<T>(
   });
 }
 
-/** Propose a command on the leader (forwarding from followers); undefined when answered elsewhere. */
-export function propose(ctx: ApiContext, req: FastifyRequest, reply: FastifyReply, cmd: KvCommand) {
+/**
+ * Propose a command on the leader (forwarding from followers); undefined when answered elsewhere.
+ * On the leader, right before proposing: `check` (a refusal that needs the leader's state), then
+ * the storage quota.
+ */
+export function propose(
+  ctx: ApiContext,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  cmd: KvCommand,
+  check?: () => void,
+) {
   ctx.kv.validate(cmd);
   const data = encodeCommand(cmd);
   return onLeader(ctx, req, reply, async (): Promise<KvApplyResult> => {
+    check?.();
+    const release = ctx.quota.admit(cmd);
     try {
       const { response } = await withTimeout(ctx.raft.clientWrite(data), ctx.requestTimeoutMs, 'the write');
       ctx.metrics.proposals.inc({ outcome: 'applied' });
@@ -98,6 +111,8 @@ export function propose(ctx: ApiContext, req: FastifyRequest, reply: FastifyRepl
       const code = (err as { code?: unknown }).code;
       ctx.metrics.proposals.inc({ outcome: typeof code === 'string' ? code : 'error' });
       throw err;
+    } finally {
+      release();
     }
   });
 }
@@ -171,10 +186,12 @@ export function registerKvRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get('/v1/kv', async (req, reply) => {
     const q = parse(rangeQuery, req.query, 'query');
     validatePrefix(q.prefix, ctx.kv.limits);
+    // The page also ends where its keys and values reach --max-response-bytes (`more`, `next`).
     const page = await read(ctx, req, reply, q.consistency, () =>
       ctx.kv.range({
         prefix: q.prefix,
         limit: q.limit,
+        maxBytes: ctx.limits.maxResponseBytes,
         ...(q.after !== undefined ? { after: q.after } : {}),
       }),
     );
@@ -190,22 +207,44 @@ export function registerKvRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.post('/v1/txn', async (req, reply) => {
     const body = parse(txnBody, parseJson(req.body), 'body');
-    const op = (o: z.infer<typeof opSchema>) =>
-      o.type === 'put' ? { type: 'put' as const, key: o.key, value: decodeValue(o.value, o.encoding) } : o;
-    const compare = body.compare.map((c) =>
+    const ops = (branch: 'success' | 'failure') =>
+      body[branch].map((o, i) =>
+        o.type === 'put'
+          ? {
+              type: 'put' as const,
+              key: o.key,
+              value: decodeValue(o.value, o.encoding, `body.${branch}.${i}.value`),
+            }
+          : o,
+      );
+    const compare = body.compare.map((c, i) =>
       'value' in c
-        ? { key: c.key, target: 'value' as const, op: c.op, operand: decodeValue(c.value, c.encoding) }
+        ? {
+            key: c.key,
+            target: 'value' as const,
+            op: c.op,
+            operand: decodeValue(c.value, c.encoding, `body.compare.${i}.value`),
+          }
         : c,
     );
-    const cmd: KvCommand = {
-      type: 'txn',
-      compare,
-      success: body.success.map(op),
-      failure: body.failure.map(op),
-    };
-    const r = await propose(ctx, req, reply, cmd);
+    const cmd = { type: 'txn' as const, compare, success: ops('success'), failure: ops('failure') };
+    const budget = ctx.limits.maxResponseBytes;
+    // Refused before it is proposed when its answer could not fit, counted on the value sizes
+    // alone; the count after apply covers a state that grew meanwhile, and no JSON is built then.
+    const r = await propose(ctx, req, reply, cmd, () => {
+      const estimate = txnAnswerEstimate(cmd, (key) => ctx.kv.valueBytes(key));
+      if (estimate > budget) throw tooLarge(estimate, budget);
+    });
     if (!r) return reply;
     if (r.type !== 'txn') throw new Error(`txn answered with ${r.type}`);
+    const bytes = txnAnswerBytes(r.responses);
+    if (bytes > budget) {
+      throw tooLarge(bytes, budget, {
+        revision: r.revision,
+        succeeded: r.succeeded,
+        note: 'the transaction was applied; only its answer is refused',
+      });
+    }
     return {
       succeeded: r.succeeded,
       revision: r.revision,
@@ -215,6 +254,15 @@ export function registerKvRoutes(app: FastifyInstance, ctx: ApiContext): void {
       }),
     };
   });
+}
+
+function tooLarge(bytes: number, budget: number, details: Record<string, unknown> = {}): ConfluxError {
+  return new ConfluxError(
+    'RESPONSE_TOO_LARGE',
+    `the answer would carry ${bytes} bytes of keys and values, more than --max-response-bytes ` +
+      `(${budget}); ask for less in one transaction`,
+    { responseBytes: bytes, maxResponseBytes: budget, ...details },
+  );
 }
 
 export function parseJson(body: unknown): unknown {

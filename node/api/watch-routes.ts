@@ -14,9 +14,10 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { KeyFilter } from '../kv/types.js';
 import { validateKey, validatePrefix } from '../kv/validate.js';
-import type { ApiContext } from './context.js';
+import { type ApiContext, clientOf } from './context.js';
 import { checkMinRevision, fencingHeaders } from './fencing.js';
 import { eventJson } from './json.js';
+import { keepaliveIntervalMs } from './limits.js';
 import { parse } from './parse.js';
 
 const watchQuery = z
@@ -29,8 +30,6 @@ const watchQuery = z
     encoding: z.enum(['utf8', 'base64']).optional(),
   })
   .refine((q) => (q.key === undefined) !== (q.prefix === undefined), 'give exactly one of key and prefix');
-
-const KEEPALIVE_MS = 15_000;
 
 export function registerWatchRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get('/v1/watch', async (req, reply) => {
@@ -45,10 +44,22 @@ export function registerWatchRoutes(app: FastifyInstance, ctx: ApiContext): void
       return stream(ctx, req, reply, filter, start, q.encoding);
     }
     const from = q.from_revision ?? ctx.kv.revision + 1;
-    let page = ctx.kv.eventsSince(filter, from, q.limit);
+    // A page holds whole revisions within --max-response-bytes (at least one revision).
+    const maxBytes = ctx.limits.maxResponseBytes;
+    let page = ctx.kv.eventsSince(filter, from, q.limit, maxBytes);
     if (page.events.length === 0 && q.timeout_ms > 0) {
-      const abort = AbortSignal.any([AbortSignal.timeout(q.timeout_ms), closedSignal(req)]);
-      page = await ctx.kv.waitForEvents(filter, from, q.limit, abort);
+      // A waiting long-poll is a watch: it counts against the watch limits, and its socket may
+      // stay silent for timeout_ms beyond the idle timeout (and no longer).
+      const release = ctx.watchers.acquire(clientOf(ctx, req));
+      const socket = req.raw.socket;
+      socket.setTimeout(q.timeout_ms + ctx.connections.idleTimeoutMs);
+      try {
+        const abort = AbortSignal.any([AbortSignal.timeout(q.timeout_ms), closedSignal(req)]);
+        page = await ctx.kv.waitForEvents(filter, from, q.limit, abort, maxBytes);
+      } finally {
+        release();
+        socket.setTimeout(ctx.connections.idleTimeoutMs);
+      }
     }
     return {
       events: page.events.map((e) => eventJson(e, q.encoding)),
@@ -95,6 +106,7 @@ function stream(
 ): FastifyReply {
   // Validate the start before committing to a stream, so a too-old revision is a plain 410.
   ctx.kv.eventsSince(filter, start.revision, 1);
+  const release = ctx.watchers.acquire(clientOf(ctx, req));
   reply.hijack();
   const res = reply.raw;
   res.writeHead(200, {
@@ -110,10 +122,13 @@ function stream(
     open = false;
     clearInterval(keepalive);
     cancel();
+    release();
     if (event) res.write(event);
     res.end();
   };
-  const keepalive = setInterval(() => res.write(': keepalive\n\n'), KEEPALIVE_MS);
+  // Written well within the idle timeout: a live stream never goes idle, while one whose client
+  // stopped reading stops completing writes, goes idle and is closed (which ends the watch).
+  const keepalive = setInterval(() => res.write(': keepalive\n\n'), keepaliveIntervalMs(ctx.connections));
   // Position within the current revision: events of `start.revision` up to `start.skip` were
   // delivered before the reconnect.
   let revision = start.revision;

@@ -61,6 +61,14 @@ describe('backup URIs', () => {
     ['s3://bucket/x?versionId=1', /query strings/],
     ['file://relative/path', /absolute path with three slashes/],
     ['file:///', /filesystem root/],
+    ['file:///tmp/a%00b', /control characters/],
+    ['file:///tmp/a\u0000b', /control characters/],
+    ['s3://bucket/a%00b', /control characters/],
+    ['s3://bucket/a%0Ab', /control characters/],
+    ['s3://bucket/x\u0000', /control characters/],
+    ['file:///tmp/a%2Fb', /encoded '\/'/],
+    ['file:///tmp/a%2fb/c.snap', /encoded '\/'/],
+    ['s3://bucket/a%2Fb', /encoded '\/'/],
   ])('refuses %j with a clear message', (uri, why) => {
     const p = problemOf(() => parseDestination(uri));
     expect(p.problem).toBe('invalid-uri');

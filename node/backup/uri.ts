@@ -63,6 +63,8 @@ function fail(uri: string, why: string): never {
 function parseUrl(uri: string): URL {
   const text = z.string().min(1).safeParse(uri);
   if (!text.success) fail(String(uri), 'empty or not a string');
+  // URL parsing drops leading and trailing control characters: refuse them on the raw text.
+  if (hasControlCharacter(text.data)) fail(uri, 'control characters (such as NUL) are not allowed');
   let url: URL;
   try {
     url = new URL(text.data);
@@ -74,15 +76,27 @@ function parseUrl(uri: string): URL {
   for (const seg of rawPath.split(/[/?#]/)) {
     if (/^(\.|%2e){1,2}$/i.test(seg)) fail(uri, `path segment "${seg}" is not allowed`);
   }
+  // An encoded '/' would be one segment to a URI and two to a path or an object key.
+  if (/%2f/i.test(rawPath)) fail(uri, "an encoded '/' (%2F) is not allowed");
   if (url.search || url.hash) fail(uri, 'query strings and fragments are not allowed');
   if (url.username || url.password) fail(uri, 'credentials do not belong in the URI');
   return url;
+}
+
+function hasControlCharacter(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) return true;
+  }
+  return false;
 }
 
 /** Path segments, refusing empty, '.' and '..' ones (they would alias or escape the prefix). */
 function segments(uri: string, path: string): string[] {
   const trimmed = path.replace(/^\/+/, '').replace(/\/+$/, '');
   if (trimmed === '') return [];
+  // NUL ends a path for the operating system, and no control character belongs in a key.
+  if (hasControlCharacter(trimmed)) fail(uri, 'control characters (such as NUL) are not allowed');
   const parts = trimmed.split('/');
   for (const p of parts) {
     if (p === '' || p === '.' || p === '..') fail(uri, `path segment "${p}" is not allowed`);

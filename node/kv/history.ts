@@ -9,6 +9,7 @@
 // > compactedRevision is complete, and a read from ≤ compactedRevision is refused with
 // CompactedError (oldestRevision = compactedRevision + 1).
 
+import { eventAnswerBytes } from './answer-size.js';
 import { CompactedError } from './errors.js';
 import { type KeyFilter, matches, type WatchEvent } from './types.js';
 
@@ -100,14 +101,28 @@ export class WatchHistory {
 
   /**
    * Events matching `filter` with revision ≥ from, stopping at the first revision boundary once
-   * `limit` events were collected. Throws CompactedError when from ≤ compactedRevision.
+   * `limit` events were collected, or before the revision whose events would take the answer size
+   * (eventAnswerBytes) past `maxBytes`. Whole revisions only, and at least one when any matches,
+   * however large. Throws CompactedError when from ≤ compactedRevision.
    */
-  read(filter: KeyFilter, from: number, limit: number): HistoryRead {
+  read(filter: KeyFilter, from: number, limit: number, maxBytes = Number.POSITIVE_INFINITY): HistoryRead {
     if (from <= this.compacted) throw new CompactedError(from, this.oldestRevision);
     const events: WatchEvent[] = [];
+    let bytes = 0;
     let i = this.firstAtOrAfter(from);
     for (; i < this.groups.length && events.length < limit; i++) {
-      for (const e of this.groups[i]!.events) if (matches(filter, e.kv.key)) events.push(e);
+      const before = events.length;
+      let groupBytes = 0;
+      for (const e of this.groups[i]!.events) {
+        if (!matches(filter, e.kv.key)) continue;
+        events.push(e);
+        groupBytes += eventAnswerBytes(e);
+      }
+      if (before > 0 && bytes + groupBytes > maxBytes) {
+        events.length = before; // this revision starts the next page
+        break;
+      }
+      bytes += groupBytes;
     }
     const nextRevision = i < this.groups.length ? this.groups[i]!.revision : Math.max(from, this.last + 1);
     return { events, nextRevision };

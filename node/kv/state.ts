@@ -12,7 +12,8 @@
 // they are equal field by field whenever they describe the same StoredValue.
 
 import { ConfluxError } from '../errors.js';
-import { fromSortKey, toSortKey } from './keys.js';
+import { kvAnswerBytes } from './answer-size.js';
+import { fromSortKey, toSortKey, utf8Bytes } from './keys.js';
 import { SortedKeys } from './sorted-index.js';
 import type { KeyValue, RangeQuery, WatchEvent } from './types.js';
 import { ownValue } from './value-slab.js';
@@ -66,6 +67,17 @@ class StoredValue {
   }
 }
 
+/** Bookkeeping bytes counted per key on top of its key and value (index slot, record, revisions). */
+export const KEY_OVERHEAD_BYTES = 128;
+
+/**
+ * What one key counts toward the stored bytes (`KvState.bytes`, the storage quota): its UTF-8
+ * bytes, its value's bytes and a fixed overhead. A function of the key and value only, so every
+ * node that applies the same log counts the same.
+ */
+export const storedBytes = (key: string, valueBytes: number): number =>
+  utf8Bytes(key) + valueBytes + KEY_OVERHEAD_BYTES;
+
 /**
  * A capture of the whole state in key order: iterable any number of times, each time giving the
  * same KeyValues (made one by one, so a capture of a million keys costs two arrays of references).
@@ -86,10 +98,12 @@ export class KvState {
   private constructor(
     private readonly map: Map<string, StoredValue>,
     private readonly index: SortedKeys,
+    /** Invariant: the sum of storedBytes over every key, kept by put, delete and the builder. */
+    private storedTotal: number,
   ) {}
 
   static empty(): KvState {
-    return new KvState(new Map(), new SortedKeys());
+    return new KvState(new Map(), new SortedKeys(), 0);
   }
 
   /**
@@ -99,18 +113,32 @@ export class KvState {
   static builder(): { add(kv: KeyValue): void; build(): KvState } {
     const map = new Map<string, StoredValue>();
     const sortKeys: string[] = [];
+    let bytes = 0;
     return {
       add(kv: KeyValue): void {
         const sk = toSortKey(kv.key);
         map.set(sk, StoredValue.of(kv.value, kv.createRevision, kv.modRevision, kv.version));
         sortKeys.push(sk);
+        bytes += storedBytes(kv.key, kv.value.byteLength);
       },
-      build: () => new KvState(map, SortedKeys.fromSorted(sortKeys)),
+      build: () => new KvState(map, SortedKeys.fromSorted(sortKeys), bytes),
     };
   }
 
   get size(): number {
     return this.map.size;
+  }
+
+  /** Stored bytes of every key (see storedBytes): what the storage quota measures. */
+  get bytes(): number {
+    return this.storedTotal;
+  }
+
+  /** Byte length of the value stored under `key`, or undefined: no KeyValue is made. */
+  valueBytes(key: string): number | undefined {
+    const stored = this.map.get(toSortKey(key));
+    if (!stored) return undefined;
+    return stored.at < 0 ? (stored.bytes as Uint8Array).byteLength : stored.at & MAX_PACKED_LENGTH;
   }
 
   get(key: string): KeyValue | undefined {
@@ -148,6 +176,8 @@ export class KvState {
     };
     this.map.set(sk, StoredValue.of(kv.value, kv.createRevision, kv.modRevision, kv.version));
     if (!prev) this.index.insert(sk);
+    this.storedTotal +=
+      storedBytes(key, kv.value.byteLength) - (prev ? storedBytes(key, prev.value.byteLength) : 0);
     events.push(prev ? { type: 'put', kv, prevKv: prev, revision } : { type: 'put', kv, revision });
     return prev;
   }
@@ -159,6 +189,7 @@ export class KvState {
     if (!prev) return undefined;
     this.map.delete(sk);
     this.index.delete(sk);
+    this.storedTotal -= storedBytes(key, prev.value.byteLength);
     const tombstone: KeyValue = { key, value: EMPTY, createRevision: 0, modRevision: revision, version: 0 };
     events.push({ type: 'delete', kv: tombstone, prevKv: prev, revision });
     return prev;
@@ -167,7 +198,9 @@ export class KvState {
   /**
    * Up to `limit` KeyValues whose key starts with `prefix`, after `after` (exclusive) when given,
    * in key order, and whether more follow. Under UTF-8 byte order the keys with a prefix are one
-   * contiguous run starting at the prefix, so the scan stops at the first key without it.
+   * contiguous run starting at the prefix, so the scan stops at the first key without it. With
+   * `maxBytes` the page also stops before the key-value that would take its answer size
+   * (kvAnswerBytes) past it, but always holds at least one, so paging always progresses.
    */
   range(q: RangeQuery): { kvs: KeyValue[]; more: boolean } {
     if (!Number.isInteger(q.limit) || q.limit < 1) {
@@ -177,11 +210,16 @@ export class KvState {
     const after = q.after === undefined ? undefined : toSortKey(q.after);
     const keys =
       after !== undefined && after >= prefix ? this.index.from(after, true) : this.index.from(prefix);
+    const maxBytes = q.maxBytes ?? Number.POSITIVE_INFINITY;
     const kvs: KeyValue[] = [];
+    let bytes = 0;
     for (const sk of keys) {
       if (!sk.startsWith(prefix)) break;
       if (kvs.length === q.limit) return { kvs, more: true };
-      kvs.push(this.map.get(sk)!.toKeyValue(sk));
+      const kv = this.map.get(sk)!.toKeyValue(sk);
+      bytes += kvAnswerBytes(kv);
+      if (bytes > maxBytes && kvs.length > 0) return { kvs, more: true };
+      kvs.push(kv);
     }
     return { kvs, more: false };
   }

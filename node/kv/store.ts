@@ -91,6 +91,20 @@ export class KvStore implements StateMachine<KvApplyResult> {
     return this.state.size;
   }
 
+  /**
+   * Stored bytes: every key's UTF-8 bytes, its value's bytes and a fixed per-key overhead
+   * (state.ts storedBytes). Kept as a running count by apply and restore, so reading it is free;
+   * the storage quota is decided on it where commands are proposed, never in apply.
+   */
+  get bytes(): number {
+    return this.state.bytes;
+  }
+
+  /** Byte length of the value under `key` (undefined when absent), without making a KeyValue. */
+  valueBytes(key: string): number | undefined {
+    return this.state.valueBytes(key);
+  }
+
   /** Normal entries applied as no-ops because they did not decode. */
   get undecodableEntries(): number {
     return this.undecodable;
@@ -158,9 +172,12 @@ export class KvStore implements StateMachine<KvApplyResult> {
     return this.hub.watch(filter, fromRevision, listener, opts);
   }
 
-  /** Events available now, for a long-poll; throws CompactedError for a revision too old. */
-  eventsSince(filter: KeyFilter, fromRevision: number, limit: number): EventsPage {
-    return this.hub.eventsSince(filter, fromRevision, limit);
+  /**
+   * Events available now, for a long-poll: whole revisions, within `limit` events and `maxBytes`
+   * of answer (at least one revision). Throws CompactedError for a revision too old.
+   */
+  eventsSince(filter: KeyFilter, fromRevision: number, limit: number, maxBytes?: number): EventsPage {
+    return this.hub.eventsSince(filter, fromRevision, limit, maxBytes);
   }
 
   /** Wait for matching events (or until `signal` aborts: then an empty page). */
@@ -169,8 +186,9 @@ export class KvStore implements StateMachine<KvApplyResult> {
     fromRevision: number,
     limit: number,
     signal?: AbortSignal,
+    maxBytes?: number,
   ): Promise<EventsPage> {
-    return this.hub.waitForEvents(filter, fromRevision, limit, signal);
+    return this.hub.waitForEvents(filter, fromRevision, limit, signal, maxBytes);
   }
 
   /** The state at `applied`, in the format of snapshot-format.ts. */

@@ -69,6 +69,8 @@ export interface RangeQuery {
   after?: string;
   /** Page size, ≥ 1. */
   limit: number;
+  /** Answer bytes (kvAnswerBytes) a page may hold; it holds at least one key-value regardless. */
+  maxBytes?: number;
 }
 
 export interface RangeResult {

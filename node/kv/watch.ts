@@ -86,6 +86,7 @@ interface Waiter {
   filter: KeyFilter;
   from: number;
   limit: number;
+  maxBytes: number;
   settle(page: EventsPage | Error): void;
 }
 
@@ -121,9 +122,17 @@ export class WatchHub {
     return () => this.close(w, { reason: 'cancelled', nextRevision: this.resumePoint(w) });
   }
 
-  /** Events available now (for a long-poll). Throws CompactedError like `watch`. */
-  eventsSince(filter: KeyFilter, fromRevision: number, limit: number): EventsPage {
-    const r = this.history.read(filter, Math.max(1, fromRevision), limit);
+  /**
+   * Events available now (for a long-poll), whole revisions within `limit` events and `maxBytes`
+   * of answer (see WatchHistory.read). Throws CompactedError like `watch`.
+   */
+  eventsSince(
+    filter: KeyFilter,
+    fromRevision: number,
+    limit: number,
+    maxBytes = Number.POSITIVE_INFINITY,
+  ): EventsPage {
+    const r = this.history.read(filter, Math.max(1, fromRevision), limit, maxBytes);
     return { ...r, revision: this.history.revision };
   }
 
@@ -137,8 +146,9 @@ export class WatchHub {
     fromRevision: number,
     limit: number,
     signal?: AbortSignal,
+    maxBytes = Number.POSITIVE_INFINITY,
   ): Promise<EventsPage> {
-    const now = this.eventsSince(filter, fromRevision, limit);
+    const now = this.eventsSince(filter, fromRevision, limit, maxBytes);
     if (now.events.length > 0 || signal?.aborted) return Promise.resolve(now);
     return new Promise<EventsPage>((resolve, reject) => {
       const onAbort = () => waiter.settle(this.tryEventsSince(waiter));
@@ -146,6 +156,7 @@ export class WatchHub {
         filter,
         from: now.nextRevision,
         limit,
+        maxBytes,
         settle: (page) => {
           this.waiters.delete(waiter);
           signal?.removeEventListener('abort', onAbort);
@@ -206,7 +217,7 @@ export class WatchHub {
 
   private tryEventsSince(w: Waiter): EventsPage | Error {
     try {
-      return this.eventsSince(w.filter, w.from, w.limit);
+      return this.eventsSince(w.filter, w.from, w.limit, w.maxBytes);
     } catch (err) {
       return err instanceof Error ? err : new Error(String(err));
     }

@@ -100,6 +100,15 @@ export function aggregateStatus(
     healthy: errors.length === 0 && faultTolerance >= 0 && s.leaderId !== null,
     errors,
     restored_from: s.reference.restored_from,
+    alarms: [...s.views.values()]
+      .filter((v) => v.quota?.alarm)
+      .map((v) => ({
+        node_id: v.node_id,
+        alarm: 'NOSPACE' as const,
+        db_bytes: v.quota?.db_bytes ?? 0,
+        quota_bytes: v.quota?.quota_bytes ?? 0,
+      }))
+      .sort((a, b) => a.node_id.localeCompare(b.node_id)),
   };
 }
 
