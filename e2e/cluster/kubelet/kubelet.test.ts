@@ -5,12 +5,21 @@
 
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { AppsV1Api, CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { join, resolve } from 'node:path';
+import {
+  AppsV1Api,
+  CoordinationV1Api,
+  CoreV1Api,
+  type KubeConfig,
+  type V1Pod,
+} from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { binariesPresent, ensureBinaries, hasGo } from '../binaries.js';
 import { type ControlPlane, startControlPlane } from '../control-plane.js';
 import { checkHost, type PodNetwork, preparePodNetwork } from '../network/pod-network.js';
+import { issue, makeCa } from '../pki.js';
+import { httpsRequest } from '../proc.js';
+import { confluxImage } from './images.js';
 import { loadKubeConfig, sleep } from './kube.js';
 import { controlPlaneCredentials, type Kubelet, startKubelet } from './kubelet.js';
 
@@ -20,6 +29,8 @@ if (!canRun)
 
 const NS = 'kubelet-test';
 const IMAGE = 'conflux.test/echo:1';
+const CONFLUX = 'ghcr.io/conflux-io/conflux:0.1.0';
+const REPO = resolve(import.meta.dirname, '../../..');
 
 /** The echo image: serves its Secret file, its start count on the PVC, and a readiness endpoint. */
 const ECHO = `
@@ -29,6 +40,11 @@ fs.writeFileSync('/data/starts', String(starts));
 http.createServer((q, r) => {
   if (q.url === '/ready') return r.end('ok');
   if (q.url === '/secret') return r.end(fs.readFileSync('/etc/echo/message', 'utf8'));
+  if (q.url === '/serviceaccount') {
+    const d = '/var/run/secrets/kubernetes.io/serviceaccount/';
+    const read = (f) => fs.readFileSync(d + f, 'utf8');
+    return r.end(JSON.stringify({ token: read('token'), namespace: read('namespace'), ca: read('ca.crt') }));
+  }
   if (q.url === '/whoami') return r.end(JSON.stringify({ uid: process.getuid(), name: process.env.POD_NAME,
     ip: process.env.POD_IP, host: require('os').hostname(), starts, node: process.env.NODE_NAME }));
   r.statusCode = 404; r.end();
@@ -83,7 +99,10 @@ describe.skipIf(!canRun)('process kubelet', () => {
       ...(await controlPlaneCredentials(cp)),
       network,
       stateDir: join(dir, 'kubelet'),
-      images: { [IMAGE]: { command: [process.execPath, '-e', ECHO] } },
+      images: {
+        [IMAGE]: { command: [process.execPath, '-e', ECHO] },
+        [CONFLUX]: confluxImage({ repoDir: REPO }),
+      },
       backoff: { initialMs: 1000, maxMs: 5000 },
       volumeResyncMs: 2000,
     });
@@ -109,7 +128,7 @@ describe.skipIf(!canRun)('process kubelet', () => {
       expect(n.status?.addresses?.find((a) => a.type === 'InternalIP')?.address).toBe(network.hostAddress);
     }
     const leases = await kc
-      .makeApiClient((await import('@kubernetes/client-node')).CoordinationV1Api)
+      .makeApiClient(CoordinationV1Api)
       .listNamespacedLease({ namespace: 'kube-node-lease' });
     expect(leases.items.map((l) => l.spec?.holderIdentity).sort()).toEqual(kubelet.nodeNames);
   });
@@ -213,6 +232,30 @@ describe.skipIf(!canRun)('process kubelet', () => {
         30_000,
       );
     }
+    // The projected ServiceAccount token (TokenRequest bound to the pod) authenticates.
+    const sa = JSON.parse(await get(`http://${pods[0]!.status!.podIP}:8080/serviceaccount`)) as Record<
+      string,
+      string
+    >;
+    expect(sa.namespace).toBe(NS);
+    expect(sa.ca).toBe(cp.caPem);
+    const review = await httpsRequest(
+      `${cp.apiserverUrl}/apis/authentication.k8s.io/v1/selfsubjectreviews`,
+      { ca: cp.caPem },
+      {
+        method: 'POST',
+        token: sa.token,
+        body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' },
+      },
+    );
+    const user = (
+      JSON.parse(review.body) as {
+        status: { userInfo: { username: string; extra?: Record<string, string[]> } };
+      }
+    ).status.userInfo;
+    expect(user.username).toBe(`system:serviceaccount:${NS}:default`);
+    expect(user.extra?.['authentication.kubernetes.io/pod-name']).toEqual([pods[0]!.metadata!.name]);
+
     const after = (await core.readNamespacedPod({ name: 'echo-0', namespace: NS })).status
       ?.containerStatuses?.[0];
     expect(after?.restartCount).toBe(0);
@@ -235,6 +278,102 @@ describe.skipIf(!canRun)('process kubelet', () => {
     expect(who.starts).toBe(2);
     expect(readFileSync(kubelet.podLogPath(NS, 'echo-0'), 'utf8')).toContain('SIGTERM');
   }, 240_000);
+
+  it('runs the Conflux image as the operator runs it: non-root, TLS from a Secret, HTTPS probes', async () => {
+    const ca = await makeCa('conflux-test-ca');
+    const tls = await issue(ca, {
+      cn: 'db-0',
+      server: true,
+      client: true,
+      dns: ['db-0.db.kubelet-test.svc'],
+    });
+    await core.createNamespacedSecret({
+      namespace: NS,
+      body: {
+        metadata: { name: 'db-tls' },
+        stringData: { 'tls.crt': tls.certPem, 'tls.key': tls.keyPem, 'ca.crt': ca.certPem },
+      },
+    });
+    const env = (name: string, value: string) => ({ name, value });
+    const probe = (path: string, periodSeconds: number) => ({
+      httpGet: { path, port: 'api', scheme: 'HTTPS' },
+      periodSeconds,
+      timeoutSeconds: 3,
+    });
+    const t0 = Date.now();
+    await kc.makeApiClient(AppsV1Api).createNamespacedStatefulSet({
+      namespace: NS,
+      body: {
+        metadata: { name: 'db' },
+        spec: {
+          serviceName: 'db',
+          replicas: 1,
+          selector: { matchLabels: { app: 'db' } },
+          template: {
+            metadata: { labels: { app: 'db' } },
+            spec: {
+              automountServiceAccountToken: false,
+              enableServiceLinks: false,
+              securityContext: { runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, fsGroup: 10001 },
+              containers: [
+                {
+                  name: 'conflux',
+                  image: CONFLUX,
+                  env: [
+                    { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+                    env('CONFLUX_NODE_ID_PREFIX', '$(POD_NAME)'),
+                    env('CONFLUX_DATA_DIR', '/data'),
+                    env('CONFLUX_RAFT_ADDR', '0.0.0.0:7000'),
+                    env('CONFLUX_API_ADDR', '0.0.0.0:8080'),
+                    env('CONFLUX_ADMIN_ADDR', '0.0.0.0:8443'),
+                    env('CONFLUX_ADVERTISE_RAFT_ADDR', `$(POD_NAME).db.${NS}.svc:7000`),
+                    env('CONFLUX_TLS_CERT', '/tls/tls.crt'),
+                    env('CONFLUX_TLS_KEY', '/tls/tls.key'),
+                    env('CONFLUX_TLS_CA', '/tls/ca.crt'),
+                    env('CONFLUX_BOOTSTRAP_EXPECT', '1'),
+                  ],
+                  ports: [
+                    { name: 'raft', containerPort: 7000 },
+                    { name: 'api', containerPort: 8080 },
+                    { name: 'admin', containerPort: 8443 },
+                  ],
+                  startupProbe: { ...probe('/healthz', 1), failureThreshold: 120 },
+                  readinessProbe: probe('/readyz', 1),
+                  livenessProbe: probe('/healthz', 10),
+                  volumeMounts: [
+                    { name: 'data', mountPath: '/data' },
+                    { name: 'tmp', mountPath: '/tmp' },
+                    { name: 'tls', mountPath: '/tls', readOnly: true },
+                  ],
+                  securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+                },
+              ],
+              volumes: [
+                { name: 'tmp', emptyDir: {} },
+                { name: 'tls', secret: { secretName: 'db-tls', defaultMode: 0o440 } },
+              ],
+            },
+          },
+          volumeClaimTemplates: [
+            {
+              metadata: { name: 'data' },
+              spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } },
+            },
+          ],
+        },
+      },
+    });
+    await until(
+      'db-0 Ready',
+      async () => {
+        const p = await core.readNamespacedPod({ name: 'db-0', namespace: NS });
+        return isReady(p) ? p : undefined;
+      },
+      120_000,
+    );
+    console.log(`Conflux node db-0 Ready ${Date.now() - t0} ms after its StatefulSet was created`);
+    expect(readFileSync(kubelet.podLogPath(NS, 'db-0'), 'utf8')).toContain('cluster initialized');
+  }, 180_000);
 
   it('reports a missing image as ErrImagePull / ImagePullBackOff', async () => {
     await core.createNamespacedPod({
