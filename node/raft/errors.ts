@@ -33,10 +33,12 @@ export class RaftError extends Error {
 
 /** Why RaftCore.step refused a peer's message (see ProtocolViolation). */
 export type ProtocolViolationReason =
-  /** A leader's message in this node's term from another node than the leader it knows. */
+  /** A leader's message (or TimeoutNow) in this node's term from another node than its leader. */
   | 'conflicting-leader'
   /** A message that claims to come from this very node. */
-  | 'own-id';
+  | 'own-id'
+  /** An acknowledgement of entries this leader never had. */
+  | 'ack-beyond-log';
 
 /**
  * A peer's message that no correct peer could send to this node in its current state. The core

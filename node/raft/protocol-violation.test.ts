@@ -65,6 +65,37 @@ describe('messages no correct peer sends', () => {
     expect(net.node('n2').sm.get('planted')).toBeNull();
   });
 
+  it('an election ordered by anyone but the leader (TimeoutNow) is refused', () => {
+    const net = bootstrap();
+    const before = stateOf(net, 'n2');
+    const order: Message = { type: 'timeout-now', from: 'n3', to: 'n2', term: before.term };
+    expect(violation(() => net.core('n2').step(order)).reason).toBe('conflicting-leader');
+    net.stabilize();
+    expect(stateOf(net, 'n2')).toEqual(before);
+    expect(net.leaders()).toEqual(['n1']);
+  });
+
+  it('an acknowledgement beyond the leader’s log is refused instead of stopping the leader', () => {
+    const net = bootstrap();
+    const leader = net.core('n1');
+    const before = stateOf(net, 'n1');
+    const ack: Message = {
+      type: 'append-response',
+      from: 'n2',
+      to: 'n1',
+      term: leader.term,
+      index: leader.log.lastIndex() + 1000,
+      reject: false,
+      hintIndex: 0,
+      hintTerm: 0,
+    };
+    expect(violation(() => leader.step(ack)).reason).toBe('ack-beyond-log');
+    expect(stateOf(net, 'n1')).toEqual(before);
+    net.on('n1', (c) => c.propose(put('still', 'replicating')));
+    net.stabilize();
+    expect(net.node('n2').sm.get('still')).toBe('replicating');
+  });
+
   it('a message claiming the receiver’s own id is refused', () => {
     const net = bootstrap();
     const self: Message = { type: 'timeout-now', from: 'n2', to: 'n2', term: 9 };

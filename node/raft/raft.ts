@@ -315,16 +315,32 @@ export class RaftCore {
    * Input that contradicts what this node knows for certain. Election Safety allows one leader
    * per term, so a leader's message in our term from anyone but the leader we follow (or from
    * anyone at all while we lead) is forged or broken; acting on it would make us follow a second
-   * leader or, as a leader, stop on the invariant check in stepCurrent.
+   * leader, start an election on a non-leader's TimeoutNow, or, as a leader, stop on the
+   * invariant check in stepCurrent. A leader's log never shrinks within its term, so no peer
+   * can acknowledge an index beyond its last one; believing it would make the leader probe
+   * entries it does not have.
    */
   private violation(m: Message): ProtocolViolation | null {
     if (m.from === this.id)
       return new ProtocolViolation('own-id', `a message claims to come from ${this.id}`);
-    const fromLeader = m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot';
-    if (fromLeader && m.term === this.term && this.leader !== null && this.leader !== m.from) {
+    if (m.term !== this.term) return null;
+    const fromLeader =
+      m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot' || m.type === 'timeout-now';
+    if (fromLeader && this.leader !== null && this.leader !== m.from) {
       return new ProtocolViolation(
         'conflicting-leader',
         `safety: two leaders in term ${this.term} (${this.leader} and ${m.from}); message refused`,
+      );
+    }
+    if (
+      m.type === 'append-response' &&
+      !m.reject &&
+      this.role === 'leader' &&
+      m.index > this.log.lastIndex()
+    ) {
+      return new ProtocolViolation(
+        'ack-beyond-log',
+        `${m.from} acknowledges index ${m.index}, beyond this leader's last index ${this.log.lastIndex()}`,
       );
     }
     return null;

@@ -69,9 +69,10 @@ export type ProtocolErrorReason =
   | 'from-mismatch'
   /** A message failing the structural checks (node/raft/message-checks.ts). */
   | 'invalid-message'
-  /** The engine refused a message as impossible in its state (ProtocolViolation). */
+  /** The engine refused a message as impossible in its state (ProtocolViolation's reasons). */
   | 'conflicting-leader'
-  | 'own-id';
+  | 'own-id'
+  | 'ack-beyond-log';
 
 /**
  * Counter hooks (for prom-client). `sent` counts messages handed to the socket, `received` messages
