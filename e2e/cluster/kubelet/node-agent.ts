@@ -89,6 +89,8 @@ export class NodeAgent {
   async start(timeoutMs = 60_000): Promise<void> {
     if (this.running) return;
     this.running = true;
+    this.conditions.clear();
+    this.lease = null;
     await this.register();
     this.podCidr = await this.waitForPodCidr(timeoutMs);
     await this.patchStatus(true);

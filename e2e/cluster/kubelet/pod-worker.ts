@@ -174,25 +174,28 @@ export class PodWorker {
       }
     }
     if (this.stopped) return;
-    // 2. Sandbox.
-    if (this.pod.spec?.hostNetwork) this.sandbox = { ip: this.ctx.network.hostAddress, execPrefix: [] };
-    else {
-      const sb = await this.ctx.network.setupPod({
-        namespace: this.namespace,
-        name: this.name,
-        uid: this.uid,
-        hostname: podHostname(this.pod),
-        podCidr: this.ctx.podCidr,
-        ...(this.pod.spec?.subdomain ? { subdomain: this.pod.spec.subdomain } : {}),
-      });
-      this.sandbox = { ip: sb.ip, execPrefix: sb.execPrefix };
+    // 2. Sandbox (retried, as the kubelet retries FailedCreatePodSandBox).
+    while (!this.stopped) {
+      try {
+        await this.createSandbox();
+        break;
+      } catch (err) {
+        this.ctx.log(`${this.key}: creating the sandbox failed: ${errText(err)}`);
+        this.ctx.event(
+          this.pod,
+          'Warning',
+          'FailedCreatePodSandBox',
+          `Failed to create pod sandbox: ${errText(err)}`,
+        );
+        await this.teardownSandbox();
+        this.sandbox = null;
+        await this.sleep(2000);
+      }
     }
-    if (this.stopped) {
+    if (this.stopped || !this.sandbox) {
       await this.teardownSandbox();
       return;
     }
-    this.agent = new SandboxAgent(this.sandbox.execPrefix, (l) => this.ctx.log(`${this.key}: ${l}`));
-    await this.agent.start();
     this.volumes.update(this.pod, this.addresses());
     this.ctx.log(`${this.key}: sandbox ready, IP ${this.sandbox.ip}`);
     this.scheduleWrite();
@@ -224,6 +227,23 @@ export class PodWorker {
     this.finalPhase = phase === 'Failed' ? 'Failed' : 'Succeeded';
     this.ctx.log(`${this.key}: all containers finished: ${this.finalPhase}`);
     await this.finishAll();
+  }
+
+  private async createSandbox(): Promise<void> {
+    if (this.pod.spec?.hostNetwork) this.sandbox = { ip: this.ctx.network.hostAddress, execPrefix: [] };
+    else {
+      const sb = await this.ctx.network.setupPod({
+        namespace: this.namespace,
+        name: this.name,
+        uid: this.uid,
+        hostname: podHostname(this.pod),
+        podCidr: this.ctx.podCidr,
+        ...(this.pod.spec?.subdomain ? { subdomain: this.pod.spec.subdomain } : {}),
+      });
+      this.sandbox = { ip: sb.ip, execPrefix: sb.execPrefix };
+    }
+    this.agent = new SandboxAgent(this.sandbox.execPrefix, (l) => this.ctx.log(`${this.key}: ${l}`));
+    await this.agent.start();
   }
 
   /** Containers are done for good: the sandbox goes, the object stays with its final status. */
