@@ -104,7 +104,8 @@ describe.skipIf(!canRun)('process kubelet', () => {
         [CONFLUX]: confluxImage({ repoDir: REPO }),
       },
       backoff: { initialMs: 1000, maxMs: 5000 },
-      volumeResyncMs: 2000,
+      // Long: the Secret update below must arrive through the kubelet's watch of that Secret.
+      volumeResyncMs: 60_000,
     });
     kc = loadKubeConfig(cp.kubeconfigPath);
     core = kc.makeApiClient(CoreV1Api);
@@ -220,6 +221,7 @@ describe.skipIf(!canRun)('process kubelet', () => {
     expect(claims.map((c) => c.status?.phase)).toEqual(['Bound', 'Bound']);
 
     // The Secret changes; the running processes read the new file (no restart).
+    const tUpdate = Date.now();
     await core.replaceNamespacedSecret({
       name: 'echo',
       namespace: NS,
@@ -232,6 +234,7 @@ describe.skipIf(!canRun)('process kubelet', () => {
         30_000,
       );
     }
+    console.log(`Secret update visible in both pods after ${Date.now() - tUpdate} ms`);
     // The projected ServiceAccount token (TokenRequest bound to the pod) authenticates.
     const sa = JSON.parse(await get(`http://${pods[0]!.status!.podIP}:8080/serviceaccount`)) as Record<
       string,

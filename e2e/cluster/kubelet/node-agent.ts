@@ -28,6 +28,7 @@ import type { BackoffOptions } from './backoff.js';
 import type { EnvSources } from './env.js';
 import type { ImageSpec } from './images.js';
 import { errText, isConflict, isNotFound, readIfExists, STRATEGIC_MERGE, sleep } from './kube.js';
+import { ObjectWatches, volumeRefs } from './object-watches.js';
 import { type PodNetworkApi, PodWorker, type PodWorkerContext } from './pod-worker.js';
 import type { VolumeApi } from './volumes.js';
 
@@ -70,6 +71,7 @@ export class NodeAgent {
   private readonly conditions = new Map<string, V1NodeCondition>();
   private readonly bootID = randomUUID();
   private lastEvent = new Map<string, string>();
+  private objects: ObjectWatches | null = null;
 
   constructor(private readonly o: NodeAgentOptions) {
     this.name = o.name;
@@ -100,6 +102,22 @@ export class NodeAgent {
       setInterval(() => void this.patchStatus(true), this.o.statusMs),
     );
     for (const t of this.timers) t.unref();
+    this.objects = new ObjectWatches(
+      this.o.kubeConfig,
+      this.core,
+      (ref) => {
+        for (const w of this.workers.values()) {
+          if (
+            volumeRefs(w.pod).some(
+              (r) => r.kind === ref.kind && r.namespace === ref.namespace && r.name === ref.name,
+            )
+          ) {
+            w.resyncNow();
+          }
+        }
+      },
+      this.o.log,
+    );
     this.startInformer();
     this.o.log(`node ${this.name}: Ready (podCIDR ${this.podCidr})`);
   }
@@ -113,6 +131,8 @@ export class NodeAgent {
     const informer = this.informer;
     this.informer = null;
     await informer?.stop();
+    await this.objects?.stop();
+    this.objects = null;
     await Promise.all([...this.workers.values()].map((w) => w.kill()));
     this.workers.clear();
     this.deleting.clear();
@@ -350,6 +370,7 @@ export class NodeAgent {
       `node ${this.name}: pod ${pod.metadata?.namespace}/${pod.metadata?.name} (uid ${uid}) admitted`,
     );
     this.workers.set(uid, new PodWorker(pod, this.workerContext()));
+    this.objects?.retain(volumeRefs(pod));
   }
 
   /** Graceful deletion: stop the containers, then remove the object (grace 0), as the kubelet. */
@@ -378,13 +399,18 @@ export class NodeAgent {
       if (!isNotFound(err) && !isConflict(err))
         this.o.log(`deleting pod ${pod.metadata?.name}: ${errText(err)}`);
     }
-    if (this.workers.get(uid) === worker) this.workers.delete(uid);
+    if (worker && this.workers.get(uid) === worker) this.forget(uid, worker);
+  }
+
+  private forget(uid: string, worker: PodWorker): void {
+    this.workers.delete(uid);
+    this.objects?.release(volumeRefs(worker.pod));
   }
 
   private onPodGone(pod: V1Pod): void {
     const uid = pod.metadata?.uid ?? '';
     const worker = this.workers.get(uid);
-    this.workers.delete(uid);
+    if (worker) this.forget(uid, worker);
     this.deleting.delete(uid);
     // Removed without a graceful stop (force deletion, or our own final delete): kill what's left.
     if (worker) void worker.kill();

@@ -83,6 +83,8 @@ export class PodWorker {
   private ended: Promise<void> | null = null;
   private readonly done: Promise<void>;
   private resyncTimer: NodeJS.Timeout | null = null;
+  private resyncing = false;
+  private resyncAgain = false;
   private wake: (() => void) | null = null;
   private lastMountError = '';
   // Status writing: one patch at a time, the newest state wins.
@@ -126,6 +128,11 @@ export class PodWorker {
     for (const c of pod.spec?.containers ?? [])
       this.containers.find((r) => r.view.name === c.name)?.update(c);
     this.wake?.();
+    if (this.resyncTimer) void this.resync();
+  }
+
+  /** A Secret or ConfigMap it mounts changed: rewrite its volumes now. */
+  resyncNow(): void {
     if (this.resyncTimer) void this.resync();
   }
 
@@ -294,10 +301,23 @@ export class PodWorker {
     }
   }
 
+  /** One resync at a time (an older read must never be written over a newer one). */
   private async resync(): Promise<void> {
     if (this.stopped) return;
-    const errors = await this.volumes.resync();
-    for (const e of errors) this.ctx.log(`${this.key}: volume resync: ${e}`);
+    if (this.resyncing) {
+      this.resyncAgain = true;
+      return;
+    }
+    this.resyncing = true;
+    try {
+      do {
+        this.resyncAgain = false;
+        const errors = await this.volumes.resync();
+        for (const e of errors) this.ctx.log(`${this.key}: volume resync: ${e}`);
+      } while (this.resyncAgain && !this.stopped);
+    } finally {
+      this.resyncing = false;
+    }
   }
 
   private sleep(ms: number): Promise<void> {
