@@ -23,6 +23,7 @@ export interface Prepared {
   env: Record<string, string>;
   mounts: Mount[];
   runAs: RunAs;
+  readOnlyRoot: boolean;
   workingDir: string;
 }
 
@@ -235,6 +236,7 @@ export class ContainerRunner {
       hostname: this.ctx.hostname,
       mounts: prepared.mounts,
       runAs: prepared.runAs,
+      readOnlyRoot: prepared.readOnlyRoot,
       workingDir: prepared.workingDir,
       argv: prepared.argv,
       env: prepared.env,

@@ -39,6 +39,8 @@ export interface ContainerSpec {
   hostname: string;
   mounts: Mount[];
   runAs: RunAs;
+  /** securityContext.readOnlyRootFilesystem: `/` read-only in the container's mount namespace. */
+  readOnlyRoot?: boolean;
   workingDir: string;
   argv: string[];
   env: Record<string, string>;
@@ -82,10 +84,11 @@ export function shq(s: string): string {
 
 /**
  * The script run inside the new namespaces: mounts (shallowest mountPath first, so nested mounts
- * land inside their parent), hostname, working directory, then exec of `setpriv ... -- "$@"`.
+ * land inside their parent), a read-only root if asked, hostname, working directory, then exec of
+ * `setpriv ... -- "$@"`.
  */
 export function containerScript(
-  spec: Pick<ContainerSpec, 'hostname' | 'mounts' | 'runAs' | 'workingDir'>,
+  spec: Pick<ContainerSpec, 'hostname' | 'mounts' | 'runAs' | 'workingDir' | 'readOnlyRoot'>,
 ): string {
   const mounts = [...spec.mounts].sort(
     (a, b) => a.mountPath.split('/').length - b.mountPath.split('/').length,
@@ -108,6 +111,8 @@ export function containerScript(
     }
     lines.push(`exec ${batch.map((_, i) => `${i + 3}<&-`).join(' ')}`);
   }
+  // Only this namespace's view of `/` turns read-only; volumes, /dev, /proc are mounts of their own.
+  if (spec.readOnlyRoot) lines.push('/usr/bin/mount -o remount,bind,ro /');
   lines.push(`/usr/bin/hostname ${shq(spec.hostname)}`);
   lines.push(`cd ${shq(spec.workingDir)}`);
   const r = spec.runAs;

@@ -36,7 +36,9 @@ http.createServer((q, r) => {
     if (q.url === '/write') {
       fs.writeFileSync(base + '/data/note', 'kept');
       fs.writeFileSync(base + '/scratch/x', 'x');
-      try { fs.writeFileSync(base + '/cfg/x', 'no'); return r.end('wrote'); } catch (e) { return r.end(e.code); }
+      let root = 'wrote';
+      try { fs.writeFileSync('/conflux-kubelet-unit-root', 'no'); } catch (e) { root = e.code; }
+      try { fs.writeFileSync(base + '/cfg/x', 'no'); return r.end('wrote ' + root); } catch (e) { return r.end(e.code + ' ' + root); }
     }
   } catch (e) { r.statusCode = 500; return r.end(String(e)); }
   r.statusCode = 404; r.end();
@@ -139,6 +141,7 @@ describe.skipIf(!canRun)('pod worker (fake network, fake API)', () => {
               { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
             ],
             readinessProbe: { httpGet: { path: '/secret', port: 8080 }, periodSeconds: 1 },
+            securityContext: { readOnlyRootFilesystem: true, allowPrivilegeEscalation: false },
             volumeMounts: [
               { name: 'cfg', mountPath: `${mnt}/cfg`, readOnly: true },
               { name: 'data', mountPath: `${mnt}/data` },
@@ -170,7 +173,8 @@ describe.skipIf(!canRun)('pod worker (fake network, fake API)', () => {
     expect(who).toMatchObject({ uid: 10001, gid: 10001, host: 'p1', ip });
     expect(who.groups).toContain(2000);
     expect(await get('/secret')).toBe('one');
-    expect(await get('/write')).toBe('EROFS');
+    // The Secret volume is read-only, and so is the root filesystem (readOnlyRootFilesystem).
+    expect(await get('/write')).toBe('EROFS EROFS');
     const note = join(dir, 'pv-1', 'note');
     expect(readFileSync(note, 'utf8')).toBe('kept');
     expect(statSync(note).uid).toBe(10001);

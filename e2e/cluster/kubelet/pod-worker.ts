@@ -411,6 +411,7 @@ export class PodWorker {
         noNewPrivs: sc.allowPrivilegeEscalation === false,
         dropAllCaps: (sc.capabilities?.drop ?? []).includes('ALL'),
       },
+      readOnlyRoot: sc.readOnlyRootFilesystem === true,
       workingDir: container.workingDir ?? image.workingDir ?? '/',
     };
   }
