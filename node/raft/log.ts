@@ -23,7 +23,11 @@ export class RaftLog {
       if (e.index !== first + i) throw new Error(`log gap: entry ${e.index} at position of ${first + i}`);
     });
     this.stable = this.lastIndex();
-    this.committed = Math.min(Math.max(committed, this.snapshotIndex()), this.lastIndex());
+    // A durable commit index is only ever written with the entries it covers: one beyond the log
+    // means committed entries were lost, which no clamping can make safe.
+    if (committed > this.lastIndex())
+      throw new Error(`commit index ${committed} is beyond the last entry ${this.lastIndex()}`);
+    this.committed = Math.max(committed, this.snapshotIndex());
     this.applied = Math.max(applied, this.snapshotIndex());
     if (this.applied > this.committed)
       throw new Error(`applied ${applied} beyond committed ${this.committed}`);

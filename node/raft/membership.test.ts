@@ -87,6 +87,45 @@ describe('membership', () => {
     expect(net.pending((m) => m.from === 'n1' && m.type === 'vote')).toEqual([]);
   });
 
+  it('a leader that removes itself hands over at once: its successor leads with no election timeout', () => {
+    const net = bootstrap();
+    net.on('n1', (c) => c.proposeMembership((m) => M.enterJoint(m, ['n2', 'n3'], false)));
+    net.stabilize();
+    net.tick('n1');
+    net.stabilize();
+    expect(net.core('n1').role).toBe('follower');
+    // No follower ticked: only the TimeoutNow the old leader sent can have made a leader.
+    const [leader] = net.leaders();
+    expect(['n2', 'n3']).toContain(leader);
+    net.on(leader as string, (c) => c.propose(put('after', 'handover')));
+    net.stabilize();
+    expect(net.node('n2').sm.get('after')).toBe('handover');
+    expect(net.node('n3').sm.get('after')).toBe('handover');
+  });
+
+  it('a leadership transfer that times out during a joint change does not leave the cluster joint', () => {
+    const net = bootstrap();
+    addLearner(net, 'n1', 'n4');
+    net.on('n1', (c) => c.proposeMembership((m) => M.enterJoint(m, ['n1', 'n2', 'n3', 'n4'], false)));
+    // The transfer target never answers; the rest commit the joint configuration without it.
+    net.isolate('n2');
+    net.on('n1', (c) => c.transferLeader('n2'));
+    net.stabilize();
+    expect(M.isJoint(net.core('n1').membership)).toBe(true);
+    for (let i = 0; i < 30 && net.core('n1').isTransferring(); i++) {
+      net.tick('n1');
+      net.stabilize();
+    }
+    expect(net.core('n1').isTransferring()).toBe(false);
+    // No client write: leaving the joint configuration must not wait for one.
+    net.stabilize();
+    net.tick('n1');
+    net.stabilize();
+    expect(net.core('n1').role).toBe('leader');
+    expect(M.isJoint(net.core('n1').membership)).toBe(false);
+    expect(net.core('n1').membership.configs).toEqual([['n1', 'n2', 'n3', 'n4']]);
+  });
+
   it('a removed id is retired: it can never be added again', () => {
     const net = bootstrap();
     net.on('n1', (c) => c.proposeMembership((m) => M.enterJoint(m, ['n1', 'n2'], false)));
@@ -95,6 +134,21 @@ describe('membership', () => {
     net.stabilize();
     expect(net.core('n1').membership.retired).toEqual(['n3']);
     expect(() => net.core('n1').proposeMembership((m) => M.withLearner(m, 'n3'))).toThrow(/can never rejoin/);
+  });
+
+  it('a leader demoted with retain reports itself leader until the joint phase ends, then a learner', () => {
+    const net = bootstrap();
+    net.on('n1', (c) => c.proposeMembership((m) => M.enterJoint(m, ['n2', 'n3'], true)));
+    expect(M.isJoint(net.core('n1').membership)).toBe(false);
+    net.deliver();
+    net.deliver();
+    // The joint entry commits on the leader; it still leads in the joint configuration.
+    expect(M.isJoint(net.core('n1').membership)).toBe(true);
+    expect(net.core('n1').metrics()).toMatchObject({ state: 'leader', currentLeader: 'n1' });
+    net.stabilize();
+    net.tick('n1');
+    net.stabilize();
+    expect(net.core('n1').metrics().state).toBe('learner');
   });
 
   it('a demoted voter can be kept as a learner', () => {

@@ -164,8 +164,10 @@ export class RaftCore {
     this.heartbeatElapsed++;
     this.electionElapsed++;
     if (this.transferee !== null && ++this.transferElapsed >= this.cfg.electionTicks) {
-      // The target did not take over within an election timeout: resume normal service.
+      // The target did not take over within an election timeout: resume normal service, including
+      // leaving a joint configuration, which waits while a transfer is in flight.
       this.transferee = null;
+      this.needsBroadcast = true;
     }
     if (this.electionElapsed >= this.cfg.electionTicks) {
       this.electionElapsed = 0;
@@ -380,7 +382,9 @@ export class RaftCore {
         else this.handleSnapshot(m);
         return;
       case 'timeout-now':
-        if (this.role !== 'leader') this.campaign(true);
+        // Only a follower takes over (as etcd): a (pre-)candidate already campaigns, and must not
+        // skip PreVote on the word of a leader it no longer follows.
+        if (this.role === 'follower') this.campaign(true);
         return;
       default:
         if (this.role === 'leader') this.stepLeader(m);
@@ -547,11 +551,12 @@ export class RaftCore {
     this.membership = m;
     if (this.role !== 'leader') return;
     if (!M.isVoter(m, this.id)) {
-      // Removed from the voters: tell everyone the commit, hand over to the most up-to-date
-      // remaining voter if it is fully caught up (else they elect one), and step down.
-      this.replication.broadcastAppend();
+      // Removed from the voters: hand over to the most up-to-date remaining voter if it is fully
+      // caught up (else they elect one), tell everyone the commit, and step down. TimeoutNow goes
+      // first: a successor that learns of the commit first has retired us and would drop it.
       const successor = this.replication.mostUpToDate(M.voters(m));
       if (successor && successor.match === this.log.lastIndex()) this.sendTimeoutNow(successor.id);
+      this.replication.broadcastAppend();
       this.becomeFollower(this.term, null);
       return;
     }
@@ -858,7 +863,12 @@ export class RaftCore {
     const snap = this.log.snapshot;
     return {
       id: this.id,
-      state: this.membership.learners.includes(this.id) ? 'learner' : this.role,
+      // A voter being demoted with `retain` is listed as a learner already while it still votes
+      // (and may lead) in the joint configuration: it is a learner only once it votes nowhere.
+      state:
+        this.membership.learners.includes(this.id) && !M.isVoter(this.membership, this.id)
+          ? 'learner'
+          : this.role,
       currentTerm: this.term,
       vote: this.vote,
       lastLogIndex: this.log.lastIndex(),

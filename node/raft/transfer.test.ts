@@ -46,6 +46,19 @@ describe('leader transfer', () => {
     expect(() => net.on('n1', (c) => c.propose(put('k', 'v')))).not.toThrow();
   });
 
+  it('only a follower acts on TimeoutNow: a campaigning node keeps its PreVote', () => {
+    const net = bootstrap();
+    net.isolate('n2');
+    for (let i = 0; i < 40 && net.core('n2').role === 'follower'; i++) net.tick('n2');
+    expect(net.core('n2').role).toBe('pre-candidate');
+    net.drop(() => true);
+    const term = net.core('n2').term;
+    net.on('n2', (c) => c.step({ type: 'timeout-now', from: 'n1', to: 'n2', term }));
+    expect(net.core('n2').role).toBe('pre-candidate');
+    expect(net.core('n2').term).toBe(term);
+    expect(net.pending((m) => m.from === 'n2' && m.type === 'vote' && !m.pre)).toEqual([]);
+  });
+
   it('a learner cannot be the target', () => {
     const net = bootstrap();
     expect(() => net.core('n1').transferLeader('n9')).toThrow(/not a voter/);

@@ -208,6 +208,17 @@ describe('snapshot files', () => {
     await expect(openStorage(dir)).rejects.toThrow(/log .* was lost/);
   });
 
+  it('a commit index beyond the log stops the open: committed entries were lost', async () => {
+    const { storage } = await openStorage(dir);
+    await storage.save(ready({ entries: range(1, 3, 1), hardState: hs(1, 3) }));
+    await storage.save(ready({ hardState: hs(1, 5) }));
+    await storage.close();
+    await expect(openStorage(dir)).rejects.toMatchObject({
+      code: 'STORAGE_CORRUPTION',
+      message: expect.stringMatching(/commit index 5 but its log ends at 3/),
+    });
+  });
+
   it('orphan temp files and unreferenced snapshot files are removed', async () => {
     const file = await withSnapshot();
     const orphans = [

@@ -105,6 +105,14 @@ export async function openStorage(
     }
     const { hardState, entries } = state;
     const snapshot = state.snapshot?.meta ?? null;
+    const lastIndex = entries.at(-1)?.index ?? snapshot?.index ?? 0;
+    if (hardState.commit > lastIndex) {
+      throw new StorageError(
+        'STORAGE_CORRUPTION',
+        `${walDir} records commit index ${hardState.commit} but its log ends at ${lastIndex}: committed entries were lost; ` +
+          CORRUPTION_REMEDY,
+      );
+    }
     logger.info(
       {
         dir,
@@ -112,7 +120,7 @@ export async function openStorage(
         vote: hardState.vote,
         commit: hardState.commit,
         snapshotIndex: snapshot?.index ?? 0,
-        lastIndex: entries.at(-1)?.index ?? snapshot?.index ?? 0,
+        lastIndex,
         segments: wal.stats().segments,
       },
       'storage recovered',
