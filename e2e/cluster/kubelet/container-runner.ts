@@ -103,6 +103,14 @@ export class ContainerRunner {
     return this.proc?.pid;
   }
 
+  /** SIGKILLs the running process, as a crash would (it restarts by the pod's restartPolicy). */
+  async sigkill(): Promise<void> {
+    const proc = this.proc;
+    if (!proc) throw new Error(`container ${this.view.name} of ${this.ctx.podKey} is not running`);
+    proc.signal('SIGKILL');
+    await proc.exited;
+  }
+
   /** Whether the container has finished for good (terminated and not restarting). */
   done(): boolean {
     return this.view.state.kind === 'terminated';

@@ -348,7 +348,11 @@ describe.skipIf(!canRun)('process kubelet', () => {
                     { name: 'tmp', mountPath: '/tmp' },
                     { name: 'tls', mountPath: '/tls', readOnly: true },
                   ],
-                  securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+                  securityContext: {
+                    allowPrivilegeEscalation: false,
+                    readOnlyRootFilesystem: true,
+                    capabilities: { drop: ['ALL'] },
+                  },
                 },
               ],
               volumes: [
@@ -376,6 +380,21 @@ describe.skipIf(!canRun)('process kubelet', () => {
     );
     console.log(`Conflux node db-0 Ready ${Date.now() - t0} ms after its StatefulSet was created`);
     expect(readFileSync(kubelet.podLogPath(NS, 'db-0'), 'utf8')).toContain('cluster initialized');
+
+    // A crash (SIGKILL): the kubelet restarts the node, which recovers its data from the PVC.
+    await kubelet.killContainer(NS, 'db-0');
+    const restarted = await until(
+      'db-0 restarted and Ready',
+      async () => {
+        const p = await core.readNamespacedPod({ name: 'db-0', namespace: NS });
+        return isReady(p) && p.status?.containerStatuses?.[0]?.restartCount === 1 ? p : undefined;
+      },
+      120_000,
+    );
+    expect(restarted.status?.containerStatuses?.[0]?.lastState?.terminated).toMatchObject({
+      exitCode: 137,
+      reason: 'Error',
+    });
   }, 180_000);
 
   it('reports a missing image as ErrImagePull / ImagePullBackOff', async () => {

@@ -72,6 +72,11 @@ export interface Kubelet {
   startNode(name: string): Promise<void>;
   /** Stops every node (all processes killed, every sandbox removed) and the provisioner. */
   stop(): Promise<void>;
+  /**
+   * SIGKILLs a container of a running pod (default: its first), as a crash or the OOM killer
+   * would; the kubelet restarts it by the pod's restartPolicy. Resolves once it has exited.
+   */
+  killContainer(namespace: string, name: string, container?: string): Promise<void>;
   /** The log file of a container (default: the pod's first container) of a pod on any node. */
   podLogPath(namespace: string, name: string, container?: string): string;
   /** The directory that backs a provisioned PV. */
@@ -221,6 +226,13 @@ export async function startKubelet(o: KubeletOptions): Promise<Kubelet> {
     stopNode: (name) => agent(name).stop(),
     startNode: (name) => agent(name).start(o.timeoutMs),
     stop,
+    killContainer(namespace, name, container) {
+      for (const a of agents.values()) {
+        const w = a.pods().find((p) => p.namespace === namespace && p.name === name && !p.finished());
+        if (w) return w.killContainer(container);
+      }
+      return Promise.reject(new Error(`no running pod ${namespace}/${name} on these nodes`));
+    },
     podLogPath(namespace, name, container) {
       if (!container) {
         for (const a of agents.values()) {

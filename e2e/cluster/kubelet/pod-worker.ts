@@ -131,6 +131,13 @@ export class PodWorker {
     if (this.resyncTimer) void this.resync();
   }
 
+  /** SIGKILLs a container (default: the first), which then restarts by the restartPolicy. */
+  killContainer(name?: string): Promise<void> {
+    const r = name ? this.containers.find((c) => c.view.name === name) : this.containers[0];
+    if (!r) throw new Error(`${this.key} has no container ${name}`);
+    return r.sigkill();
+  }
+
   /** A Secret or ConfigMap it mounts changed: rewrite its volumes now. */
   resyncNow(): void {
     if (this.resyncTimer) void this.resync();
