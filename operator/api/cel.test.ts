@@ -31,6 +31,14 @@ const TLS_FORBIDDEN =
 const RETENTION = 'backup.retention needs keepLast, maxAgeDays or both';
 const S3_ONLY = 'endpoint, region, pathStyle and credentialsSecret apply only to s3:// destinations';
 const BACKUP_IMMUTABLE = 'the spec of a ConfluxBackup is immutable; create a new ConfluxBackup instead';
+const NAME =
+  'metadata.name must be a DNS label (lowercase letters, digits and dashes, at most 63): it names pods and Services';
+const RESERVED = CEL_RULES.find((r) => r.path === 'spec.env')!.message;
+const CRON = 'backup.schedule must be a cron expression of 5 to 7 fields (for example "0 */6 * * *")';
+const named = <T extends { metadata: object }>(o: T, name: string): T => ({
+  ...o,
+  metadata: { ...o.metadata, name },
+});
 
 const restore = { snapshotUri: 's3://bk/c/snap-1', expectedClusterId: 'id-1' };
 const ownTls = { operatorManaged: false, nodeSecretName: 'node-tls', adminSecretName: 'admin-tls' };
@@ -151,6 +159,19 @@ const clusterCases: Case[] = [
     undefined,
     [TLS_REQUIRED, RETENTION],
   ],
+  ['a dotted name', named(cluster({}), 'my.cluster'), undefined, [NAME]],
+  ['an upper-case name', named(cluster({}), 'Prod'), undefined, [NAME]],
+  ['a name of 64 characters', named(cluster({}), 'a'.repeat(64)), undefined, [NAME]],
+  ['env of the user', cluster({ env: [{ name: 'LOG_FORMAT', value: 'json' }] }), undefined, []],
+  [
+    'env replacing an operator variable',
+    cluster({ env: [{ name: 'CONFLUX_JOIN', value: 'x:1' }] }),
+    undefined,
+    [RESERVED],
+  ],
+  ['a cron nickname', cluster({ backup: { schedule: '@hourly', destination: s3() } }), undefined, []],
+  ['six cron fields', cluster({ backup: { schedule: '0 0 */6 * * *', destination: s3() } }), undefined, []],
+  ['four cron fields', cluster({ backup: { schedule: '0 */6 * *', destination: s3() } }), undefined, [CRON]],
   [
     'status changes never trip spec rules',
     { ...cluster({ restore }), status: { phase: 'Running' } },
@@ -161,6 +182,7 @@ const clusterCases: Case[] = [
 
 const backupCases: Case[] = [
   ['create', backup({ clusterName: 'c' }), undefined, []],
+  ['a dotted name', named(backup({ clusterName: 'c' }), 'b.1'), undefined, [NAME]],
   [
     'create with a file destination',
     backup({ clusterName: 'c', destination: { uri: 'file:///b' } }),
@@ -220,9 +242,13 @@ describe('CEL rules: coverage and evaluator', () => {
 
   it('every rule parses and evaluates to a bool on the defaulted minimal objects', () => {
     for (const rule of CEL_RULES) {
-      const self: Record<string, CelInput> = rule.path.endsWith('tls')
-        ? { operatorManaged: true }
-        : { uri: 's3://b', keepLast: 1n };
+      const minimal: Record<string, CelInput> = {
+        '': { metadata: { name: 'c' } },
+        'spec.tls': { operatorManaged: true },
+        'spec.env': [],
+        'spec.backup': { schedule: '0 * * * *' },
+      };
+      const self = minimal[rule.path] ?? { uri: 's3://b', keepLast: 1n };
       const r = run(rule.rule, { self, oldSelf: self });
       expect(isCelError(r) ? r.message : typeof r, rule.rule).toBe('boolean');
     }
@@ -235,6 +261,8 @@ describe('CEL rules: coverage and evaluator', () => {
       for (const m of rule.rule.matchAll(/\b(?:self|oldSelf)((?:\.[A-Za-z_]\w*)+)(\()?/g)) {
         const fields = m[1]!.slice(1).split('.');
         if (m[2]) fields.pop(); // a method call: self.uri.startsWith(...)
+        // At the root, metadata.name (and generateName) are always there for CEL, schema or not.
+        if (rule.path === '' && fields[0] === 'metadata' && ['name', undefined].includes(fields[1])) continue;
         if (fields.length > 0)
           expect(() => schemaAt(node, fields.join('.')), `${rule.rule}: ${m[0]}`).not.toThrow();
       }

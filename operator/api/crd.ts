@@ -5,7 +5,7 @@
 // `npm run generate` writes the result to crds/ (see manifests.ts).
 
 import { z } from 'zod';
-import { confluxBackupSchema, confluxClusterSchema, GROUP, VERSION } from './cluster.js';
+import { confluxBackupSchema, confluxClusterSchema, GROUP, RESERVED_ENV, VERSION } from './cluster.js';
 
 /** The subset of apiextensions.k8s.io/v1 JSONSchemaProps this generator emits. */
 export interface JSONSchemaProps {
@@ -61,6 +61,9 @@ export interface CelRule extends ValidationRule {
   path: string;
 }
 
+/** What the operator's schema accepts as an object name (a DNS label: it names pods and Services). */
+const DNS_LABEL_CEL = "'^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'";
+
 const RESTORE_IMMUTABLE_MESSAGE =
   'spec.restore can only be set when the cluster is created and never changed';
 
@@ -69,6 +72,33 @@ const RESTORE_IMMUTABLE_MESSAGE =
  * `minimum: 1`) are not repeated here; these are the cross-field and transition rules.
  */
 export const CEL_RULES: readonly CelRule[] = [
+  ...(['ConfluxCluster', 'ConfluxBackup'] as const).map(
+    (kind): CelRule => ({
+      kind,
+      path: '',
+      rule: `self.metadata.name.size() <= 63 && self.metadata.name.matches(${DNS_LABEL_CEL})`,
+      message:
+        'metadata.name must be a DNS label (lowercase letters, digits and dashes, at most 63): it names pods and Services',
+      reason: 'FieldValueInvalid',
+    }),
+  ),
+  {
+    kind: 'ConfluxCluster',
+    path: 'spec.env',
+    rule: `self.all(e, !(e.name in [${RESERVED_ENV.map((n) => `'${n}'`).join(', ')}]))`,
+    message: `spec.env may not set what the operator sets: ${RESERVED_ENV.join(', ')}`,
+    reason: 'FieldValueForbidden',
+  },
+  {
+    kind: 'ConfluxCluster',
+    path: 'spec.backup',
+    // The shape croner accepts (5 to 7 fields, or a nickname); a value out of range in a field of
+    // the right shape reaches the operator, which reports it as InvalidSpec.
+    rule: String.raw`self.schedule.matches(r'^\s*(@(yearly|annually|monthly|weekly|daily|hourly)|\S+(\s+\S+){4,6})\s*$')`,
+    message: 'backup.schedule must be a cron expression of 5 to 7 fields (for example "0 */6 * * *")',
+    reason: 'FieldValueInvalid',
+    fieldPath: '.schedule',
+  },
   {
     kind: 'ConfluxCluster',
     path: 'spec',
@@ -244,6 +274,7 @@ export function structuralSchema(schema: z.ZodType): JSONSchemaProps {
 /** The node at a dot path (`spec.tls`) of a schema, through `properties`. */
 export function schemaAt(root: JSONSchemaProps, path: string): JSONSchemaProps {
   let node = root;
+  if (path === '') return node;
   for (const part of path.split('.')) {
     const next = node.properties?.[part];
     if (!next) throw new Error(`schema has no node at ${path} (missing ${part})`);
@@ -298,6 +329,13 @@ export function openAPIV3Schema(kind: ConfluxKind): JSONSchemaProps {
       conditions['x-kubernetes-list-type'] = 'map';
       conditions['x-kubernetes-list-map-keys'] = ['type'];
     }
+  }
+
+  const env = spec?.properties?.env;
+  if (env?.type === 'array') {
+    // One entry per name, as a container's env: the API server refuses duplicates.
+    env['x-kubernetes-list-type'] = 'map';
+    env['x-kubernetes-list-map-keys'] = ['name'];
   }
 
   for (const { kind: ruleKind, path, ...rule } of CEL_RULES) {
