@@ -3,7 +3,7 @@
 // processes in their sandboxes with a Secret mounted, become Ready through their probes, see a
 // Secret update in place, come back with a new IP after deletion, and a stopped node goes NotReady.
 
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import {
@@ -413,6 +413,22 @@ describe.skipIf(!canRun)('process kubelet', () => {
     expect(['ErrImagePull', 'ImagePullBackOff']).toContain(reason);
     await core.deleteNamespacedPod({ name: 'no-image', namespace: NS });
   });
+
+  it('deleting a claim releases its PV, and the provisioner removes the PV and its directory', async () => {
+    await kc.makeApiClient(AppsV1Api).deleteNamespacedStatefulSet({ name: 'echo', namespace: NS });
+    const claim = await core.readNamespacedPersistentVolumeClaim({ name: 'data-echo-1', namespace: NS });
+    const pv = claim.spec!.volumeName!;
+    await until('the echo pods gone', async () => {
+      const pods = await core.listNamespacedPod({ namespace: NS, labelSelector: 'app=echo' });
+      return pods.items.length === 0 ? true : undefined;
+    });
+    expect(existsSync(kubelet.volumePath(pv))).toBe(true);
+    await core.deleteNamespacedPersistentVolumeClaim({ name: 'data-echo-1', namespace: NS });
+    await until(`PV ${pv} deleted`, async () =>
+      (await core.listPersistentVolume()).items.some((v) => v.metadata?.name === pv) ? undefined : true,
+    );
+    expect(existsSync(kubelet.volumePath(pv))).toBe(false);
+  }, 120_000);
 
   it('a stopped node goes NotReady and comes back', async () => {
     const name = kubelet.nodeNames[2]!;

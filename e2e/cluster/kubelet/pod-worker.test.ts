@@ -234,6 +234,44 @@ describe.skipIf(!canRun)('pod worker (fake network, fake API)', () => {
     expect(w.finished()).toBe(true);
   });
 
+  it('runs init containers first, in order, sharing volumes with the containers', async () => {
+    const sh = (script: string) => ({ command: ['/bin/sh', '-c', script] });
+    const w = new PodWorker(
+      pod('p5', {
+        restartPolicy: 'Never',
+        initContainers: [
+          {
+            name: 'one',
+            image: 'done',
+            ...sh(`echo one >> ${mnt}/shared/order`),
+            volumeMounts: [{ name: 's', mountPath: `${mnt}/shared` }],
+          },
+          {
+            name: 'two',
+            image: 'done',
+            ...sh(`echo two >> ${mnt}/shared/order`),
+            volumeMounts: [{ name: 's', mountPath: `${mnt}/shared` }],
+          },
+        ],
+        containers: [
+          {
+            name: 'main',
+            image: 'done',
+            ...sh(`cat ${mnt}/shared/order`),
+            volumeMounts: [{ name: 's', mountPath: `${mnt}/shared` }],
+          },
+        ],
+        volumes: [{ name: 's', emptyDir: {} }],
+      }),
+      ctx,
+    );
+    const s = await until('Succeeded', () => (last('p5')?.phase === 'Succeeded' ? last('p5') : undefined));
+    expect(s.initContainerStatuses?.map((c) => c.state?.terminated?.exitCode)).toEqual([0, 0]);
+    expect(s.conditions?.find((c) => c.type === 'Initialized')?.status).toBe('True');
+    expect(readFileSync(join(dir, 'logs/ns/p5/main.log'), 'utf8')).toMatch(/one\ntwo\n/);
+    await w.kill();
+  });
+
   it('an unknown image waits in ErrImagePull', async () => {
     const w = new PodWorker(pod('p4', { containers: [{ name: 'c', image: 'nowhere/none:1' }] }), ctx);
     const s = await until('ErrImagePull', () =>
