@@ -70,6 +70,8 @@ export interface Timer {
 export interface Clock {
   setInterval(fn: () => void, ms: number): Timer;
   setTimeout(fn: () => void, ms: number): Timer;
+  /** Milliseconds on a monotonic clock, for durations (default performance.now()). */
+  nowMs?(): number;
 }
 
 /** Node's own timers. */
@@ -82,6 +84,7 @@ export const realClock: Clock = {
     const t = setTimeout(fn, ms);
     return { cancel: () => clearTimeout(t) };
   },
+  nowMs: () => performance.now(),
 };
 
 export interface RaftNodeOptions<R> {
@@ -129,6 +132,7 @@ export class RaftNode<R> {
   private readonly clock: Clock;
   private readonly onApplied: RaftNodeOptions<R>['onApplied'];
   private readonly tickMs: number;
+  private readonly now: () => number;
   private ticker: Timer | null = null;
   private running = false;
   private loopDone: Promise<void> = Promise.resolve();
@@ -162,6 +166,8 @@ export class RaftNode<R> {
     this.clock = opts.clock;
     this.onApplied = opts.onApplied;
     this.tickMs = opts.tickMs;
+    // With a simulated clock the loop's yield after a long apply depends on the seed, not the machine.
+    this.now = opts.clock.nowMs ? opts.clock.nowMs.bind(opts.clock) : () => performance.now();
     const state = opts.state ?? EMPTY_STATE;
     const snap = state.snapshot;
     if (snap && this.sm.applied < snap.index) {
@@ -387,15 +393,15 @@ export class RaftNode<R> {
       await this.storage.save(rd);
       if (this.stopped) return 0;
     }
-    const started = performance.now();
+    const started = this.now();
     if (rd.snapshot) this.install(rd.snapshot);
     this.send(rd.messagesAfterPersist);
     if (rd.committedEntries.length > 0) {
-      const applyStarted = performance.now();
+      const applyStarted = this.now();
       for (const e of rd.committedEntries) this.apply(e);
-      this.onApplied?.(rd.committedEntries.length, performance.now() - applyStarted);
+      this.onApplied?.(rd.committedEntries.length, this.now() - applyStarted);
     }
-    const applyMs = performance.now() - started;
+    const applyMs = this.now() - started;
     for (const rs of rd.readStates) {
       const waiter = this.reads.get(rs.ctx);
       this.reads.delete(rs.ctx);

@@ -1,10 +1,8 @@
 // The few file operations whose ordering carries durability, with the hooks chaos tests and
 // metrics need. Every write and fsync the storage performs goes through here.
 
-import * as fs from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
-import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import { nodeFs, type StorageFileHandle, type StorageFs } from './fs.js';
 
 /**
  * Injected failures: a hook that throws makes the operation fail as if the disk had (ENOSPC, EIO).
@@ -31,17 +29,22 @@ export interface IoOptions {
   faults?: FaultInjector;
   /** Called after every fsync with its duration (for the server's latency histogram). */
   onFsync?(durationMs: number, target: FsyncTarget): void;
+  /** The file system (default node:fs); a simulator supplies an in-memory disk. */
+  fs?: StorageFs;
 }
 
 export class DurableIo {
   private readonly fsyncEnabled: boolean;
+  /** Every file operation of the storage goes through this. */
+  readonly fs: StorageFs;
 
   constructor(private readonly opts: IoOptions) {
     this.fsyncEnabled = opts.fsync ?? true;
+    this.fs = opts.fs ?? nodeFs;
   }
 
   /** Write all of `bytes` at `position`. */
-  async write(fh: FileHandle, file: string, bytes: Uint8Array, position: number): Promise<void> {
+  async write(fh: StorageFileHandle, file: string, bytes: Uint8Array, position: number): Promise<void> {
     this.opts.faults?.beforeWrite?.(file, bytes);
     let done = 0;
     while (done < bytes.length) {
@@ -51,7 +54,7 @@ export class DurableIo {
   }
 
   /** fdatasync: enough for appends and whole-file writes (the size is flushed with the data). */
-  async fsync(fh: FileHandle, file: string, target: FsyncTarget): Promise<void> {
+  async fsync(fh: StorageFileHandle, file: string, target: FsyncTarget): Promise<void> {
     this.opts.faults?.beforeFsync?.(file);
     if (!this.fsyncEnabled) return;
     const start = performance.now();
@@ -64,7 +67,7 @@ export class DurableIo {
     this.opts.faults?.beforeFsync?.(dir);
     if (!this.fsyncEnabled) return;
     const start = performance.now();
-    const fh = await fsp.open(dir, 'r');
+    const fh = await this.fs.open(dir, 'r');
     try {
       await fh.sync();
     } finally {
@@ -79,7 +82,7 @@ export class DurableIo {
    */
   async createFile(file: string, parts: readonly Uint8Array[], target: FsyncTarget): Promise<void> {
     const tmp = `${file}.tmp`;
-    const fh = await fsp.open(tmp, 'w');
+    const fh = await this.fs.open(tmp, 'w');
     try {
       let position = 0;
       for (const p of parts) {
@@ -89,7 +92,7 @@ export class DurableIo {
       await this.fsync(fh, tmp, target);
     } catch (err) {
       await fh.close();
-      await fsp.rm(tmp, { force: true });
+      await this.fs.rm(tmp, { force: true });
       throw err;
     }
     await fh.close();
@@ -98,13 +101,13 @@ export class DurableIo {
 
   /** Rename a complete, synced temp file to its final name and make the rename durable. */
   async publish(tmp: string, file: string): Promise<void> {
-    await fsp.rename(tmp, file);
+    await this.fs.rename(tmp, file);
     await this.fsyncDir(path.dirname(file));
   }
 }
 
 /** Delete `*.tmp` files in `dir`: temp files of writes a crash interrupted. Returns their names. */
-export function removeTempFiles(dir: string): string[] {
+export function removeTempFiles(fs: StorageFs, dir: string): string[] {
   const removed = fs.readdirSync(dir).filter((name) => name.endsWith('.tmp'));
   for (const name of removed) fs.rmSync(path.join(dir, name), { force: true });
   return removed;

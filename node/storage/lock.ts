@@ -6,31 +6,33 @@
 // the same pid (often 1), so it is stale too. Two processes taking over one stale lock at the
 // same instant could both win; the StatefulSet runs one pod per volume, so that race is accepted.
 
-import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { errnoCode, StorageError } from './errors.js';
+import { nodeFs, type StorageFs } from './fs.js';
 import type { StorageLogger } from './io.js';
 
 const LOCK_NAME = 'LOCK';
 const lockContentSchema = z.object({ pid: z.number().int().positive() });
-/** Directories locked by this process (real paths). */
-const held = new Set<string>();
+/** Directories locked by this process (real paths), per file system (a simulated disk is its own). */
+const heldBy = new WeakMap<StorageFs, Set<string>>();
 
 export interface DirLock {
   readonly file: string;
   release(): void;
 }
 
-export function acquireLock(dir: string, logger: StorageLogger): DirLock {
+export function acquireLock(dir: string, logger: StorageLogger, fs: StorageFs = nodeFs): DirLock {
+  const held = heldBy.get(fs) ?? new Set<string>();
+  heldBy.set(fs, held);
   const real = fs.realpathSync(dir);
   const file = path.join(real, LOCK_NAME);
   if (held.has(real)) {
     throw new StorageError('STORAGE_LOCKED', `data directory ${dir} is already open in this process`);
   }
-  if (!tryCreate(file)) {
-    const owner = readOwner(file);
+  if (!tryCreate(fs, file)) {
+    const owner = readOwner(fs, file);
     if (owner !== null && owner !== process.pid && isAlive(owner)) {
       throw new StorageError(
         'STORAGE_LOCKED',
@@ -39,7 +41,7 @@ export function acquireLock(dir: string, logger: StorageLogger): DirLock {
     }
     logger.warn({ file, stalePid: owner }, 'taking over a stale data directory lock');
     fs.rmSync(file, { force: true });
-    if (!tryCreate(file)) {
+    if (!tryCreate(fs, file)) {
       throw new StorageError(
         'STORAGE_LOCKED',
         `data directory ${dir} was locked by another process just now`,
@@ -59,7 +61,7 @@ export function acquireLock(dir: string, logger: StorageLogger): DirLock {
   };
 }
 
-function tryCreate(file: string): boolean {
+function tryCreate(fs: StorageFs, file: string): boolean {
   let fd: number;
   try {
     fd = fs.openSync(file, 'wx');
@@ -76,9 +78,9 @@ function tryCreate(file: string): boolean {
 }
 
 /** The pid in the lock file, or null when it is unreadable (a crash while writing it). */
-function readOwner(file: string): number | null {
+function readOwner(fs: StorageFs, file: string): number | null {
   try {
-    return lockContentSchema.parse(JSON.parse(fs.readFileSync(file, 'utf8'))).pid;
+    return lockContentSchema.parse(JSON.parse(fs.readFileSync(file).toString('utf8'))).pid;
   } catch {
     return null;
   }

@@ -4,7 +4,6 @@
 // log. Only then does the node start; otherwise it refuses, naming the bad file. Never across an
 // installed snapshot: the log before an install may conflict with the leader's (replay.ts).
 
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { StorageCorruptionError } from './errors.js';
 import type { DurableIo, StorageLogger } from './io.js';
@@ -43,6 +42,7 @@ export async function openWithoutSnapshot(
     await wal.close();
     throw refuse('the WAL names no older snapshot');
   }
+  const { fs } = io;
   const badFile = path.join(snapDir, bad.file);
   const aside = `${badFile}${CORRUPT_SNAPSHOT_SUFFIX}`;
   const hadFile = fs.existsSync(badFile);

@@ -7,10 +7,10 @@
 // into the file at its own offsets; the footer is appended once the last chunk arrived, without
 // copying the data. Chunk offsets are file offsets when the snapshot is served, too.
 
-import * as fs from 'node:fs';
 import { crc32 } from 'node:zlib';
 import type { SnapshotMeta } from '../raft/types.js';
 import { StorageCorruptionError } from './errors.js';
+import type { StorageFs } from './fs.js';
 import { snapshotMetaSchema } from './schemas.js';
 
 const MAGIC = Buffer.from('CFXSNAP1', 'ascii');
@@ -30,19 +30,19 @@ export function encodeFooter(meta: SnapshotMeta, dataCrc: number): Buffer {
 }
 
 /** Check the footer and the data checksum; returns the meta. Throws StorageCorruptionError. */
-export function verifySnapshotFile(file: string): SnapshotMeta {
+export function verifySnapshotFile(fs: StorageFs, file: string): SnapshotMeta {
   const fd = fs.openSync(file, 'r');
   try {
     const size = fs.fstatSync(fd).size;
     const corrupt = (offset: number, detail: string) => new StorageCorruptionError(file, offset, detail);
     if (size < FIXED_BYTES) throw corrupt(0, `${size} bytes is too short for a snapshot file`);
-    const fixed = readAt(fd, size - FIXED_BYTES, FIXED_BYTES);
+    const fixed = readAt(fs, fd, size - FIXED_BYTES, FIXED_BYTES);
     if (!fixed.subarray(12).equals(MAGIC))
       throw corrupt(size - MAGIC.length, 'snapshot footer magic missing');
     const metaLength = fixed.readUInt32LE(0);
     const metaStart = size - FIXED_BYTES - metaLength;
     if (metaStart < 0) throw corrupt(size - FIXED_BYTES, `meta length ${metaLength} exceeds the file`);
-    const json = readAt(fd, metaStart, metaLength);
+    const json = readAt(fs, fd, metaStart, metaLength);
     if (crc32(fixed.subarray(0, 8), crc32(json)) !== fixed.readUInt32LE(8)) {
       throw corrupt(metaStart, 'snapshot footer checksum mismatch');
     }
@@ -57,7 +57,7 @@ export function verifySnapshotFile(file: string): SnapshotMeta {
     }
     let crc = 0;
     for (let pos = 0; pos < metaStart; pos += VERIFY_CHUNK_BYTES) {
-      crc = crc32(readAt(fd, pos, Math.min(VERIFY_CHUNK_BYTES, metaStart - pos)), crc);
+      crc = crc32(readAt(fs, fd, pos, Math.min(VERIFY_CHUNK_BYTES, metaStart - pos)), crc);
     }
     if (crc !== fixed.readUInt32LE(4)) {
       throw corrupt(0, `snapshot data checksum mismatch over bytes [0, ${metaStart})`);
@@ -69,7 +69,7 @@ export function verifySnapshotFile(file: string): SnapshotMeta {
 }
 
 /** Exactly `length` bytes at `position` (fewer only at the end of the file). */
-export function readAt(fd: number, position: number, length: number): Buffer {
+export function readAt(fs: StorageFs, fd: number, position: number, length: number): Buffer {
   const buf = Buffer.allocUnsafe(length);
   let done = 0;
   while (done < length) {

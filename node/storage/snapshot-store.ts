@@ -14,13 +14,11 @@
 //   gone). A follower mid-transfer of a replaced snapshot gets null chunks and restarts.
 
 import { randomBytes } from 'node:crypto';
-import * as fs from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
-import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { SnapshotChunk, SnapshotMeta } from '../raft/types.js';
 import { StorageCorruptionError } from './errors.js';
+import type { StorageFileHandle, StorageFs } from './fs.js';
 import type { DurableIo, StorageLogger } from './io.js';
 import type { SnapshotRef } from './schemas.js';
 import { encodeFooter, readAt, verifySnapshotFile } from './snapshot-file.js';
@@ -29,7 +27,7 @@ const STAGING_NAME = 'staging.tmp';
 
 interface Staging {
   meta: SnapshotMeta;
-  fh: FileHandle;
+  fh: StorageFileHandle;
   bytes: number;
   crc: number;
 }
@@ -41,12 +39,15 @@ export class SnapshotStore {
   /** The fallback: the snapshot before the current one, or null. */
   private previous: SnapshotRef | null = null;
   private staging: Staging | null = null;
+  private readonly fs: StorageFs;
 
   private constructor(
     private readonly dir: string,
     private readonly io: DurableIo,
     private readonly logger: StorageLogger,
-  ) {}
+  ) {
+    this.fs = io.fs;
+  }
 
   /**
    * Verify the snapshot the WAL refers to and delete every snapshot file but it and `previous`
@@ -60,12 +61,13 @@ export class SnapshotStore {
     previous: SnapshotRef | null = null,
   ): SnapshotStore {
     const store = new SnapshotStore(dir, io, logger);
+    const { fs } = io;
     if (ref) {
       const file = path.join(dir, ref.file);
       if (!fs.existsSync(file)) {
         throw new StorageCorruptionError(file, 0, `snapshot ${ref.meta.id} referenced by the WAL is missing`);
       }
-      const meta = verifySnapshotFile(file);
+      const meta = verifySnapshotFile(fs, file);
       if (meta.id !== ref.meta.id || meta.index !== ref.meta.index || meta.term !== ref.meta.term) {
         throw new StorageCorruptionError(
           file,
@@ -96,7 +98,7 @@ export class SnapshotStore {
     const file = path.join(this.dir, STAGING_NAME);
     if (chunk.offset === 0) {
       await this.dropStaging();
-      this.staging = { meta: chunk.meta, fh: await fsp.open(file, 'w'), bytes: 0, crc: 0 };
+      this.staging = { meta: chunk.meta, fh: await this.fs.open(file, 'w'), bytes: 0, crc: 0 };
     }
     const s = this.staging;
     if (!s || s.meta.id !== chunk.meta.id || s.bytes !== chunk.offset) {
@@ -148,12 +150,12 @@ export class SnapshotStore {
    * fallback (unless `keepFallback` is false), and delete anything older.
    */
   setCurrent(ref: SnapshotRef, keepFallback = true): void {
-    const fd = fs.openSync(path.join(this.dir, ref.file), 'r');
+    const fd = this.fs.openSync(path.join(this.dir, ref.file), 'r');
     const replaced = this.current;
     this.current = { ref, fd };
     const dropped = this.previous;
     this.previous = keepFallback && replaced && replaced.ref.file !== ref.file ? replaced.ref : null;
-    if (replaced) fs.closeSync(replaced.fd);
+    if (replaced) this.fs.closeSync(replaced.fd);
     for (const old of [dropped, replaced?.ref ?? null]) {
       if (old && old.file !== ref.file && old.file !== this.previous?.file) this.remove(old.file);
     }
@@ -170,12 +172,12 @@ export class SnapshotStore {
     if (!cur || cur.ref.meta.id !== meta.id) return null;
     const size = cur.ref.meta.sizeBytes;
     const start = Math.min(Math.max(0, offset), size);
-    return readAt(cur.fd, start, Math.max(0, Math.min(length, size - start)));
+    return readAt(this.fs, cur.fd, start, Math.max(0, Math.min(length, size - start)));
   }
 
   async close(): Promise<void> {
     await this.dropStaging();
-    if (this.current) fs.closeSync(this.current.fd);
+    if (this.current) this.fs.closeSync(this.current.fd);
     this.current = null;
   }
 
@@ -188,7 +190,7 @@ export class SnapshotStore {
   private remove(name: string): void {
     const file = path.join(this.dir, name);
     try {
-      fs.rmSync(file, { force: true });
+      this.fs.rmSync(file, { force: true });
     } catch (err) {
       // Harmless: recovery deletes every snapshot file the WAL does not reference.
       this.logger.warn({ file, err }, 'could not delete an old snapshot file');

@@ -20,7 +20,6 @@
 //   call is refused, `onFailure` stops the node (fail-stop.ts), and restarting replays whatever
 //   consistent prefix actually reached the disk.
 
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { RaftState } from '../raft/raft.js';
 import type { DurableReady, RaftStorage } from '../raft/raft-node.js';
@@ -62,6 +61,7 @@ export async function openStorage(
 ): Promise<{ storage: DiskStorage; state: RaftState }> {
   const logger = opts.logger ?? silentLogger;
   const io = new DurableIo(opts);
+  const { fs } = io;
   const walDir = path.join(dir, 'wal');
   const snapDir = path.join(dir, 'snap');
   const fresh = !fs.existsSync(walDir);
@@ -71,14 +71,14 @@ export async function openStorage(
     await io.fsyncDir(dir);
     await io.fsyncDir(path.dirname(path.resolve(dir)));
   }
-  const lock = acquireLock(dir, logger);
+  const lock = acquireLock(dir, logger, fs);
   try {
     for (const d of [walDir, snapDir]) {
-      const removed = removeTempFiles(d);
+      const removed = removeTempFiles(fs, d);
       if (removed.length > 0)
         logger.info({ dir: d, files: removed }, 'removed temp files of interrupted writes');
     }
-    if (listSegments(walDir).length === 0 && fs.readdirSync(snapDir).some(isSnapshotFile)) {
+    if (listSegments(fs, walDir).length === 0 && fs.readdirSync(snapDir).some(isSnapshotFile)) {
       throw new StorageError(
         'STORAGE_CORRUPTION',
         `${walDir} holds no WAL segment but ${snapDir} holds snapshots: the log of ${dir} was lost; ` +

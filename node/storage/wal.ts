@@ -16,12 +16,10 @@
 //   (A last segment cut exactly at a record boundary cannot be told from a shorter log; the
 //   file system's own guarantees cover that case, as for every WAL.)
 
-import * as fs from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
-import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import type { HardState } from '../raft/types.js';
 import { StorageCorruptionError } from './errors.js';
+import type { StorageFileHandle, StorageFs } from './fs.js';
 import type { DurableIo, StorageLogger } from './io.js';
 import { type ReplayResult, ReplayView } from './replay.js';
 import type { SnapshotRef } from './schemas.js';
@@ -53,7 +51,7 @@ const SEGMENT_NAME = /^([0-9]{16})\.wal$/;
 const segmentName = (seq: number): string => `${String(seq).padStart(16, '0')}.wal`;
 
 /** Sequence numbers of the segments in `walDir`, ascending. */
-export function listSegments(walDir: string): number[] {
+export function listSegments(fs: StorageFs, walDir: string): number[] {
   return fs
     .readdirSync(walDir)
     .map((name) => SEGMENT_NAME.exec(name)?.[1])
@@ -71,7 +69,7 @@ export class Wal {
     private readonly dir: string,
     private readonly opts: WalOptions,
     private readonly segments: Segment[],
-    private fh: FileHandle,
+    private fh: StorageFileHandle,
     private size: number,
     state: ReplayResult,
   ) {
@@ -81,7 +79,8 @@ export class Wal {
 
   /** Replay `dir` (creating the first segment of a new log) and open the last segment for appends. */
   static async open(dir: string, opts: WalOptions): Promise<{ wal: Wal; state: ReplayResult }> {
-    const seqs = listSegments(dir);
+    const { fs } = opts.io;
+    const seqs = listSegments(fs, dir);
     if (seqs.length === 0) {
       const state: ReplayResult = {
         hardState: { term: 0, vote: null, commit: 0 },
@@ -91,7 +90,7 @@ export class Wal {
       const file = path.join(dir, segmentName(1));
       const header = encodeRecord({ type: 'header', seq: 1, ...state });
       await opts.io.createFile(file, [header], 'wal');
-      const fh = await fsp.open(file, 'r+');
+      const fh = await fs.open(file, 'r+');
       return { wal: new Wal(dir, opts, [{ seq: 1, file, maxIndex: 0 }], fh, header.length, state), state };
     }
     const view = new ReplayView(opts.excludeSnapshots);
@@ -107,7 +106,7 @@ export class Wal {
           `segment ${prev + 1} between ${prev} and ${seq} is missing`,
         );
       }
-      const replayed = replaySegment(file, seq, i === seqs.length - 1, view);
+      const replayed = replaySegment(fs, file, seq, i === seqs.length - 1, view);
       segments.push({ seq, file, maxIndex: replayed.maxIndex });
       end = replayed.end;
       if (replayed.torn) {
@@ -119,7 +118,7 @@ export class Wal {
       }
     }
     const last = segments.at(-1) as Segment;
-    const fh = await fsp.open(last.file, 'r+');
+    const fh = await fs.open(last.file, 'r+');
     if ((await fh.stat()).size !== end) {
       await fh.truncate(end);
       await opts.io.fsync(fh, last.file, 'wal');
@@ -164,7 +163,7 @@ export class Wal {
     const file = path.join(this.dir, segmentName(seq));
     const header = encodeRecord({ type: 'header', seq, hardState: this.hardState, snapshot: this.snapshot });
     await this.opts.io.createFile(file, [header], 'wal');
-    const fh = await fsp.open(file, 'r+');
+    const fh = await this.opts.io.fs.open(file, 'r+');
     await this.fh.close();
     this.fh = fh;
     this.size = header.length;
@@ -189,7 +188,7 @@ export class Wal {
     while (this.segments.length > 1 && droppable(this.segments[0] as Segment)) {
       const oldest = this.segments[0] as Segment;
       try {
-        await fsp.rm(oldest.file);
+        await this.opts.io.fs.rm(oldest.file);
       } catch (err) {
         // Harmless: the segment still replays to the same state. Keep the prefix invariant.
         this.opts.logger.warn({ file: oldest.file, err }, 'could not delete an obsolete WAL segment');
@@ -208,7 +207,13 @@ interface ReplayedSegment {
   torn: { droppedBytes: number; reason: string } | null;
 }
 
-function replaySegment(file: string, seq: number, isLast: boolean, view: ReplayView): ReplayedSegment {
+function replaySegment(
+  fs: StorageFs,
+  file: string,
+  seq: number,
+  isLast: boolean,
+  view: ReplayView,
+): ReplayedSegment {
   const buf = fs.readFileSync(file);
   const { frames, bad } = scanFrames(buf);
   let torn: ReplayedSegment['torn'] = null;
