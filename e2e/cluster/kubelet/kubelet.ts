@@ -15,7 +15,7 @@
 // podLogPath() instead), resource limits (no cgroups), readOnlyRootFilesystem, sidecar (restartable
 // init) containers, preStop/postStart hooks, ephemeral containers, image pull secrets.
 
-import { appendFileSync, chmodSync, mkdirSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { versions } from '../binaries.js';
@@ -77,7 +77,10 @@ export interface Kubelet {
    * would; the kubelet restarts it by the pod's restartPolicy. Resolves once it has exited.
    */
   killContainer(namespace: string, name: string, container?: string): Promise<void>;
-  /** The log file of a container (default: the pod's first container) of a pod on any node. */
+  /**
+   * The log file of a pod's container (default: its first), on whichever node ran it; it outlives
+   * the pod, and a re-created pod of the same name appends to it (after a `--- kubelet:` line).
+   */
   podLogPath(namespace: string, name: string, container?: string): string;
   /** The directory that backs a provisioned PV. */
   volumePath(pvName: string): string;
@@ -234,14 +237,15 @@ export async function startKubelet(o: KubeletOptions): Promise<Kubelet> {
       return Promise.reject(new Error(`no running pod ${namespace}/${name} on these nodes`));
     },
     podLogPath(namespace, name, container) {
-      if (!container) {
-        for (const a of agents.values()) {
-          const w = a.pods().find((p) => p.namespace === namespace && p.name === name);
-          const first = w?.pod.spec?.containers?.[0]?.name;
-          if (first) return logFile(namespace, name, first);
-        }
+      if (container) return logFile(namespace, name, container);
+      // The pod's first container, also after the pod is gone (its logs stay).
+      for (const a of agents.values()) {
+        const first = a.firstContainer(namespace, name);
+        if (first) return logFile(namespace, name, first);
       }
-      return logFile(namespace, name, container ?? 'main');
+      const dir = join(stateDir, 'logs', namespace, name);
+      const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.log')) : [];
+      return files.length === 1 ? join(dir, files[0]!) : logFile(namespace, name, 'main');
     },
     volumePath: (pv) => join(stateDir, 'volumes', pv),
     readyLatencies() {

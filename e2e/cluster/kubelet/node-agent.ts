@@ -72,11 +72,17 @@ export class NodeAgent {
   private readonly bootID = randomUUID();
   private lastEvent = new Map<string, string>();
   private objects: ObjectWatches | null = null;
+  private readonly firstContainers = new Map<string, string>();
 
   constructor(private readonly o: NodeAgentOptions) {
     this.name = o.name;
     this.core = o.kubeConfig.makeApiClient(CoreV1Api);
     this.coordination = o.kubeConfig.makeApiClient(CoordinationV1Api);
+  }
+
+  /** The first container of the last pod of that name admitted here (for its log file). */
+  firstContainer(namespace: string, name: string): string | undefined {
+    return this.firstContainers.get(`${namespace}/${name}`);
   }
 
   isRunning(): boolean {
@@ -370,6 +376,8 @@ export class NodeAgent {
       `node ${this.name}: pod ${pod.metadata?.namespace}/${pod.metadata?.name} (uid ${uid}) admitted`,
     );
     this.workers.set(uid, new PodWorker(pod, this.workerContext()));
+    const first = pod.spec?.containers?.[0]?.name;
+    if (first) this.firstContainers.set(`${pod.metadata?.namespace}/${pod.metadata?.name}`, first);
     this.objects?.retain(volumeRefs(pod));
   }
 
