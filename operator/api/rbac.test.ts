@@ -37,6 +37,7 @@ describe('operator RBAC', () => {
       'conflux.io/confluxbackups': ['get', 'list', 'patch', 'update', 'watch'],
       'conflux.io/confluxclusters/status': ['get', 'patch', 'update'],
       'conflux.io/confluxbackups/status': ['get', 'patch', 'update'],
+      'conflux.io/confluxclusters/finalizers': ['update'],
       'apps/statefulsets': owned,
       'core/services': owned,
       'core/secrets': owned,

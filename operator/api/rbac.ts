@@ -35,6 +35,9 @@ export function operatorRules(): PolicyRule[] {
       resources: ['confluxclusters/status', 'confluxbackups/status'],
       verbs: ['get', 'update', 'patch'],
     },
+    // Owned objects point at their cluster with blockOwnerDeletion (foreground deletion waits for
+    // them); the API server allows that only to who may set the owner's finalizers.
+    { apiGroups: [GROUP], resources: ['confluxclusters/finalizers'], verbs: ['update'] },
     // What a cluster owns.
     { apiGroups: ['apps'], resources: ['statefulsets'], verbs: OWNED },
     { apiGroups: [''], resources: ['services', 'secrets'], verbs: OWNED },

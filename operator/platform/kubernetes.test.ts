@@ -339,6 +339,21 @@ describe('KubernetesPlatform (against an in-memory stand-in)', () => {
     }
   });
 
+  it('adminClient of a new cluster issues the operator-managed TLS Secrets before any member exists', async () => {
+    const c = cluster();
+    const client = await platform.adminClient(c);
+    expect(isAdminCertificate(String(client.tls?.cert))).toBe(true);
+    expect(api.writes(SECRETS).map((r) => `${r.method} ${r.path}`)).toEqual([
+      `POST ${SECRETS}`,
+      `POST ${SECRETS}`,
+      `POST ${SECRETS}`,
+    ]);
+    expect(client.tls?.ca).toBe(secretText(api, 'demo-tls', 'ca.crt'));
+    // Members then get the same material: nothing is issued twice.
+    await platform.ensureMembers(c, 3);
+    expect(api.writes(SECRETS)).toHaveLength(3);
+  });
+
   it('keeps the volume claim templates of an existing set when spec.storage changed', async () => {
     await platform.ensureMembers(cluster(), 3);
     await platform.ensureMembers(cluster({ storage: { size: '100Gi' } }), 3);

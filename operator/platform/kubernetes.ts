@@ -233,12 +233,25 @@ export class KubernetesPlatform implements Platform {
     }
   }
 
+  /**
+   * The operator's TLS client for the members. With operator-managed TLS a missing admin Secret
+   * is issued here: a new cluster's first pass observes before ensureMembers ever ran, and a
+   * deleted Secret must not leave the cluster unreconcilable.
+   */
   async adminClient(cluster: ConfluxCluster): Promise<AdminClientOptions> {
+    return this.readAdminClient(cluster, true);
+  }
+
+  private async readAdminClient(cluster: ConfluxCluster, issue: boolean): Promise<AdminClientOptions> {
     const timeoutMs = this.o.adminTimeoutMs ?? DEFAULT_ADMIN_TIMEOUT_MS;
     const names = requiredSecretNames(cluster);
     if (!names) return { timeoutMs };
     const namespace = cluster.metadata.namespace;
-    const admin = await this.readSecret(namespace, names.admin);
+    let admin = await this.readSecret(namespace, names.admin);
+    if (!admin && issue && cluster.spec.tls.operatorManaged) {
+      await this.ensureTls(cluster, this.log.child({ cluster: cluster.metadata.name, namespace }));
+      admin = await this.readSecret(namespace, names.admin);
+    }
     if (!admin) throw new Error(`admin client Secret ${namespace}/${names.admin} not found`);
     const cert = secretText(admin, 'tls.crt');
     const key = secretText(admin, 'tls.key');
@@ -310,7 +323,9 @@ export class KubernetesPlatform implements Platform {
     const rotation = await advanceCaRotation(cluster, caSecret, node?.certPem, {
       now: this.now(),
       log,
-      probe: async () => memberTlsReports(await this.pods(cluster), await this.adminClient(cluster)),
+      // Never issues: ensureTls is what issues.
+      probe: async () =>
+        memberTlsReports(await this.pods(cluster), await this.readAdminClient(cluster, false)),
       ...(event ? { event: (type, reason, message) => event(cluster, type, reason, message) } : {}),
     });
     if (rotation) current.ca = rotation.ca;
