@@ -205,7 +205,16 @@ export class ContainerRunner {
         continue;
       }
       if (this.stopping) break;
-      const exit = await this.runOnce(prepared);
+      let exit: ExitStatus;
+      try {
+        exit = await this.runOnce(prepared);
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        this.ctx.event('Warning', 'Failed', `Error: ${message}`);
+        this.set({ kind: 'waiting', reason: 'RunContainerError', message });
+        await this.sleeper.sleep(this.ctx.backoff.initialMs);
+        continue;
+      }
       if (this.stopping) break;
       // Restart by policy (init containers: only after a failure, unless the pod never restarts).
       const policy = this.ctx.pod().spec?.restartPolicy ?? 'Always';
@@ -335,7 +344,10 @@ export class ContainerRunner {
         env: this.prepared!.env,
         workingDir: this.prepared!.workingDir,
       };
-      const result = await runProbe(specOf(next), target, next.timing.timeoutMs);
+      const result = await runProbe(specOf(next), target, next.timing.timeoutMs).catch((err: unknown) => ({
+        ok: false,
+        message: err instanceof Error ? err.message : String(err),
+      }));
       if (exited || this.stopping) return;
       const verdict = probes.observe(next, result.ok, Date.now());
       if (!result.ok) {

@@ -257,7 +257,10 @@ export class PodWorker {
       this.sandbox = { ip: sb.ip, execPrefix: sb.execPrefix };
     }
     this.agent = new SandboxAgent(this.sandbox.execPrefix, (l) => this.ctx.log(`${this.key}: ${l}`));
-    await this.agent.start();
+    // Not awaited: containers start meanwhile, and the first probe waits for the agent.
+    void this.agent
+      .start()
+      .catch((err: unknown) => this.ctx.log(`${this.key}: sandbox agent: ${errText(err)}`));
   }
 
   /** Containers are done for good: the sandbox goes, the object stays with its final status. */

@@ -72,7 +72,11 @@ export class SandboxAgent {
   }
 
   async request(req: Record<string, unknown> & { timeoutMs: number }): Promise<ProbeResult> {
-    await this.start();
+    try {
+      await this.start();
+    } catch (err) {
+      return { ok: false, message: `sandbox agent unavailable: ${(err as Error).message}` };
+    }
     const id = this.nextId++;
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
