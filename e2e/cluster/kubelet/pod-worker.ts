@@ -161,6 +161,8 @@ export class PodWorker {
   /** SIGKILL everything, remove the sandbox, never call the API again. */
   kill(): Promise<void> {
     this.silent = true;
+    // Already stopping gracefully: the grace period is over now.
+    if (this.ended) for (const r of [...this.init, ...this.containers]) void r.stop(0);
     this.ended ??= this.end(0, true);
     return this.ended;
   }
