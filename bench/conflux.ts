@@ -79,6 +79,11 @@ export async function startConflux(opts: ConfluxOptions): Promise<ConfluxCluster
       String(CONFLUX_TICK_MS),
       '--election-ticks',
       String(CONFLUX_ELECTION_TICKS),
+      // The load generator is one client on 127.0.0.1 holding up to a thousand watch streams.
+      '--max-watchers-per-client',
+      '1024',
+      '--max-connections-per-client',
+      '2048',
       ...(opts.extraArgs ?? []),
     ];
     // The same command restarts a killed node: its data directory makes it rejoin, not re-initialize.

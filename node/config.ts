@@ -37,6 +37,7 @@ const SETTINGS = {
   maxResponseBytes: { flag: 'max-response-bytes', env: 'CONFLUX_MAX_RESPONSE_BYTES' },
   quotaBytes: { flag: 'quota-bytes', env: 'CONFLUX_QUOTA_BYTES' },
   maxConnections: { flag: 'max-connections', env: 'CONFLUX_MAX_CONNECTIONS' },
+  maxConnectionsPerClient: { flag: 'max-connections-per-client', env: 'CONFLUX_MAX_CONNECTIONS_PER_CLIENT' },
   maxWatchers: { flag: 'max-watchers', env: 'CONFLUX_MAX_WATCHERS' },
   maxWatchersPerClient: { flag: 'max-watchers-per-client', env: 'CONFLUX_MAX_WATCHERS_PER_CLIENT' },
   readHeaderTimeoutMs: { flag: 'read-header-timeout-ms', env: 'CONFLUX_READ_HEADER_TIMEOUT_MS' },
@@ -132,9 +133,11 @@ export const ConfigSchema = z
     quotaBytes: positiveInt.default(512 * 1024 * 1024),
     /** Open connections per listener (client API, admin API); more are closed at once. */
     maxConnections: positiveInt.default(2048),
+    /** ... and from one client address: one client cannot take every slot. */
+    maxConnectionsPerClient: positiveInt.default(512),
     /** Open watches (SSE streams and waiting long-polls) on this node, and from one client. */
     maxWatchers: positiveInt.default(1024),
-    maxWatchersPerClient: positiveInt.default(512),
+    maxWatchersPerClient: positiveInt.default(256),
     /** A request's headers must arrive within this; the whole request within --read-timeout-ms. */
     readHeaderTimeoutMs: positiveInt.default(10_000),
     readTimeoutMs: positiveInt.default(30_000),
@@ -216,6 +219,13 @@ export const ConfigSchema = z
         code: 'custom',
         path: ['maxResponseBytes'],
         message: `must be at least twice --max-value-bytes (${2 * c.maxValueBytes})`,
+      });
+    }
+    if (c.maxConnectionsPerClient > c.maxConnections) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['maxConnectionsPerClient'],
+        message: `must not exceed --max-connections (${c.maxConnections})`,
       });
     }
     if (c.maxWatchersPerClient > c.maxWatchers) {

@@ -149,6 +149,7 @@ export async function startNode(config: NodeConfig, rootLogger: Logger): Promise
 
   const connections: ConnectionLimits = {
     maxConnections: config.maxConnections,
+    maxConnectionsPerClient: config.maxConnectionsPerClient,
     readHeaderTimeoutMs: config.readHeaderTimeoutMs,
     readTimeoutMs: config.readTimeoutMs,
     idleTimeoutMs: config.idleTimeoutMs,

@@ -11,6 +11,7 @@
 // long-poll lengthens its own socket's idle timeout by its timeout_ms for as long as it waits.
 
 import { maxHeaderSize, type Server, STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { FastifyServerOptions } from 'fastify';
 import { ConfluxError } from '../errors.js';
@@ -19,6 +20,8 @@ import { toHttpError } from './http-errors.js';
 export interface ConnectionLimits {
   /** Open connections per listener; more are closed as soon as they are accepted. */
   maxConnections: number;
+  /** Open connections per listener from one address (a forwarding member counts as one). */
+  maxConnectionsPerClient: number;
   readHeaderTimeoutMs: number;
   readTimeoutMs: number;
   idleTimeoutMs: number;
@@ -51,11 +54,31 @@ export function serverOptions(
   };
 }
 
-/** After creation: the connection cap (and a count of the connections it closed). */
+/**
+ * After creation: the connection caps (and a count of the connections they closed). A client
+ * over its own cap is closed as soon as its connection is accepted, before any HTTP parsing or
+ * TLS handshake: a flood of connections costs the node an accept and a close each.
+ */
 export function applyConnectionLimits(server: Server, limits: ConnectionLimits, onDrop?: () => void): void {
   server.maxConnections = limits.maxConnections;
   server.headersTimeout = limits.readHeaderTimeoutMs;
   if (onDrop) server.on('drop', onDrop);
+  const open = new Map<string, number>();
+  server.prependListener('connection', (socket: Socket) => {
+    const client = socket.remoteAddress ?? '';
+    const n = open.get(client) ?? 0;
+    if (n >= limits.maxConnectionsPerClient) {
+      onDrop?.();
+      socket.destroy();
+      return;
+    }
+    open.set(client, n + 1);
+    socket.once('close', () => {
+      const left = (open.get(client) ?? 1) - 1;
+      if (left === 0) open.delete(client);
+      else open.set(client, left);
+    });
+  });
 }
 
 /** How often an SSE stream writes a comment: well within the idle timeout, at most every 15 s. */

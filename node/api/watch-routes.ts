@@ -53,10 +53,17 @@ export function registerWatchRoutes(app: FastifyInstance, ctx: ApiContext): void
       const release = ctx.watchers.acquire(clientOf(ctx, req));
       const socket = req.raw.socket;
       socket.setTimeout(q.timeout_ms + ctx.connections.idleTimeoutMs);
+      // A plain timer, not AbortSignal.timeout: Node 20 may collect a timeout signal that only
+      // AbortSignal.any refers to, and then the long-poll would never answer.
+      const abort = new AbortController();
+      const timer = setTimeout(() => abort.abort(), q.timeout_ms);
+      const onClose = () => abort.abort();
+      req.raw.once('close', onClose);
       try {
-        const abort = AbortSignal.any([AbortSignal.timeout(q.timeout_ms), closedSignal(req)]);
-        page = await ctx.kv.waitForEvents(filter, from, q.limit, abort, maxBytes);
+        page = await ctx.kv.waitForEvents(filter, from, q.limit, abort.signal, maxBytes);
       } finally {
+        clearTimeout(timer);
+        req.raw.off('close', onClose);
         release();
         socket.setTimeout(ctx.connections.idleTimeoutMs);
       }
@@ -88,12 +95,6 @@ const eventIdSchema = z
 function lastEventId(header: string | string[] | undefined): StreamStart | undefined {
   if (header === undefined) return undefined;
   return parse(eventIdSchema, Array.isArray(header) ? header[0] : header, 'Last-Event-ID');
-}
-
-function closedSignal(req: FastifyRequest): AbortSignal {
-  const ac = new AbortController();
-  req.raw.once('close', () => ac.abort());
-  return ac.signal;
 }
 
 function stream(

@@ -490,3 +490,24 @@ describe('fault tolerance (property)', () => {
     );
   });
 });
+
+describe('the NOSPACE alarm', () => {
+  it('lists the members whose quota alarm is on, without calling the cluster unhealthy', () => {
+    const full = { db_bytes: 600, quota_bytes: 512, alarm: true };
+    const s = aggregateStatus(
+      leader('n1', { quota: full }),
+      up(view('n2', { quota: full }), view('n3', { quota: { ...full, alarm: false, quota_bytes: 1024 } })),
+      { lagThreshold: 1000 },
+    );
+    expect(s.alarms).toEqual([
+      { node_id: 'n1', alarm: 'NOSPACE', db_bytes: 600, quota_bytes: 512 },
+      { node_id: 'n2', alarm: 'NOSPACE', db_bytes: 600, quota_bytes: 512 },
+    ]);
+    expect(s.healthy).toBe(true);
+    expect(clusterStatusSchema.parse(s)).toEqual(s);
+    // Members of an older version do not report a quota.
+    expect(aggregateStatus(leader('n1'), up(view('n2'), view('n3')), { lagThreshold: 1000 }).alarms).toEqual(
+      [],
+    );
+  });
+});
