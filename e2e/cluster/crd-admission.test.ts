@@ -3,10 +3,15 @@
 // names, reserved or duplicate env names, a cron of the wrong shape, the cross-field rules), and
 // whatever it admits from random specs the operator's schema parses too — one truth for validation.
 
+import { KubeConfig } from '@kubernetes/client-node';
 import fc from 'fast-check';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_VERSION, confluxClusterSchema, RESERVED_ENV } from '../../operator/api/cluster.js';
 import { backupCrd, CEL_RULES, clusterCrd } from '../../operator/api/crd.js';
+import { KubernetesStore } from '../../operator/platform/kubernetes-store.js';
+import type { Platform } from '../../operator/platform/platform.js';
+import { Reconciler } from '../../operator/reconcile/reconciler.js';
 import { ensureBinaries } from './binaries.js';
 import { type ControlPlane, startControlPlane } from './control-plane.js';
 
@@ -149,5 +154,68 @@ describe('the CRDs on the real API server', () => {
       { numRuns: 60 },
     );
     expect(admitted).toBeGreaterThan(0);
+  }, 120_000);
+
+  it('a spec the CRD admits but the operator cannot run is reported InvalidSpec, and runs once fixed', async () => {
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromFile(cp.kubeconfigPath);
+    const logger = pino({ level: 'silent' });
+    let platformCalls = 0;
+    // The members of an invalid cluster are left alone: any platform call is counted.
+    const platform = new Proxy({} as Platform, {
+      get: (_t, prop) =>
+        prop === 'then'
+          ? undefined
+          : () => Promise.reject(new Error(`platform.${String(prop)}: ${++platformCalls}`)),
+    });
+    const reconciler = new Reconciler({
+      store: new KubernetesStore({ kubeConfig, logger }),
+      platform,
+      logger,
+      resyncMs: 1_000,
+    });
+    // In range for the CRD's shape check, out of range for cron: day of week 8.
+    const bad = cluster('bad-cron', { backup: { schedule: '0 0 * * 8', destination: { uri: 's3://b/c' } } });
+    await cp.kubectl(['create', '-f', '-'], { input: JSON.stringify(bad) });
+    await reconciler.start();
+    try {
+      const get = async () =>
+        JSON.parse((await cp.kubectl(['get', '-n', NS, 'confluxcluster', 'bad-cron', '-o', 'json'])).stdout);
+      const deadline = Date.now() + 30_000;
+      let ready: { reason?: string; message?: string; status?: string } | undefined;
+      while (Date.now() < deadline && ready?.reason !== 'InvalidSpec') {
+        await new Promise((r) => setTimeout(r, 200));
+        ready = ((await get()).status?.conditions ?? []).find((c: { type: string }) => c.type === 'Ready');
+      }
+      expect(ready).toMatchObject({ status: 'False', reason: 'InvalidSpec' });
+      expect(ready?.message).toContain('spec.backup.schedule');
+      const events = JSON.parse(
+        (await cp.kubectl(['get', 'events.events.k8s.io', '-n', NS, '-o', 'json'])).stdout,
+      ) as { items: { reason: string; note: string; regarding: { name: string } }[] };
+      expect(events.items).toContainEqual(
+        expect.objectContaining({
+          reason: 'InvalidSpec',
+          regarding: expect.objectContaining({ name: 'bad-cron' }),
+        }),
+      );
+      expect(platformCalls).toBe(0);
+
+      // Fixed: the operator takes it up again (here: it asks the platform).
+      await cp.kubectl([
+        'patch',
+        '-n',
+        NS,
+        'confluxcluster',
+        'bad-cron',
+        '--type=merge',
+        '-p',
+        '{"spec":{"backup":{"schedule":"0 0 * * 1"}}}',
+      ]);
+      const fixedBy = Date.now() + 30_000;
+      while (Date.now() < fixedBy && platformCalls === 0) await new Promise((r) => setTimeout(r, 200));
+      expect(platformCalls).toBeGreaterThan(0);
+    } finally {
+      await reconciler.stop();
+    }
   }, 120_000);
 });

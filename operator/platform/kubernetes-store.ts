@@ -31,12 +31,13 @@ import {
   type ClusterStatus,
   type ConfluxBackup,
   type ConfluxCluster,
+  clusterStatusSchema,
   confluxBackupSchema,
   confluxClusterSchema,
   GROUP,
   VERSION,
 } from '../api/cluster.js';
-import { ConflictError, type ResourceStore } from './platform.js';
+import { ConflictError, type InvalidCluster, type ResourceStore } from './platform.js';
 
 export const CLUSTER_PLURAL = 'confluxclusters';
 export const BACKUP_PLURAL = 'confluxbackups';
@@ -136,9 +137,45 @@ export class KubernetesStore implements ResourceStore {
   }
 
   async getCluster(namespace: string, name: string): Promise<ConfluxCluster | null> {
-    let raw: unknown;
+    const raw = await this.getRawCluster(namespace, name);
+    return raw === null ? null : parseResource(confluxClusterSchema, 'ConfluxCluster', raw, this.log);
+  }
+
+  async invalidCluster(namespace: string, name: string): Promise<InvalidCluster | null> {
+    const raw = (await this.getRawCluster(namespace, name)) as {
+      metadata?: InvalidCluster['metadata'];
+      status?: unknown;
+    } | null;
+    if (raw === null) return null;
+    const parsed = confluxClusterSchema.safeParse({
+      apiVersion: API_VERSION,
+      kind: 'ConfluxCluster',
+      ...raw,
+    });
+    if (parsed.success) return null;
+    const m = raw.metadata ?? { name, namespace };
+    const status = clusterStatusSchema.safeParse(raw.status ?? {});
+    return {
+      metadata: {
+        name: m.name,
+        namespace: m.namespace,
+        ...(m.uid ? { uid: m.uid } : {}),
+        ...(m.generation !== undefined ? { generation: m.generation } : {}),
+        ...(m.resourceVersion ? { resourceVersion: m.resourceVersion } : {}),
+      },
+      status: status.success ? status.data : {},
+      problems: parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`),
+    };
+  }
+
+  async writeInvalidClusterStatus(cluster: InvalidCluster, status: ClusterStatus): Promise<void> {
+    const shell = { apiVersion: API_VERSION, kind: 'ConfluxCluster', metadata: cluster.metadata };
+    await this.replaceStatus(CLUSTER_PLURAL, shell as ConfluxCluster, status);
+  }
+
+  private async getRawCluster(namespace: string, name: string): Promise<unknown | null> {
     try {
-      raw = await this.custom.getNamespacedCustomObject({
+      return await this.custom.getNamespacedCustomObject({
         group: GROUP,
         version: VERSION,
         namespace,
@@ -149,7 +186,6 @@ export class KubernetesStore implements ResourceStore {
       if (err instanceof ApiException && err.code === 404) return null;
       throw err;
     }
-    return parseResource(confluxClusterSchema, 'ConfluxCluster', raw, this.log);
   }
 
   async writeClusterStatus(cluster: ConfluxCluster, status: ClusterStatus): Promise<ConfluxCluster> {
@@ -256,9 +292,11 @@ export class KubernetesStore implements ResourceStore {
 
   watch(onChange: (key: { namespace: string; name: string }) => void): () => void {
     const stops = [
+      // Every cluster, parseable or not: a pass reports one the operator cannot run (InvalidSpec).
       this.watchPlural(CLUSTER_PLURAL, (raw) => {
-        const c = parseResource(confluxClusterSchema, 'ConfluxCluster', raw, this.log);
-        return c && { namespace: c.metadata.namespace, name: c.metadata.name };
+        const { namespace, name } = raw.metadata ?? {};
+        const cluster = raw.kind === undefined || raw.kind === 'ConfluxCluster';
+        return cluster && namespace && name ? { namespace, name } : null;
       }),
       // A backup concerns the cluster it names: signal that cluster.
       this.watchPlural(BACKUP_PLURAL, (raw) => {

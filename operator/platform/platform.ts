@@ -68,9 +68,26 @@ export class ConflictError extends Error {
 }
 
 /** Where ConfluxCluster and ConfluxBackup resources live (the API server, or a local store). */
+/**
+ * A ConfluxCluster the API server holds but the operator's schema refuses (something the CRD
+ * admits that the operator cannot run): what is needed to report it without running it.
+ */
+export interface InvalidCluster {
+  metadata: { name: string; namespace: string; uid?: string; generation?: number; resourceVersion?: string };
+  /** Its status as last written (the members keep running as they were). */
+  status: ClusterStatus;
+  /** `field: problem`, one per schema issue. */
+  problems: string[];
+}
+
 export interface ResourceStore {
   listClusters(): Promise<ConfluxCluster[]>;
+  /** The cluster, or null when it is gone or does not parse (see invalidCluster). */
   getCluster(namespace: string, name: string): Promise<ConfluxCluster | null>;
+  /** The cluster when it exists but does not parse; null otherwise. Stores that validate on write omit it. */
+  invalidCluster?(namespace: string, name: string): Promise<InvalidCluster | null>;
+  /** Replace the status of an invalid cluster; ConflictError on a stale resourceVersion. */
+  writeInvalidClusterStatus?(cluster: InvalidCluster, status: ClusterStatus): Promise<void>;
   /** Replace the status subresource; ConflictError on a stale resourceVersion. */
   writeClusterStatus(cluster: ConfluxCluster, status: ClusterStatus): Promise<ConfluxCluster>;
   listBackups(namespace: string): Promise<ConfluxBackup[]>;

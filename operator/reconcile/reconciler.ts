@@ -5,10 +5,16 @@
 
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
-import type { ClusterStatus, ConfluxCluster } from '../api/cluster.js';
-import { ConflictError, type Platform, type ResourceStore } from '../platform/platform.js';
+import { API_VERSION, type ClusterStatus, type ConfluxCluster } from '../api/cluster.js';
+import {
+  ConflictError,
+  type InvalidCluster,
+  type Platform,
+  type ResourceStore,
+} from '../platform/platform.js';
 import { act } from './act.js';
 import { backupStatusAfter, nextBackupTime, runBackup, withBackupResult } from './backups.js';
+import { setCondition } from './conditions.js';
 import { adminAddressOf, observe, statusSource } from './observe.js';
 import { plan } from './plan.js';
 import type { Action, Observation } from './types.js';
@@ -38,6 +44,8 @@ const keyOf = (k: Key) => `${k.namespace}/${k.name}`;
 /** After a step was taken, look again soon: its effect is what the next pass observes. */
 const AFTER_ACTION_MS = 200;
 const MAX_BACKOFF_MS = 30_000;
+/** Condition and event reason of a spec the CRD admits but the operator cannot run. */
+export const INVALID_SPEC = 'InvalidSpec';
 
 export class Reconciler {
   private readonly queued = new Map<string, Key>();
@@ -111,6 +119,8 @@ export class Reconciler {
     const started = performance.now();
     const cluster = await this.o.store.getCluster(k.namespace, k.name);
     if (!cluster) {
+      const invalid = await this.o.store.invalidCluster?.(k.namespace, k.name);
+      if (invalid) return this.reportInvalid(invalid);
       // A ConfluxBackup changed: reconcile the cluster it names.
       const backup = (await this.o.store.listBackups(k.namespace)).find((b) => b.metadata.name === k.name);
       if (backup) this.enqueue({ namespace: k.namespace, name: backup.spec.clusterName });
@@ -161,6 +171,39 @@ export class Reconciler {
       this.o.onPass?.(key, action, error, performance.now() - started);
       return Math.min(MAX_BACKOFF_MS, 250 * 2 ** Math.min(n, 10));
     }
+  }
+
+  /**
+   * A cluster the CRD admitted but the operator cannot run: Ready=False and Degraded=True with
+   * reason InvalidSpec naming the fields, and a Warning event. Its members are left as they are
+   * (the last good spec keeps running) until the spec is fixed.
+   */
+  private async reportInvalid(invalid: InvalidCluster): Promise<number> {
+    const message = `the spec cannot be run: ${invalid.problems.join('; ')}`;
+    const now = new Date();
+    const generation = invalid.metadata.generation;
+    let conditions = setCondition(
+      invalid.status.conditions,
+      { type: 'Ready', status: 'False', reason: INVALID_SPEC, message },
+      now,
+      generation,
+    );
+    conditions = setCondition(
+      conditions,
+      { type: 'Degraded', status: 'True', reason: INVALID_SPEC, message },
+      now,
+      generation,
+    );
+    const status: ClusterStatus = { ...invalid.status, conditions };
+    if (!isDeepStrictEqual(invalid.status, status)) {
+      await this.o.store.writeInvalidClusterStatus?.(invalid, status).catch((err: unknown) => {
+        if (!(err instanceof ConflictError)) throw err;
+      });
+    }
+    const shell = { apiVersion: API_VERSION, kind: 'ConfluxCluster', metadata: invalid.metadata, spec: {} };
+    await this.event(shell as unknown as ConfluxCluster, 'Warning', INVALID_SPEC, message);
+    this.o.logger.warn({ cluster: invalid.metadata.name, problems: invalid.problems }, 'spec cannot be run');
+    return this.resyncMs;
   }
 
   /** Scheduled backups when due, then the ConfluxBackups waiting for this cluster. */
