@@ -65,6 +65,8 @@ export function serveInbound(socket: net.Socket, opts: InboundOptions): void {
   let frames = 0;
   /** The node id the hello claimed, once accepted: the only `from` this connection may carry. */
   let peer: NodeId | null = null;
+  /** The node id a hello claimed, accepted or not (for logs). */
+  let claimed: NodeId | null = null;
   let warnedMisaddressed = false;
   let lastPongMs = performance.now();
 
@@ -74,11 +76,12 @@ export function serveInbound(socket: net.Socket, opts: InboundOptions): void {
   };
 
   const refuse = (reason: ProtocolErrorReason, detail: string): void => {
-    const fields = { reason, detail, ...(peer ? { peer } : {}) };
-    if (opts.shouldWarn(`${reason}:${peer ?? ''}`))
+    const who = peer ?? claimed;
+    const fields = { reason, detail, ...(peer ? {} : claimed ? { claimedPeer: claimed } : {}) };
+    if (opts.shouldWarn(`${reason}:${who ?? ''}`))
       log.warn(fields, 'closing peer connection after a protocol error');
     else log.debug(fields, 'closing peer connection after a protocol error');
-    opts.protocolError(reason, peer);
+    opts.protocolError(reason, who);
     socket.destroy();
   };
 
@@ -109,6 +112,7 @@ export function serveInbound(socket: net.Socket, opts: InboundOptions): void {
   const handle = (frame: InboundFrame, frameBytes: number): Refusal | null => {
     if (frame.type === 'hello') {
       if (frames !== 1) return ['no-hello', 'a hello after the first frame'];
+      claimed = frame.from;
       const problem = helloProblem(frame);
       if (problem) return problem;
       peer = frame.from;

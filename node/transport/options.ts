@@ -82,7 +82,7 @@ export interface TransportMetricsHooks {
   sent?(peer: NodeId, messages: number, bytes: number): void;
   dropped?(peer: NodeId, messages: number, reason: DropReason): void;
   received?(peer: NodeId, messages: number, bytes: number): void;
-  /** An inbound connection closed on a protocol error; `peer` is the claimed id once known. */
+  /** An inbound connection closed on a protocol error; `peer`: the id its hello claimed, if any. */
   protocolError?(reason: ProtocolErrorReason, peer: NodeId | null): void;
 }
 

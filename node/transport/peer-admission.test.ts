@@ -165,7 +165,10 @@ describe('peer admission on the listening side', () => {
   it('warns about a peer refused again and again once, then logs at debug', async () => {
     const r = await receiver();
     for (let i = 0; i < 3; i++) await refused(r, hello('n9', 'c-1'));
-    expect(r.errors).toHaveLength(3);
+    expect(r.errors).toEqual(Array(3).fill(['not-a-member', 'n9']));
     expect(r.logs.warnings('closing peer connection after a protocol error')).toHaveLength(1);
+    await refused(r, hello('n8', 'c-1'));
+    const warned = r.logs.warnings('closing peer connection after a protocol error');
+    expect(warned.map((l) => l.claimedPeer)).toEqual(['n9', 'n8']);
   });
 });
