@@ -56,7 +56,9 @@ export type Mutation =
   | 'commit-old-term'
   | 'read-without-quorum'
   | 'ack-before-persist'
-  | 'vote-without-log-check';
+  | 'vote-without-log-check'
+  /** A timed-out transfer leaves a joint configuration in place (the whole-stack simulator's). */
+  | 'transfer-keeps-joint';
 
 export const DEFAULT_CONFIG: Omit<RaftConfig, 'id' | 'rng'> = {
   electionTicks: 10,
@@ -167,7 +169,7 @@ export class RaftCore {
       // The target did not take over within an election timeout: resume normal service, including
       // leaving a joint configuration, which waits while a transfer is in flight.
       this.transferee = null;
-      this.needsBroadcast = true;
+      if (!this.mutated('transfer-keeps-joint')) this.needsBroadcast = true;
     }
     if (this.electionElapsed >= this.cfg.electionTicks) {
       this.electionElapsed = 0;

@@ -1,0 +1,106 @@
+// The network between simulated nodes: loss, duplication, delay (and long delays that reorder
+// across heartbeats), partitions and one-way links. A message travels as the peer transport's
+// bytes (codec.ts) and is parsed on arrival by the transport's own schema, so everything the
+// engine emits must survive the real wire format and the real boundary checks.
+
+import type { Message, NodeId } from '../raft/types.js';
+import { decodeBody, encodeFrame } from '../transport/codec.js';
+import { FRAME_HEADER_BYTES } from '../transport/framing.js';
+import { describeIssues, messageSchema } from '../transport/message-schema.js';
+import { Violation, type World } from './world.js';
+
+export interface NetProfile {
+  lossRate: number;
+  duplicateRate: number;
+  delayMsMax: number;
+  longDelayRate: number;
+}
+
+/** One process's end of the network. */
+export interface Endpoint {
+  readonly id: NodeId;
+  readonly dead: boolean;
+  /** The cluster the process belongs to (its hello's cluster), null before it knows. */
+  readonly clusterId: string | null;
+  post(delayMs: number, fn: () => void): void;
+  /** A parsed message arrived; the endpoint admits it or not, then steps its Raft node. */
+  receive(message: Message, fromCluster: string | null): void;
+}
+
+export interface NetStats {
+  sent: number;
+  delivered: number;
+  lost: number;
+  duplicated: number;
+}
+
+export class SimNetwork {
+  private readonly blocked = new Set<string>();
+  faultsOn = true;
+  readonly stats: NetStats = { sent: 0, delivered: 0, lost: 0, duplicated: 0 };
+
+  constructor(
+    private readonly world: World,
+    private readonly profile: NetProfile,
+    /** The process that listens as `id` now, if any. */
+    private readonly endpoint: (id: NodeId) => Endpoint | null,
+  ) {}
+
+  block(from: NodeId, to: NodeId): void {
+    this.blocked.add(`${from}>${to}`);
+  }
+
+  isBlocked(from: NodeId, to: NodeId): boolean {
+    return this.blocked.has(`${from}>${to}`);
+  }
+
+  heal(): void {
+    this.blocked.clear();
+  }
+
+  send(from: Endpoint, messages: Message[]): void {
+    if (from.dead) return;
+    const { rng } = this.world;
+    for (const m of messages) {
+      this.stats.sent++;
+      // Encoded at the sender, as the transport does: later changes to the object do not travel.
+      const frame = encodeFrame(m);
+      const to = this.endpoint(m.to);
+      if (!to || to.dead || this.blocked.has(`${m.from}>${m.to}`)) {
+        this.stats.lost++;
+        continue;
+      }
+      if (this.faultsOn && rng.chance(this.profile.lossRate)) {
+        this.stats.lost++;
+        continue;
+      }
+      const copies = this.faultsOn && rng.chance(this.profile.duplicateRate) ? 2 : 1;
+      if (copies > 1) this.stats.duplicated++;
+      const cluster = from.clusterId;
+      for (let i = 0; i < copies; i++) {
+        // The connection belongs to the receiving process: after its restart, in-flight bytes are gone.
+        this.world.after(this.delay(), () => {
+          if (to.dead || this.endpoint(m.to) !== to) return;
+          to.post(0, () => this.arrive(to, frame, cluster));
+        });
+      }
+    }
+  }
+
+  private arrive(to: Endpoint, frame: Buffer, fromCluster: string | null): void {
+    const parsed = messageSchema.safeParse(decodeBody(frame.subarray(FRAME_HEADER_BYTES)));
+    if (!parsed.success) {
+      throw new Violation(
+        `the transport's schema refuses a message the engine sent: ${describeIssues(parsed.error)}`,
+      );
+    }
+    this.stats.delivered++;
+    to.receive(parsed.data, fromCluster);
+  }
+
+  private delay(): number {
+    const { rng } = this.world;
+    if (this.faultsOn && rng.chance(this.profile.longDelayRate)) return 50 + rng.int(400);
+    return 1 + rng.int(this.profile.delayMsMax);
+  }
+}

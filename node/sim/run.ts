@@ -1,0 +1,302 @@
+// One whole-stack run per seed:
+// 1. a cluster of real RaftNode + KvStore + DiskStorage processes on simulated disks, clocks and
+//    network, bootstrapped as a static initial cluster;
+// 2. the safety phase: clients, watchers and the nemesis (faults and the operator's work);
+// 3. the faults heal; liveness: within `livenessMs`, a membership change (a fresh node added as
+//    learner and promoted) and then a write both succeed, and every member applies the write
+//    (a stuck joint configuration fails here);
+// 4. the checks: every replica's state equal byte for byte, linearizability per key, the
+//    cross-key revision order, every watch session complete, and no node stopped by surprise.
+// Violations found on the way (state machine safety, replica divergence, a storage that swallowed
+// a failure or called a crash corruption, ...) stop the run at once.
+
+import { encodeCommand } from '../kv/commands.js';
+import { RaftError } from '../raft/errors.js';
+import * as M from '../raft/membership.js';
+import { checkOperations } from '../raft/sim/linearizability.js';
+import { type Env, type Life, referenceStore, StackCluster, type StackNode } from './cluster.js';
+import { type Coverage, emptyCoverage } from './coverage.js';
+import { pickKeys } from './keys.js';
+import type { StackMutation } from './mutations.js';
+import { StackNemesis } from './nemesis.js';
+import { SimNetwork } from './network.js';
+import { Oracle, stateDigest } from './oracle.js';
+import { deriveStackProfile, type StackProfile } from './profile.js';
+import { revisionOrderProblem } from './revision-order.js';
+import { stackKvModel } from './stack-model.js';
+import { WatchClient } from './watch-checker.js';
+import { OP_TIMEOUT_MS, settle, Workload } from './workload.js';
+import { Violation, World } from './world.js';
+
+export interface StackRunOptions {
+  mutations?: ReadonlySet<StackMutation>;
+  profile?: Partial<StackProfile>;
+}
+
+export interface StackRunResult {
+  seed: number;
+  violation: string | null;
+  /** The linearizability search gave up on a history (bounded): neither pass nor fail. */
+  inconclusive: boolean;
+  events: number;
+  ops: number;
+  livenessMs: number | null;
+  coverage: Coverage;
+}
+
+const CLUSTER_ID = 'sim-cluster';
+
+export async function runStackSeed(seed: number, options: StackRunOptions = {}): Promise<StackRunResult> {
+  const profile = deriveStackProfile(seed, options.profile);
+  const world = new World(seed);
+  const coverage = emptyCoverage();
+  coverage.seeds = 1;
+  let cluster: StackCluster | null = null;
+  const net = new SimNetwork(world, profile, (id) => cluster?.endpoint(id) ?? null);
+  const env: Env = {
+    world,
+    net,
+    profile,
+    mutations: options.mutations ?? new Set(),
+    coverage,
+    diskStats: coverage.disk,
+  };
+  const sim = new StackCluster(env);
+  cluster = sim;
+  const oracle = new Oracle(CLUSTER_ID, referenceStore(), 0);
+  const result: StackRunResult = {
+    seed,
+    violation: null,
+    inconclusive: false,
+    events: 0,
+    ops: 0,
+    livenessMs: null,
+    coverage,
+  };
+  const unhandled = (reason: unknown) => world.fail(new Violation(`unhandled rejection: ${String(reason)}`));
+  process.on('unhandledRejection', unhandled);
+  const watchers: WatchClient[] = [];
+  let workload: Workload | null = null;
+  try {
+    const voters: StackNode[] = [];
+    for (let i = 0; i < profile.voters; i++) voters.push(sim.newNode(oracle));
+    const ids = voters.map((n) => n.id);
+    for (const n of voters) {
+      n.initial = { voters: ids, clusterId: CLUSTER_ID };
+      for (const id of ids) n.toldOf.add(id);
+      void n.start();
+    }
+    const keys = pickKeys(world.rng, profile.keys);
+    workload = new Workload(world, sim, coverage, keys, oracle, profile.clients);
+    workload.start();
+    for (let i = 0; i < profile.watchers; i++) {
+      const key = world.rng.pick(keys);
+      const filter = world.rng.pick([
+        { prefix: '' },
+        { key },
+        { prefix: String.fromCodePoint(key.codePointAt(0) ?? 0x61) },
+      ]);
+      const w = new WatchClient(i, world, sim, coverage, oracle, filter, profile.historyRevisions);
+      watchers.push(w);
+      w.start();
+    }
+    const nemesis = new StackNemesis({ world, cluster: sim, net, profile, coverage, oracle: () => oracle });
+    nemesis.start();
+
+    const finaleAt = profile.finale === 'none' ? profile.safetyMs : profile.safetyMs - 900;
+    await world.run(finaleAt);
+    nemesis.stopped = true;
+    const wl = workload;
+    await drain(world, wl);
+    if (profile.finale === 'joint-transfer') await jointTransferFinale(world, sim, oracle, net);
+    await world.run(profile.safetyMs);
+
+    // Heal: the network, the disks, paused processes; restart what is down.
+    nemesis.stopped = true;
+    net.heal();
+    net.faultsOn = false;
+    for (const n of sim.nodes.values()) {
+      n.disk.faults = {};
+      n.pausedUntil = 0;
+      if (n.status === 'down') n.restartLater(1);
+    }
+    const healedAt = world.now;
+    const deadline = healedAt + profile.livenessMs;
+    const live = { done: false, step: 'starting' };
+    const task = liveness(world, sim, nemesis, oracle, live).then(
+      () => {
+        live.done = true;
+      },
+      (err: unknown) => world.fail(err instanceof Error ? err : new Error(String(err))),
+    );
+    await world.run(deadline, () => live.done);
+    if (!live.done) {
+      throw new Violation(
+        `liveness: ${live.step} did not succeed within ${profile.livenessMs} ms of healing (${describe(sim)})`,
+      );
+    }
+    void task;
+    result.livenessMs = world.now - healedAt;
+    finalEquality(sim, oracle);
+
+    for (const w of watchers) w.stop();
+    await world.quiesce();
+    for (const w of watchers) w.check();
+    if (world.failure) throw world.failure;
+    probeStopped(sim);
+    await world.quiesce();
+
+    const order = revisionOrderProblem(wl.revisions);
+    if (order) throw new Violation(order);
+    const check = checkOperations(stackKvModel, wl.history, { maxSteps: 2_000_000 });
+    if (check.ok === false) throw new Violation(`linearizability: ${check.description}`);
+    result.inconclusive = check.ok === 'unknown';
+  } catch (err) {
+    result.violation =
+      err instanceof Violation ? err.message : `the stack threw: ${(err as Error).stack ?? String(err)}`;
+  } finally {
+    process.off('unhandledRejection', unhandled);
+    result.events = world.events;
+    result.ops = workload?.history.length ?? 0;
+  }
+  return result;
+}
+
+/** Let the workload's operations in flight reach an outcome (answer or timeout). */
+async function drain(world: World, workload: Workload): Promise<void> {
+  const stopping = workload.stop();
+  let stopped = false;
+  void stopping.then(() => {
+    stopped = true;
+  });
+  await world.run(world.now + OP_TIMEOUT_MS + 100, () => stopped);
+}
+
+/**
+ * The leader starts removing a voter and at once transfers leadership to a voter that is cut off:
+ * the joint configuration commits while the transfer is pending, then the transfer times out.
+ * A correct leader then leaves the joint configuration by itself.
+ */
+async function jointTransferFinale(world: World, sim: StackCluster, oracle: Oracle, net: SimNetwork) {
+  net.heal();
+  for (const n of sim.nodes.values()) if (n.status === 'down') n.restartLater(1);
+  let l = sim.leader(oracle);
+  for (let waited = 0; waited < 400 && !l?.metrics.replication; waited += 10) {
+    await world.run(world.now + 10);
+    l = sim.leader(oracle);
+  }
+  await world.run(world.now + 50);
+  l = sim.leader(oracle);
+  const raft = l?.life.raft;
+  if (!l || !raft) return;
+  const voters = M.voters(l.metrics.membership).filter((v) => v !== l.node.id);
+  if (voters.length < 4 || M.isJoint(l.metrics.membership)) return;
+  const [target, victim] = world.rng.shuffle(voters) as [string, string];
+  for (const n of sim.nodes.keys()) {
+    if (n === target) continue;
+    net.block(n, target);
+    net.block(target, n);
+  }
+  raft.changeMembership(M.voters(l.metrics.membership).filter((v) => v !== victim)).catch(() => undefined);
+  raft.transferLeader(target, 1_000).catch(() => undefined);
+}
+
+async function liveness(
+  world: World,
+  sim: StackCluster,
+  nemesis: StackNemesis,
+  oracle: Oracle,
+  live: { step: string },
+): Promise<void> {
+  const op = nemesis.operator;
+  while (op.busy) await world.sleep(10);
+  // A node whose storage refused to open is replaced first: the operator's remedy.
+  for (const n of [...sim.nodes.values()]) {
+    if (n.status !== 'refused' || n.oracle !== oracle) continue;
+    live.step = `replacing ${n.id}`;
+    while (!(await op.removeNode(n.id, true))) await world.sleep(20);
+    sim.env.coverage.replacements++;
+  }
+  live.step = 'adding and promoting a fresh node';
+  const fresh = sim.newNode(oracle);
+  for (;;) {
+    const before = sim.env.coverage.promotions;
+    await op.addNode(1_000, Number.POSITIVE_INFINITY, fresh);
+    if (sim.env.coverage.promotions > before) break;
+    await world.sleep(20);
+  }
+  live.step = 'a write';
+  let index = 0;
+  while (index === 0) {
+    const l = sim.leader(oracle);
+    const raft = l?.life.raft;
+    if (!l || !raft) {
+      await world.sleep(10);
+      continue;
+    }
+    const cmd = encodeCommand({ type: 'put', key: '\uFEFFliveness', value: new Uint8Array([1]) });
+    const r = await settle(world, l.life, raft.clientWrite(cmd), 300);
+    if (r.kind === 'ok') index = r.value.index;
+    else if (r.kind === 'error' && !(r.err instanceof RaftError)) throw r.err;
+    else await world.sleep(10);
+  }
+  live.step = `every member applying index ${index}`;
+  for (;;) {
+    const l = sim.leader(oracle);
+    const members = l ? M.members(l.metrics.membership) : [];
+    const lives = members.map((id) => sim.nodes.get(id)?.up);
+    if (l && lives.every((x) => x?.kv && x.kv.applied >= index)) {
+      // Then every member at the leader's commit index, for the byte comparison.
+      const commit = l.metrics.committed;
+      if (lives.every((x) => (x as Life).kv?.applied === commit)) return;
+    }
+    await world.sleep(10);
+  }
+}
+
+/** Every member's state encodes to the same bytes (they applied the same index). */
+function finalEquality(sim: StackCluster, oracle: Oracle): void {
+  const digests = new Map<string, string[]>();
+  for (const n of sim.up(oracle)) {
+    const kv = n.up?.kv;
+    if (!kv) continue;
+    const d = `${kv.applied}/${stateDigest(kv.snapshot().data)}`;
+    digests.set(d, [...(digests.get(d) ?? []), n.id]);
+  }
+  const byIndex = new Map<string, Set<string>>();
+  for (const d of digests.keys()) {
+    const [index, digest] = d.split('/') as [string, string];
+    byIndex.set(index, (byIndex.get(index) ?? new Set()).add(digest));
+  }
+  for (const [index, set] of byIndex) {
+    if (set.size > 1) {
+      throw new Violation(
+        `replica byte-equality: at index ${index} the replicas hold ${set.size} different states: ${[...digests.entries()].map(([d, ids]) => `${ids.join(',')}=${d}`).join(' ')}`,
+      );
+    }
+  }
+}
+
+/** A node that stopped itself for another reason than a storage failure is a bug. */
+function probeStopped(sim: StackCluster): void {
+  for (const n of sim.nodes.values()) {
+    const raft = n.up?.raft;
+    if (!raft) continue;
+    raft.transferLeader(n.id, 1).catch((err: unknown) => {
+      if (err instanceof RaftError && err.code !== 'SHUTTING_DOWN') return;
+      sim.env.world.fail(new Violation(`${n.id} stopped by itself: ${String(err)}`));
+    });
+  }
+}
+
+function describe(sim: StackCluster): string {
+  return [...sim.nodes.values()]
+    .map((n) => {
+      const raft = n.up?.raft;
+      if (!raft) return `${n.id}:${n.status}`;
+      const m = raft.metrics();
+      const joint = M.isJoint(m.membership) ? '/joint' : '';
+      return `${n.id}:${m.state}/t${m.currentTerm}/c${m.committed}/a${m.lastApplied}${joint}`;
+    })
+    .join(' ');
+}

@@ -1,0 +1,375 @@
+// Clients of the simulated cluster, going through the same path as the API: a write is
+// validated against the node's limits, encoded (commands.ts), proposed with RaftNode.clientWrite
+// and answered with the KvStore's apply result; a linearizable read is a ReadIndex
+// (ensureLinearizable) followed by a local read; a serializable read is a local read on any node.
+// One operation at a time per client; a client follows NOT_LEADER hints as the API's forwarding
+// does. A reply is definite; a timeout or a dead server is an unknown outcome.
+
+import { encodeCommand, type KvCommand } from '../kv/commands.js';
+import type { KeyValue, KvApplyResult, OpResponse } from '../kv/types.js';
+import { RaftError } from '../raft/errors.js';
+import type { Life, StackCluster } from './cluster.js';
+import type { Coverage } from './coverage.js';
+import { makeValue } from './keys.js';
+import type { Oracle } from './oracle.js';
+import type { KeyInput, KeyOperation, KeyOutput, Observed } from './stack-model.js';
+import { Violation, type World } from './world.js';
+
+export const OP_TIMEOUT_MS = 400;
+
+export type Settled<T> = { kind: 'ok'; value: T } | { kind: 'error'; err: unknown } | { kind: 'unknown' };
+
+/** Wait for a call to a process: its answer, or unknown after a timeout or when it dies. */
+export function settle<T>(world: World, life: Life, p: Promise<T>, timeoutMs: number): Promise<Settled<T>> {
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = (s: Settled<T>) => {
+      if (done) return;
+      done = true;
+      timer.cancel();
+      life.onDeath.delete(onDeath);
+      resolve(life.dead && s.kind !== 'unknown' ? { kind: 'unknown' } : s);
+    };
+    const onDeath = () => finish({ kind: 'unknown' });
+    const timer = world.timer(timeoutMs, () => finish({ kind: 'unknown' }));
+    life.onDeath.add(onDeath);
+    p.then(
+      (value) => finish({ kind: 'ok', value }),
+      (err: unknown) => finish({ kind: 'error', err }),
+    );
+  });
+}
+
+const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+const observe = (kv: KeyValue | undefined): Observed =>
+  kv ? { v: hex(kv.value), mod: kv.modRevision } : null;
+
+/** An operation's position in the store's revision order, for the cross-key order check. */
+export interface RevisionOp {
+  call: number;
+  return: number;
+  rev: number;
+  /** It created a revision (else it read one). */
+  changed: boolean;
+  what: string;
+}
+
+/** Errors that say the command was not proposed (or can no longer apply): a definite no-op. */
+const refused = (err: unknown): boolean =>
+  err instanceof RaftError &&
+  ['NOT_LEADER', 'TRANSFER_IN_PROGRESS', 'PROPOSAL_DROPPED', 'READ_ABORTED', 'NOT_INITIALIZED'].includes(
+    err.code,
+  );
+
+export class Workload {
+  readonly history: KeyOperation[] = [];
+  readonly revisions: RevisionOp[] = [];
+  stopped = false;
+  private inflight = 0;
+  private seq = 0;
+
+  constructor(
+    readonly world: World,
+    private readonly cluster: StackCluster,
+    readonly coverage: Coverage,
+    readonly keys: string[],
+    public oracle: Oracle,
+    private readonly clients: number,
+  ) {}
+
+  start(): void {
+    for (let c = 0; c < this.clients; c++) {
+      const client = new Client(c, this);
+      this.world.after(this.world.rng.int(20), () => void client.loop());
+    }
+  }
+
+  /** Stop issuing; resolves when every operation in flight has an outcome. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    while (this.inflight > 0) await this.world.sleep(5);
+  }
+
+  // -- for clients -------------------------------------------------------------------------------
+
+  get rng() {
+    return this.world.rng;
+  }
+
+  now(): number {
+    return this.world.now;
+  }
+
+  nextValue(client: number): Uint8Array {
+    return makeValue(this.world.rng, `c${client}.${++this.seq}`);
+  }
+
+  pickLife(hint: string | null): Life | null {
+    const up = this.cluster.up(this.oracle);
+    if (up.length === 0) return null;
+    const hinted = hint ? up.find((n) => n.id === hint) : undefined;
+    const node = hinted && !this.world.rng.chance(0.1) ? hinted : this.world.rng.pick(up);
+    return node.up;
+  }
+
+  async track<T>(fn: () => Promise<T>): Promise<T> {
+    this.inflight++;
+    try {
+      return await fn();
+    } finally {
+      this.inflight--;
+    }
+  }
+
+  record(op: KeyOperation): void {
+    this.history.push(op);
+  }
+
+  violation(message: string): void {
+    this.world.fail(new Violation(message));
+  }
+}
+
+class Client {
+  private hint: string | null = null;
+  /** Last modRevision this client saw per key (for compare-and-set). */
+  private readonly seen = new Map<string, number>();
+
+  constructor(
+    readonly id: number,
+    private readonly w: Workload,
+  ) {}
+
+  async loop(): Promise<void> {
+    while (!this.w.stopped) {
+      await this.w.track(() => this.one());
+      await sleepRandom(this.w, 1, 15);
+    }
+  }
+
+  private async one(): Promise<void> {
+    const life = this.w.pickLife(this.hint);
+    if (!life) return;
+    const { rng } = this.w;
+    const key = rng.pick(this.w.keys);
+    const roll = rng.int(100);
+    if (roll < 25) return this.linearizableRead(life, key);
+    if (roll < 33) return this.serializableRead(life, key);
+    const value = this.w.nextValue(this.id);
+    const v = hex(value);
+    const other = rng.pick(this.w.keys.filter((k) => k !== key));
+    if (roll < 53) return this.write(life, { type: 'put', key, value }, [{ op: 'put', key, value: v }]);
+    if (roll < 65) {
+      const expectMod = rng.chance(0.2) ? 0 : rng.chance(0.2) ? rng.int(50) : (this.seen.get(key) ?? 0);
+      return this.write(life, { type: 'put', key, value, expectModRevision: expectMod }, [
+        { op: 'cas', key, expectMod, value: v },
+      ]);
+    }
+    if (roll < 75) return this.write(life, { type: 'delete', key }, [{ op: 'del', key }]);
+    if (roll < 85) {
+      const current = life.kv?.get(key);
+      const expected = rng.chance(0.3) ? null : current ? current.value : value;
+      return this.write(
+        life,
+        {
+          type: 'txn',
+          compare: [
+            expected === null
+              ? { key, target: 'exists', op: '=', operand: false }
+              : { key, target: 'value', op: '=', operand: expected },
+          ],
+          success: [{ type: 'put', key, value }],
+          failure: [{ type: 'get', key }],
+        },
+        [{ op: 'vcas', key, expected: expected === null ? null : hex(expected), value: v }],
+      );
+    }
+    if (roll < 93 && other !== undefined) {
+      return this.write(
+        life,
+        {
+          type: 'txn',
+          compare: [],
+          success: [
+            { type: 'put', key, value },
+            { type: 'delete', key: other },
+          ],
+          failure: [],
+        },
+        [
+          { op: 'put', key, value: v },
+          { op: 'del', key: other },
+        ],
+      );
+    }
+    if (other === undefined) return;
+    return this.write(
+      life,
+      {
+        type: 'txn',
+        compare: [],
+        success: [
+          { type: 'get', key },
+          { type: 'get', key: other },
+        ],
+        failure: [],
+      },
+      [
+        { op: 'get', key },
+        { op: 'get', key: other },
+      ],
+    );
+  }
+
+  private refusedBy(err: unknown): void {
+    this.hint = err instanceof RaftError ? err.leader : null;
+  }
+
+  private async linearizableRead(life: Life, key: string): Promise<void> {
+    const raft = life.raft;
+    const kv = life.kv;
+    if (!raft || !kv) return;
+    const call = this.w.now();
+    const r = await settle(this.w.world, life, raft.ensureLinearizable(), OP_TIMEOUT_MS);
+    if (r.kind !== 'ok') {
+      if (r.kind === 'error') this.refusedBy(r.err);
+      return;
+    }
+    const got = kv.get(key);
+    const ret = this.w.now();
+    this.hint = life.id;
+    this.w.coverage.linearizableReads++;
+    this.w.record({
+      clientId: this.id,
+      input: { op: 'get', key },
+      call,
+      output: { kind: 'read', kv: observe(got) },
+      return: ret,
+    });
+    this.w.revisions.push({
+      call,
+      return: ret,
+      rev: kv.revision,
+      changed: false,
+      what: `read ${JSON.stringify(key)} on ${life.id}`,
+    });
+    if (got) this.seen.set(key, got.modRevision);
+  }
+
+  /** A local read of whatever this node applied: it must be some write the log really holds. */
+  private serializableRead(life: Life, key: string): void {
+    const kv = life.kv;
+    if (!kv) return;
+    const got = kv.get(key);
+    this.w.coverage.serializableReads++;
+    if (!got) return;
+    const oracle = life.node.oracle;
+    if (got.modRevision > kv.applied) {
+      this.w.violation(
+        `${life.id} serves ${JSON.stringify(key)} at revision ${got.modRevision} > applied ${kv.applied}`,
+      );
+      return;
+    }
+    const wrote = oracle.writeAt(got.modRevision, key);
+    if (got.modRevision > oracle.base && wrote !== hex(got.value)) {
+      this.w.violation(
+        `serializable read on ${life.id}: ${JSON.stringify(key)} = ${hex(got.value)} at revision ${got.modRevision}, but the log wrote ${wrote === undefined ? 'nothing' : wrote} there`,
+      );
+    }
+    this.seen.set(key, got.modRevision);
+  }
+
+  private async write(life: Life, cmd: KvCommand, parts: KeyInput[]): Promise<void> {
+    const raft = life.raft;
+    const kv = life.kv;
+    if (!raft || !kv) return;
+    try {
+      kv.validate(cmd);
+    } catch (err) {
+      this.w.violation(`the workload made a command the API refuses: ${String(err)}`);
+      return;
+    }
+    const call = this.w.now();
+    const r = await settle(this.w.world, life, raft.clientWrite(encodeCommand(cmd)), OP_TIMEOUT_MS);
+    const ret = this.w.now();
+    if (r.kind === 'error' && refused(r.err)) {
+      this.refusedBy(r.err);
+      return;
+    }
+    const cov = this.w.coverage;
+    cov.writes++;
+    if (r.kind !== 'ok') {
+      // Timed out, the node died, or an outcome the node itself cannot know: may or may not apply.
+      cov.unknownOutcomes++;
+      for (const input of parts)
+        this.w.record({
+          clientId: this.id,
+          input,
+          call,
+          output: undefined,
+          return: Number.POSITIVE_INFINITY,
+        });
+      return;
+    }
+    this.hint = life.id;
+    const result = r.value.response;
+    const outs = outputs(result, parts);
+    if (!outs) {
+      this.w.violation(`unexpected result for ${cmd.type}: ${JSON.stringify(result)}`);
+      return;
+    }
+    parts.forEach((input, i) => {
+      const output = outs[i] as KeyOutput;
+      this.w.record({ clientId: this.id, input, call, output, return: ret });
+      if (output.kind === 'put' || (output.kind === 'cas' && output.ok)) this.seen.set(input.key, output.rev);
+    });
+    const changed = result.revision === r.value.index;
+    this.w.revisions.push({
+      call,
+      return: ret,
+      rev: result.revision,
+      changed,
+      what: `${cmd.type} at ${r.value.index}`,
+    });
+  }
+}
+
+/** The per-key outputs of a command's result (null when the result has an unexpected shape). */
+function outputs(result: KvApplyResult, parts: KeyInput[]): KeyOutput[] | null {
+  switch (result.type) {
+    case 'put':
+      if (parts[0]?.op === 'put') return result.ok ? [{ kind: 'put', rev: result.revision }] : null;
+      return [
+        result.ok
+          ? { kind: 'cas', ok: true, rev: result.revision }
+          : { kind: 'cas', ok: false, current: observe(result.current) },
+      ];
+    case 'delete':
+      return [{ kind: 'del', existed: result.prev !== undefined, rev: result.revision }];
+    case 'txn': {
+      if (parts[0]?.op === 'vcas') {
+        if (result.succeeded) return [{ kind: 'cas', ok: true, rev: result.revision }];
+        const got = result.responses[0] as OpResponse | undefined;
+        return got?.type === 'get' ? [{ kind: 'cas', ok: false, current: observe(got.kv) }] : null;
+      }
+      if (!result.succeeded) return null;
+      return parts.map((p, i): KeyOutput => {
+        const resp = result.responses[i] as OpResponse;
+        if (p.op === 'put') return { kind: 'put', rev: result.revision };
+        if (p.op === 'del')
+          return {
+            kind: 'del',
+            existed: resp.type === 'delete' && resp.prev !== undefined,
+            rev: result.revision,
+          };
+        return { kind: 'read', kv: resp.type === 'get' ? observe(resp.kv) : null };
+      });
+    }
+    default:
+      return null;
+  }
+}
+
+async function sleepRandom(w: Workload, lo: number, hi: number): Promise<void> {
+  await new Promise<void>((resolve) => w.world.after(lo + w.rng.int(hi - lo + 1), resolve));
+}
