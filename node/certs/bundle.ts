@@ -4,6 +4,7 @@
 // Invariants:
 // - A private key file is 0600 from the moment it exists: it is created under a temporary name
 //   with that mode (umask can only remove bits) and renamed into place.
+// - Every file ends with a newline: concatenated CA files (a rotation's trust bundle) stay valid PEM.
 // - Nothing is overwritten unless `overwrite` is set: replacing ca.key silently would orphan every
 //   certificate an existing cluster uses. All names are checked before the first file is written.
 
@@ -40,6 +41,11 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
+/** PEM text ends with a newline, so that `cat a.crt b.crt` makes a bundle OpenSSL reads. */
+export function withNewline(pem: string): string {
+  return pem.endsWith('\n') ? pem : `${pem}\n`;
+}
+
 async function writeAtomically(path: string, data: string, mode: number): Promise<void> {
   const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
   try {
@@ -71,9 +77,14 @@ export async function writeCertBundle(
       path: join(dir, `${stem}.crt`),
       kind: 'certificate' as const,
       mode: CERT_FILE_MODE,
-      data: pair.certPem,
+      data: withNewline(pair.certPem),
     },
-    { path: join(dir, `${stem}.key`), kind: 'key' as const, mode: KEY_FILE_MODE, data: pair.keyPem },
+    {
+      path: join(dir, `${stem}.key`),
+      kind: 'key' as const,
+      mode: KEY_FILE_MODE,
+      data: withNewline(pair.keyPem),
+    },
   ]);
 
   await mkdir(dir, { recursive: true });

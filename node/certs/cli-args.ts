@@ -4,7 +4,7 @@ import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { isDnsName, isFileStem, unique } from './names.js';
 
-export const USAGE = `usage: tsx node/certs/cli.ts --out DIR --nodes n1,n2,n3 [--ip ADDR]... [--dns NAME]... [--days N] [--force]
+export const USAGE = `usage: conflux certs --out DIR --nodes n1,n2,n3 [--ip ADDR]... [--dns NAME]... [--days N] [--force]
 
 Writes ca.crt/ca.key, <node>.crt/<node>.key for each node and admin.crt/admin.key into DIR.
 Node certificates name the node id (when it is a DNS name), localhost and 127.0.0.1, plus every

@@ -115,6 +115,15 @@ describe('certs CLI', () => {
     expect(parseCliArgs(['--help'])).toEqual({ kind: 'help' });
   });
 
+  it('`conflux certs --help` names the command users type', async () => {
+    const run = promisify(execFile);
+    const tsx = join(process.cwd(), 'node_modules', '.bin', 'tsx');
+    const conflux = join(import.meta.dirname, '..', '..', 'operator', 'cli.ts');
+    const help = await run(tsx, [conflux, 'certs', '--help']);
+    expect(help.stdout).toMatch(/^usage: conflux certs --out DIR --nodes/);
+    expect(help.stdout).not.toContain('tsx');
+  }, 30_000);
+
   it('runs as `tsx node/certs/cli.ts`: exit 0 with files, exit 2 on bad arguments', async () => {
     const dir = await tempDir();
     const run = promisify(execFile);
@@ -132,6 +141,44 @@ describe('certs CLI', () => {
   }, 30_000);
 });
 
+describe('CA files concatenated by hand (the rotation runbook)', () => {
+  it('`cat old/ca.crt new/ca.crt` is a bundle OpenSSL and Node read both certificates of', async () => {
+    const run = promisify(execFile);
+    const tsx = join(process.cwd(), 'node_modules', '.bin', 'tsx');
+    const conflux = join(import.meta.dirname, '..', '..', 'operator', 'cli.ts');
+    const [oldDir, newDir] = [await tempDir(), await tempDir()];
+    await Promise.all(
+      [oldDir, newDir].map((dir) =>
+        run(tsx, [conflux, 'certs', '--out', dir, '--nodes', 'n1', '--days', '2']),
+      ),
+    );
+    for (const name of ['ca.crt', 'ca.key', 'n1.crt', 'n1.key', 'admin.crt', 'admin.key'])
+      expect((await readFile(join(oldDir, name), 'utf8')).endsWith('\n'), name).toBe(true);
+    const bundle = join(oldDir, 'bundle.crt');
+    await run('sh', ['-c', `cat "${oldDir}/ca.crt" "${newDir}/ca.crt" > "${bundle}"`]);
+
+    // OpenSSL: every certificate of the file, and the first one alone.
+    const p7 = await run('sh', [
+      '-c',
+      `openssl crl2pkcs7 -nocrl -certfile "${bundle}" | openssl pkcs7 -print_certs -noout`,
+    ]);
+    expect(p7.stdout.match(/^subject=/gm)).toHaveLength(2);
+    await run('openssl', ['x509', '-in', bundle, '-noout', '-subject']);
+
+    // Node: each PEM block parses, and they are the two CAs in file order.
+    const text = await readFile(bundle, 'utf8');
+    const blocks = text.match(/^-----BEGIN CERTIFICATE-----\n[\s\S]+?\n-----END CERTIFICATE-----$/gm) ?? [];
+    expect(blocks).toHaveLength(2);
+    const fingerprints = blocks.map((b) => new X509Certificate(b).fingerprint256);
+    const expected = await Promise.all(
+      [oldDir, newDir].map(
+        async (d) => new X509Certificate(await readFile(join(d, 'ca.crt'))).fingerprint256,
+      ),
+    );
+    expect(fingerprints).toEqual(expected);
+  }, 30_000);
+});
+
 describe('writeCertBundle', () => {
   it('keeps a key 0600 even when it replaces a world-readable file', async () => {
     const dir = await tempDir();
@@ -139,7 +186,7 @@ describe('writeCertBundle', () => {
     await writeFile(join(dir, 'ca.key'), 'old', { mode: 0o644 });
     await writeCertBundle(dir, { ca, nodes: {} }, { overwrite: true });
     expect(await mode(join(dir, 'ca.key'))).toBe(0o600);
-    expect(await readFile(join(dir, 'ca.key'), 'utf8')).toBe(ca.keyPem);
+    expect(await readFile(join(dir, 'ca.key'), 'utf8')).toBe(`${ca.keyPem.trimEnd()}\n`);
   });
 
   it('checks every name before writing anything', async () => {

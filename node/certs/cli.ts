@@ -1,4 +1,5 @@
-// Entry point: `npx tsx node/certs/cli.ts --out DIR --nodes n1,n2,n3 [--ip ..] [--dns ..] [--days N]`.
+// Entry point of `conflux certs` on its own (`npx tsx node/certs/cli.ts`, the same arguments):
+// `--out DIR --nodes n1,n2,n3 [--ip ..] [--dns ..] [--days N]`.
 
 import { runCli } from './run-cli.js';
 
