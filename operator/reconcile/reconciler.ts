@@ -23,6 +23,8 @@ export interface ReconcilerOptions {
   store: ResourceStore;
   platform: Platform;
   logger: Logger;
+  /** First delay before a failed initial list of the clusters is retried (doubling). Default 1 s. */
+  listRetryMs?: number;
   /** Look at a converged cluster again after this long (status refresh). Default 10 s. */
   resyncMs?: number;
   /** Called after every pass (metrics, tests). */
@@ -61,10 +63,22 @@ export class Reconciler {
     this.resyncMs = o.resyncMs ?? 10_000;
   }
 
-  /** Watch the store and reconcile every cluster it holds. */
+  /**
+   * Watch the store and reconcile every cluster it holds. The first list is retried until it
+   * succeeds: an API server answers 429 while a CRD installed a moment ago initializes its storage.
+   */
   async start(): Promise<void> {
     this.stopWatch = this.o.store.watch((k) => this.enqueue(k));
-    for (const c of await this.o.store.listClusters()) this.enqueue(c.metadata);
+    for (let n = 0; !this.stopped; n++) {
+      try {
+        for (const c of await this.o.store.listClusters()) this.enqueue(c.metadata);
+        return;
+      } catch (err) {
+        const retryInMs = Math.min(MAX_BACKOFF_MS, (this.o.listRetryMs ?? 1000) * 2 ** Math.min(n, 10));
+        this.o.logger.warn({ err: (err as Error).message, retryInMs }, 'listing clusters failed; retrying');
+        await new Promise((r) => setTimeout(r, retryInMs));
+      }
+    }
   }
 
   /** Whether a failpoint stopped this reconciler. */
