@@ -293,3 +293,79 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): NodeConfig {
   }
   return parsed.data;
 }
+
+/** One line per setting for `conflux-node --help`; a setting without one still shows its flag. */
+const HELP: Partial<Record<SettingName, string>> = {
+  nodeId: "the node's id, kept in the data dir (default: <prefix>-<8 hex> at first start)",
+  nodeIdPrefix: 'without --node-id, the first start makes <prefix>-<8 hex> (default n)',
+  dataDir: 'WAL, snapshots and the node id',
+  apiAddr: 'client API listen address',
+  adminAddr: 'cluster-operations API listen address',
+  raftAddr: 'peer (Raft) listen address',
+  advertiseApiAddr: 'the client API address peers and clients are told (default: the listen address)',
+  advertiseAdminAddr: 'the admin address peers and clients are told (default: the listen address)',
+  advertiseRaftAddr: 'the Raft address peers are told (default: the listen address)',
+  initialCluster: 'static formation: n1=RAFT/API[/ADMIN],n2=... (each HOST:PORT)',
+  bootstrapExpect: 'self-bootstrap on one node: wait for N-1 --join requests, then initialize',
+  join: 'self-bootstrap on the others: ask this admin address to make this node a voter',
+  tlsCert: 'PEM certificate: HTTPS and mutual TLS between peers (required unless --dev-insecure)',
+  tlsKey: 'PEM key of --tls-cert',
+  tlsCa: 'PEM CA bundle trusted for members and clients',
+  adminCa: 'PEM CA of admin client certificates',
+  tlsReloadIntervalMs: 'how often the TLS files are re-read and applied without a restart',
+  devInsecure: 'plain HTTP/TCP without TLS; refused unless every address is loopback',
+  followerRedirect: 'followers answer 307 to the leader instead of proxying',
+  tickMs: 'Raft tick',
+  electionTicks: 'elections after this many to twice this many ticks without a leader',
+  snapshotEntries: 'snapshot and compact the log every N applied entries',
+  maxKeyBytes: 'longest key',
+  maxValueBytes: 'largest value',
+  maxBodyBytes: 'largest request body (default: --max-value-bytes + 64 KiB)',
+  rateLimitPerSecond: 'requests per second per client (default: off)',
+  watchHistory: 'revisions of watch history kept',
+  requestTimeoutMs: 'a write or linearizable read waits at most this long',
+  maxResponseBytes: 'keys and values one answer may carry',
+  quotaBytes: 'storage quota: writes that add data are refused with NO_SPACE once reached',
+  maxConnections: 'open connections per listener',
+  maxConnectionsPerClient: 'open connections per listener from one address',
+  maxWatchers: 'open watches on this node',
+  maxWatchersPerClient: 'open watches from one client address',
+  readHeaderTimeoutMs: "a request's headers must arrive within this",
+  readTimeoutMs: 'the whole request must arrive within this',
+  idleTimeoutMs: 'a connection without traffic this long is closed',
+  logLevel: 'fatal, error, warn, info, debug, trace or silent (pino JSON logs)',
+  backupDestination: 'where POST /_cluster/backup writes by default: s3://bucket/prefix or file:///dir',
+  backupKeepLast: 'retention: keep this many backups of this cluster',
+  backupMaxAgeDays: 'retention: delete backups older than this (both limits must be passed)',
+  s3Endpoint: 'S3-compatible endpoint URL (MinIO, Ceph, ...); credentials from the AWS environment',
+  s3Region: 'S3 region',
+  s3PathStyle: 'path-style S3 URLs',
+  catchUpMaxLag: 'the add flow promotes a learner once it stays within this many entries ...',
+  catchUpStableMs: '... for this long',
+  catchUpTimeoutMs: 'the add flow gives up (the node stays a learner) after this long',
+};
+
+/** `conflux-node --help`: every setting of SETTINGS with its variable and default. */
+export function usage(): string {
+  // The defaults as the schema fills them in (--dev-insecure only to pass its TLS rule).
+  const defaults = ConfigSchema.safeParse({ devInsecure: true });
+  const filled: Record<string, unknown> = defaults.success ? defaults.data : {};
+  const lines = [
+    'usage: conflux-node [flags]',
+    '',
+    'One Conflux node. Every setting is a flag or its environment variable; flags win. A bad value',
+    'stops the node at start with a message naming the setting.',
+    '',
+  ];
+  for (const [name, s] of Object.entries(SETTINGS) as [SettingName, (typeof SETTINGS)[SettingName]][]) {
+    const isBoolean = 'boolean' in s;
+    const fallback = isBoolean ? 'off' : name.startsWith('advertise') ? undefined : filled[name];
+    const shown = name === 'maxBodyBytes' ? undefined : fallback;
+    const meta = [s.env, ...(shown === undefined ? [] : [`default ${String(shown)}`])].join(', ');
+    lines.push(`  --${s.flag}${isBoolean ? '' : ' <value>'}  (${meta})`);
+    const help = HELP[name];
+    if (help) lines.push(`      ${help}`);
+  }
+  lines.push('  -h, --help  this text', '');
+  return lines.join('\n');
+}

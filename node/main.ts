@@ -3,16 +3,21 @@
 // (see the README); a bad setting stops it at once with a message naming the setting.
 
 import { pino } from 'pino';
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, loadConfig, usage } from './config.js';
 import { startNode } from './server.js';
 
 async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(usage());
+    return;
+  }
   let config: ReturnType<typeof loadConfig>;
   try {
-    config = loadConfig(process.argv.slice(2), process.env);
+    config = loadConfig(argv, process.env);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
-    process.stderr.write(`conflux-node: ${err.message}\n`);
+    process.stderr.write(`conflux-node: ${err.message}\n(conflux-node --help lists every setting)\n`);
     process.exit(2);
   }
   const logger = pino({ level: config.logLevel, base: { service: 'conflux-node' } });

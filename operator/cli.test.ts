@@ -77,12 +77,12 @@ describe('conflux CLI', () => {
     const ls = await conflux('kv', 'ls', 'app/', '--page-size', '2', ...target);
     expect(ls.code, ls.err).toBe(0);
     expect(ls.out.split('\n')).toEqual(['app/a\tone', 'app/b\ttwo', 'app/c\tthree']);
+    // --json: one pretty-printed document of the API's shape holding every page.
     const lsJson = await conflux('kv', 'ls', 'app/', '--page-size', '2', '--json', ...target);
-    const pages = lsJson.out.split('\n').map((l) => JSON.parse(l) as { kvs: unknown[]; more: boolean });
-    expect(pages.map((p) => [p.kvs.length, p.more])).toEqual([
-      [2, true],
-      [1, false],
-    ]);
+    expect(lsJson.out).toContain('\n  "kvs": [');
+    const all = JSON.parse(lsJson.out) as { kvs: { key: string }[]; more: boolean; revision: number };
+    expect(all.kvs.map((kv) => kv.key)).toEqual(['app/a', 'app/b', 'app/c']);
+    expect(all.more).toBe(false);
 
     const del = await conflux('kv', 'del', 'app/b', ...target);
     expect(del.code, del.err).toBe(0);
@@ -90,6 +90,12 @@ describe('conflux CLI', () => {
     const gone = await conflux('kv', 'get', 'app/b', ...target);
     expect(gone.code).toBe(1);
     expect(gone.err).toMatch(/^error: KEY_NOT_FOUND: /);
+    // With --json the error is a document on stderr.
+    const goneJson = await conflux('kv', 'get', 'app/b', '--json', ...target);
+    expect(goneJson.code).toBe(1);
+    expect(JSON.parse(goneJson.err)).toEqual({
+      error: { code: 'KEY_NOT_FOUND', message: expect.any(String) },
+    });
   });
 
   it('kv watch --once prints the events since a revision', async () => {
@@ -194,6 +200,32 @@ describe('conflux CLI', () => {
     const r = await conflux('status', '--admin', `http://127.0.0.1:${port}`);
     expect(r.code).toBe(1);
     expect(r.err).toContain('is the cluster running? npm start');
+  });
+
+  it('with --json, usage errors and unreachable clusters are JSON on stderr too', async () => {
+    const usage = await conflux('kv', 'get', '--json');
+    expect(usage.code).toBe(2);
+    expect(JSON.parse(usage.err)).toMatchObject({
+      error: { code: 'USAGE', message: expect.stringMatching(/key/) },
+    });
+    const port = await freePort();
+    const down = await conflux('status', '--json', '--admin', `http://127.0.0.1:${port}`);
+    expect(down.code).toBe(1);
+    expect(down.out).toBe('');
+    expect(JSON.parse(down.err)).toMatchObject({
+      error: { code: 'UNREACHABLE', message: expect.stringContaining(String(port)) },
+    });
+  });
+
+  it('a list of members: the first does not answer, the next does', async () => {
+    const port = await freePort();
+    const admins = [`http://127.0.0.1:${port}`, target[1]].join(',');
+    const apis = [`http://127.0.0.1:${port}`, target[3]].join(',');
+    const put = await conflux('kv', 'put', 'list/a', 'x', '--admin', admins, '--api', apis);
+    expect(put.code, put.err).toBe(0);
+    const status = await conflux('status', '--admin', admins, '--api', apis);
+    expect(status.code, status.err).toBe(0);
+    expect(status.out).toContain(`problem:         127.0.0.1:${port} does not answer`);
   });
 
   it('bad usage exits 2', async () => {

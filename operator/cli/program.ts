@@ -24,19 +24,29 @@ export interface RunOptions {
 }
 
 const HELP_AFTER = `
-Targets: by default the local cluster of npm start (admin http://127.0.0.1:7301, client API
-http://127.0.0.1:7201, scale endpoint on 7100; CONFLUX_BASE_PORT moves them). Otherwise --admin
-and --api URLs, with --cert/--key/--ca for TLS (or CONFLUX_ADMIN_URL, CONFLUX_API_URL,
-CONFLUX_CERT, CONFLUX_KEY, CONFLUX_CA).
+Targets: by default the local cluster of npm start: its members' admin APIs on
+http://127.0.0.1:7301-7303, client APIs on 7201-7203, the scale endpoint on 7100 (set
+CONFLUX_BASE_PORT as npm start had it, default 7101, to move them all: API BASE+100+i, admin
+BASE+200+i, scale BASE-1). Otherwise --admin and --api, each a URL or a comma-separated list of
+the members' URLs, with --cert/--key/--ca for TLS (or CONFLUX_ADMIN_URL, CONFLUX_API_URL,
+CONFLUX_CERT, CONFLUX_KEY, CONFLUX_CA). A member that does not answer is passed over for the next
+(and for the members the cluster itself lists); requests only the leader serves follow it.
 
-Exit codes: 0 done, 1 failed, 2 bad usage.`;
+--json prints the API's own documents on stdout, and an error as {"error":{"code","message"}} on
+stderr. Exit codes: 0 done, 1 failed (an API error, no member reachable, quorum lost), 2 bad usage.`;
 
 export async function runConflux(argv: readonly string[], io: CliIo, run: RunOptions = {}): Promise<number> {
   const env = run.env ?? process.env;
   // The certificate generator parses its own arguments.
   if (argv[0] === 'certs') return runCertsCli(argv.slice(1), io);
+  // Known before parsing, so that even a usage error is JSON.
+  const jsonErrors = argv.includes('--json');
+  const fail = (err: CliError): number => {
+    io.stderr(jsonErrors ? JSON.stringify(err.toJson()) : err.message);
+    return err.exitCode;
+  };
 
-  const program = buildProgram(io, (cmd) => {
+  const program = buildProgram(io, jsonErrors, (cmd) => {
     const target = resolveTarget(targetOptionsOf(cmd), env);
     const ctx: CommandContext = { io, target, pollMs: run.pollMs ?? 500, signal: run.signal };
     return ctx;
@@ -45,18 +55,16 @@ export async function runConflux(argv: readonly string[], io: CliIo, run: RunOpt
     await program.parseAsync([...argv], { from: 'user' });
     return 0;
   } catch (err) {
-    if (err instanceof CliError) {
-      io.stderr(err.message);
-      return err.exitCode;
-    }
+    if (err instanceof CliError) return fail(err);
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0)
         return 0;
-      if (err.code === 'commander.help') return 2; // help shown because a subcommand was missing
+      // Commander printed the text already (help shown because a subcommand was missing, or the
+      // error); with --json it printed nothing, and the error is a document.
+      if (jsonErrors) fail(new CliError(err.message, 2, { code: 'USAGE' }));
       return 2;
     }
-    io.stderr(`error: ${(err as Error).message ?? String(err)}`);
-    return 1;
+    return fail(new CliError(`error: ${(err as Error).message ?? String(err)}`, 1));
   }
 }
 
@@ -82,8 +90,15 @@ function targetOptionsOf(cmd: Command): GlobalOptions {
 
 /** The target options, accepted before the command (`conflux --json status`) and after it. */
 function targetOptions(cmd: Command, withApi = true): Command {
-  cmd.option('--admin <url>', 'admin API URL (env CONFLUX_ADMIN_URL; default the local cluster)');
-  if (withApi) cmd.option('--api <url>', 'client API URL (env CONFLUX_API_URL; default the local cluster)');
+  cmd.option(
+    '--admin <urls>',
+    "members' admin API URLs, comma-separated (env CONFLUX_ADMIN_URL; default the local cluster)",
+  );
+  if (withApi)
+    cmd.option(
+      '--api <urls>',
+      "members' client API URLs, comma-separated (env CONFLUX_API_URL; default the local cluster)",
+    );
   return cmd
     .option('--cert <file>', 'client certificate for TLS (env CONFLUX_CERT)')
     .option('--key <file>', 'client key for TLS (env CONFLUX_KEY)')
@@ -91,14 +106,16 @@ function targetOptions(cmd: Command, withApi = true): Command {
     .option('--json', "print the API's own JSON documents");
 }
 
-function buildProgram(io: CliIo, contextOf: ContextOf): Command {
+function buildProgram(io: CliIo, jsonErrors: boolean, contextOf: ContextOf): Command {
   const program = new Command('conflux');
   program
     .description('Operate a Conflux cluster: status, keys, scaling, leadership, backups, members')
     .exitOverride()
     .configureOutput({
       writeOut: (s) => io.stdout(s.replace(/\n$/, '')),
-      writeErr: (s) => io.stderr(s.replace(/\n$/, '')),
+      writeErr: (s) => {
+        if (!jsonErrors) io.stderr(s.replace(/\n$/, ''));
+      },
     })
     .showHelpAfterError('(conflux --help for usage)')
     .enablePositionalOptions();
@@ -148,7 +165,9 @@ function buildProgram(io: CliIo, contextOf: ContextOf): Command {
     .command('scale')
     .argument('<replicas>')
     .option('--name <cluster>', 'the ConfluxCluster of npm start', 'local')
-    .description("change the local cluster's replicas (on Kubernetes: kubectl scale confluxcluster/NAME)")
+    .description(
+      "change the local cluster's replicas through npm start's scale endpoint, found from --admin/--api or CONFLUX_BASE_PORT (on Kubernetes: kubectl scale confluxcluster/NAME)",
+    )
     .action((replicas: string, o, cmd: Command) => scaleCommand(contextOf(cmd), replicas, o));
 
   const leader = program
@@ -172,7 +191,7 @@ function buildProgram(io: CliIo, contextOf: ContextOf): Command {
     .command('restore')
     .argument('<uri>')
     .option('--expected-cluster-id <id>', 'refuse unless the backup comes from this cluster')
-    .description('restore a backup into an empty node given by --admin')
+    .description('restore a backup into the empty node given by --admin (the first of the list)')
     .action((uri: string, o, cmd: Command) => restoreCommand(contextOf(cmd), uri, o));
 
   const nodes = program.command('nodes').description('add or remove members safely');
