@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { StorageCorruptionError } from './errors.js';
+import { StorageCorruptionError, type StorageError } from './errors.js';
 import { openStorage } from './storage.js';
 import {
   hs,
@@ -85,6 +85,30 @@ describe('a damaged snapshot file', () => {
     expect(again.snapshot?.id).toBe('s-15');
     expect(again.entries.map((e) => e.index)).toEqual(range(16, 25, 1).map((e) => e.index));
     expect(quiet.lines.filter((l) => l.level !== 'info')).toEqual([]);
+  });
+
+  it('damaged while the node runs is never served: the storage fails and the restart falls back', async () => {
+    await twoSnapshots();
+    const failures: StorageError[] = [];
+    const { storage } = await openStorage(dir, { segmentBytes: 400, onFailure: (e) => failures.push(e) });
+    const meta = snapMeta(20, 1, 64);
+    expect(storage.readSnapshotChunk(meta, 0, 64)).toEqual(Buffer.from(data(64, 2)));
+    // A misdirected write lands in the current snapshot's data while it is open and served.
+    const bad = snapFile(20);
+    const buf = fs.readFileSync(bad);
+    buf[5] = (buf[5] as number) ^ 0xff;
+    fs.writeFileSync(bad, buf);
+    // A transfer (or an install, or a restart) starts at offset 0: the damage is found there,
+    // before any byte reaches a follower that would install it under a checksum of its own.
+    expect(storage.readSnapshotChunk(meta, 0, 64)).toBeNull();
+    expect(failures.map((e) => e.code)).toEqual(['STORAGE_FAILED']);
+    await expect(storage.save(ready({ entries: [normal(26, 1)] }))).rejects.toMatchObject({
+      code: 'STORAGE_FAILED',
+    });
+    await storage.close();
+    const state = await reopen(dir, { segmentBytes: 400 });
+    expect(state.snapshot?.id).toBe('s-10');
+    expect(state.entries.map((e) => e.index)).toEqual(range(11, 25, 1).map((e) => e.index));
   });
 
   it('without an older snapshot refuses to start, naming the file', async () => {

@@ -33,39 +33,43 @@ export function encodeFooter(meta: SnapshotMeta, dataCrc: number): Buffer {
 export function verifySnapshotFile(fs: StorageFs, file: string): SnapshotMeta {
   const fd = fs.openSync(file, 'r');
   try {
-    const size = fs.fstatSync(fd).size;
-    const corrupt = (offset: number, detail: string) => new StorageCorruptionError(file, offset, detail);
-    if (size < FIXED_BYTES) throw corrupt(0, `${size} bytes is too short for a snapshot file`);
-    const fixed = readAt(fs, fd, size - FIXED_BYTES, FIXED_BYTES);
-    if (!fixed.subarray(12).equals(MAGIC))
-      throw corrupt(size - MAGIC.length, 'snapshot footer magic missing');
-    const metaLength = fixed.readUInt32LE(0);
-    const metaStart = size - FIXED_BYTES - metaLength;
-    if (metaStart < 0) throw corrupt(size - FIXED_BYTES, `meta length ${metaLength} exceeds the file`);
-    const json = readAt(fs, fd, metaStart, metaLength);
-    if (crc32(fixed.subarray(0, 8), crc32(json)) !== fixed.readUInt32LE(8)) {
-      throw corrupt(metaStart, 'snapshot footer checksum mismatch');
-    }
-    let meta: SnapshotMeta;
-    try {
-      meta = snapshotMetaSchema.parse(JSON.parse(json.toString('utf8')));
-    } catch (err) {
-      throw corrupt(metaStart, `snapshot meta does not parse: ${err instanceof Error ? err.message : err}`);
-    }
-    if (meta.sizeBytes !== metaStart) {
-      throw corrupt(metaStart, `meta says ${meta.sizeBytes} data bytes, the file holds ${metaStart}`);
-    }
-    let crc = 0;
-    for (let pos = 0; pos < metaStart; pos += VERIFY_CHUNK_BYTES) {
-      crc = crc32(readAt(fs, fd, pos, Math.min(VERIFY_CHUNK_BYTES, metaStart - pos)), crc);
-    }
-    if (crc !== fixed.readUInt32LE(4)) {
-      throw corrupt(0, `snapshot data checksum mismatch over bytes [0, ${metaStart})`);
-    }
-    return meta;
+    return verifySnapshotFd(fs, fd, file);
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** `verifySnapshotFile` on an open file (`file` names it in errors). */
+export function verifySnapshotFd(fs: StorageFs, fd: number, file: string): SnapshotMeta {
+  const size = fs.fstatSync(fd).size;
+  const corrupt = (offset: number, detail: string) => new StorageCorruptionError(file, offset, detail);
+  if (size < FIXED_BYTES) throw corrupt(0, `${size} bytes is too short for a snapshot file`);
+  const fixed = readAt(fs, fd, size - FIXED_BYTES, FIXED_BYTES);
+  if (!fixed.subarray(12).equals(MAGIC)) throw corrupt(size - MAGIC.length, 'snapshot footer magic missing');
+  const metaLength = fixed.readUInt32LE(0);
+  const metaStart = size - FIXED_BYTES - metaLength;
+  if (metaStart < 0) throw corrupt(size - FIXED_BYTES, `meta length ${metaLength} exceeds the file`);
+  const json = readAt(fs, fd, metaStart, metaLength);
+  if (crc32(fixed.subarray(0, 8), crc32(json)) !== fixed.readUInt32LE(8)) {
+    throw corrupt(metaStart, 'snapshot footer checksum mismatch');
+  }
+  let meta: SnapshotMeta;
+  try {
+    meta = snapshotMetaSchema.parse(JSON.parse(json.toString('utf8')));
+  } catch (err) {
+    throw corrupt(metaStart, `snapshot meta does not parse: ${err instanceof Error ? err.message : err}`);
+  }
+  if (meta.sizeBytes !== metaStart) {
+    throw corrupt(metaStart, `meta says ${meta.sizeBytes} data bytes, the file holds ${metaStart}`);
+  }
+  let crc = 0;
+  for (let pos = 0; pos < metaStart; pos += VERIFY_CHUNK_BYTES) {
+    crc = crc32(readAt(fs, fd, pos, Math.min(VERIFY_CHUNK_BYTES, metaStart - pos)), crc);
+  }
+  if (crc !== fixed.readUInt32LE(4)) {
+    throw corrupt(0, `snapshot data checksum mismatch over bytes [0, ${metaStart})`);
+  }
+  return meta;
 }
 
 /** Exactly `length` bytes at `position` (fewer only at the end of the file). */

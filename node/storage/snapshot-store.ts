@@ -21,7 +21,7 @@ import { StorageCorruptionError } from './errors.js';
 import type { StorageFileHandle, StorageFs } from './fs.js';
 import type { DurableIo, StorageLogger } from './io.js';
 import type { SnapshotRef } from './schemas.js';
-import { encodeFooter, readAt, verifySnapshotFile } from './snapshot-file.js';
+import { encodeFooter, readAt, verifySnapshotFd, verifySnapshotFile } from './snapshot-file.js';
 
 const STAGING_NAME = 'staging.tmp';
 
@@ -166,10 +166,17 @@ export class SnapshotStore {
     this.remove(ref.file);
   }
 
-  /** Bytes [offset, offset + length) of the current snapshot, if it is `meta`'s; clamped to its size. */
+  /**
+   * Bytes [offset, offset + length) of the current snapshot, if it is `meta`'s; clamped to its size.
+   * A read from offset 0 starts a transfer, an install or a restart: the whole file is checked
+   * against its checksums first, so bytes damaged on this disk since the file was written are
+   * never handed out (a follower would stage them under a checksum of its own, install them
+   * durably and fail on them for good). Throws StorageCorruptionError.
+   */
   read(meta: SnapshotMeta, offset: number, length: number): Uint8Array | null {
     const cur = this.current;
     if (!cur || cur.ref.meta.id !== meta.id) return null;
+    if (offset <= 0) verifySnapshotFd(this.fs, cur.fd, path.join(this.dir, cur.ref.file));
     const size = cur.ref.meta.sizeBytes;
     const start = Math.min(Math.max(0, offset), size);
     return readAt(this.fs, cur.fd, start, Math.max(0, Math.min(length, size - start)));

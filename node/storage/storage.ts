@@ -18,7 +18,8 @@
 // - A failed write or fsync poisons the storage: after fsync fails the kernel may have dropped
 //   the dirty pages, so nothing written since the last good fsync can be trusted. Every later
 //   call is refused, `onFailure` stops the node (fail-stop.ts), and restarting replays whatever
-//   consistent prefix actually reached the disk.
+//   consistent prefix actually reached the disk. So does a current snapshot file found damaged
+//   when a read from its start checks it (snapshot-store.ts `read`): it is never served.
 
 import * as path from 'node:path';
 import type { RaftState } from '../raft/raft.js';
@@ -164,7 +165,15 @@ export class DiskStorage implements RaftStorage {
 
   readSnapshotChunk(meta: SnapshotMeta, offset: number, length: number): Uint8Array | null {
     if (this.closing) return null;
-    return this.snaps.read(meta, offset, length);
+    try {
+      return this.snaps.read(meta, offset, length);
+    } catch (err) {
+      // The current snapshot file no longer matches its checksums: this disk returns bad data.
+      // Serve nothing and stop as after a failed write; the restart falls back to the older
+      // snapshot and the WAL (snapshot-fallback.ts), or refuses naming the file.
+      this.fail(err);
+      return null;
+    }
   }
 
   saveSnapshot(meta: SnapshotMeta, data: Uint8Array): Promise<void> {
