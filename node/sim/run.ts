@@ -210,13 +210,18 @@ async function liveness(
 ): Promise<void> {
   const op = nemesis.operator;
   while (op.busy) await world.sleep(10);
-  // A node whose storage refused to open is replaced first: the operator's remedy.
-  for (const n of [...sim.nodes.values()]) {
-    if (n.status !== 'refused' || n.oracle !== oracle) continue;
-    live.step = `replacing ${n.id}`;
-    while (!(await op.removeNode(n.id, true))) await world.sleep(20);
-    sim.env.coverage.replacements++;
-  }
+  // A node whose storage refused to open is removed (the operator's remedy) before anything else.
+  const removeRefused = async () => {
+    for (const n of [...sim.nodes.values()]) {
+      if (n.status !== 'refused' || n.oracle !== oracle) continue;
+      live.step = `removing ${n.id}, whose storage refused to open`;
+      const members = sim.membership(oracle);
+      if (members && !M.members(members).includes(n.id)) n.retire();
+      else if (await op.removeNode(n.id, true)) sim.env.coverage.replacements++;
+      else await world.sleep(20);
+    }
+  };
+  await removeRefused();
   live.step = 'adding and promoting a fresh node';
   const fresh = sim.newNode(oracle);
   for (;;) {
@@ -240,8 +245,9 @@ async function liveness(
     else if (r.kind === 'error' && !(r.err instanceof RaftError)) throw r.err;
     else await world.sleep(10);
   }
-  live.step = `every member applying index ${index}`;
   for (;;) {
+    await removeRefused();
+    live.step = `every member applying index ${index}`;
     const l = sim.leader(oracle);
     const members = l ? M.members(l.metrics.membership) : [];
     const lives = members.map((id) => sim.nodes.get(id)?.up);

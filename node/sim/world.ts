@@ -50,10 +50,16 @@ export class World {
     for (;;) {
       if (this.failure) throw this.failure;
       if (stop()) return;
-      const at = this.queue.peekTime();
+      let at = this.queue.peekTime();
       if (at === undefined || at > untilMs) {
-        this.now = Math.max(this.now, untilMs);
-        return;
+        // Continuations still running may schedule more before the deadline.
+        await settle();
+        if (stop()) return;
+        at = this.queue.peekTime();
+        if (at === undefined || at > untilMs) {
+          this.now = Math.max(this.now, untilMs);
+          return;
+        }
       }
       const next = this.queue.pop() as { at: number; value: { fn: () => void; cancelled: boolean } };
       if (next.value.cancelled) continue;
