@@ -190,6 +190,22 @@ describe('helm/conflux-operator', () => {
     );
   });
 
+  it("names its cluster-scoped RBAC after the release: releases never claim each other's", async () => {
+    const names = async (release: string) => {
+      const r = await helm(['template', release, OPERATOR, '--namespace', release]);
+      expect(r.code, r.stderr).toBe(0);
+      const objects = parseAllDocuments(r.stdout)
+        .map((d) => d.toJS() as K8sObject | null)
+        .filter((o): o is K8sObject => o !== null);
+      const binding = one(objects, 'ClusterRoleBinding');
+      expect(binding.roleRef.name).toBe(one(objects, 'ClusterRole').metadata.name);
+      return [one(objects, 'ClusterRole').metadata.name, binding.metadata.name];
+    };
+    expect(await names('team-a')).toEqual(['team-a-conflux-operator', 'team-a-conflux-operator']);
+    // config/default's ClusterRole is conflux-operator: only a release of that name shares it.
+    expect(await names('conflux-operator')).toEqual(['conflux-operator', 'conflux-operator']);
+  });
+
   it('ships the generated CRDs in crds/', async () => {
     const objects = await template(OPERATOR, {}, ['--include-crds']);
     const crds = objects.filter((o) => o.kind === 'CustomResourceDefinition');

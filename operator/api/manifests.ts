@@ -41,15 +41,26 @@ export function crdTargets(dir: string): ManifestTarget[] {
 }
 
 /**
- * The Helm chart helm/conflux-operator: its crds/ and the ClusterRole template (a plain object,
- * named conflux-operator, that the chart's ClusterRoleBinding refers to).
+ * The release's full name in the chart's templates: cluster-scoped objects carry it, so that two
+ * releases (or a release beside a config/default install) never claim the same ClusterRole.
+ */
+export const HELM_FULLNAME = '{{ include "conflux-operator.fullname" . }}';
+
+/**
+ * The Helm chart helm/conflux-operator: its crds/ and the ClusterRole template (named after the
+ * release, HELM_FULLNAME, as the chart's ClusterRoleBinding refers to it).
  */
 export function helmOperatorChartTargets(chart = 'helm/conflux-operator'): ManifestTarget[] {
   return [
     ...crdTargets(`${chart}/crds`),
     {
       path: `${chart}/templates/clusterrole.yaml`,
-      objects: () => [operatorClusterRole({ labels: { 'app.kubernetes.io/managed-by': 'Helm' } })],
+      objects: () => [
+        operatorClusterRole({
+          clusterRoleName: HELM_FULLNAME,
+          labels: { 'app.kubernetes.io/managed-by': 'Helm' },
+        }),
+      ],
     },
   ];
 }
