@@ -138,14 +138,14 @@ describe('forged peer frames against a dev-mode cluster of real processes', () =
       commit: 0,
       readSeq: 0,
     });
+    // A node id not known yet is admitted (a member that missed a node's addition must follow it
+    // when it leads), and dev mode authenticates nobody: a follower's id can be claimed too. Either
+    // way a second leader in the leader's own term is refused as impossible instead of stopping it.
     await refused(dial(leader), hello('n9', clusterId), forged('n9'));
-    // Dev mode authenticates nobody: a follower's id can be claimed, but a second leader in the
-    // leader's own term is refused as impossible instead of stopping the node.
     await refused(dial(leader), hello(followers[0], clusterId), forged(followers[0]));
     await leaderServes(leader, term, 'after-forged-heartbeat');
     const text = await metrics(leader);
-    expect(protocolErrors(text, 'not-a-member')).toBeGreaterThanOrEqual(1);
-    expect(protocolErrors(text, 'conflicting-leader')).toBeGreaterThanOrEqual(1);
+    expect(protocolErrors(text, 'conflicting-leader')).toBeGreaterThanOrEqual(2);
   }, 60_000);
 
   it('an append planting a value on one follower is refused, and every member applies the real entry', async () => {
@@ -369,7 +369,7 @@ describe('forged peer frames against a cluster of real processes with mutual TLS
     if (!process.env.CONFLUX_KEEP_E2E) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('refuses client and admin certificates, node certificates naming another node, and made-up members', async () => {
+  it('refuses client and admin certificates, node certificates naming another node, and forgeries under new ids', async () => {
     const leader = await leaderOf();
     const follower = members.find((m) => m !== leader) as TlsMember;
     const { term } = await https(`${apiUrl(leader)}/v1/kv/probe`, 'PUT', 'x');
@@ -399,7 +399,8 @@ describe('forged peer frames against a cluster of real processes with mutual TLS
       validDays: 1,
     });
     await refused(dial(intruder), hello(follower.id, clusterId), heartbeat(follower.id));
-    // A genuine member certificate claiming a node that is not a member.
+    // A genuine node certificate claiming a node not known yet: admitted (it could be a node added
+    // while this one lagged), but its heartbeat in the leader's term is refused as impossible.
     const stolen = await generateNodeCert(ca, {
       nodeId: 't9',
       dnsNames: ['t9'],
@@ -420,6 +421,6 @@ describe('forged peer frames against a cluster of real processes with mutual TLS
     const text = (await https(`${apiUrl(leader)}/metrics`)).body;
     expect(protocolErrors(text, 'certificate')).toBeGreaterThanOrEqual(2);
     expect(protocolErrors(text, 'identity')).toBeGreaterThanOrEqual(1);
-    expect(protocolErrors(text, 'not-a-member')).toBeGreaterThanOrEqual(1);
+    expect(protocolErrors(text, 'conflicting-leader')).toBeGreaterThanOrEqual(1);
   }, 60_000);
 });

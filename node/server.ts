@@ -90,6 +90,7 @@ export async function startNode(config: NodeConfig, rootLogger: Logger): Promise
     onMessage: (m) => raft?.step(m),
     admission,
     clusterId: () => bootstrapRef?.clusterId() ?? raft?.metrics().membership.cluster?.id ?? null,
+    advertisedAddress: config.advertiseRaftAddr,
     ...(tls ? { tls } : {}),
     logger: log.child({ component: 'transport' }),
     metrics: { protocolError: (reason) => metrics.peerProtocolErrors.inc({ reason }) },
@@ -121,15 +122,16 @@ export async function startNode(config: NodeConfig, rootLogger: Logger): Promise
   };
   const addresses = new AddressBook(id, self, (peers) => transport.setPeers(peers));
   addressesRef = addresses;
-  addresses.learn(node.metrics().membership);
+  // Admission first: the transport forgets the addresses of retired ids when its peers change.
   admission.update(node.metrics().membership);
+  addresses.learn(node.metrics().membership);
   if (config.initialCluster) addresses.hint(config.initialCluster);
   let knownMembership = node.metrics().membership;
   node.watchMetrics((m) => {
     if (m.membership === knownMembership) return;
     knownMembership = m.membership;
-    addresses.learn(m.membership);
     admission.update(m.membership);
+    addresses.learn(m.membership);
   });
 
   const fresh = state.hardState.term === 0 && state.entries.length === 0 && state.snapshot === null;

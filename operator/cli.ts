@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `conflux` CLI (DESIGN §7): `npx conflux status`, `kv get|put|del|ls|watch`, `scale N`,
+// The `conflux` CLI (docs/ARCHITECTURE.md §9): `npx conflux status`, `kv get|put|del|ls|watch`, `scale N`,
 // `leader [transfer [ID]]`, `backup`, `restore URI`, `nodes add|remove`, `certs`. The commands live
 // in operator/cli/.
 

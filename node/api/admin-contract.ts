@@ -1,6 +1,6 @@
 // The cluster-operations API contract: zod schemas of every request and response body of the
-// admin port (DESIGN §4). The node validates requests with them; the operator and the CLI import
-// them to validate answers. Field names follow the seed (snake_case).
+// admin port (docs/ARCHITECTURE.md §7). The node validates requests with them; the operator and
+// the CLI import them to validate answers. Field names follow the seed (snake_case).
 
 import { z } from 'zod';
 

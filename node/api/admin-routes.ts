@@ -1,4 +1,4 @@
-// The admin endpoints (DESIGN §4). Requests are parsed with the contract's zod schemas; every
+// The admin endpoints (docs/ARCHITECTURE.md §7). Requests are parsed with the contract's zod schemas; every
 // refusal is a catalogued error. Operations that only the leader can run are handed to the leader
 // when they reach a follower (once: a forwarded request is never forwarded again), so a caller
 // may talk to any member.

@@ -1,4 +1,4 @@
-// The client key-value API (DESIGN.md §7): get, put, delete, paged prefix range, transactions.
+// The client key-value API (docs/ARCHITECTURE.md §6): get, put, delete, paged prefix range, transactions.
 // Reads are linearizable by default (ReadIndex on the leader; followers forward), and
 // `?consistency=serializable` reads this node's state as it is.
 

@@ -1,4 +1,4 @@
-// Moving snapshots to and from backup destinations (DESIGN §4: POST /_cluster/backup and
+// Moving snapshots to and from backup destinations (docs/ARCHITECTURE.md §7: POST /_cluster/backup and
 // /_cluster/restore). See manifest.ts for the layout and the completeness invariant: a backup
 // exists iff its manifest does, and the manifest is written only after the data is complete.
 

@@ -1,4 +1,4 @@
-// Backup URIs, parsed once at the boundary (DESIGN §4):
+// Backup URIs, parsed once at the boundary (docs/ARCHITECTURE.md §7):
 //   s3://bucket/prefix      a "directory" in a bucket of any S3-compatible endpoint
 //   file:///abs/path        a local directory
 // A destination is such a directory; a backup is two objects in it: the data object and its

@@ -14,7 +14,7 @@ import { invalid } from './errors.js';
 import { assertDnsNames, assertIpAddresses } from './names.js';
 import { x509 } from './x509.js';
 
-/** The subject O of admin client certificates; the admin API admits only these (DESIGN §4). */
+/** The subject O of admin client certificates; the admin API admits only these (docs/ARCHITECTURE.md §7). */
 export const ADMIN_ORGANIZATION = 'conflux-admin';
 /** The subject O of ordinary (non-admin) client certificates. */
 export const CLIENT_ORGANIZATION = 'conflux-client';

@@ -1,6 +1,7 @@
-// POST /_cluster/backup (DESIGN §4): a point-in-time snapshot of the key-value store streamed to a
-// backup destination with its metadata, skipped when nothing changed since the newest backup of
-// this cluster there, then retention (keep-last and max-age) over this cluster's backups.
+// POST /_cluster/backup (docs/ARCHITECTURE.md §7): a point-in-time snapshot of the key-value
+// store streamed to a backup destination with its metadata, skipped when nothing changed since the
+// newest backup of this cluster there, then retention (keep-last and max-age) over this cluster's
+// backups.
 //
 // Guarantees:
 // - The backup holds every write acknowledged before the request: `ensureLinearizable` (a ReadIndex

@@ -1,6 +1,6 @@
-// POST /_cluster/restore (DESIGN §4, the seed's enhancement 2): turn an empty, never-initialized
-// node into the single voter of a NEW cluster whose state is a backup. Nodes are then added with
-// the add flow.
+// POST /_cluster/restore (docs/ARCHITECTURE.md §7, the seed's enhancement 2): turn an empty,
+// never-initialized node into the single voter of a NEW cluster whose state is a backup. Nodes are
+// then added with the add flow.
 //
 // Order of a restore, and why:
 // 1. Refuse unless this node is pristine (raft term 0, empty log, no snapshot, no membership, empty

@@ -1,4 +1,5 @@
-// /_internal/status (one node's view) and /_cluster/status (the seed's aggregation, DESIGN §4/§7).
+// /_internal/status (one node's view) and /_cluster/status (the seed's aggregation,
+// docs/ARCHITECTURE.md §7/§9).
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {

@@ -1,5 +1,5 @@
 // The logic behind `GET /_internal/status` (one node's own view) and `GET /_cluster/status` (the
-// seed's aggregation over every member, DESIGN §4 and §7). Everything here is pure except
+// seed's aggregation over every member, docs/ARCHITECTURE.md §7 and §9). Everything here is pure except
 // collectClusterStatus, which adds the probing; the HTTP layer supplies the `fetch` it uses.
 
 import { type ClusterStatus, type InternalStatus, internalStatusSchema } from '../api/admin-contract.js';

@@ -1,4 +1,4 @@
-// The core must stay pure: no I/O, no clock, no ambient randomness, no async (STYLE.md).
+// The core must stay pure: no I/O, no clock, no ambient randomness, no async (docs/ARCHITECTURE.md §2).
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';

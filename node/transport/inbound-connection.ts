@@ -3,12 +3,14 @@
 // with a warning naming the remote address (the peer redials; nothing of it reached the engine).
 //
 // Who is speaking: the first frame must be a hello naming the dialer's node id and cluster id.
-// The id must be a current member (PeerAdmission), not this node's own, and, with TLS, named by
-// the certificate the handshake verified (node/certs/peer-identity.ts). From then on every
-// message must carry that id as `from` and pass the structural checks (node/raft/message-checks.ts)
-// before the engine sees it; a message the engine refuses as impossible (ProtocolViolation) ends
-// the connection too. A valid message whose `to` is another node id is dropped (a node replaced
-// at the same address), not refused.
+// The id must not be retired nor this node's own; a current member is admitted, and so is an id
+// this node does not know yet once it has a cluster id (which the hello must match): a member
+// that missed the entry adding a node must still follow that node when it leads. With TLS the id
+// must be named by the certificate the handshake verified (node/certs/peer-identity.ts). From
+// then on every message must carry that id as `from` and pass the structural checks
+// (node/raft/message-checks.ts) before the engine sees it; a message the engine refuses as
+// impossible (ProtocolViolation) ends the connection too. A valid message whose `to` is another
+// node id is dropped (a node replaced at the same address), not refused.
 
 import type net from 'node:net';
 import { TLSSocket } from 'node:tls';
@@ -44,6 +46,8 @@ export interface InboundOptions {
   /** This node's cluster id, null while it has none. */
   clusterId(): string | null;
   admission: PeerAdmission;
+  /** A dialer was admitted; `address`: the advertised peer address its hello announced, if any. */
+  admitted(peer: NodeId, address: string | undefined): void;
   /** A valid message for this node from its authenticated sender; the engine's refusal, if any. */
   deliver(message: Message, frameBytes: number): ProtocolViolation | null;
   /** A valid message for another node id. */
@@ -98,14 +102,32 @@ export function serveInbound(socket: net.Socket, opts: InboundOptions): void {
         `${hello.from} belongs to cluster ${hello.cluster ?? '(none)'}, this node to ${own}`,
       ];
     if (hello.from === opts.selfId) return ['identity', `the dialer claims this node's own id ${hello.from}`];
-    if (!opts.admission.isMember(hello.from))
-      return ['not-a-member', `${hello.from} is not a member of this node's cluster`];
+    const refusal = admissionProblem(hello.from);
+    if (refusal) return refusal;
     if (socket instanceof TLSSocket) {
-      const address = opts.admission.advertisedAddress(hello.from);
-      const problem = peerIdentityProblem(socket.getPeerCertificate(), hello.from, hostOf(address));
+      // Bound to the address this node knows for the id; for an id it does not know yet, to the
+      // address the hello announces (where this node will answer it, verifying that name again).
+      const host = hostOf(opts.admission.advertisedAddress(hello.from)) ?? hostOf(hello.address);
+      const problem = peerIdentityProblem(socket.getPeerCertificate(), hello.from, host);
       if (problem) return ['identity', `${hello.from}: ${problem}`];
     }
     return null;
+  };
+
+  /**
+   * Why `id` may not speak to this node now, or null when it may: never a retired id; a member;
+   * and, once this node has a cluster id (the hello must then name it), an id it does not know
+   * yet, as etcd refuses only removed members. Membership is learnt from the log, so an allowlist
+   * would lock a member that missed a node's addition out of that node's leadership for good.
+   * With TLS the certificate must still be a node certificate of the cluster CA naming the id or
+   * its address (helloProblem). Without TLS (--dev-insecure, loopback only) the same rule holds:
+   * a hello proves nothing there, since any local process can already claim a member's id, so
+   * refusing unknown ids would protect nothing; the structural and engine checks stand.
+   */
+  const admissionProblem = (id: NodeId): Refusal | null => {
+    if (opts.admission.isRetired(id)) return ['not-a-member', `${id} was removed from this node's cluster`];
+    if (opts.admission.isMember(id) || opts.clusterId() !== null) return null;
+    return ['not-a-member', `${id} is not a member, and this node has no cluster id yet`];
   };
 
   /** Acts on one parsed frame; what is wrong with it, if anything (the caller then refuses). */
@@ -118,6 +140,7 @@ export function serveInbound(socket: net.Socket, opts: InboundOptions): void {
       peer = frame.from;
       log = log.child({ peer });
       log.info('peer connected');
+      opts.admitted(peer, frame.address);
       return null;
     }
     if (peer === null) return ['no-hello', `the first frame is a ${frame.type}, not a hello`];
@@ -127,7 +150,8 @@ export function serveInbound(socket: net.Socket, opts: InboundOptions): void {
     }
     if (frame.from !== peer) return ['from-mismatch', `a message from ${frame.from} on ${peer}'s connection`];
     // Membership changes while connections stay up: a member removed since its hello stops here.
-    if (!opts.admission.isMember(peer)) return ['not-a-member', `${peer} is no longer a member`];
+    const refusal = admissionProblem(peer);
+    if (refusal) return refusal;
     if (frame.to !== opts.selfId) {
       if (!warnedMisaddressed) {
         warnedMisaddressed = true;

@@ -18,9 +18,12 @@ describe('MembershipAdmission', () => {
     m = M.leaveJoint(m);
     admission.update(m);
     expect(admission.isMember('n3')).toBe(false); // retired by the change
+    expect(admission.isRetired('n3')).toBe(true);
     told.set('n3', 'c:7000'); // even when an old hint still names it
     expect(admission.isMember('n3')).toBe(false);
-    expect(admission.isMember('n9')).toBe(false);
+    expect(admission.isRetired('n3')).toBe(true);
+    // Unknown (the transport may still admit it: not retired), but not a member.
+    expect([admission.isMember('n9'), admission.isRetired('n9')]).toEqual([false, false]);
     expect(admission.isMember('n1')).toBe(false); // a peer never speaks as this node
   });
 

@@ -7,10 +7,14 @@
 // memberships that predate today's leader, so while it is not a member of its own committed
 // membership it also admits the nodes it was told of outside the log: the members of a static
 // initial cluster, or those the leader named when it prepared this node to be added. Once it
-// holds the entry that adds it, the log alone decides.
+// holds the entry that adds it, the log alone decides who is a member.
 //
-// Retired ids are never members. A member that missed the entry adding a node does not know that
-// node yet and refuses it until it learns of it from another member's replication.
+// Not being a member is not a refusal by itself: a member that missed the entry adding a node
+// must still follow that node when it leads, so the transport also admits ids this node does not
+// know yet once it has a cluster id (inbound-connection.ts: the hello must name that cluster and,
+// with TLS, a node certificate of the cluster CA must name the id). What is refused for good is
+// a retired id, as etcd refuses removed members: removal retires an id in the log, and the
+// engine ignores retired senders too.
 
 import * as M from '../raft/membership.js';
 import type { Membership, NodeId } from '../raft/types.js';
@@ -42,6 +46,10 @@ export class MembershipAdmission implements PeerAdmission {
     if (id === this.selfId || this.retired.has(id)) return false;
     if (this.members.has(id)) return true;
     return !this.selfIsMember && this.toldOf(id) !== undefined;
+  }
+
+  isRetired(id: NodeId): boolean {
+    return this.retired.has(id);
   }
 
   advertisedAddress(id: NodeId): string | undefined {

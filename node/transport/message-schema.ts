@@ -112,16 +112,19 @@ export const messageSchema = z.discriminatedUnion('type', [
 // Control frames of the transport itself; they never reach the engine.
 
 /**
- * First frame a dialer sends, mandatory. `from` is the dialer's node id: it must be a current
- * member (with TLS, one its certificate names), and every message on the connection must carry
- * it. `cluster` is the dialer's cluster id (null while it has none): a node that knows its own
- * cluster refuses any other, so two clusters never mix their logs.
+ * First frame a dialer sends, mandatory. `from` is the dialer's node id: it must not be a retired
+ * id (with TLS, it must be one its certificate names), and every message on the connection must
+ * carry it. `cluster` is the dialer's cluster id (null while it has none): a node that knows its
+ * own cluster refuses any other, so two clusters never mix their logs. `address` is the dialer's
+ * advertised peer address ("host:port"): a receiver with no address for it (a member that missed
+ * the entry adding it) answers it there. Optional: older dialers do not send it.
  */
 export const helloSchema = z.object({
   type: z.literal('hello'),
   from: nodeIdSchema,
   version: z.int(),
   cluster: z.string().max(256).nullable(),
+  address: z.string().max(1024).optional(),
 });
 /** Liveness probe from the dialer; the receiver answers with a pong on the same connection. */
 export const pingSchema = z.object({ type: z.literal('ping') });

@@ -32,6 +32,11 @@ export type DropReason =
 /**
  * Who may send to this node. Asked with the node id a dialer claims in its hello, and again for
  * every message on its connection (a member removed meanwhile is cut off at its next message).
+ *
+ * A member is admitted. So is an id this node does not know yet (a member that missed the entry
+ * adding a node still follows it when it leads), provided it is not retired and this node has a
+ * cluster id, which the hello must then name; with TLS it must also present a node certificate
+ * of the cluster CA naming it (inbound-connection.ts). A retired id never is.
  */
 export interface PeerAdmission {
   /**
@@ -40,6 +45,8 @@ export interface PeerAdmission {
    * initial cluster, or the leader preparing it to be added), so a joining node hears its leader.
    */
   isMember(id: NodeId): boolean;
+  /** An id removed from the cluster: refused for good, whatever it presents. */
+  isRetired(id: NodeId): boolean;
   /** The member's advertised peer address ("host:port"), when known: TLS binds the id to its host. */
   advertisedAddress(id: NodeId): string | undefined;
 }
@@ -57,7 +64,7 @@ export type ProtocolErrorReason =
   | 'version'
   /** The dialer's cluster id is not this node's. */
   | 'cluster-mismatch'
-  /** The claimed node id is not a current member (or no longer is). */
+  /** The claimed node id is retired, or unknown to a node that has no cluster id yet. */
   | 'not-a-member'
   /** TLS: the certificate does not name the claimed node id; or the peer claims this node's id. */
   | 'identity'

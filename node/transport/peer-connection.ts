@@ -42,6 +42,8 @@ export interface PeerConnectionOptions {
   logger: Logger;
   /** This node's cluster id right now, announced in every hello. */
   clusterId(): string | null;
+  /** This node's advertised peer address, announced in every hello (when set). */
+  advertisedAddress: string | undefined;
   onSent(messages: number, bytes: number): void;
   onDropped(messages: number, reason: DropReason): void;
 }
@@ -187,6 +189,7 @@ export class PeerConnection {
         from: this.opts.selfId,
         version: PROTOCOL_VERSION,
         cluster: this.opts.clusterId(),
+        ...(this.opts.advertisedAddress === undefined ? {} : { address: this.opts.advertisedAddress }),
       }),
     );
     this.flush();

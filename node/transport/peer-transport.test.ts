@@ -321,7 +321,7 @@ describe('PeerTransport over loopback TCP', () => {
       const { PeerTransport } = await import(${JSON.stringify(new URL('./peer-transport.ts', import.meta.url).pathname)});
       const hb = (from, to) => ({ type: 'heartbeat', from, to, term: 1, commit: 0, readSeq: 1 });
       let got = 0;
-      const admission = { isMember: () => true, advertisedAddress: () => undefined };
+      const admission = { isMember: () => true, isRetired: () => false, advertisedAddress: () => undefined };
       const a = new PeerTransport({ selfId: 'a', admission, onMessage: () => got++, livenessTimeoutMs: 60_000, backoffMsMin: 30_000, backoffMsMax: 60_000 });
       const b = new PeerTransport({ selfId: 'b', admission, onMessage: () => got++, backoffMsMin: 30_000, backoffMsMax: 60_000 });
       const pa = (await a.listen('127.0.0.1', 0)).port;

@@ -7,10 +7,14 @@
 //
 // Contract with the engine: `send` never blocks and never throws. Messages are best effort: they
 // queue per peer while it is unreachable (bounded; the oldest are dropped first) and may be lost
-// with a connection; Raft retries. Received messages reach `onMessage` only from a current
-// member that announced itself in a hello (and, with TLS, whose certificate names it), only as
-// that member, only after schema and structural validation, and only when addressed to `selfId`.
-// Anything else closes the connection it came on and is counted as a protocol error.
+// with a connection; Raft retries. Received messages reach `onMessage` only from a peer admitted
+// on its hello (never a retired id; with TLS, one its certificate names: see PeerAdmission),
+// only as that peer, only after schema and structural validation, and only when addressed to
+// `selfId`. Anything else closes the connection it came on and is counted as a protocol error.
+//
+// Peer addresses come from the host (`setPeers`, from the membership). An admitted peer the host
+// has no address for (a node added while this one missed the entry) is answered at the address
+// its hello announced, until the host names it or it is retired.
 
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
@@ -59,6 +63,11 @@ export interface PeerTransportOptions {
   random?: () => number;
   /** This node's cluster id (announced to peers; peers of another cluster are refused). Default none. */
   clusterId?: () => string | null;
+  /**
+   * This node's advertised peer address ("host:port"), announced in hellos: a peer that does not
+   * know this node yet answers it there. Default none.
+   */
+  advertisedAddress?: string;
 }
 
 export interface PeerStatus {
@@ -81,6 +90,8 @@ export interface TransportStats {
 const WARN_INTERVAL_MS = 60_000;
 /** Bound on the refusals remembered for that, whatever ids dialers claim. */
 const MAX_WARN_KEYS = 1024;
+/** Bound on the addresses learnt from hellos (the oldest is forgotten first). */
+const MAX_LEARNED_ADDRESSES = 16;
 
 const DEFAULTS = {
   maxQueuedMessages: 4096,
@@ -98,6 +109,10 @@ export class PeerTransport implements Transport {
   private readonly settings: Settings;
   private readonly log: Logger;
   private readonly peers = new Map<NodeId, PeerConnection>();
+  /** The peer map as the host last set it. */
+  private configured = new Map<NodeId, PeerAddress>();
+  /** Addresses announced in the hellos of admitted peers the host gave no address for. */
+  private readonly learned = new Map<NodeId, PeerAddress>();
   private readonly closing = new Set<Promise<void>>();
   private readonly warnedUnknown = new Set<NodeId>();
   private readonly listener: PeerListener;
@@ -134,6 +149,7 @@ export class PeerTransport implements Transport {
         logger: this.log,
         clusterId: () => this.opts.clusterId?.() ?? null,
         admission: opts.admission,
+        admitted: (peer, address) => this.learn(peer, address),
         deliver: (message, frameBytes) => this.deliver(message, frameBytes),
         misaddressed: (message) => this.drop(message.from, 1, 'wrong-recipient'),
         protocolError: (reason, peer) => this.protocolError(reason, peer),
@@ -182,7 +198,41 @@ export class PeerTransport implements Transport {
     for (const [id, text] of Object.entries(peers)) {
       if (id !== this.selfId) next.set(id, parsePeerAddress(text));
     }
+    this.configured = next;
+    for (const id of next.keys()) this.learned.delete(id);
     this.warnedUnknown.clear();
+    this.reconcile();
+  }
+
+  /**
+   * An admitted peer announced its address: when the host gave none for it, answer it there (a
+   * member that missed the entry adding that node must still reply to it when it leads).
+   */
+  private learn(id: NodeId, text: string | undefined): void {
+    if (text === undefined || this.closed || this.configured.has(id)) return;
+    let address: PeerAddress;
+    try {
+      address = parsePeerAddress(text);
+    } catch (err) {
+      this.log.debug({ peer: id, err: shortMessage(err) }, 'ignoring the malformed address of a hello');
+      return;
+    }
+    if (this.learned.get(id)?.text === address.text) return;
+    this.learned.delete(id);
+    const oldest = this.learned.keys().next();
+    if (this.learned.size >= MAX_LEARNED_ADDRESSES && !oldest.done) this.learned.delete(oldest.value);
+    this.learned.set(id, address);
+    this.warnedUnknown.delete(id);
+    this.log.info({ peer: id, address: address.text }, 'answering a peer at the address its hello announced');
+    this.reconcile();
+  }
+
+  /** Connects to the host's peers and the learnt ones (never a retired id), and only to them. */
+  private reconcile(): void {
+    for (const id of [...this.learned.keys()]) {
+      if (this.opts.admission.isRetired(id)) this.learned.delete(id);
+    }
+    const next = new Map([...this.learned, ...this.configured]);
     for (const [id, conn] of this.peers) {
       const address = next.get(id);
       if (address?.text === conn.address.text) continue;
@@ -264,6 +314,7 @@ export class PeerTransport implements Transport {
       random: this.opts.random ?? Math.random,
       logger: this.log,
       clusterId: () => this.opts.clusterId?.() ?? null,
+      advertisedAddress: this.opts.advertisedAddress,
       onSent: (messages, bytes) => {
         this.sent += messages;
         this.hook(() => this.opts.metrics?.sent?.(id, messages, bytes));
@@ -290,6 +341,8 @@ export class PeerTransport implements Transport {
 
   private protocolError(reason: ProtocolErrorReason, peer: NodeId | null): void {
     this.protocolErrors[reason] = (this.protocolErrors[reason] ?? 0) + 1;
+    // A peer refused as retired (or unknown) is no longer answered at the address it announced.
+    if (reason === 'not-a-member' && peer !== null && this.learned.delete(peer)) this.reconcile();
     this.hook(() => this.opts.metrics?.protocolError?.(reason, peer));
   }
 

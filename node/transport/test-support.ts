@@ -64,6 +64,7 @@ export function everyMessageType(from: NodeId, to: NodeId): Message[] {
 /** Admits every node id, each at 127.0.0.1 (where the test PKIs' certificates point). */
 export const admitAll: PeerAdmission = {
   isMember: () => true,
+  isRetired: () => false,
   advertisedAddress: () => '127.0.0.1:7000',
 };
 
@@ -183,7 +184,7 @@ export async function rawPeer(
   };
 }
 
-/** The hello a member sends first. */
-export function hello(from: NodeId, cluster: string | null = null): unknown {
-  return { type: 'hello', from, version: 1, cluster };
+/** The hello a member sends first; `address`: its advertised peer address, when it announces one. */
+export function hello(from: NodeId, cluster: string | null = null, address?: string): unknown {
+  return { type: 'hello', from, version: 1, cluster, ...(address === undefined ? {} : { address }) };
 }

@@ -1,5 +1,6 @@
 // The peer port with TLS admits member certificates only (O=conflux-node), and binds the node id
-// a dialer claims to its certificate: a SAN must name the id or the member's advertised address.
+// a dialer claims to its certificate: a SAN must name the id or the member's advertised address
+// (for a node the listener does not know yet, the address its hello announces).
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   type CertKeyPair,
@@ -46,7 +47,10 @@ const beat = (from: NodeId): Message => ({
   readSeq: 1,
 });
 
-/** "b" admits a, c and demo-1-4f2a9c1e; a is advertised at 10.0.0.1, demo-1-… at its pod name. */
+/**
+ * "b", of cluster c-1, knows a, c and demo-1-4f2a9c1e; a is advertised at 10.0.0.1, demo-1-… at
+ * its pod name; old is retired.
+ */
 async function listener() {
   const addresses: Record<NodeId, string> = {
     a: '10.0.0.1:7000',
@@ -55,6 +59,7 @@ async function listener() {
   };
   const admission: PeerAdmission = {
     isMember: (id) => id in addresses,
+    isRetired: (id) => id === 'old',
     advertisedAddress: (id) => addresses[id],
   };
   const errors: ProtocolErrorReason[] = [];
@@ -64,6 +69,7 @@ async function listener() {
     selfId: 'b',
     tls: serverTls,
     admission,
+    clusterId: () => 'c-1',
     onMessage: (m) => inbox.push(m),
     logger: logs.logger,
     metrics: { protocolError: (reason) => errors.push(reason) },
@@ -81,7 +87,7 @@ describe('peer identity over mutual TLS', () => {
     const b = await listener();
     const peer = await rawPeer(b.address, tlsOf(await make()));
     cleanups.push(() => peer.destroy());
-    peer.send(hello('a'), beat('a'));
+    peer.send(hello('a', 'c-1'), beat('a'));
     await peer.closed;
     expect(b.inbox).toEqual([]);
     expect(b.errors).toEqual(['certificate']);
@@ -98,9 +104,9 @@ describe('peer identity over mutual TLS', () => {
       () => byAddress.destroy(),
       () => byPodName.destroy(),
     );
-    byId.send(hello('a'), beat('a'));
-    byAddress.send(hello('c'), beat('c'));
-    byPodName.send(hello('demo-1-4f2a9c1e'), beat('demo-1-4f2a9c1e'));
+    byId.send(hello('a', 'c-1'), beat('a'));
+    byAddress.send(hello('c', 'c-1'), beat('c'));
+    byPodName.send(hello('demo-1-4f2a9c1e', 'c-1'), beat('demo-1-4f2a9c1e'));
     await waitFor('three deliveries', () => b.inbox.length === 3);
     expect(b.errors).toEqual([]);
   });
@@ -110,13 +116,47 @@ describe('peer identity over mutual TLS', () => {
     // c's certificate (its address 10.0.0.3) says hello as a, advertised at 10.0.0.1.
     const peer = await rawPeer(b.address, tlsOf(await nodeCert(['c'], ['10.0.0.3'])));
     cleanups.push(() => peer.destroy());
-    peer.send(hello('a'), beat('a'));
+    peer.send(hello('a', 'c-1'), beat('a'));
     await peer.closed;
     expect(b.inbox).toEqual([]);
     expect(b.errors).toEqual(['identity']);
     expect(String(b.logs.warnings('protocol error')[0]?.detail)).toMatch(
       /names neither node a nor .* 10\.0\.0\.1/,
     );
+  });
+
+  it('admits a node it does not know yet whose certificate names the address its hello announces', async () => {
+    const b = await listener();
+    const byAddress = await rawPeer(b.address, tlsOf(await nodeCert(['*.demo-headless.db.svc'])));
+    const byId = await rawPeer(b.address, tlsOf(await nodeCert(['d2'])));
+    cleanups.push(
+      () => byAddress.destroy(),
+      () => byId.destroy(),
+    );
+    byAddress.send(hello('demo-4-77aa', 'c-1', 'demo-4.demo-headless.db.svc:7000'), beat('demo-4-77aa'));
+    byId.send(hello('d2', 'c-1'), beat('d2'));
+    await waitFor('two deliveries', () => b.inbox.length === 2);
+    expect(b.errors).toEqual([]);
+  });
+
+  it('refuses a node it does not know whose certificate names neither it nor its announced address', async () => {
+    const b = await listener();
+    const peer = await rawPeer(b.address, tlsOf(await nodeCert(['c'], ['10.0.0.3'])));
+    cleanups.push(() => peer.destroy());
+    peer.send(hello('d', 'c-1', '10.0.0.4:7000'), beat('d'));
+    await peer.closed;
+    expect(b.inbox).toEqual([]);
+    expect(b.errors).toEqual(['identity']);
+  });
+
+  it('refuses a retired id whatever certificate it presents', async () => {
+    const b = await listener();
+    const peer = await rawPeer(b.address, tlsOf(await nodeCert(['old'], ['10.0.0.9'])));
+    cleanups.push(() => peer.destroy());
+    peer.send(hello('old', 'c-1', '10.0.0.9:7000'), beat('old'));
+    await peer.closed;
+    expect(b.inbox).toEqual([]);
+    expect(b.errors).toEqual(['not-a-member']);
   });
 
   it('a dialer refuses a server whose certificate lacks the node role', async () => {
@@ -126,7 +166,7 @@ describe('peer identity over mutual TLS', () => {
     const a = new PeerTransport({
       selfId: 'a',
       tls: { ...tlsOf(await nodeCert(['a'], ['127.0.0.1'])), verifyServerName: false },
-      admission: { isMember: () => true, advertisedAddress: () => undefined },
+      admission: { isMember: () => true, isRetired: () => false, advertisedAddress: () => undefined },
       onMessage: () => {},
       logger: logs.logger,
     });

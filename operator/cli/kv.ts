@@ -1,4 +1,5 @@
-// `conflux kv get|put|del|ls|watch`: the client API (DESIGN §7). --json prints the API's documents.
+// `conflux kv get|put|del|ls|watch`: the client API (docs/ARCHITECTURE.md §6). --json prints the
+// API's documents.
 
 import { readFile } from 'node:fs/promises';
 import { CliError, type CommandContext, errorOf, httpCall, json, jsonOf } from './context.js';

@@ -1,4 +1,4 @@
-// The `conflux` command line (DESIGN §7), built with commander. `runConflux(argv, io)` runs one
+// The `conflux` command line (docs/ARCHITECTURE.md §9), built with commander. `runConflux(argv, io)` runs one
 // invocation and answers its exit code: 0 done, 1 failed (an API error, an unreachable cluster),
 // 2 bad usage. Tests call it in-process with their own io.
 
