@@ -91,11 +91,19 @@ export async function buildClientApi(ctx: ApiContext, opts: ApiServerOptions): P
   app.get('/healthz', exempt, async () => ({ status: 'ok', node: ctx.nodeId }));
   app.get('/readyz', exempt, async (_req, reply) => {
     const m = ctx.raft.metrics();
+    // A Raft node stopped by a fatal error keeps its last metrics (it may still say leader): it
+    // will never serve again, so it is not ready, and says why.
+    const stopped = ctx.raft.stopReason();
     const member = M.isInitialized(m.membership) && M.members(m.membership).includes(ctx.nodeId);
-    const ready = member && (m.currentLeader !== null || m.state === 'learner');
-    return reply
-      .status(ready ? 200 : 503)
-      .send({ ready, node: ctx.nodeId, state: m.state, leader: m.currentLeader, term: m.currentTerm });
+    const ready = !stopped && member && (m.currentLeader !== null || m.state === 'learner');
+    return reply.status(ready ? 200 : 503).send({
+      ready,
+      node: ctx.nodeId,
+      state: m.state,
+      leader: m.currentLeader,
+      term: m.currentTerm,
+      ...(stopped ? { stopped: stopped.message } : {}),
+    });
   });
   app.get('/metrics', exempt, async (_req, reply) => {
     ctx.metrics.observeRaft(ctx.raft.metrics());

@@ -301,6 +301,15 @@ export class RaftNode<R> {
     return this.core.metrics();
   }
 
+  /**
+   * Why the node stopped for good, null while it runs: SHUTTING_DOWN, or the fatal error (a
+   * storage failure, a safety violation, a state machine that threw) that stopped it. A stopped
+   * node keeps its last metrics but neither replicates nor serves anything again.
+   */
+  stopReason(): Error | null {
+    return this.stopped;
+  }
+
   /** Called after every Ready round in which the known leader or the role changed. Must not throw. */
   onLeaderChange(fn: LeaderListener): () => void {
     this.leaderListeners.add(fn);
