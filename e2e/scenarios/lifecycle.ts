@@ -201,18 +201,24 @@ export async function survivesKills(env: KubeEnv, name: string): Promise<void> {
 /**
  * The whole suite, in order, on the environment `start` makes. `scale` multiplies the timeouts
  * (a real cluster pulls images and provisions volumes); `resyncMs` is how long the drift check
- * waits for the operator to look again.
+ * waits for the operator to look again; `startMs` bounds `start` (default 2 min).
  */
 export function lifecycleSuite(
   title: string,
   start: () => Promise<KubeEnv>,
-  o: { scale: number; resyncMs: number },
+  o: {
+    scale: number;
+    resyncMs: number;
+    startMs?: number;
+    /** More tests on the same environment, after the scenarios (registered inside the describe). */
+    more?: (env: () => KubeEnv) => void;
+  },
 ) {
   describe(title, () => {
     let env: KubeEnv;
     beforeAll(async () => {
       env = await start();
-    }, 120_000);
+    }, o.startMs ?? 120_000);
     afterAll(async () => env?.stop(), 60_000);
     const t = (ms: number) => ms * o.scale;
 
@@ -234,5 +240,6 @@ export function lifecycleSuite(
       () => survivesKills(env, 'copy'),
       t(300_000),
     );
+    o.more?.(() => env);
   });
 }
