@@ -84,6 +84,19 @@ describe('POST /_cluster/force-new-cluster (RecoveryService)', () => {
     await until(() => again.kv.get('after') !== undefined);
   });
 
+  it("compacts the log behind the new cluster's first membership: a node added later never replays the old cluster id", async () => {
+    const node = await survivor();
+    // The survivor's log still holds the old cluster's memberships (cluster c-old) ...
+    expect(node.raft.metrics().snapshot).toBeNull();
+    const answer = await service(node, ['n2', 'n3']).run({ node_id: 'n1' });
+    // ... and afterwards starts at a snapshot at or after the recovery entry (cluster c-new), which
+    // is what a node added later receives first.
+    const m = node.raft.metrics();
+    expect(m.snapshot?.index).toBeGreaterThanOrEqual(answer.log_index);
+    expect(m.lastLogIndex).toBe(m.snapshot?.index);
+    expect(m.membership.cluster?.id).toBe('c-new');
+  });
+
   it('answers a retried request with the same document', async () => {
     const node = await survivor();
     const svc = service(node, ['n2', 'n3']);

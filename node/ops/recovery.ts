@@ -19,6 +19,9 @@
 //
 // The Raft node is not restarted: the core appends the new single-voter membership in a new term
 // and commits it at once (RaftCore.forceNewCluster), which is durable in the log like any entry.
+// Then the node snapshots and compacts its log behind that entry: a node added later starts from
+// the snapshot, never from the old cluster's entries, whose memberships carry the old cluster id
+// (a new node replaying them would take that id and refuse the new cluster's leader for good).
 
 import { randomUUID } from 'node:crypto';
 import type {
@@ -29,13 +32,14 @@ import type {
 import { ConfluxError } from '../errors.js';
 import { isInitialized } from '../raft/membership.js';
 import type { MembershipChange } from '../raft/raft-node.js';
-import type { ClusterIdentity, NodeId, NodeInfo, RaftMetrics } from '../raft/types.js';
+import type { ClusterIdentity, NodeId, NodeInfo, RaftMetrics, SnapshotMeta } from '../raft/types.js';
 import { recoveredFromDoc } from './status.js';
 
 /** What the recovery needs from the Raft node (a `RaftNode` fits). */
 export interface RecoveryRaft {
   metrics(): RaftMetrics;
   forceNewCluster(cluster: ClusterIdentity, self: NodeInfo): Promise<MembershipChange>;
+  triggerSnapshot(): Promise<SnapshotMeta | null>;
 }
 
 export interface RecoveryLogger {
@@ -85,7 +89,7 @@ export class RecoveryService {
     }
     const m = raft.metrics();
     const cluster = m.membership.cluster;
-    const replay = this.replay(m, req);
+    const replay = await this.replay(m, req);
     if (replay) return replay;
     if (!isInitialized(m.membership) && m.lastLogIndex === 0) {
       throw new ConfluxError(
@@ -115,6 +119,7 @@ export class RecoveryService {
       recoveredFrom,
     };
     const change = await raft.forceNewCluster(identity, this.deps.selfInfo);
+    await this.compactBehind(change.index ?? raft.metrics().lastLogIndex);
     logger.warn(
       { clusterId: identity.id, recoveredFrom, forced: req.force === true },
       'forced a new cluster from this node after a quorum loss: it is the only voter; add the other members back',
@@ -128,12 +133,24 @@ export class RecoveryService {
     };
   }
 
+  /**
+   * Snapshot at or after the new cluster's first membership (`index`), so the log no longer holds
+   * the old cluster's entries (see the file header).
+   */
+  private async compactBehind(index: number): Promise<void> {
+    const { raft } = this.deps;
+    if ((raft.metrics().snapshot?.index ?? 0) >= index) return;
+    await raft.triggerSnapshot();
+  }
+
   /** The answer to a retried request: this node already leads the cluster recovered from it. */
-  private replay(m: RaftMetrics, req: ForceNewClusterRequest): ForceNewClusterResponse | null {
+  private async replay(m: RaftMetrics, req: ForceNewClusterRequest): Promise<ForceNewClusterResponse | null> {
     const cluster = m.membership.cluster;
     const from = cluster?.recoveredFrom;
     if (!cluster || !from || from.nodeId !== this.deps.nodeId) return null;
     if (req.expected_cluster_id === undefined || req.expected_cluster_id !== from.clusterId) return null;
+    // A crash may have come between the recovery and its snapshot: the retry finishes the job.
+    await this.compactBehind(from.index + 1);
     return {
       cluster_id: cluster.id,
       node_id: this.deps.nodeId,
