@@ -18,10 +18,11 @@ import { type Env, type Life, referenceStore, StackCluster, type StackNode } fro
 import { type Coverage, emptyCoverage } from './coverage.js';
 import { pickKeys } from './keys.js';
 import type { StackMutation } from './mutations.js';
-import { StackNemesis } from './nemesis.js';
+import { Operator, StackNemesis } from './nemesis.js';
 import { SimNetwork } from './network.js';
 import { Oracle, stateDigest } from './oracle.js';
 import { deriveStackProfile, type StackProfile } from './profile.js';
+import { backupAndRestore, forceNewCluster } from './recovery.js';
 import { revisionOrderProblem } from './revision-order.js';
 import { stackKvModel } from './stack-model.js';
 import { WatchClient } from './watch-checker.js';
@@ -100,8 +101,33 @@ export async function runStackSeed(seed: number, options: StackRunOptions = {}):
       watchers.push(w);
       w.start();
     }
-    const nemesis = new StackNemesis({ world, cluster: sim, net, profile, coverage, oracle: () => oracle });
+    const nemesisCtx = { world, cluster: sim, net, profile, coverage, oracle: () => oracle };
+    const nemesis = new StackNemesis(nemesisCtx);
     nemesis.start();
+    const lineages: Oracle[] = [];
+    const rctx = { world, cluster: sim, coverage, workload };
+
+    if (profile.restore) {
+      await world.run(profile.safetyMs * 0.3);
+      const restored = await backupAndRestore(
+        rctx,
+        oracle,
+        (o) => new Operator({ ...nemesisCtx, oracle: () => o }),
+      );
+      if (restored) lineages.push(restored.oracle);
+    }
+    if (profile.forceNewCluster) {
+      await world.run(profile.safetyMs * 0.5);
+      // A quiet moment: no faults, no client in flight; then a quorum is lost for good.
+      nemesis.stopped = true;
+      await drain(world, workload);
+      healAll(sim, net);
+      await forceNewCluster(rctx, oracle, nemesis.operator);
+      net.faultsOn = true;
+      workload.start();
+      nemesis.stopped = false;
+      nemesis.start();
+    }
 
     const finaleAt = profile.finale === 'none' ? profile.safetyMs : profile.safetyMs - 900;
     await world.run(finaleAt);
@@ -113,17 +139,11 @@ export async function runStackSeed(seed: number, options: StackRunOptions = {}):
 
     // Heal: the network, the disks, paused processes; restart what is down.
     nemesis.stopped = true;
-    net.heal();
-    net.faultsOn = false;
-    for (const n of sim.nodes.values()) {
-      n.disk.faults = {};
-      n.pausedUntil = 0;
-      if (n.status === 'down') n.restartLater(1);
-    }
+    healAll(sim, net);
     const healedAt = world.now;
     const deadline = healedAt + profile.livenessMs;
     const live = { done: false, step: 'starting' };
-    const task = liveness(world, sim, nemesis, oracle, live).then(
+    const task = liveness(world, sim, nemesis, oracle, live, lineages).then(
       () => {
         live.done = true;
       },
@@ -137,7 +157,7 @@ export async function runStackSeed(seed: number, options: StackRunOptions = {}):
     }
     void task;
     result.livenessMs = world.now - healedAt;
-    finalEquality(sim, oracle);
+    for (const o of [oracle, ...lineages]) finalEquality(sim, o);
 
     for (const w of watchers) w.stop();
     await world.quiesce();
@@ -160,6 +180,16 @@ export async function runStackSeed(seed: number, options: StackRunOptions = {}):
     result.ops = workload?.history.length ?? 0;
   }
   return result;
+}
+
+function healAll(sim: StackCluster, net: SimNetwork): void {
+  net.heal();
+  net.faultsOn = false;
+  for (const n of sim.nodes.values()) {
+    n.disk.faults = {};
+    n.pausedUntil = 0;
+    if (n.status === 'down') n.restartLater(1);
+  }
 }
 
 /** Let the workload's operations in flight reach an outcome (answer or timeout). */
@@ -207,6 +237,7 @@ async function liveness(
   nemesis: StackNemesis,
   oracle: Oracle,
   live: { step: string },
+  lineages: Oracle[],
 ): Promise<void> {
   const op = nemesis.operator;
   while (op.busy) await world.sleep(10);
@@ -230,7 +261,19 @@ async function liveness(
     if (sim.env.coverage.promotions > before) break;
     await world.sleep(20);
   }
-  live.step = 'a write';
+  await writeAndConverge(world, sim, oracle, live, removeRefused);
+  for (const o of lineages) await writeAndConverge(world, sim, o, live, async () => {});
+}
+
+/** A write on the lineage's leader, then every member applied it and stands at the same index. */
+async function writeAndConverge(
+  world: World,
+  sim: StackCluster,
+  oracle: Oracle,
+  live: { step: string },
+  removeRefused: () => Promise<void>,
+): Promise<void> {
+  live.step = `a write (${oracle.name})`;
   let index = 0;
   while (index === 0) {
     const l = sim.leader(oracle);
@@ -247,7 +290,7 @@ async function liveness(
   }
   for (;;) {
     await removeRefused();
-    live.step = `every member applying index ${index}`;
+    live.step = `every member of ${oracle.name} applying index ${index}`;
     const l = sim.leader(oracle);
     const members = l ? M.members(l.metrics.membership) : [];
     const lives = members.map((id) => sim.nodes.get(id)?.up);

@@ -78,6 +78,7 @@ export class Workload {
   ) {}
 
   start(): void {
+    this.stopped = false;
     for (let c = 0; c < this.clients; c++) {
       const client = new Client(c, this);
       this.world.after(this.world.rng.int(20), () => void client.loop());

@@ -1,0 +1,248 @@
+// The operator's last resorts, through the real services of node/ops:
+//
+// - Backup and restore into a new cluster (BackupService, RestoreService, node/backup on a real
+//   temporary directory). The backup runs while clients write; it is checked as what it claims to
+//   be, an atomic linearizable read of every key (its keys join the linearizability history as
+//   reads between the request and the capture). The restored node's state must re-encode to the
+//   backup's bytes exactly, and the new cluster then grows and takes writes like any other.
+// - Force-new-cluster (RecoveryService) after a quorum is lost for good at a quiet moment: every
+//   member but one is destroyed, the survivor becomes the only voter of a new cluster that keeps
+//   its whole log, and fresh nodes are added back.
+//
+// Real file I/O must not interleave with simulated time, or a seed would not replay: the world is
+// paused (no world.run in progress) whenever a service awaits the real file system.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { downloadBackup } from '../backup/index.js';
+import { SnapshotDecoder } from '../kv/snapshot-decoder.js';
+import type { KeyValue, KvApplyResult } from '../kv/types.js';
+import { BackupService } from '../ops/backup-service.js';
+import { RecoveryService } from '../ops/recovery.js';
+import { RestoreService } from '../ops/restore-service.js';
+import * as M from '../raft/membership.js';
+import type { RaftNode } from '../raft/raft-node.js';
+import type { SnapshotMeta } from '../raft/types.js';
+import { type Life, nodeInfo, referenceStore, type StackCluster, type StackNode } from './cluster.js';
+import type { Coverage } from './coverage.js';
+import type { Operator } from './nemesis.js';
+import { Oracle } from './oracle.js';
+import type { Workload } from './workload.js';
+import { Violation, type World } from './world.js';
+
+const silent = { info() {}, warn() {} };
+
+export interface RecoveryCtx {
+  world: World;
+  cluster: StackCluster;
+  coverage: Coverage;
+  workload: Workload;
+}
+
+/** Run the world until `p` settles (or `ms` pass); its outcome, or null when still pending. */
+async function runUntilSettled<T>(
+  world: World,
+  p: Promise<T>,
+  ms: number,
+): Promise<{ ok: true; value: T } | { ok: false; err: unknown } | null> {
+  let out: { ok: true; value: T } | { ok: false; err: unknown } | null = null;
+  p.then(
+    (value) => (out = { ok: true, value }),
+    (err: unknown) => (out = { ok: false, err }),
+  );
+  await world.run(world.now + ms, () => out !== null);
+  return out;
+}
+
+const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+
+/** A backup of the main cluster restored into a new one; returns the new cluster's lineage. */
+export async function backupAndRestore(
+  ctx: RecoveryCtx,
+  oracle: Oracle,
+  makeOperator: (oracle: Oracle) => Operator,
+): Promise<{ oracle: Oracle; nodes: StackNode[] } | null> {
+  const { world, cluster, coverage, workload } = ctx;
+  const leader = cluster.leader(oracle);
+  const raft = leader?.life.raft;
+  const kv = leader?.life.kv;
+  if (!leader || !raft || !kv) return null;
+  const dir = mkdtempSync(join(tmpdir(), 'conflux-sim-backup-'));
+  try {
+    let barrier = false;
+    const backups = new BackupService({
+      raft: {
+        metrics: () => raft.metrics(),
+        ensureLinearizable: () =>
+          raft.ensureLinearizable().then((i) => {
+            barrier = true;
+            return i;
+          }),
+      },
+      kv,
+      nodeId: leader.node.id,
+      logger: silent,
+      backupOptions: {},
+      now: () => new Date(Date.UTC(2026, 0, 1) + world.now),
+    });
+    const call = world.now;
+    const taking = backups.run({ destination: pathToFileURL(dir).href, force: true });
+    const settled = taking.then(
+      () => true,
+      () => true,
+    );
+    let done = false;
+    void settled.then(() => (done = true));
+    // Simulated time runs until the ReadIndex barrier passed; the rest is real I/O, world paused.
+    await world.run(world.now + 500, () => barrier || done);
+    if (!barrier) {
+      // The barrier never passed (the leader lost its role): nothing was read, nothing to check.
+      await world.run(world.now + 1_000, () => done);
+      return null;
+    }
+    const res = await taking.catch(() => null);
+    if (!res || leader.life.dead) return null;
+    const ret = world.now;
+
+    // The backup is an atomic read of every key, between the request and the capture.
+    const kvs: KeyValue[] = [];
+    const data = await readBackup(res.uri);
+    const decoder = new SnapshotDecoder({ onRecord: (r) => kvs.push(r) });
+    decoder.push(data);
+    const { header } = decoder.finish();
+    const byKey = new Map(kvs.map((r) => [r.key, r]));
+    for (const key of workload.keys) {
+      const r = byKey.get(key);
+      workload.record({
+        clientId: -1,
+        input: { op: 'get', key },
+        call,
+        output: { kind: 'read', kv: r ? { v: hex(r.value), mod: r.modRevision } : null },
+        return: ret,
+      });
+    }
+    workload.revisions.push({ call, return: ret, rev: header.revision, changed: false, what: 'the backup' });
+
+    // A pristine node restores it and becomes the only voter of a new cluster.
+    const meta: SnapshotMeta = {
+      index: header.applied,
+      term: 1,
+      membership: M.initialMembership(['restore-ref']),
+      sizeBytes: data.byteLength,
+      id: 'restore-ref',
+    };
+    const ref = referenceStore();
+    ref.restore(meta, data);
+    const lineage = new Oracle(`restored from ${oracle.name} at ${header.applied}`, ref, header.applied);
+    lineage.recordMade(header.applied, data);
+    const node = cluster.newNode(lineage);
+    node.toldOf.add(node.id);
+    void node.start();
+    await world.run(world.now + 1_000, () => node.up !== null);
+    const life = node.up;
+    if (!life?.raft || !life.kv) return null;
+    let reached = false;
+    const target = life.raft;
+    const restores = new RestoreService({
+      raft: {
+        metrics: () => target.metrics(),
+        bootstrapFromSnapshot: (m, d) => {
+          reached = true;
+          return target.bootstrapFromSnapshot(m, d);
+        },
+      },
+      kv: life.kv,
+      nodeId: node.id,
+      selfInfo: nodeInfo(node.id),
+      logger: silent,
+      backupOptions: {},
+      mintClusterId: () => `restored-${world.seed}-${node.id}`,
+      leaderTimeoutMs: 0,
+    });
+    const restoring = restores.run({ snapshot_uri: res.uri, expected_cluster_id: res.cluster_id });
+    // The download and its checks are real I/O: the world waits.
+    await Promise.race([restoring.catch(() => undefined), until(() => reached)]);
+    const out = await runUntilSettled(world, restoring, 2_000);
+    if (!out?.ok) {
+      if (life.dead) return null;
+      throw new Violation(
+        `restore of ${res.uri} into ${node.id} failed: ${out ? String(out.err) : 'timed out'}`,
+      );
+    }
+    coverage.restores++;
+    // The new cluster grows and serves like any other (checked at the end of the run).
+    const op = makeOperator(lineage);
+    op.run(async () => {
+      await op.addNode(1_000);
+    });
+    return { oracle: lineage, nodes: [node] };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function readBackup(uri: string): Promise<Uint8Array> {
+  const dl = await downloadBackup(uri);
+  const chunks: Uint8Array[] = [];
+  for await (const c of dl.stream) chunks.push(c);
+  return Buffer.concat(chunks);
+}
+
+/** Resolves once `cond` holds, checking on every turn of the event loop (real time). */
+function until(cond: () => boolean): Promise<void> {
+  return new Promise((resolve) => {
+    const poll = () => (cond() ? resolve() : setImmediate(poll));
+    poll();
+  });
+}
+
+/**
+ * Destroy every member but one at a quiet moment (all applied the same index, nothing in flight),
+ * then recover with force-new-cluster on the survivor. False when no quiet moment came.
+ */
+export async function forceNewCluster(ctx: RecoveryCtx, oracle: Oracle, op: Operator): Promise<boolean> {
+  const { world, cluster, coverage } = ctx;
+  let quiet: { survivor: StackNode; life: Life; raft: RaftNode<KvApplyResult> } | null = null;
+  for (let waited = 0; waited < 2_000 && !quiet; waited += 20) {
+    await world.run(world.now + 20);
+    const l = cluster.leader(oracle);
+    if (!l) continue;
+    const members = M.members(l.metrics.membership).map((id) => cluster.nodes.get(id));
+    const lives = members.map((n) => n?.up);
+    if (M.isJoint(l.metrics.membership) || lives.some((x) => x?.kv?.applied !== l.metrics.committed))
+      continue;
+    if (l.metrics.lastLogIndex !== l.metrics.committed) continue;
+    const voters = M.voters(l.metrics.membership);
+    const survivor = cluster.nodes.get(world.rng.pick(voters)) as StackNode;
+    const life = survivor.up as Life;
+    quiet = { survivor, life, raft: life.raft as RaftNode<KvApplyResult> };
+  }
+  if (!quiet) return false;
+  const { survivor, life, raft } = quiet;
+  for (const n of cluster.nodes.values()) {
+    if (n !== survivor && n.oracle === oracle && n.status !== 'retired') n.retire();
+  }
+  const service = new RecoveryService({
+    raft,
+    nodeId: survivor.id,
+    selfInfo: nodeInfo(survivor.id),
+    clusterStatus: () => Promise.reject(new Error('not asked with force')),
+    logger: silent,
+    mintClusterId: () => `recovered-${world.seed}-${survivor.id}`,
+    now: () => new Date(Date.UTC(2026, 0, 1) + world.now),
+    leaderTimeoutMs: 0,
+  });
+  const out = await runUntilSettled(world, service.run({ node_id: survivor.id, force: true }), 2_000);
+  if (!out?.ok) {
+    if (life.dead) return true;
+    throw new Violation(`force-new-cluster on ${survivor.id} failed: ${out ? String(out.err) : 'timed out'}`);
+  }
+  coverage.forceNewClusters++;
+  op.run(async () => {
+    await op.addNode(1_000);
+    await op.addNode(1_000);
+  });
+  return true;
+}
