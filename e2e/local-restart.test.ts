@@ -1,7 +1,8 @@
 // `npm start` as a user runs it, twice: the embedded default (operator/local.ts) as a real process
 // over one data directory. Stopped with Ctrl-C (SIGINT) or killed with its whole process group,
 // the next start brings the same cluster back with its data; a second start while the first runs
-// stops at its busy control port with a one-line message and leaves the running cluster alone.
+// stops at the data's lock (or, on other data, the busy control port) with a one-line message and
+// leaves the running cluster alone.
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -20,10 +21,10 @@ interface Run {
   exited: Promise<number | null>;
 }
 
-function start(root: string): Run {
+function start(root: string, base = BASE): Run {
   const child = spawn(process.execPath, ['--import', 'tsx', 'operator/local.ts', '--root', root], {
     cwd: REPO,
-    env: { ...process.env, CONFLUX_BASE_PORT: String(BASE) },
+    env: { ...process.env, CONFLUX_BASE_PORT: String(base) },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true, // its own process group, as a terminal gives `npm start`
   });
@@ -59,8 +60,8 @@ async function readKey(slot: number): Promise<string | undefined> {
 describe('npm start over the same data, again and again', () => {
   const root = mkdtempSync(join(tmpdir(), 'conflux-start-'));
   const runs: Run[] = [];
-  const launch = () => {
-    const run = start(root);
+  const launch = (base = BASE) => {
+    const run = start(root, base);
     runs.push(run);
     return run;
   };
@@ -79,13 +80,26 @@ describe('npm start over the same data, again and again', () => {
     await running(first);
     await writeKey('hello');
 
-    // A second start on the same ports stops at once and touches nothing of the first.
-    const second = launch();
-    expect(await second.exited).toBe(1);
-    expect(second.output()).toContain(
+    // A second start on the same data (on the same ports or others) stops at once with one line
+    // naming the running one, and touches nothing of the first.
+    for (const base of [BASE, BASE + 300]) {
+      const second = launch(base);
+      expect(await second.exited).toBe(1);
+      expect(second.output().trim()).toMatch(
+        new RegExp(`^Conflux is already running on ${root} \\(pid ${first.child.pid}\\); [^\n]+$`),
+      );
+      expect(await readKey(1)).toBe('hello');
+    }
+    // Other data on the same ports stops at the busy control port.
+    const other = mkdtempSync(join(tmpdir(), 'conflux-start-other-'));
+    const elsewhere = start(other);
+    runs.push(elsewhere);
+    expect(await elsewhere.exited).toBe(1);
+    expect(elsewhere.output()).toContain(
       `port ${BASE - 1} (the control endpoint, CONFLUX_BASE_PORT - 1) is in use`,
     );
-    expect(second.output()).not.toContain('    at '); // a message, not a stack
+    expect(elsewhere.output()).not.toContain('    at '); // a message, not a stack
+    rmSync(other, { recursive: true, force: true });
     expect(await readKey(1)).toBe('hello');
 
     process.kill(-(first.child.pid as number), 'SIGINT');

@@ -44,6 +44,12 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`conflux-node: ${(err as Error).stack ?? String(err)}\n`);
+  const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+  if (e.code === 'EADDRINUSE') {
+    // One line, naming the address: the usual cause is another program (or node) on the port.
+    process.stderr.write(
+      `conflux-node: listen EADDRINUSE: address already in use ${e.address}:${e.port} (another program holds the port)\n`,
+    );
+  } else process.stderr.write(`conflux-node: ${e.stack ?? String(err)}\n`);
   process.exit(1);
 });

@@ -5,9 +5,16 @@
 //
 //   curl -X PUT http://127.0.0.1:7100/apis/conflux.io/v1alpha1/namespaces/default/confluxclusters/local/scale \
 //        -d '{"spec":{"replicas":5}}'
+//
+// One `npm start` per data directory: `<root>/conflux.lock` holds the running one's pid, and a
+// second start on the same data stops with one line naming it, before it touches anything. A slot
+// whose node keeps exiting (a port another program holds, say) is named in the terminal with the
+// reason and its log file.
 
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { resolve } from 'node:path';
+import { relative, resolve } from 'node:path';
+import { Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { z } from 'zod';
@@ -24,6 +31,68 @@ export interface LocalOptions {
   basePort: number;
   replicas: number;
   logLevel: string;
+  /** One line for the terminal (a slot that keeps exiting); default: nowhere. */
+  say?: (line: string) => void;
+}
+
+export const LOCK_FILE = 'conflux.lock';
+
+/** Another `npm start` runs on this data directory. */
+export class LockedError extends Error {
+  override readonly name = 'LockedError';
+}
+
+/**
+ * Takes `<root>/conflux.lock` for this process (its pid), or throws LockedError naming the pid of
+ * the live process that holds it. A lock whose process is gone (kill -9, a crash, a reboot) is
+ * taken over. Answers the release, also run when the process exits.
+ */
+export function acquireLock(root: string): () => void {
+  mkdirSync(root, { recursive: true });
+  const path = resolve(root, LOCK_FILE);
+  const release = () => {
+    try {
+      if (readFileSync(path, 'utf8').trim() === String(process.pid)) rmSync(path, { force: true });
+    } catch {
+      // already gone
+    }
+  };
+  for (let attempt = 0; attempt < 5; attempt++) {
+    try {
+      writeFileSync(path, `${process.pid}\n`, { flag: 'wx' });
+      process.once('exit', release);
+      return release;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    let holder: number;
+    try {
+      holder = Number(readFileSync(path, 'utf8').trim());
+    } catch {
+      continue; // released meanwhile: try again
+    }
+    if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && runsConflux(holder)) {
+      throw new LockedError(
+        `Conflux is already running on ${root} (pid ${holder}); stop it first (Ctrl-C in its terminal, or kill ${holder}), or give another --root.`,
+      );
+    }
+    rmSync(path, { force: true }); // its process is gone: take the lock over
+  }
+  throw new LockedError(`cannot take the lock ${path}: other processes keep taking it`);
+}
+
+/** Whether `pid` is a live npm start (where /proc says what runs; else any live process). */
+function runsConflux(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  try {
+    return /operator[/\\]local\.[jt]s/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8'));
+  } catch {
+    return true;
+  }
 }
 
 export interface RunningLocal {
@@ -33,16 +102,29 @@ export interface RunningLocal {
 }
 
 export async function runLocal(o: LocalOptions): Promise<RunningLocal> {
+  // The lock and the control port first: a second `npm start` on the same data or the same ports
+  // must stop here, before it touches the running cluster's processes.
+  const release = acquireLock(o.root);
+  const slots = new SlotWatch(o.root, o.say);
   const logger = pino(
     { level: o.logLevel },
-    // Synchronous: the operator logs little, and an early exit must not lose (or trip over) the file.
-    pino.destination({ dest: resolve(o.root, 'operator.log'), mkdir: true, sync: true }),
+    pino.multistream([
+      // Synchronous: the operator logs little, and an early exit must not lose (or trip over) the file.
+      {
+        level: o.logLevel as pino.Level,
+        stream: pino.destination({ dest: resolve(o.root, 'operator.log'), mkdir: true, sync: true }),
+      },
+      { level: 'info', stream: slots.stream },
+    ]),
   );
   const store = new LocalStore({ root: o.root, logger });
-  // The control port first: a second `npm start` on the same ports must stop here, before it
-  // touches the running cluster's processes.
   const control = createServer((req, res) => void serveControl(store, req, res));
-  await listenOrExplain(control, o.basePort - 1);
+  try {
+    await listenOrExplain(control, o.basePort - 1);
+  } catch (err) {
+    release();
+    throw err;
+  }
   const platform = new LocalPlatform({ root: o.root, basePort: o.basePort, preferBuilt: true, logger });
   if (!(await store.getCluster(NAMESPACE, NAME))) {
     await store.applyCluster({
@@ -69,6 +151,7 @@ export async function runLocal(o: LocalOptions): Promise<RunningLocal> {
       control.close();
       await reconciler.stop();
       await platform.stopAll();
+      release();
     },
   };
 }
@@ -87,6 +170,68 @@ async function listenOrExplain(server: Server, port: number): Promise<void> {
     );
     server.listen(port, '127.0.0.1', ok);
   });
+}
+
+/**
+ * Follows the platform's `node exited` / `node started` log records and says in the terminal when
+ * a slot's node keeps exiting: the slot, why (a port in use, from the tail of its log) and the log.
+ */
+class SlotWatch {
+  readonly stream: Writable;
+  /** Exits in a row per slot, and what was last said about it. */
+  private readonly slots = new Map<string, { exits: number; said: string }>();
+
+  constructor(
+    private readonly root: string,
+    private readonly say: ((line: string) => void) | undefined,
+  ) {
+    this.stream = new Writable({
+      write: (chunk: Buffer, _enc, done) => {
+        for (const line of chunk.toString('utf8').split('\n')) if (line) this.record(line);
+        done();
+      },
+    });
+  }
+
+  private record(line: string): void {
+    let r: { msg?: string; slot?: string; code?: number | null; log?: string };
+    try {
+      r = JSON.parse(line);
+    } catch {
+      return;
+    }
+    if (!r.slot) return;
+    const slot = this.slots.get(r.slot) ?? { exits: 0, said: '' };
+    this.slots.set(r.slot, slot);
+    if (r.msg === 'node stopped') slot.exits = 0;
+    if (r.msg !== 'node exited' || !r.log) return;
+    slot.exits++;
+    const cause = causeIn(r.log);
+    // A port in use is news at once; other exits once they repeat (a crash loop).
+    if (!cause.port && slot.exits < 2) return;
+    const log = relative(process.cwd(), r.log) || r.log;
+    const text = cause.port
+      ? `${r.slot} cannot start: port ${cause.port} is in use by another program (log: ${log}); it is retried until the port is free`
+      : `${r.slot} keeps exiting (code ${r.code ?? '?'}${cause.line ? `: ${cause.line}` : ''}); log: ${log}`;
+    if (text === slot.said) return;
+    slot.said = text;
+    this.say?.(text);
+  }
+}
+
+/** Why a node exited, from the tail of its log: the port it could not listen on, or its last error line. */
+function causeIn(logFile: string): { port?: string; line?: string } {
+  let tail: string;
+  try {
+    const text = readFileSync(logFile, 'utf8');
+    tail = text.slice(text.lastIndexOf('\n--- ') + 1);
+  } catch {
+    return {};
+  }
+  const port = /EADDRINUSE: address already in use (\S+)/.exec(tail)?.[1];
+  if (port) return { port: port.slice(port.lastIndexOf(':') + 1) };
+  const line = tail.split('\n').find((l) => l.startsWith('conflux-node: '));
+  return line ? { line: line.slice(0, 200) } : {};
 }
 
 const SCALE_PATH = /^\/apis\/conflux\.io\/v1alpha1\/namespaces\/([^/]+)\/confluxclusters\/([^/]+)(\/scale)?$/;
@@ -186,7 +331,16 @@ async function main(): Promise<void> {
   const replicas = Number(values.replicas);
   if (!Number.isInteger(replicas) || replicas < 1) throw new Error('--replicas: expected a whole number ≥ 1');
   const root = resolve(values.root);
-  const running = await runLocal({ root, basePort, replicas, logLevel: values['log-level'] });
+  const running = await runLocal({
+    root,
+    basePort,
+    replicas,
+    logLevel: values['log-level'],
+    say: (line) => console.log(line),
+  });
+  console.log(
+    `Starting Conflux: the operator brings up the members on 127.0.0.1 (client APIs from ${basePort + 100}, admin from ${basePort + 200}); data and logs in ${relative(process.cwd(), root) || root}/`,
+  );
   void report(running.store, running.platform);
   let stopping = false;
   const shutdown = () => {
