@@ -105,7 +105,7 @@ export async function runLocal(o: LocalOptions): Promise<RunningLocal> {
   // The lock and the control port first: a second `npm start` on the same data or the same ports
   // must stop here, before it touches the running cluster's processes.
   const release = acquireLock(o.root);
-  const slots = new SlotWatch(o.root, o.say);
+  const slots = new SlotWatch(o.say);
   const logger = pino(
     { level: o.logLevel },
     pino.multistream([
@@ -181,10 +181,7 @@ class SlotWatch {
   /** Exits in a row per slot, and what was last said about it. */
   private readonly slots = new Map<string, { exits: number; said: string }>();
 
-  constructor(
-    private readonly root: string,
-    private readonly say: ((line: string) => void) | undefined,
-  ) {
+  constructor(private readonly say: ((line: string) => void) | undefined) {
     this.stream = new Writable({
       write: (chunk: Buffer, _enc, done) => {
         for (const line of chunk.toString('utf8').split('\n')) if (line) this.record(line);
