@@ -89,6 +89,8 @@ async function main(): Promise<void> {
     onStatus: (key, status) => metrics.setPhase(key, status.phase),
   });
   let reconciling = false;
+  // A stop (SIGTERM) releases the Lease on purpose: that is no loss of leadership.
+  let stopping = false;
   const startReconciling = async () => {
     reconciling = true;
     metrics.leading.set(1);
@@ -103,6 +105,7 @@ async function main(): Promise<void> {
         onStartedLeading: startReconciling,
         // A replica that lost the Lease may still be acting on stale observations: start afresh.
         onStoppedLeading: () => {
+          if (stopping) return;
           logger.warn('lost the leader Lease; exiting so a fresh process waits for it');
           process.exit(1);
         },
@@ -120,6 +123,7 @@ async function main(): Promise<void> {
   else await startReconciling();
 
   const shutdown = async () => {
+    stopping = true;
     logger.info('stopping');
     await reconciler.stop();
     await elector?.stop();

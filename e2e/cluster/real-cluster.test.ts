@@ -3,6 +3,7 @@
 // their DNS names, Conflux's namespace enforces the restricted Pod Security Standard. Then, on the
 // same cluster: a node drain against the PodDisruptionBudget, and the operator from the Helm chart.
 
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { apply, until } from '../scenarios/env.js';
@@ -154,12 +155,20 @@ describe.skipIf(!canRun)('operator on a real cluster', () => {
     it('the Helm chart installs an operator that runs a cluster, and uninstalls cleanly', async () => {
       const kubeconfig = env().cp.kubeconfigPath;
       // One operator at a time: the one from config/default steps aside, the other cluster goes.
+      const operators = (
+        await kubectl(['get', 'pods', '-n', OPERATOR_NAMESPACE, '-o', 'jsonpath={.items[*].metadata.name}'])
+      ).split(' ');
       await kubectl(['scale', 'deployment/conflux-operator', '-n', OPERATOR_NAMESPACE, '--replicas=0']);
       await kubectl(['delete', 'confluxcluster', 'copy', '-n', NAMESPACE, '--wait=true']);
       await until('the config/default operator pods to be gone', async () => {
         const out = await kubectl(['get', 'pods', '-n', OPERATOR_NAMESPACE, '-o', 'name']);
         return out.trim() === '';
       });
+      // A stopped replica, the leader too, hands its Lease back and exits 0: no failed container.
+      const kubeletLog = readFileSync(env().kubelet.logPath, 'utf8');
+      for (const pod of operators) {
+        expect(kubeletLog).toContain(`${OPERATOR_NAMESPACE}/${pod}/operator: exited with 0`);
+      }
       const ns = 'conflux-helm';
       await kubectl(['create', 'namespace', ns]);
       await kubectl(['label', 'namespace', ns, 'pod-security.kubernetes.io/enforce=restricted']);
