@@ -127,6 +127,10 @@ describe('the conflux CLI against npm start slots', () => {
     expect(clusterStatusSchema.parse(JSON.parse(j.out)).cluster_id).toBeTruthy();
     expect(JSON.parse(j.err)).toMatchObject({ error: { code: 'QUORUM_LOST' } });
 
+    // A serializable read still answers, from the survivor: not from slot 0's empty state.
+    const read = await conflux(['kv', 'get', 'w/1', '--serializable'], ENV);
+    expect(read).toMatchObject({ code: 0, out: 'v1\n' });
+
     // A write is refused with the cluster's own error, not a hang or a success.
     const w = await conflux(['kv', 'put', 'after/loss', 'x'], ENV);
     expect(w.code).toBe(1);

@@ -3,7 +3,7 @@
 
 import { readFile } from 'node:fs/promises';
 import { CliError, type CommandContext, errorOf, httpCall, json, jsonOf } from './context.js';
-import { callMember, discover, type MemberRequest, unreachable } from './members.js';
+import { callMember, discover, holdsNoCluster, type MemberRequest, unreachable } from './members.js';
 
 interface KvJson {
   key: string;
@@ -167,6 +167,8 @@ export async function kvWatch(
         at++;
         continue;
       }
+      if (holdsNoCluster(answer))
+        throw new CliError('holds no cluster', 1, { code: 'UNREACHABLE', message: 'holds no cluster' });
       if (answer.status >= 500 || answer.status === 429)
         throw new CliError(`${answer.status} ${e?.code ?? ''}`.trim(), 1, {
           code: 'UNREACHABLE',

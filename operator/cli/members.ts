@@ -2,7 +2,8 @@
 // (comma-separated), or the slots of `npm start` (as many as its spec asks for), and, once one
 // member answers, the cluster's own member list from /_cluster/status. A member that does not
 // answer, or answers that it holds no cluster or knows no leader (nothing was done), is passed
-// over for the next; a NOT_LEADER naming the leader is followed to it, a few hops at most. A
+// over for the next (so is a client API that never saw a leader: its empty state is no answer);
+// a NOT_LEADER naming the leader is followed to it, a few hops at most. A
 // request that may have reached a member that then failed is never sent to another unless it is
 // safe to repeat (reads), so a write is never applied twice.
 
@@ -76,6 +77,12 @@ export async function callMember(
       failures.push(`${url.host} (${err.detail.message?.replace(/^cannot reach \S+: /, '')})`);
       continue;
     }
+    if (role === 'api' && holdsNoCluster(answer)) {
+      // Its empty state would answer a serializable read or a watch as if the cluster were empty.
+      refused ??= { url, answer };
+      failures.push(`${url.host} (holds no cluster)`);
+      continue;
+    }
     const e = errorOf(answer);
     if (!e || !TRY_ANOTHER.has(e.code)) return { url, answer };
     refused = { url, answer };
@@ -91,6 +98,14 @@ export async function callMember(
   }
   if (refused) return refused;
   throw unreachable(failures);
+}
+
+/**
+ * A node that never saw a leader (term 0): pristine, or one whose data was lost. Every member of
+ * an initialized cluster has been through an election.
+ */
+export function holdsNoCluster(answer: HttpAnswer): boolean {
+  return answer.headers['x-conflux-term'] === '0';
 }
 
 export function unreachable(failures: readonly string[]): CliError {
