@@ -41,9 +41,9 @@ export class Oracle {
   private readonly checkpoints = new Map<number, string>();
   /** Digest of the bytes a snapshot's maker produced, by index. */
   private readonly made = new Map<number, string>();
-  /** Every event of every data-changing revision, in revision order. */
+  /** Every event of every data-changing revision, in revision order (complete once settled). */
   readonly events: WatchEvent[] = [];
-  /** The revisions that changed data, ascending (for the compaction check). */
+  /** The revisions that changed data, ascending (for the compaction check), kept at apply. */
   readonly dataRevisions: number[] = [];
   /** Per revision: the writes, for checking serializable reads. */
   readonly writesAt = new Map<number, Map<string, string | null>>();
@@ -58,7 +58,6 @@ export class Oracle {
   ) {
     ref.watch({ prefix: '' }, ref.revision + 1, (e) => {
       this.events.push(e);
-      if (this.dataRevisions.at(-1) !== e.revision) this.dataRevisions.push(e.revision);
       const w = this.writesAt.get(e.revision) ?? new Map<string, string | null>();
       this.writesAt.set(e.revision, w);
       w.set(e.kv.key, e.type === 'put' ? hex(e.kv.value) : null);
@@ -74,6 +73,8 @@ export class Oracle {
     const i = entry.index;
     if (i === this.ref.applied + 1) {
       const r = this.ref.apply(entry);
+      // Kept here, not from the watch: the watch delivers on a later microtask.
+      if (this.ref.revision === i) this.dataRevisions.push(i);
       this.entries.set(i, {
         term: entry.term,
         type: entry.type,

@@ -77,7 +77,7 @@ export function deriveStackProfile(seed: number, overrides: Partial<StackProfile
     restore: rng.chance(0.15),
     forceNewCluster: rng.chance(0.1),
     finale: rng.chance(0.1) ? 'joint-transfer' : 'none',
-    safetyMs: 2_000,
+    safetyMs: 1_500,
     livenessMs: 4_000,
     ...overrides,
   };

@@ -166,6 +166,8 @@ export async function runStackSeed(seed: number, options: StackRunOptions = {}):
     probeStopped(sim);
     await world.quiesce();
 
+    const stale = wl.checkSerializable();
+    if (stale) throw new Violation(stale);
     const order = revisionOrderProblem(wl.revisions);
     if (order) throw new Violation(order);
     const check = checkOperations(stackKvModel, wl.history, { maxSteps: 2_000_000 });

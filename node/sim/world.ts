@@ -1,5 +1,5 @@
-// Simulated time for the whole-stack simulator. One event runs at a time; after each, every
-// promise continuation it started runs to quiescence before time moves on. Nothing in a run may
+// Simulated time for the whole-stack simulator. The events due at one instant run one after the
+// other; then every promise continuation they started runs to quiescence before time moves on. Nothing in a run may
 // use real timers or real I/O (the disk, clocks and network are simulated), so the only macrotask
 // is the one the loop waits on, and a seed replays the same run.
 
@@ -61,16 +61,21 @@ export class World {
           return;
         }
       }
-      const next = this.queue.pop() as { at: number; value: { fn: () => void; cancelled: boolean } };
-      if (next.value.cancelled) continue;
-      this.now = next.at;
-      this.events++;
-      try {
-        next.value.fn();
-      } catch (err) {
-        this.fail(err instanceof Error ? err : new Error(String(err)));
+      // Every event due at this instant runs, then their continuations (one settle per instant).
+      this.now = at;
+      let ran = false;
+      while (this.queue.peekTime() === at) {
+        const next = this.queue.pop() as { at: number; value: { fn: () => void; cancelled: boolean } };
+        if (next.value.cancelled) continue;
+        ran = true;
+        this.events++;
+        try {
+          next.value.fn();
+        } catch (err) {
+          this.fail(err instanceof Error ? err : new Error(String(err)));
+        }
       }
-      await settle();
+      if (ran) await settle();
     }
   }
 
