@@ -116,9 +116,12 @@ export class Life implements Endpoint, ProcessGate {
   receive(m: Message, fromCluster: string | null): void {
     const raft = this.raft;
     if (!raft) return;
-    // The peer listener's rules (inbound-connection.ts): cluster id at the hello, then membership.
+    // The peer listener's rules (inbound-connection.ts): the hello must name this node's cluster;
+    // a retired id is refused for good; an id this node does not know yet is admitted once it has
+    // a cluster id (a member that missed a node's addition must follow it when it leads).
     if (this.clusterId !== null && fromCluster !== this.clusterId) return;
-    if (!this.admission.isMember(m.from)) return;
+    if (this.admission.isRetired(m.from)) return;
+    if (!this.admission.isMember(m.from) && this.clusterId === null) return;
     const problem = messageProblem(m);
     if (problem) throw new Violation(`${this.id} received a malformed ${m.type} from ${m.from}: ${problem}`);
     try {
