@@ -12,8 +12,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { cleanEnv, conflux, REPO } from './support/cli-run.js';
 import { until } from './support/local-operator.js';
 
-// Ports BASE-1 .. BASE+202: a range away from the other suites' (local-restart 20000+, cli 12000+).
-const BASE = 40_000 + 400 * Math.floor(Math.random() * 20);
+// Ports BASE-1 .. BASE+202: below the ephemeral range (free ports of other suites) and away from
+// the other suites' ranges (cli 12000+, local-restart 20000+).
+const BASE = 28_400 + 400 * Math.floor(Math.random() * 10);
 
 describe('npm start with a node port taken', () => {
   const root = mkdtempSync(join(tmpdir(), 'conflux-npm-start-'));
