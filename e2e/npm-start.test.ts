@@ -1,9 +1,9 @@
 // `npm start` (operator/local.ts) with a node port another program holds: the terminal names the
 // slot, the port and its log file instead of waiting in silence, and the cluster comes up once the
-// port is free. Then `conflux scale` finds its control endpoint from --admin or --api alone, without
-// CONFLUX_BASE_PORT.
+// port is free. A second `npm start` on the same data stops at once, naming the first. Then
+// `conflux scale` finds its control endpoint from --admin or --api alone, without CONFLUX_BASE_PORT.
 
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -56,6 +56,20 @@ describe('npm start with a node port taken', () => {
     await new Promise<void>((ok) => blocker?.close(() => ok()));
     await until('Conflux is running', async () => out.includes('Conflux is running'), 90_000);
   }, 200_000);
+
+  it('a second `npm start` on the same data names the running one before it builds anything', async () => {
+    const second = spawnSync(process.execPath, ['scripts/start.mjs', '--root', root], {
+      cwd: REPO,
+      env: cleanEnv({ CONFLUX_BASE_PORT: String(BASE + 300) }),
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(second.status).toBe(1);
+    expect(second.stdout).not.toContain('Building');
+    expect(second.stderr.trim()).toBe(
+      `Conflux is already running on ${root} (pid ${child?.pid}); stop it first (Ctrl-C in its terminal, or kill ${child?.pid}), or give another --root.`,
+    );
+  });
 
   it('conflux scale finds npm start from --admin or --api, without CONFLUX_BASE_PORT', async () => {
     const spec = async () => {
