@@ -59,6 +59,8 @@ export interface RealClusterOptions {
   nodeLocalVolumes?: boolean;
   /** Install the operator with `kubectl apply -k config/default` (default true). */
   installOperator?: boolean;
+  /** How many Nodes (process kubelets) to run (default 3). */
+  nodes?: number;
   log?: (line: string) => void;
 }
 
@@ -100,6 +102,7 @@ export async function startRealCluster(o: RealClusterOptions = {}): Promise<Real
     const kubelet = await startKubelet({
       ...(await controlPlaneCredentials(cp)),
       network,
+      ...(o.nodes ? { nodes: Array.from({ length: o.nodes }, (_, i) => `conflux-worker-${i + 1}`) } : {}),
       stateDir: join(dir, 'kubelet'),
       images: { [CONFLUX_IMAGE]: confluxImage({ repoDir: REPO }) },
       // A crashed member comes back within seconds, as the scenarios expect of a kubelet.
@@ -171,7 +174,7 @@ export async function startRealCluster(o: RealClusterOptions = {}): Promise<Real
       }),
     );
     if (o.installOperator !== false) {
-      await must(['apply', '--server-side', '-k', join(REPO, 'config/default')]);
+      await must(['apply', '-k', join(REPO, 'config/default')]);
       const rollout = await kubectl([
         'rollout',
         'status',
