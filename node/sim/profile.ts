@@ -78,7 +78,7 @@ export function deriveStackProfile(seed: number, overrides: Partial<StackProfile
     forceNewCluster: rng.chance(0.1),
     finale: rng.chance(0.1) ? 'joint-transfer' : 'none',
     safetyMs: 1_500,
-    livenessMs: 4_000,
+    livenessMs: 10_000,
     ...overrides,
   };
 }
