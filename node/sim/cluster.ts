@@ -446,6 +446,15 @@ export class StackCluster {
     return best;
   }
 
+  /** A node whose Raft node stopped by itself (a storage failure exits the process instead): a bug. */
+  stoppedNode(): string | null {
+    for (const n of this.nodes.values()) {
+      const why = n.up?.raft?.stopReason();
+      if (why) return `${n.id} stopped by itself: ${why.message}`;
+    }
+    return null;
+  }
+
   /** Members of the lineage's newest committed membership as the leader (or anyone) sees it. */
   membership(oracle: Oracle): Membership | null {
     const l = this.leader(oracle);

@@ -25,7 +25,7 @@ import type { Oracle } from './oracle.js';
 import type { StackProfile } from './profile.js';
 import type { DiskErrno } from './sim-disk.js';
 import { settle } from './workload.js';
-import type { World } from './world.js';
+import { Violation, type World } from './world.js';
 
 /** Most nodes (voters and learners) a cluster grows to. */
 const MAX_MEMBERS = 6;
@@ -222,6 +222,8 @@ export class StackNemesis {
     const { world } = this.c;
     world.after(nemesisMsMin + world.rng.int(Math.max(1, nemesisMsMax - nemesisMsMin)), () => {
       if (this.stopped) return;
+      const stopped = this.c.cluster.stoppedNode();
+      if (stopped) throw new Violation(stopped);
       this.act();
       this.schedule();
     });

@@ -163,8 +163,8 @@ export async function runStackSeed(seed: number, options: StackRunOptions = {}):
     await world.quiesce();
     for (const w of watchers) w.check();
     if (world.failure) throw world.failure;
-    probeStopped(sim);
-    await world.quiesce();
+    const stopped = sim.stoppedNode();
+    if (stopped) throw new Violation(stopped);
 
     const stale = wl.checkSerializable();
     if (stale) throw new Violation(stale);
@@ -325,18 +325,6 @@ function finalEquality(sim: StackCluster, oracle: Oracle): void {
         `replica byte-equality: at index ${index} the replicas hold ${set.size} different states: ${[...digests.entries()].map(([d, ids]) => `${ids.join(',')}=${d}`).join(' ')}`,
       );
     }
-  }
-}
-
-/** A node that stopped itself for another reason than a storage failure is a bug. */
-function probeStopped(sim: StackCluster): void {
-  for (const n of sim.nodes.values()) {
-    const raft = n.up?.raft;
-    if (!raft) continue;
-    raft.transferLeader(n.id, 1).catch((err: unknown) => {
-      if (err instanceof RaftError && err.code !== 'SHUTTING_DOWN') return;
-      sim.env.world.fail(new Violation(`${n.id} stopped by itself: ${String(err)}`));
-    });
   }
 }
 
