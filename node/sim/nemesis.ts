@@ -314,6 +314,9 @@ export class StackNemesis {
   private corrupt(nodes: StackNode[]): void {
     const { rng } = this.c.world;
     if (nodes.some((n) => n.disk.corrupted || n.status === 'refused')) return;
+    // Never the last copies: a cluster of fewer than three voters cannot replace a bad node.
+    const m = this.c.cluster.membership(this.c.oracle());
+    if (!m || M.voters(m).length < 3) return;
     const node = rng.pick(nodes);
     node.disk.faults = { ...node.disk.faults, misdirect: 0.2 };
     this.c.world.after(20 + rng.int(100), () => {

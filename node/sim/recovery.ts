@@ -207,6 +207,8 @@ export async function forceNewCluster(ctx: RecoveryCtx, oracle: Oracle, op: Oper
   let quiet: { survivor: StackNode; life: Life; raft: RaftNode<KvApplyResult> } | null = null;
   for (let waited = 0; waited < 2_000 && !quiet; waited += 20) {
     await world.run(world.now + 20);
+    // No admin flow in flight: none may add a node to the old cluster's log meanwhile.
+    if (op.busy) continue;
     const l = cluster.leader(oracle);
     if (!l) continue;
     const members = M.members(l.metrics.membership).map((id) => cluster.nodes.get(id));
@@ -214,7 +216,9 @@ export async function forceNewCluster(ctx: RecoveryCtx, oracle: Oracle, op: Oper
     if (M.isJoint(l.metrics.membership) || lives.some((x) => x?.kv?.applied !== l.metrics.committed))
       continue;
     if (l.metrics.lastLogIndex !== l.metrics.committed) continue;
-    const voters = M.voters(l.metrics.membership);
+    // The operator recovers from a node whose disk is sound.
+    const voters = M.voters(l.metrics.membership).filter((id) => !cluster.nodes.get(id)?.disk.corrupted);
+    if (voters.length === 0) return false;
     const survivor = cluster.nodes.get(world.rng.pick(voters)) as StackNode;
     const life = survivor.up as Life;
     quiet = { survivor, life, raft: life.raft as RaftNode<KvApplyResult> };
