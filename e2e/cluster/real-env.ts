@@ -22,7 +22,7 @@ import { startS3rver } from '../../node/backup/test-s3rver.js';
 import { type KubeEnv, runCommand } from '../scenarios/env.js';
 import { binariesPresent, binaryPath, ensureBinaries, hasGo } from './binaries.js';
 import { type ControlPlane, startControlPlane } from './control-plane.js';
-import { confluxImage } from './kubelet/images.js';
+import { confluxImage, type ImageSpec } from './kubelet/images.js';
 import { controlPlaneCredentials, type Kubelet, startKubelet } from './kubelet/kubelet.js';
 import { type CoreDns, startCoreDns } from './network/coredns.js';
 import { type KubeProxy, startKubeProxy } from './network/kube-proxy.js';
@@ -61,6 +61,8 @@ export interface RealClusterOptions {
   installOperator?: boolean;
   /** How many Nodes (process kubelets) to run (default 3). */
   nodes?: number;
+  /** More image names the kubelets know, beside CONFLUX_IMAGE (for example one that cannot start). */
+  extraImages?: Record<string, ImageSpec>;
   log?: (line: string) => void;
 }
 
@@ -104,7 +106,7 @@ export async function startRealCluster(o: RealClusterOptions = {}): Promise<Real
       network,
       ...(o.nodes ? { nodes: Array.from({ length: o.nodes }, (_, i) => `conflux-worker-${i + 1}`) } : {}),
       stateDir: join(dir, 'kubelet'),
-      images: { [CONFLUX_IMAGE]: confluxImage({ repoDir: REPO }) },
+      images: { [CONFLUX_IMAGE]: confluxImage({ repoDir: REPO }), ...o.extraImages },
       // A crashed member comes back within seconds, as the scenarios expect of a kubelet.
       backoff: { initialMs: 1000, maxMs: 10_000 },
       // Volumes any node can mount (network block storage) unless asked otherwise: a member
