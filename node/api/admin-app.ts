@@ -32,7 +32,7 @@ export function buildAdminApi(ctx: AdminContext, opts: AdminServerOptions): Fast
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: ADMIN_BODY_LIMIT,
     frameworkErrors: badRequest,
-    ...serverOptions(opts.limits, https),
+    ...serverOptions(opts.limits, https, true),
   }) as unknown as FastifyInstance;
   applyConnectionLimits(app.server, opts.limits);
   app.removeAllContentTypeParsers();

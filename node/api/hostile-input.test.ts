@@ -81,18 +81,18 @@ describe('hostile input', () => {
     const txn = await node.api.inject({
       method: 'POST',
       url: '/v1/txn',
-      payload: '{"success":[{"type":"put","key":"a","value":"1"}],"bogus":1}',
+      payload: '{"success":[{"type":"put","key":"refused/a","value":"1"}],"bogus":1}',
     });
     expect(txn.statusCode).toBe(400);
     // Invalid base64 was once stored as an empty value.
     const base64 = await node.api.inject({
       method: 'POST',
       url: '/v1/txn',
-      payload: '{"success":[{"type":"put","key":"a","value":"x","encoding":"base64"}]}',
+      payload: '{"success":[{"type":"put","key":"refused/a","value":"x","encoding":"base64"}]}',
     });
     expect(base64.statusCode).toBe(400);
     expect(base64.body).toContain('body.success.0.value: not valid base64');
     expect(node.kv.revision).toBe(before);
-    expect(node.kv.get('a')).toBeUndefined();
+    expect(node.kv.get('refused/a')).toBeUndefined();
   });
 });

@@ -14,7 +14,7 @@ import { storedBytes } from '../kv/state.js';
 import type { RunningNode } from '../server.js';
 import { FORWARDED_BY, FORWARDED_FOR } from './forward.js';
 import { isBase64 } from './json.js';
-import { WatcherLimits } from './limits.js';
+import { serverOptions, WatcherLimits } from './limits.js';
 import { StorageQuota } from './quota.js';
 
 const errorCode = (body: string) => (JSON.parse(body) as { error: { code: string } }).error.code;
@@ -35,6 +35,34 @@ describe('strict base64', () => {
     ['-_8=', false], // base64url is another alphabet
   ])('%j is valid: %s', (text, valid) => {
     expect(isBase64(text)).toBe(valid);
+  });
+});
+
+describe('server options', () => {
+  const limits = {
+    maxConnections: 10,
+    maxConnectionsPerClient: 5,
+    readHeaderTimeoutMs: 2_000,
+    readTimeoutMs: 3_000,
+    idleTimeoutMs: 4_000,
+  };
+
+  it("apply Node's read timeouts, checked often enough to matter, over HTTP and HTTPS", () => {
+    const node = { headersTimeout: 2_000, requestTimeout: 3_000, connectionsCheckingInterval: 500 };
+    expect(serverOptions(limits, undefined)).toMatchObject({
+      connectionTimeout: 4_000,
+      keepAliveTimeout: 4_000,
+      requestTimeout: 3_000,
+      http: node,
+    });
+    expect(serverOptions(limits, { cert: 'c' }).https).toEqual({ cert: 'c', ...node });
+  });
+
+  it('never cut an admin request in progress (a backup may take minutes), only idle keep-alive', () => {
+    expect(serverOptions(limits, undefined, true)).toMatchObject({
+      connectionTimeout: 0,
+      keepAliveTimeout: 4_000,
+    });
   });
 });
 

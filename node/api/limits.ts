@@ -27,10 +27,16 @@ export interface ConnectionLimits {
   idleTimeoutMs: number;
 }
 
-/** Fastify options that apply `limits`, merged into the server's TLS options when it has them. */
+/**
+ * Fastify options that apply `limits`, merged into the server's TLS options when it has them.
+ * `longRequests`: requests that may work for minutes without sending a byte (the admin port's
+ * backups and restores) are not cut by the idle timeout; its keep-alive idling still is, and
+ * its answers are small, so a client that stops reading cannot hold much.
+ */
 export function serverOptions(
   limits: ConnectionLimits,
   https: object | undefined,
+  longRequests = false,
 ): Pick<
   FastifyServerOptions,
   'connectionTimeout' | 'keepAliveTimeout' | 'requestTimeout' | 'clientErrorHandler'
@@ -46,7 +52,7 @@ export function serverOptions(
     connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(limits.readHeaderTimeoutMs / 4))),
   };
   return {
-    connectionTimeout: limits.idleTimeoutMs,
+    connectionTimeout: longRequests ? 0 : limits.idleTimeoutMs,
     keepAliveTimeout: limits.idleTimeoutMs,
     requestTimeout: limits.readTimeoutMs,
     clientErrorHandler,
