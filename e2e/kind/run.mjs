@@ -45,7 +45,9 @@ if (missing.length > 0) {
   console.error(
     `e2e:kind needs ${missing.map((m) => m[2]).join(', ')}; not found on this machine, so the kind suite cannot run here.`,
   );
-  console.error('The same scenarios run against the Kubernetes API stand-in in npm test (e2e/kube/).');
+  console.error(
+    'The same scenarios run on a real Kubernetes with process kubelets in npm test (e2e/cluster/).',
+  );
   process.exit(2);
 }
 

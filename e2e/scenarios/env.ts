@@ -1,6 +1,6 @@
-// What the Kubernetes-level scenarios need from where they run: the API stand-in with its pod
-// runner here, or a real kind cluster (e2e/kind). The scenarios drive Conflux only as a user
-// would: manifests, kubectl, and the client API of the members.
+// What the Kubernetes-level scenarios need from where they run: the real cluster of process
+// kubelets (e2e/cluster/real-env.ts) or a kind cluster (e2e/kind). The scenarios drive Conflux
+// only as a user would: manifests, kubectl, and the client API of the members.
 
 import { spawn } from 'node:child_process';
 import type { ConfluxBackup, ConfluxCluster } from '../../operator/api/cluster.js';

@@ -1,4 +1,4 @@
-// The seed's scenarios at the Kubernetes level, shared by the API stand-in suite and the kind
+// The seed's scenarios at the Kubernetes level, shared by the real-cluster suite and the kind
 // suite: create a cluster, scale it up and down with kubectl, back it up with a ConfluxBackup,
 // lose it and restore it; GitOps re-applies change nothing; pods and the operator may die.
 
