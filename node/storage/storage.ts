@@ -18,8 +18,10 @@
 // - A failed write or fsync poisons the storage: after fsync fails the kernel may have dropped
 //   the dirty pages, so nothing written since the last good fsync can be trusted. Every later
 //   call is refused, `onFailure` stops the node (fail-stop.ts), and restarting replays whatever
-//   consistent prefix actually reached the disk. So does a current snapshot file found damaged
-//   when a read from its start checks it (snapshot-store.ts `read`): it is never served.
+//   consistent prefix actually reached the disk (the open first fsyncs every file and directory
+//   it recovers from: that run may have left some in the page cache only). So does a current
+//   snapshot file found damaged when a read from its start checks it (snapshot-store.ts `read`):
+//   it is never served.
 
 import * as path from 'node:path';
 import type { RaftState } from '../raft/raft.js';
@@ -79,6 +81,7 @@ export async function openStorage(
       if (removed.length > 0)
         logger.info({ dir: d, files: removed }, 'removed temp files of interrupted writes');
     }
+    await syncLeftovers(io, dir, [walDir, snapDir]);
     if (listSegments(fs, walDir).length === 0 && fs.readdirSync(snapDir).some(isSnapshotFile)) {
       throw new StorageError(
         'STORAGE_CORRUPTION',
@@ -134,6 +137,30 @@ export async function openStorage(
     lock.release();
     throw err;
   }
+}
+
+/**
+ * fsync every file of `subdirs`, then the directories. A previous run that stopped after a failed
+ * fsync (fail-stop) may have left data and directory entries (a new segment, a deleted one) in the
+ * page cache only, where this run would see them and build on them: acknowledging entries in a
+ * segment whose name a power loss then takes away. So they become durable before anything is
+ * trusted (PostgreSQL fsyncs its data directory at start for the same reason); a disk that still
+ * fails makes the open fail.
+ */
+async function syncLeftovers(io: DurableIo, dir: string, subdirs: readonly string[]): Promise<void> {
+  for (const d of subdirs) {
+    for (const name of io.fs.readdirSync(d)) {
+      const file = path.join(d, name);
+      const fh = await io.fs.open(file, 'r');
+      try {
+        await io.fsync(fh, file, isSnapshotFile(name) ? 'snapshot' : 'wal');
+      } finally {
+        await fh.close();
+      }
+    }
+    await io.fsyncDir(d);
+  }
+  await io.fsyncDir(dir);
 }
 
 export class DiskStorage implements RaftStorage {
