@@ -13,9 +13,9 @@ describe('configuration', () => {
     expect(c.nodeId).toBe('n1');
     expect(c.advertiseApiAddr).toBe('127.0.0.1:9000');
     expect(c.maxValueBytes).toBe(1024 * 1024);
+    expect(c.quotaBytes).toBeUndefined(); // chosen at start from the memory limit
     expect(c).toMatchObject({
       maxResponseBytes: 16 * 1024 * 1024,
-      quotaBytes: 512 * 1024 * 1024,
       maxConnections: 2048,
       maxConnectionsPerClient: 512,
       maxWatchers: 1024,

@@ -129,8 +129,11 @@ export const ConfigSchema = z
     requestTimeoutMs: positiveInt.default(5_000),
     /** Bytes of keys and values one answer may carry (ranges and long-polls page below it). */
     maxResponseBytes: positiveInt.default(16 * 1024 * 1024),
-    /** Stored bytes (keys, values, per-key overhead) above which writes that grow the data are refused. */
-    quotaBytes: positiveInt.default(512 * 1024 * 1024),
+    /**
+     * Stored bytes (keys, values, per-key overhead) above which writes that grow the data are
+     * refused. Unset: 512 MiB, or less under a memory limit (api/quota.ts defaultQuotaBytes).
+     */
+    quotaBytes: positiveInt.optional(),
     /** Open connections per listener (client API, admin API); more are closed at once. */
     maxConnections: positiveInt.default(2048),
     /** ... and from one client address: one client cannot take every slot. */
@@ -325,7 +328,8 @@ const HELP: Partial<Record<SettingName, string>> = {
   watchHistory: 'revisions of watch history kept',
   requestTimeoutMs: 'a write or linearizable read waits at most this long',
   maxResponseBytes: 'keys and values one answer may carry',
-  quotaBytes: 'storage quota: writes that add data are refused with NO_SPACE once reached',
+  quotaBytes:
+    'storage quota: writes that add data are refused with NO_SPACE once reached (default 512 MiB, less under a memory limit)',
   maxConnections: 'open connections per listener',
   maxConnectionsPerClient: 'open connections per listener from one address',
   maxWatchers: 'open watches on this node',

@@ -13,7 +13,7 @@ import { buildClientApi } from './api/app.js';
 import type { ApiContext } from './api/context.js';
 import { FORWARDED_BY, splitHostPort } from './api/forward.js';
 import { type ConnectionLimits, WatcherLimits } from './api/limits.js';
-import { StorageQuota } from './api/quota.js';
+import { defaultQuotaBytes, StorageQuota } from './api/quota.js';
 import { adminTlsOf, applyTlsReloads, nodeTlsOf, openTlsReloader } from './certs/node-tls.js';
 import type { NodeConfig } from './config.js';
 import { KvStore } from './kv/store.js';
@@ -156,7 +156,7 @@ export async function startNode(config: NodeConfig, rootLogger: Logger): Promise
     readTimeoutMs: config.readTimeoutMs,
     idleTimeoutMs: config.idleTimeoutMs,
   };
-  const quota = new StorageQuota(kv, config.quotaBytes);
+  const quota = new StorageQuota(kv, config.quotaBytes ?? defaultQuotaBytes(process.constrainedMemory?.()));
   const ctx: ApiContext = {
     nodeId: id,
     raft: node,
@@ -313,7 +313,13 @@ export async function startNode(config: NodeConfig, rootLogger: Logger): Promise
   }
   const adminUrl = `${tls ? 'https' : 'http'}://${adminHost}:${typeof adminAddress === 'object' && adminAddress ? adminAddress.port : adminPort}`;
   log.info(
-    { api: apiUrl, admin: adminUrl, raft: config.advertiseRaftAddr, dataDir: config.dataDir },
+    {
+      api: apiUrl,
+      admin: adminUrl,
+      raft: config.advertiseRaftAddr,
+      dataDir: config.dataDir,
+      quotaBytes: quota.quotaBytes,
+    },
     'node started',
   );
   if (config.join) {

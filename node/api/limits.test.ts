@@ -15,7 +15,7 @@ import type { RunningNode } from '../server.js';
 import { FORWARDED_BY, FORWARDED_FOR } from './forward.js';
 import { isBase64 } from './json.js';
 import { serverOptions, WatcherLimits } from './limits.js';
-import { StorageQuota } from './quota.js';
+import { defaultQuotaBytes, StorageQuota } from './quota.js';
 
 const errorCode = (body: string) => (JSON.parse(body) as { error: { code: string } }).error.code;
 
@@ -85,6 +85,16 @@ describe('watch bookkeeping', () => {
 });
 
 describe('storage quota', () => {
+  it('defaults to 512 MiB, or to what a memory limit leaves room for', () => {
+    const MiB = 1024 * 1024;
+    expect(defaultQuotaBytes(undefined)).toBe(512 * MiB);
+    expect(defaultQuotaBytes(2 ** 64)).toBe(512 * MiB); // no cgroup limit
+    expect(defaultQuotaBytes(4096 * MiB)).toBe(512 * MiB);
+    expect(defaultQuotaBytes(512 * MiB)).toBe(128 * MiB); // the sample cluster's pods
+    expect(defaultQuotaBytes(1024 * MiB)).toBe(Math.floor((832 * MiB) / 2.5));
+    expect(defaultQuotaBytes(128 * MiB)).toBe(16 * MiB);
+  });
+
   const fake = (values: Record<string, number>) => ({
     get bytes() {
       return Object.entries(values).reduce((sum, [k, n]) => sum + storedBytes(k, n), 0);
