@@ -28,6 +28,7 @@ const condition = (c: ConfluxCluster | null, type: string) =>
 
 describe.skipIf(!canRun)('operator operations on a real cluster', () => {
   let cluster: RealCluster | undefined;
+  // The pod network is host-wide: in npm test the start may wait (up to 600 s) for another cluster.
   beforeAll(async () => {
     const conflux = confluxImage({ repoDir: REPO_ROOT });
     cluster = await startRealCluster({
@@ -40,7 +41,7 @@ describe.skipIf(!canRun)('operator operations on a real cluster', () => {
         },
       },
     });
-  }, 300_000);
+  }, 900_000);
   // Tearing down every process, namespace and nftables table takes a while on a loaded host.
   afterAll(async () => cluster?.stop(), 120_000);
   afterEach((ctx) => {
