@@ -19,6 +19,11 @@ export interface ImageSpec {
   env?: Record<string, string>;
   /** USER: what runs when the pod's securityContext names no runAsUser/runAsGroup (default root). */
   user?: { uid: number; gid: number };
+  /**
+   * The image's own files: host directories bound into the container before any volume, as an
+   * image's layers are there before its volumes (a volume at /tmp cannot hide them).
+   */
+  files?: { hostPath: string; mountPath: string }[];
 }
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -77,7 +82,9 @@ export function confluxImage(opts: { repoDir: string; binDir?: string; nodePath?
   renameSync(tmp, shim);
   return {
     command: ['node', 'dist/node/main.js'],
-    workingDir: repoDir,
+    // The checkout is the image's /app (its WORKDIR, as in the Dockerfile), read-only like a layer.
+    workingDir: '/app',
+    files: [{ hostPath: repoDir, mountPath: '/app' }],
     env: { PATH: `${binDir}:${DEFAULT_PATH}`, NODE_ENV: 'production' },
     user: { uid: 10001, gid: 10001 },
   };

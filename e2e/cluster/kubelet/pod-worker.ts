@@ -415,7 +415,9 @@ export class PodWorker {
     return {
       argv,
       env: processEnv,
-      mounts,
+      // Image files first: containerScript keeps this order among mounts of equal depth, and opens
+      // their sources before it mounts any volume.
+      mounts: [...(image.files ?? []).map((f) => ({ ...f, readOnly: true })), ...mounts],
       runAs: {
         uid,
         gid,
