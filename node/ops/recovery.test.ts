@@ -88,7 +88,10 @@ describe('POST /_cluster/force-new-cluster (RecoveryService)', () => {
     const node = await survivor();
     // The survivor's log still holds the old cluster's memberships (cluster c-old) ...
     expect(node.raft.metrics().snapshot).toBeNull();
+    // ... and a periodic snapshot of that old state is under way when the recovery starts.
+    const periodic = node.raft.triggerSnapshot();
     const answer = await service(node, ['n2', 'n3']).run({ node_id: 'n1' });
+    expect((await periodic)?.index).toBeLessThan(answer.log_index);
     // ... and afterwards starts at a snapshot at or after the recovery entry (cluster c-new), which
     // is what a node added later receives first.
     const m = node.raft.metrics();

@@ -139,8 +139,10 @@ export class RecoveryService {
    */
   private async compactBehind(index: number): Promise<void> {
     const { raft } = this.deps;
-    if ((raft.metrics().snapshot?.index ?? 0) >= index) return;
-    await raft.triggerSnapshot();
+    // A snapshot already under way (the periodic one) is older: then take another.
+    for (let tries = 0; tries < 3 && (raft.metrics().snapshot?.index ?? 0) < index; tries++) {
+      await raft.triggerSnapshot();
+    }
   }
 
   /** The answer to a retried request: this node already leads the cluster recovered from it. */
