@@ -224,24 +224,46 @@ export async function forceNewCluster(ctx: RecoveryCtx, oracle: Oracle, op: Oper
     quiet = { survivor, life, raft: life.raft as RaftNode<KvApplyResult> };
   }
   if (!quiet) return false;
-  const { survivor, life, raft } = quiet;
+  const { survivor } = quiet;
+  const oldCluster = quiet.raft.metrics().membership.cluster?.id;
   for (const n of cluster.nodes.values()) {
     if (n !== survivor && n.oracle === oracle && n.status !== 'retired') n.retire();
   }
-  const service = new RecoveryService({
-    raft,
-    nodeId: survivor.id,
-    selfInfo: nodeInfo(survivor.id),
-    clusterStatus: () => Promise.reject(new Error('not asked with force')),
-    logger: silent,
-    mintClusterId: () => `recovered-${world.seed}-${survivor.id}`,
-    now: () => new Date(Date.UTC(2026, 0, 1) + world.now),
-    leaderTimeoutMs: 0,
-  });
-  const out = await runUntilSettled(world, service.run({ node_id: survivor.id, force: true }), 2_000);
-  if (!out?.ok) {
-    if (life.dead) return true;
-    throw new Violation(`force-new-cluster on ${survivor.id} failed: ${out ? String(out.err) : 'timed out'}`);
+  // The request names the old cluster, so that a retry after a crash is answered, not redone.
+  const req = {
+    node_id: survivor.id,
+    force: true,
+    ...(oldCluster ? { expected_cluster_id: oldCluster } : {}),
+  };
+  for (let attempt = 0; ; attempt++) {
+    await world.run(world.now + 2_000, () => survivor.up !== null);
+    const life = survivor.up;
+    if (!life?.raft) throw new Violation(`${survivor.id} did not come back to be recovered`);
+    const service = new RecoveryService({
+      raft: life.raft,
+      nodeId: survivor.id,
+      selfInfo: nodeInfo(survivor.id),
+      clusterStatus: () => Promise.reject(new Error('not asked with force')),
+      logger: silent,
+      mintClusterId: () => `recovered-${world.seed}-${survivor.id}-${attempt}`,
+      now: () => new Date(Date.UTC(2026, 0, 1) + world.now),
+      leaderTimeoutMs: 0,
+    });
+    const running = service.run(req);
+    // Sometimes the survivor crashes in the middle, and the operator sends the request again.
+    if (attempt === 0 && world.rng.chance(0.3)) {
+      world.after(world.rng.int(30), () => {
+        survivor.kill();
+        survivor.restartLater(20);
+      });
+    }
+    const out = await runUntilSettled(world, running, 2_000);
+    if (out?.ok) break;
+    if (!life.dead || attempt >= 3) {
+      throw new Violation(
+        `force-new-cluster on ${survivor.id} failed: ${out ? String(out.err) : 'timed out'}`,
+      );
+    }
   }
   coverage.forceNewClusters++;
   op.run(async () => {
