@@ -204,7 +204,7 @@ function until(cond: () => boolean): Promise<void> {
  */
 export async function forceNewCluster(ctx: RecoveryCtx, oracle: Oracle, op: Operator): Promise<boolean> {
   const { world, cluster, coverage } = ctx;
-  let quiet: { survivor: StackNode; life: Life; raft: RaftNode<KvApplyResult> } | null = null;
+  let quiet: { survivor: StackNode; raft: RaftNode<KvApplyResult> } | null = null;
   for (let waited = 0; waited < 2_000 && !quiet; waited += 20) {
     await world.run(world.now + 20);
     // No admin flow in flight: none may add a node to the old cluster's log meanwhile.
@@ -220,8 +220,7 @@ export async function forceNewCluster(ctx: RecoveryCtx, oracle: Oracle, op: Oper
     const voters = M.voters(l.metrics.membership).filter((id) => !cluster.nodes.get(id)?.disk.corrupted);
     if (voters.length === 0) return false;
     const survivor = cluster.nodes.get(world.rng.pick(voters)) as StackNode;
-    const life = survivor.up as Life;
-    quiet = { survivor, life, raft: life.raft as RaftNode<KvApplyResult> };
+    quiet = { survivor, raft: (survivor.up as Life).raft as RaftNode<KvApplyResult> };
   }
   if (!quiet) return false;
   const { survivor } = quiet;
