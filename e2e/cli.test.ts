@@ -20,7 +20,7 @@ describe('conflux-node --help', () => {
       ['--data-dir <value>', 'CONFLUX_DATA_DIR, default ./data'],
       ['--api-addr <value>', 'CONFLUX_API_ADDR, default 127.0.0.1:8080'],
       ['--dev-insecure', 'CONFLUX_DEV_INSECURE, default off'],
-      ['--quota-bytes <value>', 'CONFLUX_QUOTA_BYTES, default 536870912'],
+      ['--quota-bytes <value>', 'CONFLUX_QUOTA_BYTES)\n      storage quota'],
       ['--catch-up-timeout-ms <value>', 'CONFLUX_CATCH_UP_TIMEOUT_MS'],
     ])
       expect(r.out).toContain(`${flag}  (${env}`);
