@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CertKeyPair, generateAdminCert, generateCa, generateNodeCert } from '../node/certs/generate.js';
 import { DEFAULT_CONFIG } from '../node/raft/raft.js';
 import { hello, rawPeer } from '../node/transport/test-support.js';
-import { freePort, sleep } from './support/process-cluster.js';
+import { eventually, freePort } from './support/process-cluster.js';
 
 const REPO = resolve(import.meta.dirname, '..');
 /** Appends a leader keeps in flight to one follower (DEFAULT_CONFIG.maxInflight). */
@@ -35,21 +35,6 @@ interface Answer {
   body: Record<string, unknown>;
   text: string;
   location: string | undefined;
-}
-
-async function eventually<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await fn();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err;
-    }
-    await sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what}${last ? ` (${(last as Error).message})` : ''}`);
 }
 
 for (const mode of ['dev', 'tls'] as const) {

@@ -23,25 +23,10 @@ import {
 import { encodeCommand } from '../node/kv/commands.js';
 import type { Message } from '../node/raft/types.js';
 import { hello, type RawPeer, rawPeer } from '../node/transport/test-support.js';
-import { call, freePort, ProcessCluster, sleep } from './support/process-cluster.js';
+import { call, eventually, freePort, ProcessCluster, sleep } from './support/process-cluster.js';
 
 const REPO = resolve(import.meta.dirname, '..');
 const text = (s: string) => new TextEncoder().encode(s);
-
-async function eventually<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await fn();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err;
-    }
-    await sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what}${last ? ` (${(last as Error).message})` : ''}`);
-}
 
 /**
  * Writes `frames` on a fresh connection and expects the node to hang up on it (a TLS refusal may

@@ -201,6 +201,26 @@ export class ProcessCluster {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Polls `fn` until it returns a value; a throw counts as not yet and is named if time runs out. */
+export async function eventually<T>(
+  what: string,
+  fn: () => Promise<T | undefined>,
+  timeoutMs = 20_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await fn();
+      if (value !== undefined) return value;
+    } catch (err) {
+      last = err;
+    }
+    await sleep(50);
+  }
+  throw new Error(`timed out waiting for ${what}${last ? ` (${(last as Error).message})` : ''}`);
+}
+
 /** One HTTP call to a member: the status, the JSON body ({} for a raw value) and any Location. */
 export async function call(url: string, method = 'GET', body?: string) {
   const res = await fetch(url, {
