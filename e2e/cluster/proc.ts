@@ -156,6 +156,26 @@ export function httpsRequest(
   });
 }
 
+/** Polls `fn` until it returns a value; a throw counts as not yet, and its message ends the timeout error. */
+export async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined>,
+  timeoutMs: number,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} ${last}`);
+    await sleep(200);
+  }
+}
+
 /**
  * Polls `check` until it returns true. Fails early when `proc` exits, and at `timeoutMs`,
  * with the tail of the process's log in the error.

@@ -18,9 +18,9 @@ import { binariesPresent, ensureBinaries, hasGo } from '../binaries.js';
 import { type ControlPlane, startControlPlane } from '../control-plane.js';
 import { checkHost, type PodNetwork, preparePodNetwork } from '../network/pod-network.js';
 import { issue, makeCa } from '../pki.js';
-import { httpsRequest } from '../proc.js';
+import { httpsRequest, until as untilDone } from '../proc.js';
 import { confluxImage } from './images.js';
-import { loadKubeConfig, sleep } from './kube.js';
+import { loadKubeConfig } from './kube.js';
 import { controlPlaneCredentials, type Kubelet, startKubelet } from './kubelet.js';
 
 const canRun = (binariesPresent() || hasGo()) && process.getuid?.() === 0;
@@ -52,20 +52,8 @@ http.createServer((q, r) => {
 process.on('SIGTERM', () => { console.log('SIGTERM'); process.exit(0); });
 `;
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = (err as Error).message;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} ${last}`);
-    await sleep(250);
-  }
-}
+const until = <T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000) =>
+  untilDone(what, fn, timeoutMs);
 
 async function get(url: string): Promise<string> {
   const res = await fetch(url, { signal: AbortSignal.timeout(3000) });

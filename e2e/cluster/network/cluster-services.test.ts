@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBinaries } from '../binaries.js';
 import { type ControlPlane, startControlPlane } from '../control-plane.js';
-import { sleep } from '../proc.js';
+import { until as untilDone } from '../proc.js';
 import { type CoreDns, startCoreDns } from './coredns.js';
 import { type KubeProxy, startKubeProxy } from './kube-proxy.js';
 import { getJson, kubectl } from './kubectl.js';
@@ -28,20 +28,8 @@ interface Slice {
   ports?: { port: number }[];
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = (err as Error).message;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} ${last}`);
-    await sleep(200);
-  }
-}
+const until = <T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000) =>
+  untilDone(what, fn, timeoutMs);
 
 /**
  * The `kubernetes` Service's endpoint is the API server's advertised address. Until the control
