@@ -1,7 +1,7 @@
-// `npm run sim:stack -- --help`: the seeded simulator of the whole node stack (RaftNode, KvStore,
+// `npm run sim -- --help`: the seeded simulator of the whole node stack (RaftNode, KvStore,
 // DiskStorage on a simulated disk, clock and network). Every seed derives a whole run; a profile
 // pins part of it. Seeds run in `--jobs` worker processes. The output ends with a coverage summary,
-// the throughput, and `sim:stack: N seeds, V violations`; the exit code is 0 only when V is 0.
+// the throughput, and `sim: N seeds, V violations`; the exit code is 0 only when V is 0.
 
 import { fork } from 'node:child_process';
 import { availableParallelism } from 'node:os';
@@ -12,7 +12,7 @@ import { isStackMutation, STACK_MUTATIONS, type StackMutation } from './mutation
 import { STACK_PROFILES } from './profile.js';
 import { runStackSeed, type StackRunResult } from './run.js';
 
-const USAGE = `Usage: npm run sim:stack -- [options]
+const USAGE = `Usage: npm run sim -- [options]
 
   --seeds N          run N seeds (default 100)
   --start-seed S     first seed (default 0)
@@ -118,7 +118,7 @@ async function main(): Promise<void> {
     if (r.violation) {
       violations++;
       console.log(`seed ${r.seed}: VIOLATION ${r.violation}`);
-      console.log(`  replay: npm run sim:stack -- --seed ${r.seed}${replay}`);
+      console.log(`  replay: npm run sim -- --seed ${r.seed}${replay}`);
     }
     if (!values.verbose && done % 100 === 0) {
       const perSec = done / ((performance.now() - began) / 1000);
@@ -150,7 +150,7 @@ async function main(): Promise<void> {
     `profile ${profileName}: ${ops} client operations checked, ${inconclusive} histories too large to decide, ` +
       `${seconds.toFixed(1)} s with ${jobs} jobs (${(count / seconds).toFixed(1)} seeds/s)`,
   );
-  console.log(`sim:stack: ${count} seeds, ${violations} violations`);
+  console.log(`sim: ${count} seeds, ${violations} violations`);
   process.exitCode = violations === 0 ? 0 : 1;
 }
 

@@ -1,5 +1,5 @@
 // Deliberately broken variants of the real stack, injected by the simulator only, each to prove
-// that a checker catches the class of bug it stands for (`npm run sim:stack -- --mutation NAME`).
+// that a checker catches the class of bug it stands for (`npm run sim -- --mutation NAME`).
 // None of them edits a product default: they are subclasses or options of the real code.
 
 import { SnapshotDecoder } from '../kv/snapshot-decoder.js';

@@ -1,6 +1,6 @@
-// `npm run sim -- --help`: the seeded simulator of the Raft engine. Every seed derives a whole run
+// `npm run sim:core -- --help`: the seeded simulator of the Raft engine. Every seed derives a whole run
 // (faults, timings, cluster size); a profile pins part of it to one fault family. The last line is
-// `sim: N seeds, V violations`; the exit code is 0 only when V is 0.
+// `sim:core: N seeds, V violations`; the exit code is 0 only when V is 0.
 
 import { parseArgs } from 'node:util';
 import type { Mutation } from '../raft.js';
@@ -30,7 +30,7 @@ const MUTATIONS: readonly Mutation[] = [
   'vote-without-log-check',
 ];
 
-const USAGE = `Usage: npm run sim -- [options]
+const USAGE = `Usage: npm run sim:core -- [options]
 
   --seeds N          run N seeds (default 100)
   --start-seed S     first seed (default 0)
@@ -108,7 +108,7 @@ for (let seed = start; seed < start + count; seed++) {
   if (r.violation) {
     violations++;
     console.log(`seed ${seed}: VIOLATION ${r.violation}`);
-    console.log(`  replay: npm run sim -- --seed ${seed}${replayFlags}`);
+    console.log(`  replay: npm run sim:core -- --seed ${seed}${replayFlags}`);
   }
   const done = seed - start + 1;
   if (!values.verbose && done % 1000 === 0) {
@@ -121,5 +121,5 @@ console.log(
   `profile ${profileName}: ${ops} client operations checked, ${faults} faults injected, ${inconclusive} histories too large to decide, ` +
     `${seconds.toFixed(1)} s (${(count / seconds).toFixed(1)} seeds/s)`,
 );
-console.log(`sim: ${count} seeds, ${violations} violations`);
+console.log(`sim:core: ${count} seeds, ${violations} violations`);
 process.exitCode = violations === 0 ? 0 : 1;

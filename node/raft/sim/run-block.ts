@@ -6,7 +6,7 @@ export function runBlock(start: number, count: number): void {
   const failures: string[] = [];
   for (let seed = start; seed < start + count; seed++) {
     const r = runSeed(seed);
-    if (r.violation) failures.push(`seed ${seed}: ${r.violation}\n  replay: npm run sim -- --seed ${seed}`);
+    if (r.violation) failures.push(`seed ${seed}: ${r.violation}\n  replay: npm run sim:core -- --seed ${seed}`);
   }
   expect(failures).toEqual([]);
 }
