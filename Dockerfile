@@ -1,6 +1,7 @@
 # One image for both the node (the default entrypoint) and the operator
-# (command: node dist/operator/main.js). Build: docker build -t conflux .
-FROM node:20-bookworm-slim AS build
+# (command: node dist/operator/main.js), on Node 24, the active LTS line (package.json engines says
+# what the dependencies need). Build: docker build -t conflux .
+FROM node:24-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts
@@ -9,7 +10,7 @@ COPY node ./node
 COPY operator ./operator
 RUN npm run build && npm prune --omit=dev --ignore-scripts
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /src/package.json ./
