@@ -74,9 +74,10 @@ describe.skipIf(!hasOpenssl())('a cluster with TLS everywhere', () => {
     expect(JSON.parse(get.body)).toMatchObject({ key: 'secure', value: 'yes' });
   });
 
-  it('aggregates status and forwards admin requests between members over mutual TLS', async () => {
+  it('aggregates status and redirects leader-only admin requests to the leader over mutual TLS', async () => {
     const admin = pki.admin('sre');
     const follower = nodes.find((n) => n.raft.metrics().state !== 'leader') as RunningNode;
+    const leader = nodes.find((n) => n.raft.metrics().state === 'leader') as RunningNode;
     const status = await https(`${follower.adminUrl}/_cluster/status`, pki, 'GET', undefined, admin);
     expect(JSON.parse(status.body)).toMatchObject({
       healthy: true,
@@ -84,11 +85,17 @@ describe.skipIf(!hasOpenssl())('a cluster with TLS everywhere', () => {
       nodes: { t1: { is_reachable: true }, t2: { is_reachable: true }, t3: { is_reachable: true } },
     });
     const body = JSON.stringify({ target_node_id: follower.id });
-    const moved = await https(`${follower.adminUrl}/_cluster/leader/transfer`, pki, 'POST', body, admin);
+    const path = '/_cluster/leader/transfer';
+    const redirected = await https(`${follower.adminUrl}${path}`, pki, 'POST', body, admin);
+    expect(redirected.status).toBe(307);
+    expect(JSON.parse(redirected.body).error).toMatchObject({ code: 'NOT_LEADER', leader: leader.id });
+    const moved = await https(`${leader.adminUrl}${path}`, pki, 'POST', body, admin);
     expect([moved.status, JSON.parse(moved.body).leader_id]).toEqual([200, follower.id]);
-    // A member's certificate acts on /_cluster only for a request it forwards on an admin's behalf.
+    // A member's certificate never acts on /_cluster, whatever headers it sends.
     const member = pki.node('t9', 'ca1');
-    const direct = await https(`${follower.adminUrl}/_cluster/leader/transfer`, pki, 'POST', '{}', member);
+    const direct = await https(`${follower.adminUrl}${path}`, pki, 'POST', '{}', member, {
+      'x-conflux-forwarded-by': 't1',
+    });
     expect([direct.status, JSON.parse(direct.body).error.code]).toEqual([403, 'FORBIDDEN']);
   });
 

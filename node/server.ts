@@ -11,7 +11,7 @@ import { adminCall, adminCallParsed } from './api/admin-client.js';
 import { internalStatusSchema, type PrepareRequest } from './api/admin-contract.js';
 import { buildClientApi } from './api/app.js';
 import type { ApiContext } from './api/context.js';
-import { FORWARDED_BY, splitHostPort } from './api/forward.js';
+import { splitHostPort } from './api/forward.js';
 import { type ConnectionLimits, WatcherLimits } from './api/limits.js';
 import { defaultQuotaBytes, StorageQuota } from './api/quota.js';
 import { adminTlsOf, applyTlsReloads, nodeTlsOf, openTlsReloader } from './certs/node-tls.js';
@@ -285,12 +285,7 @@ export async function startNode(config: NodeConfig, rootLogger: Logger): Promise
       recovery,
       internalStatus: internal,
       clusterStatus,
-      forward: (address, req) =>
-        adminCall(address, req.method as 'GET' | 'POST' | 'DELETE', req.url, req.body, {
-          ...adminCallOpts,
-          timeoutMs: config.requestTimeoutMs * 2, // a forwarded transfer may take a whole timeout
-          headers: { [FORWARDED_BY]: id, 'x-conflux-forwarded-for': req.caller },
-        }),
+      tls: tlsReloader !== undefined,
       transferTimeoutMs: config.requestTimeoutMs,
       electionTicks: config.electionTicks,
       metrics,

@@ -8,7 +8,6 @@ import { ConfluxError } from '../errors.js';
 import { authorize } from './admin-auth.js';
 import { type AdminContext, registerAdminRoutes } from './admin-routes.js';
 import { badRequest, fastifyError } from './app.js';
-import { FORWARDED_BY } from './forward.js';
 import { toHttpError } from './http-errors.js';
 import { applyConnectionLimits, type ConnectionLimits, serverOptions } from './limits.js';
 
@@ -43,13 +42,13 @@ export function buildAdminApi(ctx: AdminContext, opts: AdminServerOptions): Fast
     try {
       const caller = authorize(req, tls);
       if (req.method !== 'GET') {
-        const forwardedFor = req.headers['x-conflux-forwarded-for'];
         audit.info(
           {
             caller: caller.subject,
+            ...(caller.fingerprint ? { serial: caller.serial, fingerprint: caller.fingerprint } : {}),
+            remote: req.ip,
             method: req.method,
             path: req.url,
-            ...(req.headers[FORWARDED_BY] ? { forwardedBy: req.headers[FORWARDED_BY], forwardedFor } : {}),
           },
           'admin request',
         );

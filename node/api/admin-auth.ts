@@ -1,19 +1,24 @@
 // Who may call the cluster-operations API. Over TLS the server asks every client for a certificate
 // but decides itself (so it can answer with a clear 401/403 and an audit line instead of a reset
 // connection): the chain must verify against the admin CA or the cluster CA, `/_cluster/*` needs
-// the admin role (O=conflux-admin); `/_internal/*`, and admin requests a member forwards to the
-// leader on an admin's behalf, also admit member nodes (O=conflux-node).
+// the admin role (O=conflux-admin); `/_internal/*` also admits member nodes (O=conflux-node).
+// Nothing a caller sends besides its certificate counts: no member acts on an admin's behalf (a
+// follower redirects leader-only calls, admin-routes.ts), so a header such as
+// x-conflux-forwarded-by grants nothing, and the audit line names the certificate that called
+// (subject, serial and SHA-256 fingerprint).
 // Without TLS (--dev-insecure, loopback only) every caller is trusted, and the node says so at start.
 
 import type { TLSSocket } from 'node:tls';
 import type { FastifyRequest } from 'fastify';
 import { ADMIN_ORGANIZATION, NODE_ORGANIZATION, subjectOrganizations } from '../certs/index.js';
 import { ConfluxError } from '../errors.js';
-import { FORWARDED_BY } from './forward.js';
 
 export interface Caller {
   subject: string;
   roles: string[];
+  /** Serial number and SHA-256 fingerprint of the certificate that called (absent without TLS). */
+  serial?: string;
+  fingerprint?: string;
 }
 
 export function authorize(req: FastifyRequest, tls: boolean): Caller {
@@ -34,15 +39,13 @@ export function authorize(req: FastifyRequest, tls: boolean): Caller {
   }
   const roles = cert.raw ? subjectOrganizations(cert.raw) : [];
   const path = req.url.split('?')[0] ?? '';
-  // Members call /_internal/*, and hand an admin's request on to the leader (marked as forwarded).
-  const byMember = path.startsWith('/_internal/') || req.headers[FORWARDED_BY] !== undefined;
-  const needed = byMember ? [ADMIN_ORGANIZATION, NODE_ORGANIZATION] : [ADMIN_ORGANIZATION];
+  const needed = path.startsWith('/_internal/') ? [ADMIN_ORGANIZATION, NODE_ORGANIZATION] : [ADMIN_ORGANIZATION];
   if (!roles.some((r) => needed.includes(r))) {
     throw new ConfluxError(
       'FORBIDDEN',
       `certificate ${subject} lacks the role for ${path} (${needed.join(' or ')})`,
-      { subject },
+      { subject, fingerprint: cert.fingerprint256 },
     );
   }
-  return { subject, roles };
+  return { subject, roles, serial: cert.serialNumber, fingerprint: cert.fingerprint256 };
 }

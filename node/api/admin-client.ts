@@ -17,15 +17,43 @@ export interface AdminClientOptions {
 export interface AdminAnswer {
   status: number;
   body: unknown;
-  /** The Location header of a 202, if any. */
+  /** The Location header of a 202 or 307, if any. */
   location?: string;
 }
 
 /** Largest answer read from a peer: status documents are small; anything bigger is refused. */
 const MAX_ANSWER_BYTES = 4 * 1024 * 1024;
 
-/** One call; rejects with NODE_UNREACHABLE on a network error or timeout, never on an HTTP status. */
-export function adminCall(
+/**
+ * One call; rejects with NODE_UNREACHABLE on a network error or timeout, never on an HTTP status.
+ * A follower answers leader-only calls with 307 and the leader's admin URL (admin-routes.ts): the
+ * call is repeated there once, with the same method, body and certificate.
+ */
+export async function adminCall(
+  address: string,
+  method: 'GET' | 'POST' | 'DELETE',
+  path: string,
+  body: unknown,
+  opts: AdminClientOptions,
+): Promise<AdminAnswer> {
+  const answer = await adminCallOnce(address, method, path, body, opts);
+  const leader = answer.status === 307 ? redirectTarget(answer.location, path, opts) : null;
+  return leader ? adminCallOnce(leader, method, path, body, opts) : answer;
+}
+
+/** The `host:port` a 307 points at, if it names the same path over the same scheme. */
+function redirectTarget(location: string | undefined, path: string, opts: AdminClientOptions): string | null {
+  if (!location) return null;
+  try {
+    const url = new URL(location);
+    const scheme = opts.tls ? 'https:' : 'http:';
+    return url.protocol === scheme && `${url.pathname}${url.search}` === path ? url.host : null;
+  } catch {
+    return null;
+  }
+}
+
+function adminCallOnce(
   address: string,
   method: 'GET' | 'POST' | 'DELETE',
   path: string,

@@ -1,7 +1,8 @@
 // The admin endpoints (docs/ARCHITECTURE.md §7). Requests are parsed with the contract's zod schemas; every
-// refusal is a catalogued error. Operations that only the leader can run are handed to the leader
-// when they reach a follower (once: a forwarded request is never forwarded again), so a caller
-// may talk to any member.
+// refusal is a catalogued error. Operations that only the leader can run are redirected (307) to
+// the leader's admin address when they reach a follower: the caller repeats them there with its
+// own certificate, so no member ever acts on an admin's behalf and no header can make a member
+// certificate an admin (a member that proxied would have to be believed about who called).
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
@@ -14,7 +15,6 @@ import { type OperationQueue, operationNotFound } from '../ops/operations.js';
 import { RaftError } from '../raft/errors.js';
 import type { RaftNode } from '../raft/raft-node.js';
 import type { NodeId } from '../raft/types.js';
-import type { AdminAnswer } from './admin-client.js';
 import {
   addNodeRequestSchema,
   backupRequestSchema,
@@ -28,7 +28,6 @@ import {
   restoreRequestSchema,
   transferRequestSchema,
 } from './admin-contract.js';
-import { FORWARDED_BY } from './forward.js';
 import { parseJson } from './kv-routes.js';
 import { parse } from './parse.js';
 
@@ -45,11 +44,8 @@ export interface AdminContext {
   recovery?: { run(req: z.output<typeof forceNewClusterRequestSchema>): Promise<unknown> };
   internalStatus(): InternalStatus;
   clusterStatus(): Promise<ClusterStatus>;
-  /** Send the same request to the leader's admin port, marked as forwarded on `caller`'s behalf. */
-  forward(
-    adminAddress: string,
-    req: { method: string; url: string; body: unknown; caller: string },
-  ): Promise<AdminAnswer>;
+  /** Whether the admin port speaks HTTPS (the scheme of a redirect to the leader's admin port). */
+  tls: boolean;
   transferTimeoutMs: number;
   electionTicks: number;
   metrics?: NodeMetrics;
@@ -65,23 +61,27 @@ function body(req: FastifyRequest): unknown {
 }
 
 export function registerAdminRoutes(app: FastifyInstance, ctx: AdminContext): void {
-  /** Run `fn` here; if only the leader can, and this is not it, answer with the leader's answer. */
+  /** Run `fn` here; if only the leader can, and this is not it, redirect the caller to the leader. */
   const onLeader = async (req: FastifyRequest, reply: FastifyReply, fn: () => Promise<unknown>) => {
     try {
       return await fn();
     } catch (err) {
-      if (!(err instanceof RaftError && err.code === 'NOT_LEADER') || req.headers[FORWARDED_BY]) throw err;
+      if (!(err instanceof RaftError && err.code === 'NOT_LEADER')) throw err;
       const leader = ctx.raft.metrics().currentLeader;
       const address = leader && leader !== ctx.nodeId ? ctx.addresses.get(leader)?.admin : undefined;
-      if (!address) throw new ConfluxError('NO_LEADER', 'no leader is known right now; retry shortly');
-      const answer = await ctx.forward(address, {
-        method: req.method,
-        url: req.url,
-        body: Buffer.isBuffer(req.body) && req.body.byteLength > 0 ? body(req) : undefined,
-        caller: req.caller ?? 'unknown',
-      });
-      if (answer.location) reply.header('location', answer.location);
-      return reply.status(answer.status).send(answer.body);
+      if (!leader || !address) throw new ConfluxError('NO_LEADER', 'no leader is known right now; retry shortly');
+      const location = `${ctx.tls ? 'https' : 'http'}://${address}${req.url}`;
+      return reply
+        .status(307)
+        .header('location', location)
+        .send({
+          error: {
+            code: 'NOT_LEADER',
+            message: `${ctx.nodeId} does not lead; repeat the request at the leader ${leader} (${location})`,
+            leader,
+            leader_admin_address: address,
+          },
+        });
     }
   };
 

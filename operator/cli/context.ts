@@ -196,9 +196,19 @@ export interface HttpRequest {
   tls?: Tls | undefined;
 }
 
-/** One HTTP call; network failures become CliErrors (exit 1) with the `npm start` hint. */
-export function httpCall(base: URL, r: HttpRequest): Promise<HttpAnswer> {
-  const url = new URL(r.path, base);
+/**
+ * One HTTP call; network failures become CliErrors (exit 1) with the `npm start` hint. A 307 (a
+ * follower's admin port pointing at the leader's) is followed once, same method, body and certificate.
+ */
+export async function httpCall(base: URL, r: HttpRequest): Promise<HttpAnswer> {
+  const answer = await httpCallOnce(new URL(r.path, base), r);
+  const location = answer.status === 307 ? answer.headers.location : undefined;
+  if (typeof location !== 'string') return answer;
+  const next = new URL(location, base);
+  return next.protocol === base.protocol ? httpCallOnce(next, r) : answer;
+}
+
+function httpCallOnce(url: URL, r: HttpRequest): Promise<HttpAnswer> {
   const payload = r.json !== undefined ? Buffer.from(JSON.stringify(r.json)) : r.body;
   const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
   const timeoutMs = r.timeoutMs ?? 30_000;
