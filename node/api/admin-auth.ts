@@ -39,7 +39,9 @@ export function authorize(req: FastifyRequest, tls: boolean): Caller {
   }
   const roles = cert.raw ? subjectOrganizations(cert.raw) : [];
   const path = req.url.split('?')[0] ?? '';
-  const needed = path.startsWith('/_internal/') ? [ADMIN_ORGANIZATION, NODE_ORGANIZATION] : [ADMIN_ORGANIZATION];
+  const needed = path.startsWith('/_internal/')
+    ? [ADMIN_ORGANIZATION, NODE_ORGANIZATION]
+    : [ADMIN_ORGANIZATION];
   if (!roles.some((r) => needed.includes(r))) {
     throw new ConfluxError(
       'FORBIDDEN',

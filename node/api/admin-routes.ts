@@ -69,7 +69,8 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: AdminContext): vo
       if (!(err instanceof RaftError && err.code === 'NOT_LEADER')) throw err;
       const leader = ctx.raft.metrics().currentLeader;
       const address = leader && leader !== ctx.nodeId ? ctx.addresses.get(leader)?.admin : undefined;
-      if (!leader || !address) throw new ConfluxError('NO_LEADER', 'no leader is known right now; retry shortly');
+      if (!leader || !address)
+        throw new ConfluxError('NO_LEADER', 'no leader is known right now; retry shortly');
       const location = `${ctx.tls ? 'https' : 'http'}://${address}${req.url}`;
       return reply
         .status(307)
