@@ -1,6 +1,6 @@
-// The documentation stays true to the tree: every relative link in docs/ARCHITECTURE.md and the
-// README names a file or folder that exists (and an anchor of ARCHITECTURE.md that exists), every
-// `docs/ARCHITECTURE.md §N` a comment cites is a section of it, and no source file points at a
+// The documentation stays true to the tree: every relative link in docs/ARCHITECTURE.md, the
+// reference pages in docs/reference/ and the README names a file or folder that exists (and an
+// anchor of ARCHITECTURE.md that exists), every `docs/ARCHITECTURE.md §N` a comment cites is a section of it, and no source file points at a
 // design document outside the repository.
 
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -9,7 +9,14 @@ import { describe, expect, it } from 'vitest';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const ARCHITECTURE = join(ROOT, 'docs/ARCHITECTURE.md');
-const DOCS = [ARCHITECTURE, join(ROOT, 'README.md')];
+const REFERENCE = join(ROOT, 'docs/reference');
+const DOCS = [
+  ARCHITECTURE,
+  join(ROOT, 'README.md'),
+  ...readdirSync(REFERENCE)
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => join(REFERENCE, f)),
+];
 const SOURCE_DIRS = ['node', 'operator', 'e2e', 'scripts', 'bench'];
 const SOURCE_FILE = /\.(ts|mts|js|mjs|cjs|sh|md)$/;
 

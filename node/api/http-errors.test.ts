@@ -5,14 +5,17 @@ import { RaftError } from '../raft/errors.js';
 import { HTTP_STATUS, toHttpError } from './http-errors.js';
 
 describe('the error catalogue', () => {
-  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+  const readme = readFileSync(new URL('../../docs/reference/errors.md', import.meta.url), 'utf8');
 
-  it.each(ALL_ERROR_CODES)('%s is mapped to a 4xx/5xx status and documented in the README', (code) => {
-    expect(HTTP_STATUS[code]).toBeGreaterThanOrEqual(400);
-    const row = readme.split('\n').find((l) => l.startsWith(`| \`${code}\` |`));
-    expect(row, `README has no row for ${code}`).toBeDefined();
-    expect(row).toContain(`| ${HTTP_STATUS[code]} |`);
-  });
+  it.each(ALL_ERROR_CODES)(
+    '%s is mapped to a 4xx/5xx status and documented in docs/reference/errors.md',
+    (code) => {
+      expect(HTTP_STATUS[code]).toBeGreaterThanOrEqual(400);
+      const row = readme.split('\n').find((l) => l.startsWith(`| \`${code}\` |`));
+      expect(row, `docs/reference/errors.md has no row for ${code}`).toBeDefined();
+      expect(row).toContain(`| ${HTTP_STATUS[code]} |`);
+    },
+  );
 
   it('keeps details and the leader hint in the body', () => {
     expect(toHttpError(new ConfluxError('COMPACTED', 'too old', { oldestRevision: 7 }))).toEqual({
