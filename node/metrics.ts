@@ -8,6 +8,13 @@ const LATENCY_BUCKETS = [
   0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 ];
 
+/** Upper bounds in seconds; bounded, so the metric's size never grows with what it saw. */
+export const EVENT_LOOP_DELAY_BUCKETS = [
+  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+];
+/** At most this many corrective samples per late tick (a 10 ms sampler: 100 s of stall). */
+const MAX_FILL = 10_000;
+
 export class NodeMetrics {
   readonly registry = new Registry();
   readonly term = new Gauge({
@@ -178,10 +185,24 @@ export class NodeMetrics {
     labelNames: ['limit'],
     registers: [this.registry],
   });
+  readonly eventLoopDelay = new Histogram({
+    name: 'conflux_event_loop_delay_seconds',
+    help: 'How late a timer due every 10 ms ran (a stall counted once for every sample it swallowed)',
+    buckets: EVENT_LOOP_DELAY_BUCKETS,
+    registers: [this.registry],
+  });
+  /** Null without default metrics (tests that build many nodes in one process). */
+  private readonly sampler: EventLoopDelaySampler | null;
   private leader: string | null = null;
 
   constructor(defaults = true) {
     if (defaults) collectDefaultMetrics({ register: this.registry, prefix: 'conflux_process_' });
+    this.sampler = defaults ? new EventLoopDelaySampler(this.eventLoopDelay) : null;
+  }
+
+  /** Stop the timers this object started. */
+  close(): void {
+    this.sampler?.stop();
   }
 
   observeLimits(l: { storedBytes: number; quotaBytes: number; alarm: boolean; watchers: number }): void {
@@ -204,4 +225,87 @@ export class NodeMetrics {
       this.leader = m.currentLeader;
     }
   }
+}
+
+// Event-loop delay as a Prometheus histogram (conflux_event_loop_delay_seconds): a timer asks to run every `intervalMs` and records how late it ran. A stall of
+// D ms swallows D / intervalMs samples, so the sampler records those too (D - intervalMs,
+// D - 2 × intervalMs, ... as HdrHistogram's "expected interval" correction does): the histogram then
+// counts time, and its p99.9 is the delay 0.1 % of the time is worse than, whatever the stall length.
+
+export interface DelayClock {
+  nowMs(): number;
+  setInterval(fn: () => void, ms: number): { cancel(): void };
+}
+
+const realClock: DelayClock = {
+  nowMs: () => performance.now(),
+  setInterval: (fn, ms) => {
+    const t = setInterval(fn, ms);
+    t.unref(); // never keeps a process alive
+    return { cancel: () => clearInterval(t) };
+  },
+};
+
+export class EventLoopDelaySampler {
+  private readonly timer: { cancel(): void };
+  private last: number;
+
+  constructor(
+    readonly histogram: Histogram,
+    private readonly intervalMs = 10,
+    private readonly clock: DelayClock = realClock,
+  ) {
+    if (!(intervalMs > 0))
+      throw new RangeError(`event-loop sampling interval must be > 0 ms, got ${intervalMs}`);
+    this.last = clock.nowMs();
+    this.timer = clock.setInterval(() => this.sample(), intervalMs);
+  }
+
+  /** Record one timer firing (called by the timer; public for tests with a manual clock). */
+  sample(): void {
+    const now = this.clock.nowMs();
+    const delayMs = Math.max(0, now - this.last - this.intervalMs);
+    this.last = now;
+    this.histogram.observe(delayMs / 1000);
+    let missed = delayMs - this.intervalMs;
+    for (let n = 0; missed > 0 && n < MAX_FILL; n++, missed -= this.intervalMs) {
+      this.histogram.observe(missed / 1000);
+    }
+  }
+
+  stop(): void {
+    this.timer.cancel();
+  }
+}
+
+/** One histogram's cumulative bucket counts, as `/metrics` prints them: `le` → count. */
+export type BucketCounts = ReadonlyMap<number, number>;
+
+/** Parse the cumulative buckets of `name` from Prometheus text exposition. */
+export function parseHistogramBuckets(text: string, name: string): Map<number, number> {
+  const out = new Map<number, number>();
+  const prefix = `${name}_bucket{`;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(prefix)) continue;
+    const m = /le="([^"]+)"[^}]*}\s+(\S+)/.exec(line);
+    if (!m) continue;
+    const le = m[1] === '+Inf' ? Number.POSITIVE_INFINITY : Number(m[1]);
+    out.set(le, (out.get(le) ?? 0) + Number(m[2]));
+  }
+  return out;
+}
+
+/**
+ * The quantile `q` of the samples between two scrapes (`before` may be empty), as the upper bound
+ * of the bucket it falls in (Infinity past the last bound); null when no sample was taken.
+ */
+export function bucketQuantile(after: BucketCounts, before: BucketCounts, q: number): number | null {
+  const bounds = [...after.keys()].sort((a, b) => a - b);
+  const total = (after.get(Number.POSITIVE_INFINITY) ?? 0) - (before.get(Number.POSITIVE_INFINITY) ?? 0);
+  if (total <= 0) return null;
+  for (const le of bounds) {
+    const count = (after.get(le) ?? 0) - (before.get(le) ?? 0);
+    if (count >= q * total) return le;
+  }
+  return Number.POSITIVE_INFINITY;
 }

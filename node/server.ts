@@ -337,6 +337,7 @@ export async function startNode(config: NodeConfig, rootLogger: Logger): Promise
       bootstrap.stop();
       await admin.close();
       await stop(api, node, transport, storage, log);
+      metrics.close();
     },
   };
 }
