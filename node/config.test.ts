@@ -72,6 +72,42 @@ describe('configuration', () => {
     );
   });
 
+  it.each([
+    [
+      ['--advertise-raft-addr', '10.0.0.5:7000'],
+      /non-loopback address 10\.0\.0\.5:7000 in --advertise-raft-addr/,
+    ],
+    [['--advertise-api-addr', 'db-0.db.svc:8080'], /db-0\.db\.svc:8080 in --advertise-api-addr/],
+    [['--join', '192.168.1.4:8443'], /192\.168\.1\.4:8443 in --join/],
+    [
+      ['--initial-cluster', 'a=127.0.0.1:7000/127.0.0.1:8080,b=10.1.2.3:7000/127.0.0.1:8081'],
+      /10\.1\.2\.3:7000 in --initial-cluster \(b\)/,
+    ],
+    [['--join', '10.78.0.1:8443', '--dev-insecure-networks', '10.77.0.0/16'], /10\.78\.0\.1:8443 in --join/],
+  ])('--dev-insecure refuses to dial or advertise %j in plain text', (args, message) => {
+    expect(() => loadConfig([...dev, ...args], {})).toThrow(message);
+  });
+
+  it('--dev-insecure dials loopback, and an isolated test network only when named', () => {
+    const ok = loadConfig(
+      [...dev, '--join', '127.0.0.2:8443', '--advertise-raft-addr', 'localhost:7000'],
+      {},
+    );
+    expect(ok.join).toBe('127.0.0.2:8443');
+    const netns = loadConfig(
+      [...dev, '--dev-insecure-networks', '10.77.0.0/16', '--advertise-raft-addr', '10.77.3.1:7000'],
+      {},
+    );
+    expect(netns.advertiseRaftAddr).toBe('10.77.3.1:7000');
+    expect(() => loadConfig([...dev, '--dev-insecure-networks', '10.77.0.0/33'], {})).toThrow(
+      /--dev-insecure-networks.*not an IPv4 network/,
+    );
+    // Listeners stay loopback whatever networks are named.
+    expect(() =>
+      loadConfig([...dev, '--dev-insecure-networks', '10.77.0.0/16', '--api-addr', '10.77.3.1:8080'], {}),
+    ).toThrow(/refused on 10\.77\.3\.1:8080/);
+  });
+
   it('requires TLS unless --dev-insecure', () => {
     expect(() => loadConfig([], {})).toThrow(ConfigError);
     expect(() => loadConfig(['--tls-cert', 'a.pem'], {})).toThrow(/together/);

@@ -24,6 +24,7 @@ const SETTINGS = {
   adminCa: { flag: 'admin-ca', env: 'CONFLUX_ADMIN_CA' },
   tlsReloadIntervalMs: { flag: 'tls-reload-interval-ms', env: 'CONFLUX_TLS_RELOAD_INTERVAL_MS' },
   devInsecure: { flag: 'dev-insecure', env: 'CONFLUX_DEV_INSECURE', boolean: true },
+  devInsecureNetworks: { flag: 'dev-insecure-networks', env: 'CONFLUX_DEV_INSECURE_NETWORKS' },
   followerRedirect: { flag: 'follower-redirect', env: 'CONFLUX_FOLLOWER_REDIRECT', boolean: true },
   tickMs: { flag: 'tick-ms', env: 'CONFLUX_TICK_MS' },
   electionTicks: { flag: 'election-ticks', env: 'CONFLUX_ELECTION_TICKS' },
@@ -92,6 +93,39 @@ const initialCluster = z.string().transform((text, ctx) => {
   return members;
 });
 
+/** `10.77.0.0/16,192.168.1.0/24`: IPv4 networks as [base, mask] pairs. */
+const cidrList = z.string().transform((text, ctx) => {
+  const nets: [number, number][] = [];
+  for (const part of text
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
+    const m = /^(\d+\.\d+\.\d+\.\d+)\/(\d{1,2})$/.exec(part);
+    const base = m ? ipv4(m[1] as string) : null;
+    const bits = Number(m?.[2]);
+    if (base === null || !(bits >= 0 && bits <= 32)) {
+      ctx.addIssue({ code: 'custom', message: `"${part}" is not an IPv4 network such as 10.77.0.0/16` });
+      return z.NEVER;
+    }
+    const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+    nets.push([(base & mask) >>> 0, mask]);
+  }
+  return nets;
+});
+
+/** An IPv4 address as an unsigned 32-bit number, or null. */
+function ipv4(text: string): number | null {
+  const parts = text.split('.').map(Number);
+  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) return null;
+  return parts.reduce((n, p) => ((n << 8) | p) >>> 0, 0);
+}
+
+/** Whether `addr` (host:port) is an IPv4 address inside one of `nets`. */
+function inNetworks(addr: string, nets: [number, number][]): boolean {
+  const ip = ipv4(addr.slice(0, addr.lastIndexOf(':')));
+  return ip !== null && nets.some(([base, mask]) => (ip & mask) >>> 0 === base);
+}
+
 export const ConfigSchema = z
   .object({
     nodeId: nodeId.optional(),
@@ -117,6 +151,11 @@ export const ConfigSchema = z
     /** How often the TLS files are read to pick up a renewed certificate or CA bundle. */
     tlsReloadIntervalMs: positiveInt.min(100).default(10_000),
     devInsecure: flag.default(false),
+    /**
+     * IPv4 networks (CIDR, comma-separated) --dev-insecure may dial and advertise besides loopback:
+     * only for an isolated test network (e2e/chaos's network namespaces). Listeners stay loopback.
+     */
+    devInsecureNetworks: cidrList.default([]),
     followerRedirect: flag.default(false),
     tickMs: positiveInt.default(50),
     electionTicks: positiveInt.min(3).default(10),
@@ -186,6 +225,27 @@ export const ConfigSchema = z
             code: 'custom',
             path: [key],
             message: `--dev-insecure serves plain HTTP and is refused on ${c[key]}; use a loopback address`,
+          });
+        }
+      }
+      // Nor does it dial or advertise anything off this machine in plain text.
+      const dialed: [string, string | undefined][] = [
+        ['--advertise-api-addr', c.advertiseApiAddr],
+        ['--advertise-admin-addr', c.advertiseAdminAddr],
+        ['--advertise-raft-addr', c.advertiseRaftAddr],
+        ['--join', c.join],
+        ...Object.entries(c.initialCluster ?? {}).flatMap(([id, m]) =>
+          [m.raft, m.api, m.admin]
+            .filter(Boolean)
+            .map((a): [string, string] => [`--initial-cluster (${id})`, a]),
+        ),
+      ];
+      for (const [what, addr] of dialed) {
+        if (addr !== undefined && !isLoopback(addr) && !inNetworks(addr, c.devInsecureNetworks)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['devInsecure'],
+            message: `--dev-insecure sends plain text and refuses the non-loopback address ${addr} in ${what}`,
           });
         }
       }
@@ -317,6 +377,8 @@ const HELP: Partial<Record<SettingName, string>> = {
   adminCa: 'PEM CA of admin client certificates',
   tlsReloadIntervalMs: 'how often the TLS files are re-read and applied without a restart',
   devInsecure: 'plain HTTP/TCP without TLS; refused unless every address is loopback',
+  devInsecureNetworks:
+    'IPv4 networks (CIDR, comma-separated) --dev-insecure may dial and advertise: isolated test networks only',
   followerRedirect: 'followers answer 307 to the leader instead of proxying',
   tickMs: 'Raft tick',
   electionTicks: 'elections after this many to twice this many ticks without a leader',
@@ -364,7 +426,7 @@ export function usage(): string {
   for (const [name, s] of Object.entries(SETTINGS) as [SettingName, (typeof SETTINGS)[SettingName]][]) {
     const isBoolean = 'boolean' in s;
     const fallback = isBoolean ? 'off' : name.startsWith('advertise') ? undefined : filled[name];
-    const shown = name === 'maxBodyBytes' ? undefined : fallback;
+    const shown = name === 'maxBodyBytes' || name === 'devInsecureNetworks' ? undefined : fallback;
     const meta = [s.env, ...(shown === undefined ? [] : [`default ${String(shown)}`])].join(', ');
     lines.push(`  --${s.flag}${isBoolean ? '' : ' <value>'}  (${meta})`);
     const help = HELP[name];

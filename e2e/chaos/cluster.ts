@@ -109,6 +109,9 @@ export class ChaosCluster {
       'tsx',
       'node/main.ts',
       '--dev-insecure',
+      // The namespaces' private network (netns.ts): isolated, so plain text may cross it.
+      '--dev-insecure-networks',
+      '10.77.0.0/16',
       '--node-id',
       s.id,
       '--data-dir',
