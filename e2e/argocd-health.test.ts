@@ -1,108 +1,13 @@
 // The Argo CD custom health checks in deploy/argocd/, run in fengari (a Lua VM in JS) the way Argo CD
 // runs them: the live object as the global `obj`, the script returns { status, message }.
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-
-// fengari ships no type declarations: type the few functions used here.
-type LuaState = object;
-interface Fengari {
-  to_luastring(s: string): Uint8Array;
-  to_jsstring(s: Uint8Array): string;
-  lua: {
-    LUA_OK: number;
-    LUA_MULTRET: number;
-    LUA_TSTRING: number;
-    lua_pushnil(L: LuaState): void;
-    lua_pushboolean(L: LuaState, b: boolean): void;
-    lua_pushinteger(L: LuaState, n: number): void;
-    lua_pushnumber(L: LuaState, n: number): void;
-    lua_pushstring(L: LuaState, s: Uint8Array): void;
-    lua_createtable(L: LuaState, narr: number, nrec: number): void;
-    lua_setfield(L: LuaState, idx: number, k: Uint8Array): void;
-    lua_seti(L: LuaState, idx: number, n: number): void;
-    lua_setglobal(L: LuaState, name: Uint8Array): void;
-    lua_getfield(L: LuaState, idx: number, k: Uint8Array): number;
-    lua_tostring(L: LuaState, idx: number): Uint8Array | null;
-    lua_istable(L: LuaState, idx: number): boolean;
-    lua_pcall(L: LuaState, nargs: number, nresults: number, msgh: number): number;
-    lua_pop(L: LuaState, n: number): void;
-    lua_gettop(L: LuaState): number;
-    lua_settop(L: LuaState, idx: number): void;
-  };
-  lauxlib: {
-    luaL_newstate(): LuaState;
-    luaL_loadstring(L: LuaState, s: Uint8Array): number;
-  };
-  lualib: { luaL_openlibs(L: LuaState): void };
-}
-const fengari = createRequire(import.meta.url)('fengari') as Fengari;
-const { lua, lauxlib, lualib, to_luastring, to_jsstring } = fengari;
-
-/** Push a JSON-like JS value as a Lua value (arrays become 1-based sequences, objects tables). */
-function pushValue(L: LuaState, value: unknown): void {
-  if (value === null || value === undefined) {
-    lua.lua_pushnil(L);
-  } else if (typeof value === 'boolean') {
-    lua.lua_pushboolean(L, value);
-  } else if (typeof value === 'number') {
-    if (Number.isInteger(value)) lua.lua_pushinteger(L, value);
-    else lua.lua_pushnumber(L, value);
-  } else if (typeof value === 'string') {
-    lua.lua_pushstring(L, to_luastring(value));
-  } else if (Array.isArray(value)) {
-    lua.lua_createtable(L, value.length, 0);
-    value.forEach((item, i) => {
-      pushValue(L, item);
-      lua.lua_seti(L, -2, i + 1);
-    });
-  } else if (typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined);
-    lua.lua_createtable(L, 0, entries.length);
-    for (const [k, v] of entries) {
-      pushValue(L, v);
-      lua.lua_setfield(L, -2, to_luastring(k));
-    }
-  } else {
-    throw new Error(`cannot convert ${typeof value} to Lua`);
-  }
-}
-
-interface HealthStatus {
-  status: string;
-  message: string;
-}
-
-function readField(L: LuaState, name: string): string {
-  lua.lua_getfield(L, -1, to_luastring(name));
-  const raw = lua.lua_tostring(L, -1);
-  lua.lua_pop(L, 1);
-  if (raw === null) throw new Error(`hs.${name} is not a string`);
-  return to_jsstring(raw);
-}
-
-/** Run a health script against `obj`, as Argo CD does. */
-function runHealth(script: string, obj: unknown): HealthStatus {
-  const L = lauxlib.luaL_newstate();
-  lualib.luaL_openlibs(L);
-  pushValue(L, obj);
-  lua.lua_setglobal(L, to_luastring('obj'));
-  const fail = (what: string) => {
-    const raw = lua.lua_tostring(L, -1);
-    return new Error(`${what}: ${raw ? to_jsstring(raw) : '?'}`);
-  };
-  if (lauxlib.luaL_loadstring(L, to_luastring(script)) !== lua.LUA_OK) throw fail('load');
-  if (lua.lua_pcall(L, 0, 1, 0) !== lua.LUA_OK) throw fail('run');
-  if (!lua.lua_istable(L, -1)) throw new Error('the script did not return a table');
-  const result = { status: readField(L, 'status'), message: readField(L, 'message') };
-  lua.lua_settop(L, 0);
-  return result;
-}
+import { BACKUP_HEALTH_SCRIPT, CLUSTER_HEALTH_SCRIPT, runHealth } from './cluster/argocd-health.js';
 
 const argocd = new URL('../deploy/argocd/', import.meta.url);
-const clusterScript = readFileSync(new URL('confluxcluster-health.lua', argocd), 'utf8');
-const backupScript = readFileSync(new URL('confluxbackup-health.lua', argocd), 'utf8');
+const clusterScript = CLUSTER_HEALTH_SCRIPT;
+const backupScript = BACKUP_HEALTH_SCRIPT;
 
 const T = '2026-01-01T00:00:00Z';
 function cond(type: string, status: 'True' | 'False' | 'Unknown', message = '', observedGeneration = 3) {

@@ -291,7 +291,7 @@ class MemberTrust {
     // A restored cluster of the same name has a new CA: the old one is no longer trusted.
     this.cas.set(cluster, pem);
     const old = this.agent;
-    this.agent = new Agent({ connect: { ca: [...this.cas.values()], lookup: this.lookup } });
+    this.agent = new Agent({ connect: { ca: [...this.cas.values()], lookup: clusterLookup(this.dns) } });
     setGlobalDispatcher(this.agent);
     void old?.close();
   }
@@ -301,14 +301,16 @@ class MemberTrust {
     void this.agent?.close();
     this.agent = null;
   }
+}
 
-  /** Cluster names (`*.svc`) through CoreDNS; anything else as the host resolves it. */
-  private readonly lookup: LookupFunction = (hostname, options, callback) => {
+/** Cluster names (`*.svc`) through CoreDNS; anything else as the host resolves it. */
+export function clusterLookup(dns: CoreDns): LookupFunction {
+  return (hostname, options, callback) => {
     if (!/\.svc$/.test(hostname)) {
       dnsLookup(hostname, options, callback as never);
       return;
     }
-    this.dns
+    dns
       .resolver()
       .resolve4(`${hostname}.${CLUSTER_DOMAIN}`)
       .then(

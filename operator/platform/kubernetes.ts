@@ -44,6 +44,11 @@ import { needsRenewal, renewTlsMaterial, type TlsMaterial } from './tls-secrets.
 /** The field manager of every server-side apply (and the owner of the fields it sets). */
 export const FIELD_MANAGER = 'conflux-operator';
 const DEFAULT_ADMIN_TIMEOUT_MS = 10_000;
+/**
+ * How often a converged cluster's operator-managed TLS is checked (renewal, CA rotation): its
+ * Secrets are otherwise only written when members are added, and certificates age without changes.
+ */
+export const TLS_CHECK_INTERVAL_MS = 30_000;
 
 export interface KubernetesPlatformOptions {
   kubeConfig: KubeConfig;
@@ -74,6 +79,8 @@ export class KubernetesPlatform implements Platform {
   private readonly policy: PolicyV1Api;
   private readonly log: Logger;
   private readonly now: () => Date;
+  /** When each cluster's TLS was last made current (performance.now()), by namespace/name. */
+  private readonly tlsCheckedAt = new Map<string, number>();
 
   constructor(private readonly o: KubernetesPlatformOptions) {
     this.core = o.kubeConfig.makeApiClient(CoreV1Api);
@@ -239,7 +246,28 @@ export class KubernetesPlatform implements Platform {
    * deleted Secret must not leave the cluster unreconcilable.
    */
   async adminClient(cluster: ConfluxCluster): Promise<AdminClientOptions> {
+    await this.maintainTls(cluster);
     return this.readAdminClient(cluster, true);
+  }
+
+  /**
+   * Every TLS_CHECK_INTERVAL_MS (adminClient is called each pass), the operator-managed TLS
+   * Secrets are made current, so a leaf close to expiry is renewed and a CA close to expiry is
+   * rotated on a cluster that changes nothing else. A failure is logged, not thrown: the members
+   * keep the material they have, and the next check tries again.
+   */
+  private async maintainTls(cluster: ConfluxCluster): Promise<void> {
+    if (!cluster.spec.tls.operatorManaged) return;
+    const key = `${cluster.metadata.namespace}/${cluster.metadata.name}`;
+    const last = this.tlsCheckedAt.get(key);
+    if (last !== undefined && performance.now() - last < TLS_CHECK_INTERVAL_MS) return;
+    this.tlsCheckedAt.set(key, performance.now());
+    const log = this.log.child({ cluster: cluster.metadata.name, namespace: cluster.metadata.namespace });
+    try {
+      await this.ensureTls(cluster, log);
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'could not make the TLS Secrets current');
+    }
   }
 
   private async readAdminClient(cluster: ConfluxCluster, issue: boolean): Promise<AdminClientOptions> {
