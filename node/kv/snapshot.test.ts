@@ -5,7 +5,7 @@ import type { SnapshotMeta } from '../raft/types.js';
 import type { Compare, KvCommand, Op } from './commands.js';
 import { SnapshotFormatError } from './errors.js';
 import { KvStore } from './store.js';
-import { blank, put, run } from './test-helpers.js';
+import { blank, del, put, run, settle } from './test-helpers.js';
 
 const meta = (index: number): SnapshotMeta => ({
   index,
@@ -188,6 +188,67 @@ describe('snapshot and restore', () => {
       put(s, `k${i++ % 60}`, 'changed');
     }
     expect(Buffer.concat(chunks)).toEqual(expected);
+  });
+
+  it('snapshotAsync lets the event loop run and encodes the state of its call, whatever is applied meanwhile', async () => {
+    const s = new KvStore();
+    for (let i = 0; i < 3000; i++) put(s, `k${i}`, `v${i}`);
+    const expected = Buffer.from(s.snapshot().data);
+    const applied = s.applied;
+    let done = false;
+    const encoding = s.snapshotAsync(0).finally(() => {
+      done = true;
+    });
+    let turns = 0;
+    // Between slices: overwrite, delete, delete and recreate, and add keys.
+    for (let i = 0; !done; i++) {
+      await settle();
+      turns++;
+      put(s, `k${i}`, 'changed');
+      del(s, `k${2999 - i}`);
+      put(s, `k${1000 + i}`, 'recreated');
+      put(s, `new${i}`, 'added');
+    }
+    const { index, data } = await encoding;
+    expect(turns).toBeGreaterThan(2);
+    expect(index).toBe(applied);
+    expect(Buffer.from(data)).toEqual(expected);
+    // Closed captures cost writes nothing more: a later snapshot is the state now.
+    const now = Buffer.from(s.snapshot().data);
+    expect(Buffer.from((await s.snapshotAsync(0)).data)).toEqual(now);
+  });
+
+  it('restoreAsync lets the event loop run and gives the state restore gives', async () => {
+    const a = new KvStore();
+    for (let i = 0; i < 5000; i++) put(a, `key/${i}`, 'x'.repeat(100));
+    const { index, data } = a.snapshot();
+    const b = new KvStore();
+    let turns = 0;
+    let done = false;
+    const restoring = b.restoreAsync(meta(index), data, 0).finally(() => {
+      done = true;
+    });
+    while (!done) {
+      await settle();
+      turns++;
+    }
+    await restoring;
+    expect(turns).toBeGreaterThan(1);
+    expect(dump(b)).toEqual(dump(a));
+  });
+
+  it('restoreAsync refuses a corrupt snapshot and leaves the store untouched', async () => {
+    const a = new KvStore();
+    for (let i = 0; i < 100; i++) put(a, `k${i}`, `v${i}`);
+    const { index, data } = a.snapshot();
+    const b = new KvStore();
+    put(b, 'mine', 'kept');
+    const before = dump(b);
+    const bad = Buffer.from(data);
+    bad[bad.length - 1] = (bad[bad.length - 1]! + 1) % 256;
+    await expect(b.restoreAsync(meta(index), bad, 0)).rejects.toThrow(SnapshotFormatError);
+    await expect(b.restoreAsync(meta(index + 1), data, 0)).rejects.toThrow(/expected/);
+    expect(dump(b)).toEqual(before);
   });
 
   it('restored values own their bytes', () => {

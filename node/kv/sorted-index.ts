@@ -128,6 +128,11 @@ export class SortedKeys {
   }
 
   /** Every key in order, without the cost of a generator per key (bulk reads: snapshots). */
+  /** Every key in order, as copies of the chunks (refs only): later inserts and deletes do not change it. */
+  copyChunks(): string[][] {
+    return this.chunks.map((chunk) => chunk.slice());
+  }
+
   forEach(fn: (key: string) => void): void {
     for (const chunk of this.chunks) for (let j = 0; j < chunk.length; j++) fn(chunk[j]!);
   }

@@ -94,7 +94,50 @@ class Capture implements Iterable<KeyValue> {
   }
 }
 
+/**
+ * A capture that costs a copy of the key index, not a pass over a million values: values are read
+ * as iteration reaches them, and a write to a key the capture holds first hands it the value it
+ * replaces (`keep`), so iteration sees the state of the moment of capture however long it takes
+ * (the snapshot encoder yields to the event loop between slices, docs/ARCHITECTURE.md §5). Until
+ * `close`, every write pays one lookup per open capture, and replaced values stay alive.
+ */
+export class LiveCapture implements Iterable<KeyValue> {
+  private readonly kept = new Map<string, StoredValue>();
+
+  constructor(
+    private readonly chunks: readonly (readonly string[])[],
+    private readonly map: ReadonlyMap<string, StoredValue>,
+    readonly size: number,
+    private readonly onClose: (c: LiveCapture) => void,
+  ) {}
+
+  /** `sk` is about to change: remember what it held at the moment of capture (the first time only). */
+  keep(sk: string, old: StoredValue): void {
+    if (!this.kept.has(sk)) this.kept.set(sk, old);
+  }
+
+  *[Symbol.iterator](): Iterator<KeyValue> {
+    const { kept, map } = this;
+    for (const chunk of this.chunks) {
+      for (let j = 0; j < chunk.length; j++) {
+        const sk = chunk[j]!;
+        const stored = kept.get(sk) ?? map.get(sk);
+        // A captured key is in the map or was replaced or deleted after keep() saw its value.
+        if (!stored) throw new Error(`capture lost the value of a key it holds`);
+        yield stored.toKeyValue(sk);
+      }
+    }
+  }
+
+  close(): void {
+    this.kept.clear();
+    this.onClose(this);
+  }
+}
+
 export class KvState {
+  private readonly captures = new Set<LiveCapture>();
+
   private constructor(
     private readonly map: Map<string, StoredValue>,
     private readonly index: SortedKeys,
@@ -161,6 +204,19 @@ export class KvState {
     return new Capture(sortKeys, values);
   }
 
+  /** See LiveCapture: close it when done, or every later write keeps feeding it. */
+  captureLive(): LiveCapture {
+    const capture = new LiveCapture(this.index.copyChunks(), this.map, this.map.size, (c) =>
+      this.captures.delete(c),
+    );
+    this.captures.add(capture);
+    return capture;
+  }
+
+  private keepForCaptures(sk: string, old: StoredValue | undefined): void {
+    if (old) for (const c of this.captures) c.keep(sk, old);
+  }
+
   /** Write `value` at `revision`; records the event. Returns the previous KeyValue. */
   put(key: string, value: Uint8Array, revision: number, events: WatchEvent[]): KeyValue | undefined {
     const sk = toSortKey(key);
@@ -174,6 +230,7 @@ export class KvState {
       modRevision: revision,
       version: prev ? prev.version + 1 : 1,
     };
+    if (this.captures.size > 0) this.keepForCaptures(sk, stored);
     this.map.set(sk, StoredValue.of(kv.value, kv.createRevision, kv.modRevision, kv.version));
     if (!prev) this.index.insert(sk);
     this.storedTotal +=
@@ -185,8 +242,10 @@ export class KvState {
   /** Delete at `revision`; records the event when the key existed. Returns what was deleted. */
   delete(key: string, revision: number, events: WatchEvent[]): KeyValue | undefined {
     const sk = toSortKey(key);
-    const prev = this.map.get(sk)?.toKeyValue(sk);
+    const stored = this.map.get(sk);
+    const prev = stored?.toKeyValue(sk);
     if (!prev) return undefined;
+    if (this.captures.size > 0) this.keepForCaptures(sk, stored);
     this.map.delete(sk);
     this.index.delete(sk);
     this.storedTotal -= storedBytes(key, prev.value.byteLength);

@@ -20,12 +20,16 @@ import type { Entry, SnapshotMeta } from '../raft/types.js';
 import { type KvCommand, tryDecodeCommand } from './commands.js';
 import { SnapshotFormatError } from './errors.js';
 import { execute } from './execute.js';
+import { utf8Bytes } from './keys.js';
 import { SnapshotDecoder } from './snapshot-decoder.js';
 import {
   DEFAULT_CHUNK_BYTES,
   encodeSnapshot,
   encodeSnapshotBuffer,
+  HEADER_BYTES,
+  RECORD_FIXED_BYTES,
   type SnapshotHeader,
+  TRAILER_BYTES,
 } from './snapshot-format.js';
 import { KvState } from './state.js';
 import type { KeyFilter, KeyValue, KvApplyResult, RangeQuery, RangeResult, WatchEvent } from './types.js';
@@ -47,6 +51,24 @@ export interface KvStoreOptions extends Partial<KvLimits> {
   /** Chunk size of `snapshotStream` (default 64 KiB). */
   snapshotChunkBytes?: number;
   logger?: KvLogger;
+}
+
+/** Work between two turns of the event loop in snapshotAsync and restoreAsync. */
+const DEFAULT_SLICE_MS = 10;
+const ENCODE_CHUNK_BYTES = 1 << 20;
+const DECODE_SLICE_BYTES = 256 * 1024;
+
+/** Lets the event loop run (setImmediate) once `sliceMs` of work went by since the last turn. */
+class Pacer {
+  private since = performance.now();
+
+  constructor(private readonly sliceMs: number) {}
+
+  async turn(): Promise<void> {
+    if (performance.now() - this.since < this.sliceMs) return;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    this.since = performance.now();
+  }
 }
 
 /** A snapshot as a stream of chunks, with the position it captures. */
@@ -196,6 +218,59 @@ export class KvStore implements StateMachine<KvApplyResult> {
     const header = this.header();
     const data = encodeSnapshotBuffer(header, this.state.capture());
     return { index: header.applied, data };
+  }
+
+  /**
+   * The same bytes as `snapshot()` at this moment, built in slices of about `sliceMs` of work with
+   * the event loop free in between (docs/ARCHITECTURE.md §5): the capture copies the key index only,
+   * and entries applied meanwhile do not change what is encoded (LiveCapture).
+   */
+  async snapshotAsync(sliceMs = DEFAULT_SLICE_MS): Promise<{ index: number; data: Uint8Array }> {
+    const header = this.header();
+    const capture = this.state.captureLive();
+    const pace = new Pacer(sliceMs);
+    try {
+      let size = HEADER_BYTES + TRAILER_BYTES;
+      let n = 0;
+      for (const kv of capture) {
+        size += RECORD_FIXED_BYTES + utf8Bytes(kv.key) + kv.value.byteLength;
+        if ((++n & 1023) === 0) await pace.turn();
+      }
+      const data = Buffer.allocUnsafe(size);
+      let at = 0;
+      for (const chunk of encodeSnapshot(header, capture, ENCODE_CHUNK_BYTES)) {
+        data.set(chunk, at);
+        at += chunk.byteLength;
+        await pace.turn();
+      }
+      if (at !== size) throw new Error(`snapshot size miscounted: ${at} bytes, expected ${size}`);
+      return { index: header.applied, data };
+    } finally {
+      capture.close();
+    }
+  }
+
+  /**
+   * `restore`, decoding in slices of about `sliceMs` with the event loop free in between. The
+   * caller applies nothing meanwhile (RaftNode awaits it within its round); the state is replaced
+   * at the end, in one step, only once everything was verified.
+   */
+  async restoreAsync(meta: SnapshotMeta, data: Uint8Array, sliceMs = DEFAULT_SLICE_MS): Promise<void> {
+    const next = KvState.builder();
+    const decoder = new SnapshotDecoder({ onRecord: next.add });
+    const pace = new Pacer(sliceMs);
+    for (let off = 0; off < data.byteLength; off += DECODE_SLICE_BYTES) {
+      decoder.push(data.subarray(off, off + DECODE_SLICE_BYTES));
+      await pace.turn();
+    }
+    const { header } = decoder.finish();
+    if (header.applied !== meta.index) {
+      throw new SnapshotFormatError(
+        'index-mismatch',
+        `snapshot holds applied index ${header.applied}, expected ${meta.index}`,
+      );
+    }
+    this.install(header, next.build());
   }
 
   /**

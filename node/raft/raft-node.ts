@@ -55,6 +55,13 @@ export interface StateMachine<R> {
   snapshot(): { index: number; data: Uint8Array };
   /** Replace the whole state by a snapshot's bytes; afterwards `applied === meta.index`. */
   restore(meta: SnapshotMeta, data: Uint8Array): void;
+  /**
+   * Optional: `snapshot()` in slices that let the event loop run in between; what it encodes is
+   * the state at the moment of the call, whatever is applied while it runs.
+   */
+  snapshotAsync?(): Promise<{ index: number; data: Uint8Array }>;
+  /** Optional: `restore` in slices; the node applies nothing until it resolved. */
+  restoreAsync?(meta: SnapshotMeta, data: Uint8Array): Promise<void>;
   readonly applied: number;
 }
 
@@ -403,7 +410,10 @@ export class RaftNode<R> {
       if (this.stopped) return 0;
     }
     const started = this.now();
-    if (rd.snapshot) this.install(rd.snapshot);
+    if (rd.snapshot) {
+      await this.install(rd.snapshot);
+      if (this.stopped) return 0;
+    }
     this.send(rd.messagesAfterPersist);
     if (rd.committedEntries.length > 0) {
       const applyStarted = this.now();
@@ -467,10 +477,12 @@ export class RaftNode<R> {
   }
 
   /** The storage installed a received snapshot: the state machine becomes its contents. */
-  private install(meta: SnapshotMeta): void {
+  private async install(meta: SnapshotMeta): Promise<void> {
     const data = this.storage.readSnapshotChunk(meta, 0, meta.sizeBytes);
     if (!data) throw new Error(`storage lost snapshot ${meta.id} right after installing it`);
-    this.sm.restore(meta, data);
+    // Restoring a million keys takes seconds: in slices, heartbeats and votes get through.
+    if (this.sm.restoreAsync) await this.sm.restoreAsync(meta, data);
+    else this.sm.restore(meta, data);
     for (const r of this.restores.filter((w) => w.index <= meta.index)) r.resolve();
     this.restores = this.restores.filter((w) => w.index > meta.index);
     // Entries covered by the snapshot were never applied here: their outcome is unknown.
@@ -520,8 +532,11 @@ export class RaftNode<R> {
   }
 
   private async makeSnapshot(): Promise<SnapshotMeta | null> {
-    const { index, data } = this.sm.snapshot();
-    if (index !== this.sm.applied) throw new Error(`snapshot at ${index} but applied is ${this.sm.applied}`);
+    const expected = this.sm.applied;
+    // Encoding a million keys takes a second or more: in slices, the loop keeps serving meanwhile.
+    const { index, data } = this.sm.snapshotAsync ? await this.sm.snapshotAsync() : this.sm.snapshot();
+    if (index !== expected) throw new Error(`snapshot at ${index} but applied was ${expected}`);
+    if (this.stopped) throw this.stopped;
     const meta = this.core.snapshotMeta(index, data.byteLength, `${this.id}-${index}-${randomUUID()}`);
     if (!meta) return null; // a received snapshot overtook ours
     await this.storage.saveSnapshot(meta, data);
