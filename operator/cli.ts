@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `conflux` CLI (docs/ARCHITECTURE.md §9): `npx conflux status`, `kv get|put|del|ls|watch`, `scale N`,
-// `leader [transfer [ID]]`, `backup`, `restore URI`, `nodes add|remove`, `certs`. The commands live
+// `leader [transfer [ID]]`, `backup`, `restore URI`, `nodes add|remove`, `cluster get|apply|patch|delete|events`
+// (npm start's ConfluxCluster), `certs`. The commands live
 // in operator/cli/.
 
 import { runConflux } from './cli/program.js';

@@ -1,7 +1,10 @@
 // `npm start`: the embedded default. The operator's reconciler runs a ConfluxCluster named `local`
 // on the Local platform (child conflux-node processes on loopback, data under .conflux/), prints
 // the endpoints once it is ready, and keeps carrying out spec changes until Ctrl-C. The spec is
-// changed through a small control endpoint that mirrors the Kubernetes scale subresource:
+// changed through a control endpoint on BASE-1 that speaks the part of the Kubernetes resource API
+// the runbooks use (get, create, replace, merge-patch and delete of ConfluxClusters, the scale
+// subresource, events; operator/platform/local-control.ts), which `conflux cluster` and
+// `conflux scale` call:
 //
 //   curl -X PUT http://127.0.0.1:7100/apis/conflux.io/v1alpha1/namespaces/default/confluxclusters/local/scale \
 //        -d '{"spec":{"replicas":5}}'
@@ -12,15 +15,15 @@
 // reason and its log file.
 
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { relative, resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { z } from 'zod';
 import { API_VERSION, type ConfluxCluster } from './api/cluster.js';
 import { LocalPlatform } from './platform/local.js';
-import { InvalidResourceError, LocalStore, NotFoundError } from './platform/local-store.js';
+import { serveControl } from './platform/local-control.js';
+import { LocalStore } from './platform/local-store.js';
 import { Reconciler } from './reconcile/reconciler.js';
 
 const NAME = 'local';
@@ -118,14 +121,15 @@ export async function runLocal(o: LocalOptions): Promise<RunningLocal> {
     ]),
   );
   const store = new LocalStore({ root: o.root, logger });
-  const control = createServer((req, res) => void serveControl(store, req, res));
+  // Constructing the platform touches no process yet (it reaps orphans when it first looks at a cluster).
+  const platform = new LocalPlatform({ root: o.root, basePort: o.basePort, preferBuilt: false, logger });
+  const control = createServer((req, res) => void serveControl({ store, platform }, req, res));
   try {
     await listenOrExplain(control, o.basePort - 1);
   } catch (err) {
     release();
     throw err;
   }
-  const platform = new LocalPlatform({ root: o.root, basePort: o.basePort, preferBuilt: true, logger });
   if (!(await store.getCluster(NAMESPACE, NAME))) {
     await store.applyCluster({
       apiVersion: API_VERSION,
@@ -231,50 +235,14 @@ function causeIn(logFile: string): { port?: string; line?: string } {
   return line ? { line: line.slice(0, 200) } : {};
 }
 
-const SCALE_PATH = /^\/apis\/conflux\.io\/v1alpha1\/namespaces\/([^/]+)\/confluxclusters\/([^/]+)(\/scale)?$/;
-const scaleBody = z.object({ spec: z.object({ replicas: z.int().min(1) }) });
-
-async function serveControl(store: LocalStore, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const send = (status: number, body: unknown) => {
-    res.writeHead(status, { 'content-type': 'application/json' });
-    res.end(JSON.stringify(body));
-  };
-  const m = SCALE_PATH.exec(req.url ?? '');
-  if (!m) return send(404, { message: 'not found' });
-  const [, namespace = NAMESPACE, name = NAME, scale] = m;
-  try {
-    if (req.method === 'GET') {
-      const c = await store.getCluster(namespace, name);
-      return c ? send(200, scale ? scaleOf(c) : c) : send(404, { message: `${name} not found` });
-    }
-    if (req.method === 'PUT' && scale) {
-      let text = '';
-      for await (const chunk of req) text += chunk;
-      const parsed = scaleBody.safeParse(JSON.parse(text || '{}'));
-      if (!parsed.success) return send(400, { message: 'expected {"spec":{"replicas":N}} with N >= 1' });
-      return send(200, scaleOf(await store.scaleCluster(namespace, name, parsed.data.spec.replicas)));
-    }
-    return send(405, { message: 'method not allowed' });
-  } catch (err) {
-    if (err instanceof NotFoundError) return send(404, { message: err.message });
-    if (err instanceof InvalidResourceError || err instanceof SyntaxError)
-      return send(400, { message: err.message });
-    return send(500, { message: (err as Error).message });
-  }
-}
-
-function scaleOf(c: ConfluxCluster) {
-  return {
-    apiVersion: 'autoscaling/v1',
-    kind: 'Scale',
-    metadata: { name: c.metadata.name, namespace: c.metadata.namespace },
-    spec: { replicas: c.spec.replicas },
-    status: { replicas: c.status?.replicas ?? 0, selector: c.status?.selector ?? '' },
-  };
+/** A path under the data root as the terminal shows it: relative to the working directory when inside it. */
+function shown(root: string, file: string): string {
+  const rel = relative(process.cwd(), resolve(root, file));
+  return rel && !rel.startsWith('..') ? `${rel}${file ? '' : '/'}` : resolve(root, file);
 }
 
 /** Print the endpoints once the cluster is Ready, and again after every change of its members. */
-async function report(store: LocalStore, platform: LocalPlatform): Promise<void> {
+async function report(root: string, store: LocalStore, platform: LocalPlatform): Promise<void> {
   let shown = '';
   for (;;) {
     const c = await store.getCluster(NAMESPACE, NAME);
@@ -284,18 +252,18 @@ async function report(store: LocalStore, platform: LocalPlatform): Promise<void>
       const key = JSON.stringify([pods.map((p) => p.addresses.api), c.status?.leaderId]);
       if (key !== shown) {
         shown = key;
-        print(c, pods);
+        print(root, c, pods);
       }
     }
     await new Promise((r) => setTimeout(r, 500));
   }
 }
 
-function print(c: ConfluxCluster, pods: Awaited<ReturnType<LocalPlatform['pods']>>): void {
+function print(root: string, c: ConfluxCluster, pods: Awaited<ReturnType<LocalPlatform['pods']>>): void {
   const lines = [
     '',
     `Conflux is running: cluster "${c.metadata.name}" with ${pods.length} members on this machine (plain HTTP, loopback only),`,
-    'kept in shape by the operator (logs in .conflux/operator.log).',
+    `kept in shape by the operator (logs in ${shown(root, 'operator.log')}).`,
     '',
     ...pods.map(
       (p) =>
@@ -311,7 +279,7 @@ function print(c: ConfluxCluster, pods: Awaited<ReturnType<LocalPlatform['pods']
     `  curl http://${pods[0]?.addresses.admin}/_cluster/status`,
     `  curl -X PUT http://127.0.0.1:${Number(pods[0]?.addresses.raft.split(':')[1]) - 1}/apis/conflux.io/v1alpha1/namespaces/default/confluxclusters/local/scale -d '{"spec":{"replicas":5}}'`,
     '',
-    'Ctrl-C stops the cluster (its data stays in .conflux/).',
+    `Ctrl-C stops the cluster (its data stays in ${shown(root, '')}).`,
   ];
   console.log(lines.join('\n'));
 }
@@ -338,7 +306,7 @@ async function main(): Promise<void> {
   console.log(
     `Starting Conflux: the operator brings up the members on 127.0.0.1 (client APIs from ${basePort + 100}, admin from ${basePort + 200}); data and logs in ${relative(process.cwd(), root) || root}/`,
   );
-  void report(running.store, running.platform);
+  void report(root, running.store, running.platform);
   let stopping = false;
   const shutdown = () => {
     if (stopping) return;

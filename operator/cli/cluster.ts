@@ -1,5 +1,5 @@
 // `conflux scale|leader|backup|restore|nodes`: the cluster-operations API (admin port) and, for
-// scale, the `npm start` control endpoint that mirrors the Kubernetes scale subresource.
+// scale, the `npm start` control endpoint's Kubernetes scale subresource.
 
 import {
   backupResponseSchema,
@@ -59,15 +59,17 @@ export async function scaleCommand(
   );
 }
 
-const clusterPath = (name: string, sub = '') =>
-  `/apis/conflux.io/v1alpha1/namespaces/default/confluxclusters/${encodeURIComponent(name)}${sub}`;
+export const clustersPath = (namespace = 'default') =>
+  `/apis/conflux.io/v1alpha1/namespaces/${encodeURIComponent(namespace)}/confluxclusters`;
+export const clusterPath = (name: string, sub = '', namespace = 'default') =>
+  `${clustersPath(namespace)}/${encodeURIComponent(name)}${sub}`;
 
 /**
  * The npm start control endpoint (BASE-1) of the cluster the CLI targets. With --admin or --api on
  * loopback, BASE comes from their ports (slot k listens on BASE+200+k and BASE+100+k; k is in the
  * node id npm start gives, `<name>-<k>-<hex>`); otherwise from CONFLUX_BASE_PORT (default 7101).
  */
-async function controlEndpoint(ctx: CommandContext, name: string): Promise<URL> {
+export async function controlEndpoint(ctx: CommandContext, name: string): Promise<URL> {
   const t = ctx.target;
   const tried: URL[] = [];
   const given = [
@@ -81,20 +83,20 @@ async function controlEndpoint(ctx: CommandContext, name: string): Promise<URL> 
   if (given.length === 0 || t.explicitBase) tried.push(t.controlUrl as URL);
   for (const url of tried.filter((u, i) => tried.findIndex((v) => v.href === u.href) === i)) {
     try {
-      const answer = await httpCall(url, { method: 'GET', path: clusterPath(name), timeoutMs: 2_000 });
-      if (answer.status === 200) return url;
+      const answer = await httpCall(url, { method: 'GET', path: clustersPath(), timeoutMs: 2_000 });
+      if (answer.status === 200 && /"ConfluxClusterList"/.test(answer.body.toString('utf8'))) return url;
     } catch {
       // not this one
     }
   }
   const hosts = tried.map((u) => u.host).join(', ');
   throw new CliError(
-    `error: no npm start control endpoint for cluster ${name} answers (tried ${hosts})\n` +
-      'hint: scale works on the cluster of npm start: give --admin with one of its admin URLs, or set CONFLUX_BASE_PORT as npm start had it',
+    `error: no npm start control endpoint answers (tried ${hosts})\n` +
+      'hint: scale and cluster work on the cluster of npm start: give --admin with one of its admin URLs, or set CONFLUX_BASE_PORT as npm start had it',
     1,
     {
       code: 'UNREACHABLE',
-      message: `no npm start control endpoint for cluster ${name} answers (tried ${hosts})`,
+      message: `no npm start control endpoint answers (tried ${hosts})`,
     },
   );
 }

@@ -187,7 +187,7 @@ export interface HttpAnswer {
 }
 
 export interface HttpRequest {
-  method: 'GET' | 'PUT' | 'POST' | 'DELETE';
+  method: 'GET' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
   /** Path and query, appended to the base URL. */
   path: string;
   body?: Buffer | string | undefined;
@@ -284,8 +284,11 @@ export function answerError(answer: HttpAnswer): CliError {
   } catch {
     parsed = undefined;
   }
-  const doc = parsed as { error?: Record<string, unknown>; message?: unknown } | undefined;
-  const code = doc?.error?.code;
+  const doc = parsed as
+    | { error?: Record<string, unknown>; message?: unknown; kind?: unknown; reason?: unknown }
+    | undefined;
+  // The API's catalogue, or a Kubernetes Status from npm start's control endpoint (its reason).
+  const code = doc?.error?.code ?? (doc?.kind === 'Status' ? doc.reason : undefined);
   const message = doc?.error?.message ?? doc?.message;
   if (typeof code === 'string') {
     const text = typeof message === 'string' ? message : `HTTP ${answer.status}`;

@@ -15,6 +15,7 @@ import {
 } from './cluster.js';
 import { CliError, type CliIo, type CommandContext, type GlobalOptions, resolveTarget } from './context.js';
 import { kvDel, kvGet, kvLs, kvPut, kvWatch } from './kv.js';
+import { clusterApply, clusterDelete, clusterEvents, clusterGet, clusterPatch } from './resource.js';
 import { statusCommand } from './status.js';
 
 export interface RunOptions {
@@ -169,6 +170,34 @@ function buildProgram(io: CliIo, jsonErrors: boolean, contextOf: ContextOf): Com
       "change the local cluster's replicas through npm start's scale endpoint, found from --admin/--api or CONFLUX_BASE_PORT (on Kubernetes: kubectl scale confluxcluster/NAME)",
     )
     .action((replicas: string, o, cmd: Command) => scaleCommand(contextOf(cmd), replicas, o));
+
+  const cluster = program
+    .command('cluster')
+    .description(
+      'the ConfluxCluster resource of npm start through its control endpoint (BASE-1), as kubectl does on Kubernetes',
+    );
+  const ns = (c: Command) => c.option('-n, --namespace <ns>', 'the namespace', 'default');
+  ns(cluster.command('get'))
+    .argument('[name]', 'one cluster (default: list them)')
+    .description("spec, status, members' addresses and recent events (--json: the object)")
+    .action((name: string | undefined, o, cmd: Command) => clusterGet(contextOf(cmd), name, o));
+  ns(cluster.command('apply'))
+    .option('-f, --filename <file>', 'a ConfluxCluster in YAML or JSON (- for stdin)')
+    .description('create or update the ConfluxClusters in a file (kubectl apply -f)')
+    .action((o, cmd: Command) => clusterApply(contextOf(cmd), o));
+  ns(cluster.command('patch'))
+    .argument('<name>')
+    .option('-p, --patch <json>', `a JSON merge patch, for example '{"spec":{"recovery":null}}'`)
+    .description('change the spec with a JSON merge patch; null removes a field (kubectl patch --type merge)')
+    .action((name: string, o, cmd: Command) => clusterPatch(contextOf(cmd), name, o));
+  ns(cluster.command('delete'))
+    .argument('<name>')
+    .description('delete a ConfluxCluster: its members stop, their data stays (kubectl delete)')
+    .action((name: string, o, cmd: Command) => clusterDelete(contextOf(cmd), name, o));
+  ns(cluster.command('events'))
+    .argument('<name>')
+    .description("the operator's events about a cluster, oldest first (kubectl get events)")
+    .action((name: string, o, cmd: Command) => clusterEvents(contextOf(cmd), name, o));
 
   const leader = program
     .command('leader')
