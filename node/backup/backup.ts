@@ -2,6 +2,8 @@
 // /_cluster/restore). See manifest.ts for the layout and the completeness invariant: a backup
 // exists iff its manifest does, and the manifest is written only after the data is complete.
 
+import { lstatSync, readlinkSync, realpathSync } from 'node:fs';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { digestingStream, verifyingStream } from './digest.js';
 import { BackupError } from './errors.js';
@@ -30,6 +32,11 @@ export interface BackupOptions extends S3StoreOptions {
   connection?: S3ConnectionOptions;
   /** An S3 client to use instead of one made from the destination (to share or instrument it). */
   s3Client?: S3Client;
+  /**
+   * Directories a file:// destination may neither be nor lie inside (the node's data directory:
+   * a backup there would be counted against the quota, read by recovery and wiped with the data).
+   */
+  protectedDirs?: string[];
 }
 
 export interface UploadResult {
@@ -51,7 +58,9 @@ export interface BackupEntry {
 
 export function openStore(target: BackupTarget, options: BackupOptions = {}): ObjectStore {
   const dest = typeof target === 'string' ? parseDestination(target, options.connection) : target;
-  return dest.kind === 's3' ? new S3Store(dest, options.s3Client, options) : new FileStore(dest);
+  if (dest.kind === 's3') return new S3Store(dest, options.s3Client, options);
+  refuseProtected(dest.dir, options.protectedDirs ?? []);
+  return new FileStore(dest);
 }
 
 /**
@@ -219,4 +228,41 @@ export async function downloadBackup(uri: string, options: BackupOptions = {}): 
   if (!data)
     throw new BackupError('corrupt', `backup data ${dataUri} is missing although its manifest exists`);
   return { manifest, uri: dataUri, stream: verifyingStream(data, manifest, dataUri) };
+}
+
+/** Throws BackupError 'invalid-uri' when `dir` is one of `protectedDirs` or inside one (symlinks resolved). */
+export function refuseProtected(dir: string, protectedDirs: string[]): void {
+  const real = realpathOfExisting(dir);
+  for (const p of protectedDirs) {
+    const guarded = realpathOfExisting(p);
+    if (real === guarded || real.startsWith(guarded.endsWith(sep) ? guarded : guarded + sep)) {
+      throw new BackupError(
+        'invalid-uri',
+        `${dir} is ${real === guarded ? '' : 'inside '}the data directory ${p}: backups must be kept elsewhere`,
+      );
+    }
+  }
+}
+
+/**
+ * The real path of `dir`, or of its nearest existing ancestor joined with the rest; a dangling
+ * symlink counts as where it points.
+ */
+function realpathOfExisting(dir: string, hops = 0): string {
+  const abs = resolve(dir);
+  try {
+    return realpathSync(abs);
+  } catch {
+    if (hops < 40) {
+      try {
+        if (lstatSync(abs).isSymbolicLink()) {
+          return realpathOfExisting(resolve(dirname(abs), readlinkSync(abs)), hops + 1);
+        }
+      } catch {
+        // not there at all: resolve through the parent
+      }
+    }
+    const parent = dirname(abs);
+    return parent === abs ? abs : join(realpathOfExisting(parent, hops), basename(abs));
+  }
 }

@@ -14,7 +14,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { BackupError, describe } from './errors.js';
-import type { ObjectStore } from './object-store.js';
+import { MAX_SMALL_OBJECT_BYTES, type ObjectStore, tooLarge } from './object-store.js';
 import { formatUri, type S3Destination } from './uri.js';
 
 /** S3's minimum part size (all parts but the last). */
@@ -145,11 +145,17 @@ export class S3Store implements ObjectStore {
     const stream = await this.getStream(name);
     if (!stream) return undefined;
     const chunks: Uint8Array[] = [];
+    let bytes = 0;
     try {
-      for await (const c of stream) chunks.push(c);
+      for await (const c of stream) {
+        bytes += c.byteLength;
+        if (bytes > MAX_SMALL_OBJECT_BYTES) break;
+        chunks.push(c);
+      }
     } catch (err) {
       throw this.wrap('read', name, err);
     }
+    if (bytes > MAX_SMALL_OBJECT_BYTES) throw tooLarge(this.uriOf(name), bytes);
     return Buffer.concat(chunks);
   }
 

@@ -5,6 +5,7 @@
 
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
+import { DIR_MODE, FILE_MODE } from './permissions.js';
 
 /** The subset of node:fs/promises' FileHandle the storage uses. */
 export interface StorageFileHandle {
@@ -44,23 +45,26 @@ export interface StorageFs {
   rename(from: string, to: string): Promise<void>;
 }
 
-/** The real file system. */
+/**
+ * The real file system. What it creates only the node's user may read: directories 0700, files
+ * 0600 (permissions.ts narrows what an older start left wider).
+ */
 export const nodeFs: StorageFs = {
   existsSync: (file) => fs.existsSync(file),
   mkdirSync: (dir, opts) => {
-    fs.mkdirSync(dir, opts);
+    fs.mkdirSync(dir, { ...opts, mode: DIR_MODE });
   },
   readdirSync: (dir) => fs.readdirSync(dir),
   readFileSync: (file) => fs.readFileSync(file),
   rmSync: (file, opts) => fs.rmSync(file, opts),
   renameSync: (from, to) => fs.renameSync(from, to),
   realpathSync: (file) => fs.realpathSync(file),
-  openSync: (file, flags) => fs.openSync(file, flags),
+  openSync: (file, flags) => fs.openSync(file, flags, FILE_MODE),
   closeSync: (fd) => fs.closeSync(fd),
   readSync: (fd, buffer, offset, length, position) => fs.readSync(fd, buffer, offset, length, position),
   writeSync: (fd, text) => fs.writeSync(fd, text),
   fstatSync: (fd) => fs.fstatSync(fd),
-  open: (file, flags) => fsp.open(file, flags),
+  open: (file, flags) => fsp.open(file, flags, FILE_MODE),
   rm: (file, opts) => fsp.rm(file, opts),
   rename: (from, to) => fsp.rename(from, to),
 };

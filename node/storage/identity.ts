@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { errnoCode, StorageError } from './errors.js';
+import { DIR_MODE, FILE_MODE } from './permissions.js';
 
 const ID_FILE = 'node-id';
 
@@ -24,7 +25,7 @@ export const nodeIdSchema = z
  */
 export function loadOrCreateNodeId(dir: string, requested?: string, prefix = 'n'): string {
   if (requested !== undefined) parseId(requested, 'requested node id');
-  fs.mkdirSync(dir, { recursive: true });
+  fs.mkdirSync(dir, { recursive: true, mode: DIR_MODE });
   const file = path.join(dir, ID_FILE);
   const stored = readId(file) ?? create(file, requested ?? `${prefix}-${randomBytes(4).toString('hex')}`);
   if (requested !== undefined && requested !== stored) {
@@ -53,7 +54,7 @@ function readId(file: string): string | null {
  */
 function create(file: string, id: string): string {
   const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
-  const fd = fs.openSync(tmp, 'w');
+  const fd = fs.openSync(tmp, 'w', FILE_MODE);
   try {
     fs.writeSync(fd, `${id}\n`);
     fs.fsyncSync(fd);

@@ -8,7 +8,7 @@ import type { z } from 'zod';
 import { StorageError } from './errors.js';
 
 export function writeRecord(dir: string, name: string, value: unknown): void {
-  fs.mkdirSync(dir, { recursive: true });
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const file = path.join(dir, name);
   const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
   const fd = fs.openSync(tmp, 'w', 0o600);

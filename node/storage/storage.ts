@@ -28,8 +28,10 @@ import type { RaftState } from '../raft/raft.js';
 import type { DurableReady, RaftStorage } from '../raft/raft-node.js';
 import type { SnapshotMeta } from '../raft/types.js';
 import { CORRUPTION_REMEDY, errnoCode, StorageCorruptionError, StorageError } from './errors.js';
+import { nodeFs } from './fs.js';
 import { DurableIo, type IoOptions, removeTempFiles, type StorageLogger, silentLogger } from './io.js';
 import { acquireLock, type DirLock } from './lock.js';
+import { tightenDataDir } from './permissions.js';
 import type { SnapshotRef } from './schemas.js';
 import { openWithoutSnapshot } from './snapshot-fallback.js';
 import { isSnapshotFile, SnapshotStore } from './snapshot-store.js';
@@ -75,6 +77,8 @@ export async function openStorage(
     await io.fsyncDir(path.dirname(path.resolve(dir)));
   }
   const lock = acquireLock(dir, logger, fs);
+  // Every key is in here: only the node's user may read it (permissions.ts).
+  if (fs === nodeFs) tightenDataDir(dir, logger);
   try {
     for (const d of [walDir, snapDir]) {
       const removed = removeTempFiles(fs, d);

@@ -113,6 +113,8 @@ export function backupServices(
   deps: { metrics: NodeMetrics; log: Logger },
 ): { backup: BackupService; restore: RestoreService } {
   const backupOptions = {
+    // A backup inside the data directory would count against the quota and vanish with the data.
+    protectedDirs: [config.dataDir],
     connection: {
       ...(config.s3Endpoint ? { endpoint: config.s3Endpoint } : {}),
       ...(config.s3Region ? { region: config.s3Region } : {}),
