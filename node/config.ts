@@ -3,6 +3,8 @@
 
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { hostPortSchema, isLoopback } from './shapes/address.js';
+import { nodeIdPrefixSchema, nodeIdSchema } from './shapes/node-id.js';
 
 /** Each setting: its flag, its environment variable, and whether it takes a value. */
 const SETTINGS = {
@@ -58,13 +60,6 @@ const SETTINGS = {
 
 type SettingName = keyof typeof SETTINGS;
 
-const hostPort = z
-  .string()
-  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected host:port')
-  .refine((s) => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, 'port out of range');
-const nodeId = z
-  .string()
-  .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'lowercase letters, digits and dashes, up to 63');
 const positiveInt = z.coerce.number().int().positive();
 const flag = z.union([
   z.boolean(),
@@ -79,8 +74,8 @@ const initialCluster = z.string().transform((text, ctx) => {
   const members: Record<string, { raft: string; api: string; admin: string }> = {};
   for (const part of text.split(',').filter(Boolean)) {
     const m = /^([^=]+)=([^/]+)\/([^/]+)(?:\/(.+))?$/.exec(part.trim());
-    const id = nodeId.safeParse(m?.[1]);
-    const ok = (addr: string | undefined) => addr === undefined || hostPort.safeParse(addr).success;
+    const id = nodeIdSchema.safeParse(m?.[1]);
+    const ok = (addr: string | undefined) => addr === undefined || hostPortSchema.safeParse(addr).success;
     if (!m || !id.success || !m[2] || !m[3] || !ok(m[2]) || !ok(m[3]) || !ok(m[4])) {
       ctx.addIssue({
         code: 'custom',
@@ -128,22 +123,19 @@ function inNetworks(addr: string, nets: [number, number][]): boolean {
 
 export const ConfigSchema = z
   .object({
-    nodeId: nodeId.optional(),
+    nodeId: nodeIdSchema.optional(),
     /** Without --node-id: the first start makes `<prefix>-<8 hex>` (a StatefulSet passes the pod name). */
-    nodeIdPrefix: z
-      .string()
-      .regex(/^[a-z0-9]([a-z0-9-]{0,52}[a-z0-9])?$/, 'lowercase letters, digits and dashes, up to 54')
-      .optional(),
+    nodeIdPrefix: nodeIdPrefixSchema.optional(),
     dataDir: z.string().min(1).default('./data'),
-    apiAddr: hostPort.default('127.0.0.1:8080'),
-    adminAddr: hostPort.default('127.0.0.1:8443'),
-    raftAddr: hostPort.default('127.0.0.1:7000'),
-    advertiseApiAddr: hostPort.optional(),
-    advertiseAdminAddr: hostPort.optional(),
-    advertiseRaftAddr: hostPort.optional(),
+    apiAddr: hostPortSchema.default('127.0.0.1:8080'),
+    adminAddr: hostPortSchema.default('127.0.0.1:8443'),
+    raftAddr: hostPortSchema.default('127.0.0.1:7000'),
+    advertiseApiAddr: hostPortSchema.optional(),
+    advertiseAdminAddr: hostPortSchema.optional(),
+    advertiseRaftAddr: hostPortSchema.optional(),
     initialCluster: initialCluster.optional(),
     bootstrapExpect: positiveInt.optional(),
-    join: hostPort.optional(),
+    join: hostPortSchema.optional(),
     tlsCert: z.string().optional(),
     tlsKey: z.string().optional(),
     tlsCa: z.string().optional(),
@@ -315,11 +307,6 @@ export const ConfigSchema = z
   }));
 
 export type NodeConfig = z.output<typeof ConfigSchema>;
-
-export function isLoopback(addr: string): boolean {
-  const host = addr.slice(0, addr.lastIndexOf(':')).replace(/^\[|\]$/g, '');
-  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';

@@ -6,7 +6,7 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { z } from 'zod';
 import { CONFLUX_ERROR_CODES, ConfluxError, type ConfluxErrorCode } from '../errors.js';
-import { splitHostPort } from './forward.js';
+import { splitHostPort } from '../shapes/address.js';
 
 export interface AdminClientOptions {
   tls?: { cert: string | Buffer; key: string | Buffer; ca: string | Buffer | (string | Buffer)[] };

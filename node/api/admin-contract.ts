@@ -3,18 +3,12 @@
 // the CLI import them to validate answers. Field names follow the seed (snake_case).
 
 import { z } from 'zod';
+import { hostPortSchema } from '../shapes/address.js';
+import { clusterIdSchema } from '../shapes/cluster-id.js';
+import { nodeIdSchema } from '../shapes/node-id.js';
 
-export const nodeIdSchema = z
-  .string()
-  .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'lowercase letters, digits and dashes, up to 63');
-
-export const hostPortSchema = z
-  .string()
-  .max(300)
-  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected host:port')
-  .refine((s) => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, 'port out of range');
-
-export const clusterIdSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'not a cluster id');
+// The shapes every part of the node shares, re-exported for the operator and the CLI.
+export { clusterIdSchema, hostPortSchema, nodeIdSchema };
 
 /** A member's advertised addresses. */
 export const memberAddressesSchema = z.strictObject({

@@ -17,7 +17,8 @@ import { isIP } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { FastifyRequest } from 'fastify';
 import { NODE_ORGANIZATION, subjectOrganizations } from '../certs/index.js';
-import { FORWARDED_BY, FORWARDED_FOR, splitHostPort } from './forward.js';
+import { splitHostPort } from '../shapes/address.js';
+import { FORWARDED_BY, FORWARDED_FOR } from './forward.js';
 
 export interface ClientAddressTrust {
   selfId: string;

@@ -9,19 +9,21 @@
 // never listed, restored or counted. Retention deletes the manifest first for the same reason.
 
 import { z } from 'zod';
+import { clusterIdSchema } from '../shapes/cluster-id.js';
+import { recordedNodeIdSchema } from '../shapes/node-id.js';
 import { BackupError } from './errors.js';
 
 export const MANIFEST_SUFFIX = '.manifest.json';
 export const DATA_SUFFIX = '.snap';
 
 const index = z.number().int().nonnegative();
-// Ids end up in object names: keep them to characters that are safe everywhere.
-const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'letters, digits, ".", "_", "-" (≤ 128)');
 
 export const backupMetadataSchema = z
   .object({
-    clusterId: id,
-    nodeId: id,
+    // Ids end up in object names; a backup made by an older version may name a node id that
+    // today's rule (shapes/node-id.ts) refuses, and must still restore.
+    clusterId: clusterIdSchema,
+    nodeId: recordedNodeIdSchema,
     /** When the snapshot was taken, ISO 8601 with a time zone. */
     createdAt: z.iso.datetime({ offset: true }),
     /** Raft position the snapshot captures (last applied entry). */

@@ -5,12 +5,12 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildClientApi } from '../api/app.js';
 import type { ApiContext } from '../api/context.js';
-import { splitHostPort } from '../api/forward.js';
 import { type ConnectionLimits, WatcherLimits } from '../api/limits.js';
 import { defaultQuotaBytes, StorageQuota } from '../api/quota.js';
 import type { NodeTls } from '../certs/node-tls.js';
 import type { NodeConfig } from '../config.js';
 import type { NodeMetrics } from '../metrics.js';
+import { splitHostPort } from '../shapes/address.js';
 import type { NodeCore } from './core.js';
 
 export interface ClientApi {

@@ -4,7 +4,6 @@
 
 import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
-import { splitHostPort } from '../api/forward.js';
 import type { NodeTls } from '../certs/node-tls.js';
 import type { NodeConfig } from '../config.js';
 import { KvStore } from '../kv/store.js';
@@ -16,6 +15,7 @@ import { DEFAULT_CONFIG, type RaftState } from '../raft/raft.js';
 import { RaftNode, realClock } from '../raft/raft-node.js';
 import { SeededRng } from '../raft/rng.js';
 import type { NodeId, NodeInfo } from '../raft/types.js';
+import { splitHostPort } from '../shapes/address.js';
 import { type DiskStorage, nodeStorageHooks, openStorage, reportOpenFailure } from '../storage/index.js';
 import { MembershipAdmission } from '../transport/membership-admission.js';
 import { PeerTransport } from '../transport/peer-transport.js';

@@ -147,13 +147,18 @@ function prunedProblems(schema: JSONSchemaProps, value: unknown, path: string): 
   return out;
 }
 
-/** The API server's structural defaulting: missing fields get their default, top down. */
+/**
+ * The API server's structural defaulting: missing fields get their default, top down. A null in a
+ * field that is not `nullable` is pruned first, so it is defaulted like a missing field (as
+ * apiextensions-apiserver does since Kubernetes 1.20).
+ */
 export function applyDefaults<T>(schema: JSONSchemaProps, value: T): T {
   const walk = (s: JSONSchemaProps, v: unknown): unknown => {
     if (Array.isArray(v)) return s.items ? v.map((item) => walk(s.items!, item)) : v;
     if (!isObject(v)) return v;
     const out: Record<string, unknown> = { ...v };
     for (const [k, child] of Object.entries(s.properties ?? {})) {
+      if (out[k] === null && !child.nullable) delete out[k];
       if (out[k] === undefined && child.default !== undefined) out[k] = structuredClone(child.default);
       if (out[k] !== undefined) out[k] = walk(child, out[k]);
     }
@@ -201,8 +206,11 @@ export function schemaErrors(schema: JSONSchemaProps, value: unknown, path = '')
       break;
     case 'string':
       if (typeof value !== 'string') return [`${at}: expected string`];
-      if (schema.minLength !== undefined && value.length < schema.minLength) errs.push(`${at}: too short`);
-      if (schema.maxLength !== undefined && value.length > schema.maxLength) errs.push(`${at}: too long`);
+      // Lengths in characters (Unicode code points), as kube-openapi counts them, not UTF-16 units.
+      if (schema.minLength !== undefined && [...value].length < schema.minLength)
+        errs.push(`${at}: too short`);
+      if (schema.maxLength !== undefined && [...value].length > schema.maxLength)
+        errs.push(`${at}: too long`);
       if (schema.pattern !== undefined && !new RegExp(schema.pattern, 'u').test(value)) {
         errs.push(`${at}: does not match ${schema.pattern}`);
       }
