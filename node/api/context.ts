@@ -42,18 +42,39 @@ export interface ApiContext {
   forward: ForwardOptions;
   /** The client API address of a member, as it advertises it. */
   apiAddressOf(id: string): string | undefined;
+  /** The clock and timers of the request paths; the process's own when absent (node/sim drives them). */
+  timers?: ApiTimers;
 }
 
+/** Time as the request paths see it. */
+export interface ApiTimers {
+  now(): number;
+  /** Run `fn` after `ms`; returns a function that cancels it. */
+  after(ms: number, fn: () => void): () => void;
+}
+
+export const processTimers: ApiTimers = {
+  now: () => Date.now(),
+  after: (ms, fn) => {
+    const timer = setTimeout(fn, ms);
+    return () => clearTimeout(timer);
+  },
+};
+
 /** Reject with TIMEOUT when `p` takes longer than `ms` (the operation itself may still happen). */
-export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
+export function withTimeout<T>(
+  p: Promise<T>,
+  ms: number,
+  what: string,
+  timers: ApiTimers = processTimers,
+): Promise<T> {
+  let cancel = () => {};
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new ConfluxError('TIMEOUT', `${what} did not finish within ${ms} ms`)),
-      ms,
+    cancel = timers.after(ms, () =>
+      reject(new ConfluxError('TIMEOUT', `${what} did not finish within ${ms} ms`)),
     );
   });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+  return Promise.race([p, timeout]).finally(() => cancel());
 }
 
 /**
@@ -71,13 +92,14 @@ export async function onLeader<T>(
   reply: FastifyReply,
   fn: () => Promise<T>,
 ): Promise<T | undefined> {
-  const deadline = Date.now() + ctx.requestTimeoutMs;
+  const timers = ctx.timers ?? processTimers;
+  const deadline = timers.now() + ctx.requestTimeoutMs;
   for (;;) {
     try {
       return await routeToLeader(ctx, req, reply, fn);
     } catch (err) {
       const code = (err as { code?: unknown }).code;
-      const left = deadline - Date.now();
+      const left = deadline - timers.now();
       // A forwarded request is answered at once: the node that forwarded it does the waiting.
       const forwarded = req.headers[FORWARDED_BY] !== undefined;
       if (reply.sent || forwarded || typeof code !== 'string' || !UNPROPOSED_CODES.has(code) || left <= 0)
@@ -110,12 +132,12 @@ async function routeToLeader<T>(
 /** Resolves when this node learns of a (new) leader, or after `ms`. */
 function nextLeader(ctx: ApiContext, ms: number): Promise<void> {
   return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
+    const cancel = (ctx.timers ?? processTimers).after(ms, done);
     const off = ctx.raft.onLeaderChange((leader) => {
       if (leader !== null) done();
     });
     function done() {
-      clearTimeout(timer);
+      cancel();
       off();
       resolve();
     }

@@ -27,7 +27,30 @@ export interface ForwardOptions {
   /** TLS material used as a client when the peer's API is HTTPS. */
   tls?: { cert: string | Buffer; key: string | Buffer; ca: string | Buffer | (string | Buffer)[] };
   timeoutMs: number;
+  /**
+   * Sends the request and returns the leader's whole answer, instead of node:http (the
+   * simulator, node/sim, carries it over its network). Rejects as a connection error would:
+   * `code: 'ECONNREFUSED'` when nothing listens there.
+   */
+  dispatch?: ForwardDispatcher;
 }
+
+export interface ForwardedRequest {
+  host: string;
+  port: number;
+  method: string;
+  path: string;
+  headers: Record<string, string | string[]>;
+  body: Buffer | undefined;
+}
+
+export interface ForwardedAnswer {
+  status: number;
+  headers: Record<string, string | string[] | number | undefined>;
+  body: Buffer;
+}
+
+export type ForwardDispatcher = (req: ForwardedRequest) => Promise<ForwardedAnswer>;
 
 /**
  * Proxy `req` to the leader's API and stream its answer back. `client` is the address the
@@ -54,6 +77,10 @@ export function proxyToLeader(
   headers[FORWARDED_FOR] = client;
   const body = Buffer.isBuffer(req.body) ? req.body : undefined;
   if (body) headers['content-length'] = String(body.byteLength);
+  if (opts.dispatch) {
+    const request = { host, port, method: req.method, path: req.url, headers, body };
+    return dispatched(opts.dispatch, request, reply, leaderApiAddr);
+  }
   const send = opts.tls ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
     const upstream = send(
@@ -97,19 +124,46 @@ export function proxyToLeader(
       },
     );
     upstream.on('timeout', () => upstream.destroy(new Error('timeout')));
-    upstream.on('error', (err) => {
-      // A refused connection delivered nothing: as good as no leader. Any other failure may have
-      // delivered the request, so its outcome is unknown and it is not retried.
-      const refused = (err as NodeJS.ErrnoException).code === 'ECONNREFUSED';
-      reject(
-        new ConfluxError(
-          refused ? 'NO_LEADER' : 'LEADER_UNREACHABLE',
-          `could not reach the leader at ${leaderApiAddr}: ${err.message}`,
-        ),
-      );
-    });
+    upstream.on('error', (err) => reject(unreachable(err, leaderApiAddr)));
     upstream.end(body);
   });
+}
+
+/** A refused connection delivered nothing: as good as no leader. Any other failure may have
+ * delivered the request, so its outcome is unknown and it is not retried. */
+function unreachable(err: unknown, leaderApiAddr: string): ConfluxError {
+  const refused = (err as NodeJS.ErrnoException).code === 'ECONNREFUSED';
+  return new ConfluxError(
+    refused ? 'NO_LEADER' : 'LEADER_UNREACHABLE',
+    `could not reach the leader at ${leaderApiAddr}: ${(err as Error).message}`,
+  );
+}
+
+/** proxyToLeader through `dispatch`: the same answers, the leader's answer sent whole. */
+async function dispatched(
+  dispatch: ForwardDispatcher,
+  request: ForwardedRequest,
+  reply: FastifyReply,
+  leaderApiAddr: string,
+): Promise<void> {
+  let answer: ForwardedAnswer;
+  try {
+    answer = await dispatch(request);
+  } catch (err) {
+    throw unreachable(err, leaderApiAddr);
+  }
+  if (answer.status === 503) {
+    const refused = unproposedRefusal(answer.body);
+    if (refused) throw new ConfluxError('NO_LEADER', `${leaderApiAddr}: ${refused}`);
+  }
+  reply.hijack();
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(answer.headers)) {
+    if (value !== undefined && !HOP_BY_HOP.has(name))
+      out[name] = typeof value === 'number' ? String(value) : value;
+  }
+  reply.raw.writeHead(answer.status, out);
+  reply.raw.end(answer.body);
 }
 
 /** Codes with which a leader refuses a request before proposing it: safe to send again. */

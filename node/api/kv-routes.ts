@@ -81,7 +81,12 @@ async function read<T>(
   };
   if (consistency === 'serializable') return local();
   return onLeader(ctx, req, reply, async () => {
-    await withTimeout(ctx.raft.ensureLinearizable(), ctx.requestTimeoutMs, 'the linearizable read');
+    await withTimeout(
+      ctx.raft.ensureLinearizable(),
+      ctx.requestTimeoutMs,
+      'the linearizable read',
+      ctx.timers,
+    );
     return local();
   });
 }
@@ -104,7 +109,12 @@ export function propose(
     check?.();
     const release = ctx.quota.admit(cmd);
     try {
-      const { response } = await withTimeout(ctx.raft.clientWrite(data), ctx.requestTimeoutMs, 'the write');
+      const { response } = await withTimeout(
+        ctx.raft.clientWrite(data),
+        ctx.requestTimeoutMs,
+        'the write',
+        ctx.timers,
+      );
       ctx.metrics.proposals.inc({ outcome: 'applied' });
       return response;
     } catch (err) {

@@ -269,6 +269,7 @@ export class StackNode {
     this.disk = new SimDisk(rng, env.diskStats, env.profile.fsyncMsMax);
     const skew = env.profile.clockSkew;
     this.clockRate = 1 - skew + 2 * skew * rng.float();
+    if (this.clockRate !== 1) env.coverage.skewedClocks++;
   }
 
   get up(): Life | null {

@@ -13,6 +13,13 @@ export interface Coverage {
   replacements: number;
   pauses: number;
   partitions: number;
+  oneWayLinks: number;
+  messagesLost: number;
+  messagesDuplicated: number;
+  longDelays: number;
+  /** Nodes whose clock ran at another rate than real time. */
+  skewedClocks: number;
+  slowDisks: number;
   transfers: number;
   transfersSucceeded: number;
   learnersAdded: number;
@@ -28,6 +35,10 @@ export interface Coverage {
   linearizableReads: number;
   serializableReads: number;
   unknownOutcomes: number;
+  /** Client operations through the HTTP API (app.inject on the node they target). */
+  httpRequests: number;
+  /** Requests a follower forwarded to the leader over the simulated network. */
+  forwarded: number;
   disk: DiskStats;
 }
 
@@ -41,6 +52,12 @@ export const emptyCoverage = (): Coverage => ({
   replacements: 0,
   pauses: 0,
   partitions: 0,
+  oneWayLinks: 0,
+  messagesLost: 0,
+  messagesDuplicated: 0,
+  longDelays: 0,
+  skewedClocks: 0,
+  slowDisks: 0,
   transfers: 0,
   transfersSucceeded: 0,
   learnersAdded: 0,
@@ -56,6 +73,8 @@ export const emptyCoverage = (): Coverage => ({
   linearizableReads: 0,
   serializableReads: 0,
   unknownOutcomes: 0,
+  httpRequests: 0,
+  forwarded: 0,
   disk: emptyDiskStats(),
 });
 
@@ -67,11 +86,19 @@ export function addCoverage(into: Coverage, c: Coverage): void {
   }
 }
 
+/** A zero count shows as `0 (NONE)` and is listed again at the end: nothing of it was checked. */
 export function formatCoverage(c: Coverage): string {
   const d = c.disk;
+  const none: string[] = [];
   const row = (label: string, parts: [string, number][]) =>
-    `  ${label.padEnd(12)} ${parts.map(([k, v]) => `${v} ${k}`).join(', ')}`;
-  return [
+    `  ${label.padEnd(12)} ${parts
+      .map(([k, v]) => {
+        if (v > 0) return `${v} ${k}`;
+        none.push(k);
+        return `0 ${k} (NONE)`;
+      })
+      .join(', ')}`;
+  const rows = [
     'coverage:',
     row('admin', [
       ['transfers', c.transfers],
@@ -96,27 +123,45 @@ export function formatCoverage(c: Coverage): string {
       ['fail-stops', c.failStops],
       ['refused opens', c.refusedOpens],
       ['pauses', c.pauses],
+      ['skewed clocks', c.skewedClocks],
     ]),
     row('disk faults', [
       ['ENOSPC on write', d.enospcWrite],
       ['EIO on write', d.eioWrite],
       ['EIO on fsync', d.eioFsync],
       ['ENOSPC on fsync', d.enospcFsync],
+      ['slow disks', c.slowDisks],
       ['misdirected writes', d.misdirected],
       ['torn writes', d.torn],
       ['dropped writes', d.dropped],
       ['metadata ops rolled back', d.metadataRolledBack],
     ]),
-    row('network', [['partitions', c.partitions]]),
+    row('network', [
+      ['partitions', c.partitions],
+      ['one-way links', c.oneWayLinks],
+      ['messages lost', c.messagesLost],
+      ['duplicated', c.messagesDuplicated],
+      ['long delays', c.longDelays],
+    ]),
     row('clients', [
       ['writes', c.writes],
       ['linearizable reads', c.linearizableReads],
       ['serializable reads', c.serializableReads],
       ['unknown outcomes', c.unknownOutcomes],
     ]),
+    row('http api', [
+      ['requests', c.httpRequests],
+      ['forwarded to the leader', c.forwarded],
+    ]),
     row('watches', [
       ['reconnects', c.watchReconnects],
       ['COMPACTED answers', c.watchCompacted],
     ]),
-  ].join('\n');
+  ];
+  rows.push(
+    none.length === 0
+      ? '  every fault family and operation above was exercised'
+      : `  NOT EXERCISED (${none.length}): ${none.join(', ')}`,
+  );
+  return rows.join('\n');
 }

@@ -245,7 +245,10 @@ export class StackNemesis {
     if (roll < 12) this.partition(nodes);
     else if (roll < 16) {
       const [a, b] = rng.shuffle(nodes);
-      if (a && b) net.block(a.id, b.id);
+      if (a && b) {
+        net.block(a.id, b.id);
+        this.c.coverage.oneWayLinks++;
+      }
       this.healLater();
     } else if (roll < 21) this.isolateLeader(nodes);
     else if (roll < 29) net.heal();
@@ -301,8 +304,10 @@ export class StackNemesis {
     const { rng } = this.c.world;
     const roll = rng.int(5);
     const errno: DiskErrno = rng.chance(0.5) ? 'ENOSPC' : 'EIO';
-    if (roll === 0) node.disk.faults = { ...node.disk.faults, slowMs: 20 + rng.int(200) };
-    else if (roll <= 2) node.disk.faults = { ...node.disk.faults, write: { errno, probability: 0.3 } };
+    if (roll === 0) {
+      node.disk.faults = { ...node.disk.faults, slowMs: 20 + rng.int(200) };
+      this.c.coverage.slowDisks++;
+    } else if (roll <= 2) node.disk.faults = { ...node.disk.faults, write: { errno, probability: 0.3 } };
     else node.disk.faults = { ...node.disk.faults, fsync: { errno, probability: 0.3 } };
     // The operator frees space / swaps the disk after a while.
     this.c.world.after(50 + rng.int(400), () => {

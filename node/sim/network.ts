@@ -32,12 +32,14 @@ export interface NetStats {
   delivered: number;
   lost: number;
   duplicated: number;
+  /** Messages held back 50-450 ms (reordered across heartbeats). */
+  longDelays: number;
 }
 
 export class SimNetwork {
   private readonly blocked = new Set<string>();
   faultsOn = true;
-  readonly stats: NetStats = { sent: 0, delivered: 0, lost: 0, duplicated: 0 };
+  readonly stats: NetStats = { sent: 0, delivered: 0, lost: 0, duplicated: 0, longDelays: 0 };
 
   constructor(
     private readonly world: World,
@@ -87,6 +89,64 @@ export class SimNetwork {
     }
   }
 
+  /**
+   * An HTTP exchange over TCP between two processes (a follower forwarding to the leader): the
+   * request crosses the network, `handle` runs on the process listening as `to` when it arrives,
+   * and the answer crosses back. Nothing listening: ECONNREFUSED. A partition (either way), or
+   * the server dying before it answers: nothing comes back, the caller's `timeoutMs` rejects with
+   * the outcome unknown. Loss costs a retransmission (TCP), not the message.
+   */
+  exchange<T>(
+    from: Endpoint,
+    to: NodeId,
+    handle: (server: Endpoint) => Promise<T>,
+    timeoutMs: number,
+  ): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      let done = false;
+      const finish = (fn: () => void) => {
+        if (done) return;
+        done = true;
+        timer.cancel();
+        // The answer reaches the caller's process, if it still lives.
+        from.post(0, fn);
+      };
+      const timer = this.world.timer(timeoutMs, () =>
+        finish(() => reject(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' }))),
+      );
+      const server = this.endpoint(to);
+      if (!server || server.dead) {
+        this.world.after(this.tcpDelay(), () =>
+          finish(() => reject(Object.assign(new Error('connection refused'), { code: 'ECONNREFUSED' }))),
+        );
+        return;
+      }
+      if (this.blocked.has(`${from.id}>${to}`)) return;
+      this.world.after(this.tcpDelay(), () => {
+        if (server.dead || this.endpoint(to) !== server) {
+          finish(() => reject(Object.assign(new Error('connection reset'), { code: 'ECONNRESET' })));
+          return;
+        }
+        server.post(0, () => {
+          handle(server).then(
+            (answer) => {
+              if (server.dead || this.blocked.has(`${to}>${from.id}`)) return;
+              this.world.after(this.tcpDelay(), () => finish(() => resolve(answer)));
+            },
+            (err: unknown) => finish(() => reject(err)),
+          );
+        });
+      });
+    });
+  }
+
+  /** A segment's delay; a lost one is retransmitted after TCP's minimum retransmission timeout. */
+  private tcpDelay(): number {
+    const { rng } = this.world;
+    const retransmit = this.faultsOn && rng.chance(this.profile.lossRate) ? 200 : 0;
+    return retransmit + this.delay();
+  }
+
   private arrive(to: Endpoint, frame: Buffer, fromCluster: string | null): void {
     const parsed = messageSchema.safeParse(decodeBody(frame.subarray(FRAME_HEADER_BYTES)));
     if (!parsed.success) {
@@ -100,7 +160,10 @@ export class SimNetwork {
 
   private delay(): number {
     const { rng } = this.world;
-    if (this.faultsOn && rng.chance(this.profile.longDelayRate)) return 50 + rng.int(400);
+    if (this.faultsOn && rng.chance(this.profile.longDelayRate)) {
+      this.stats.longDelays++;
+      return 50 + rng.int(400);
+    }
     return 1 + rng.int(this.profile.delayMsMax);
   }
 }

@@ -179,6 +179,9 @@ export async function runStackSeed(seed: number, options: StackRunOptions = {}):
   } finally {
     process.off('unhandledRejection', unhandled);
     result.events = world.events;
+    coverage.messagesLost = net.stats.lost;
+    coverage.messagesDuplicated = net.stats.duplicated;
+    coverage.longDelays = net.stats.longDelays;
     result.ops = workload?.history.length ?? 0;
   }
   return result;
