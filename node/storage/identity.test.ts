@@ -48,4 +48,17 @@ describe('loadOrCreateNodeId', () => {
     fs.writeFileSync(path.join(dir, 'node-id'), '\u0000garbage');
     expect(() => loadOrCreateNodeId(dir)).toThrow(/node id in .*node-id/);
   });
+
+  it('refuses an id from an older version that is not a lowercase DNS label, saying what to do', () => {
+    for (const old of ['Node_1', 'n.1', 'N1']) {
+      fs.writeFileSync(path.join(dir, 'node-id'), `${old}\n`);
+      expect(() => loadOrCreateNodeId(dir)).toThrow(
+        expect.objectContaining({
+          code: 'INVALID_NODE_ID',
+          message: expect.stringMatching(/older Conflux .* add the node back under a new id/),
+        }),
+      );
+    }
+    expect(() => loadOrCreateNodeId(dir, 'N1')).toThrow(/requested node id "N1" is invalid: lowercase/);
+  });
 });

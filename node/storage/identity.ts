@@ -5,19 +5,11 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { z } from 'zod';
+import { NODE_ID_RULE, nodeIdSchema, recordedNodeIdSchema } from '../shapes/node-id.js';
 import { errnoCode, StorageError } from './errors.js';
 import { DIR_MODE, FILE_MODE } from './permissions.js';
 
 const ID_FILE = 'node-id';
-
-/** Safe in file names, URLs, logs and HTTP headers. */
-export const nodeIdSchema = z
-  .string()
-  .regex(
-    /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/,
-    'letters, digits, ".", "_" and "-", 1–63 chars, not starting with a symbol',
-  );
 
 /**
  * The id stored in `dir`, creating `dir` and the id on first start (`requested`, or a random
@@ -45,7 +37,18 @@ function readId(file: string): string | null {
     if (errnoCode(err) === 'ENOENT') return null;
     throw err;
   }
-  return parseId(text.trim(), `node id in ${file}`);
+  const id = text.trim();
+  if (!nodeIdSchema.safeParse(id).success && recordedNodeIdSchema.safeParse(id).success) {
+    // Before node ids were one rule, a data directory could hold an id (written by hand or by an
+    // older version) that the admin API, certificates and --node-id refuse.
+    throw new StorageError(
+      'INVALID_NODE_ID',
+      `node id in ${file} ${JSON.stringify(id)} was accepted by an older Conflux but is not a node id ` +
+        `now (${NODE_ID_RULE}): the admin API could never name this member. Move the data directory ` +
+        `aside, remove the member (conflux nodes remove ${id}) and add the node back under a new id`,
+    );
+  }
+  return parseId(id, `node id in ${file}`);
 }
 
 /**

@@ -2,7 +2,7 @@
 
 export { StorageCorruptionError, StorageError, type StorageErrorCode } from './errors.js';
 export { nodeStorageHooks, reportOpenFailure, STORAGE_FAILED_EXIT_CODE } from './fail-stop.js';
-export { loadOrCreateNodeId, nodeIdSchema } from './identity.js';
+export { loadOrCreateNodeId } from './identity.js';
 export type { FaultInjector, FsyncTarget, StorageLogger } from './io.js';
 export { readRecord, writeRecord } from './record-file.js';
 export {
