@@ -6,6 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { CustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io/v1';
 import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { ClusterRole, ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { ConfigMap, Service, ServiceAccount } from 'kubernetes-models/v1';
@@ -29,6 +30,7 @@ const MODELS: Record<string, ModelCtor> = {
   'apiextensions.k8s.io/v1/CustomResourceDefinition': CustomResourceDefinition as unknown as ModelCtor,
   'apps/v1/Deployment': Deployment as unknown as ModelCtor,
   'apps/v1/StatefulSet': StatefulSet as unknown as ModelCtor,
+  'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy as unknown as ModelCtor,
   'policy/v1/PodDisruptionBudget': PodDisruptionBudget as unknown as ModelCtor,
   'rbac.authorization.k8s.io/v1/ClusterRole': ClusterRole as unknown as ModelCtor,
   'rbac.authorization.k8s.io/v1/ClusterRoleBinding': ClusterRoleBinding as unknown as ModelCtor,
@@ -102,6 +104,7 @@ describe('helm/conflux-operator', () => {
       'ClusterRole',
       'ClusterRoleBinding',
       'Deployment',
+      'NetworkPolicy',
       'Service',
       'ServiceAccount',
     ]);
@@ -244,6 +247,7 @@ describe('helm/conflux', () => {
   it('renders a 3-member self-bootstrapping cluster by default', async () => {
     const objects = await template(CONFLUX, tls);
     expect(objects.map((o) => o.kind).sort()).toEqual([
+      'NetworkPolicy',
       'PodDisruptionBudget',
       'Service',
       'Service',

@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { CustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io/v1';
 import { Deployment } from 'kubernetes-models/apps/v1';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { ClusterRole, ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { Namespace, ServiceAccount } from 'kubernetes-models/v1';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -46,6 +47,7 @@ const MODELS: Record<string, ModelCtor> = {
   'rbac.authorization.k8s.io/v1/ClusterRole': ClusterRole as unknown as ModelCtor,
   'rbac.authorization.k8s.io/v1/ClusterRoleBinding': ClusterRoleBinding as unknown as ModelCtor,
   'apps/v1/Deployment': Deployment as unknown as ModelCtor,
+  'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy as unknown as ModelCtor,
 };
 const CLUSTER_SCOPED = new Set([
   'Namespace',
@@ -97,6 +99,7 @@ describe('kubectl kustomize config/default', () => {
         'CustomResourceDefinition/confluxclusters.conflux.io',
         'Deployment/conflux-operator',
         'Namespace/conflux-system',
+        'NetworkPolicy/conflux-operator',
         'ServiceAccount/conflux-operator',
       ].sort(),
     );
