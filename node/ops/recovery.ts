@@ -33,6 +33,7 @@ import { ConfluxError } from '../errors.js';
 import { isInitialized } from '../raft/membership.js';
 import type { MembershipChange } from '../raft/raft-node.js';
 import type { ClusterIdentity, NodeId, NodeInfo, RaftMetrics, SnapshotMeta } from '../raft/types.js';
+import { waitForLeadership } from './leadership.js';
 import { recoveredFromDoc } from './status.js';
 
 /** What the recovery needs from the Raft node (a `RaftNode` fits). */
@@ -61,8 +62,6 @@ export interface RecoveryServiceDeps {
   /** How long to wait for this node to lead after the recovery (default 10 s). */
   leaderTimeoutMs?: number;
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class RecoveryService {
   private running = false;
@@ -124,7 +123,11 @@ export class RecoveryService {
       { clusterId: identity.id, recoveredFrom, forced: req.force === true },
       'forced a new cluster from this node after a quorum loss: it is the only voter; add the other members back',
     );
-    await this.waitForLeadership();
+    await waitForLeadership(this.deps.raft, {
+      nodeId: this.deps.nodeId,
+      done: 'the new cluster is formed',
+      timeoutMs: this.deps.leaderTimeoutMs,
+    });
     return {
       cluster_id: identity.id,
       node_id: nodeId,
@@ -172,18 +175,5 @@ export class RecoveryService {
       `the voters still have a reachable quorum (${reachable.join(', ')} answer): this is no quorum loss, so the cluster is not rebuilt; pass force: true only if those members are gone for good`,
       { reachable },
     );
-  }
-
-  private async waitForLeadership(): Promise<void> {
-    const deadline = Date.now() + (this.deps.leaderTimeoutMs ?? 10_000);
-    while (this.deps.raft.metrics().state !== 'leader') {
-      if (Date.now() > deadline) {
-        throw new ConfluxError(
-          'NO_LEADER',
-          `the new cluster is formed but node ${this.deps.nodeId} did not become leader in time; retry the same request`,
-        );
-      }
-      await sleep(10);
-    }
   }
 }

@@ -42,6 +42,7 @@ import { RaftError } from '../raft/errors.js';
 import { initialMembership, isInitialized } from '../raft/membership.js';
 import type { NodeId, NodeInfo, RaftMetrics, SnapshotMeta } from '../raft/types.js';
 import { type OpsLogger, toOpsError } from './backup-service.js';
+import { waitForLeadership } from './leadership.js';
 
 /** The answer of POST /_cluster/restore (`restoreResponseSchema`). */
 export type RestoreResponse = z.infer<typeof restoreResponseSchema>;
@@ -110,8 +111,6 @@ function backupObject(uri: string, options: BackupOptions): string {
   }
   return formatUri(dest, dataName);
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class RestoreService {
   private running = false;
@@ -241,7 +240,11 @@ export class RestoreService {
       { clusterId, restoredFrom, keys: answer.keys, revision: answer.revision, bytes: data.byteLength },
       'restored a backup: this node starts a new cluster',
     );
-    await this.waitForLeadership();
+    await waitForLeadership(this.deps.raft, {
+      nodeId: this.deps.nodeId,
+      done: 'the backup is installed',
+      timeoutMs: this.deps.leaderTimeoutMs,
+    });
     return answer;
   }
 
@@ -283,19 +286,6 @@ export class RestoreService {
     };
     this.answers.set(dataUri, answer);
     return answer;
-  }
-
-  private async waitForLeadership(): Promise<void> {
-    const deadline = Date.now() + (this.deps.leaderTimeoutMs ?? 10_000);
-    while (this.deps.raft.metrics().state !== 'leader') {
-      if (Date.now() > deadline) {
-        throw new ConfluxError(
-          'NO_LEADER',
-          `the backup is installed but node ${this.deps.nodeId} did not become leader in time; retry the same request`,
-        );
-      }
-      await sleep(10);
-    }
   }
 }
 
