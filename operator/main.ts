@@ -78,6 +78,8 @@ async function main(): Promise<void> {
       ? {
           memberHost: (_c: unknown, pod: { status?: { podIP?: string } } | undefined, name: string) =>
             pod?.status?.podIP ?? name,
+          // Certificates name pods by DNS only: a TLS cluster is refused, saying so (Stalled).
+          podIpAddresses: true,
         }
       : {}),
   });

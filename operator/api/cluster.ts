@@ -207,6 +207,12 @@ export const clusterSpecSchema = z.strictObject({
     .describe(
       'Quorum-loss recovery, a last resort: acted on only while a majority of the members is gone; remove it once status.recoveredFrom records the recovery',
     ),
+  availability: z
+    .enum(['KeepQuorum', 'AllowDowntime'])
+    .default('KeepQuorum')
+    .describe(
+      'What node drains may do: KeepQuorum (default) evicts only while the live voters keep a quorum, which blocks drains of a 1- or 2-member cluster; AllowDowntime always lets one member go',
+    ),
   paused: z.boolean().default(false).describe('Stop every action on this cluster'),
 });
 export type ClusterSpec = z.output<typeof clusterSpecSchema>;
@@ -253,7 +259,18 @@ export const memberStatusSchema = z.object({
 
 /** The step in flight, so a restarted operator resumes it instead of starting another. */
 export const operationStatusSchema = z.object({
-  kind: z.enum(['Bootstrap', 'Restore', 'ScaleUp', 'ScaleDown', 'RollingUpdate', 'Replace', 'Recovery']),
+  kind: z.enum([
+    'Bootstrap',
+    'Restore',
+    'ScaleUp',
+    'ScaleDown',
+    'RollingUpdate',
+    'Replace',
+    'Recovery',
+    'CertificateRenewal',
+    'CARotation',
+    'Repair',
+  ]),
   /** The member (pod ordinal) the step is about. */
   ordinal: z.int().min(0).optional(),
   step: z.string(),

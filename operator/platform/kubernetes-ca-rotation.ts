@@ -43,8 +43,45 @@ export interface CaRotationIo {
 }
 
 /**
- * The CA set after one step of rotation, or null when the CA Secret holds no usable CA (missing,
- * broken or expired: tls-secrets.ts replaces or refuses it, without an overlap).
+ * The CA set the CA Secret records now, or null when it holds no usable CA (missing, broken or
+ * expired: tls-secrets.ts replaces or refuses it, without an overlap).
+ */
+export function readCaSet(caSecret: V1Secret | null, now: Date): CaSet | null {
+  const ca = caSecret && pairOf(caSecret, 'ca.crt', 'ca.key');
+  if (!ca || !keyMatches(ca) || needsRenewal(ca.certPem, now, 0)) return null;
+  const state = rotationFromAnnotations(caSecret.metadata?.annotations);
+  const next = pairOf(caSecret, NEXT_CERT, NEXT_KEY);
+  const previous = text(caSecret, PREVIOUS_CERT);
+  return {
+    ca,
+    ...(state.phase === 'trust-new' && next ? { next } : {}),
+    ...(state.phase === 'issue-new' && previous ? { previous } : {}),
+    phase: state.phase,
+    // A phase whose start was lost starts its wait now.
+    since: state.phase ? (state.since ?? now) : null,
+  };
+}
+
+/**
+ * The CA set after the rotation step plan() chose (reconcile/plan/owned.ts): start makes the next
+ * CA and trusts both, promote makes it the signing one, finish drops the old one.
+ */
+export async function stepCaRotation(
+  cluster: ConfluxCluster,
+  set: CaSet,
+  step: 'start' | 'promote' | 'finish',
+  now: Date,
+): Promise<CaSet> {
+  const name = cluster.metadata.name;
+  return applyCaRotation(set, { kind: step, reason: 'planned' }, now, () =>
+    generateCa({ commonName: `conflux-ca-${name}`.slice(0, 64), validDays: CA_VALID_DAYS }),
+  );
+}
+
+/**
+ * The CA set after one step of rotation decided here from the members' reports, or null when the
+ * CA Secret holds no usable CA. The reconciler plans the steps itself (stepCaRotation); this is
+ * the same walk for callers that hold no observation.
  */
 export async function advanceCaRotation(
   cluster: ConfluxCluster,
@@ -52,21 +89,15 @@ export async function advanceCaRotation(
   nodeCertPem: string | undefined,
   io: CaRotationIo,
 ): Promise<CaSet | null> {
-  const ca = caSecret && pairOf(caSecret, 'ca.crt', 'ca.key');
-  if (!ca || !keyMatches(ca) || needsRenewal(ca.certPem, io.now, 0)) return null;
-  const state = rotationFromAnnotations(caSecret.metadata?.annotations);
-  const next = pairOf(caSecret, NEXT_CERT, NEXT_KEY);
-  const previous = text(caSecret, PREVIOUS_CERT);
-  let set: CaSet = {
-    ca,
-    ...(state.phase === 'trust-new' && next ? { next } : {}),
-    ...(state.phase === 'issue-new' && previous ? { previous } : {}),
-    phase: state.phase,
-    // A phase whose start was lost starts its wait now.
-    since: state.phase ? (state.since ?? io.now) : null,
-  };
+  const read = readCaSet(caSecret, io.now);
+  if (!read) return null;
+  let set = read;
   const members = set.phase ? await io.probe() : [];
-  const decision = decideCaRotation(set, { now: io.now, members, nodeCertPem: nodeCertPem ?? ca.certPem });
+  const decision = decideCaRotation(set, {
+    now: io.now,
+    members,
+    nodeCertPem: nodeCertPem ?? set.ca.certPem,
+  });
   const name = cluster.metadata.name;
   set = await applyCaRotation(set, decision, io.now, () =>
     generateCa({ commonName: `conflux-ca-${name}`.slice(0, 64), validDays: CA_VALID_DAYS }),

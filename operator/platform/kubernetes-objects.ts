@@ -187,15 +187,22 @@ export function buildClientService(cluster: ConfluxCluster): V1Service {
   };
 }
 
-export function buildPodDisruptionBudget(cluster: ConfluxCluster): V1PodDisruptionBudget {
+/**
+ * Evictions (node drains) may take members down only while a quorum of the voters stays up: the
+ * same line the operator's rolling update never crosses. `minAvailable` comes from plan(), which
+ * counts the live voters and the pods of a scale in progress (reconcile/plan/owned.ts); without
+ * it, a quorum of the spec's replicas.
+ */
+export function buildPodDisruptionBudget(
+  cluster: ConfluxCluster,
+  minAvailable = quorumOf(cluster.spec.replicas),
+): V1PodDisruptionBudget {
   return {
     apiVersion: 'policy/v1',
     kind: 'PodDisruptionBudget',
     metadata: meta(cluster, resourceNames(cluster).podDisruptionBudget),
-    // Evictions (node drains) may take members down only while a quorum of the desired voters
-    // stays up: the same line the operator's rolling update never crosses.
     spec: {
-      minAvailable: quorumOf(cluster.spec.replicas),
+      minAvailable,
       selector: { matchLabels: selectorLabels(cluster) },
     },
   };
@@ -438,12 +445,16 @@ export interface ClusterObjects {
 }
 
 /** Everything a cluster owns except the TLS Secrets (they need generated material). */
-export function buildClusterObjects(cluster: ConfluxCluster, size: number): ClusterObjects {
+export function buildClusterObjects(
+  cluster: ConfluxCluster,
+  size: number,
+  minAvailable?: number,
+): ClusterObjects {
   return {
     headlessService: buildHeadlessService(cluster),
     clientService: buildClientService(cluster),
     statefulSet: buildStatefulSet(cluster, size),
-    podDisruptionBudget: buildPodDisruptionBudget(cluster),
+    podDisruptionBudget: buildPodDisruptionBudget(cluster, minAvailable),
   };
 }
 

@@ -20,13 +20,16 @@ import {
 import type { Logger } from 'pino';
 import type { AdminClientOptions } from '../../node/api/admin-client.js';
 import type { ConfluxCluster } from '../api/cluster.js';
-import { advanceCaRotation, caSecretFor, memberTlsReports, writeCaSecret } from './kubernetes-ca-rotation.js';
+import type { OwnedView } from '../reconcile/types.js';
+import { caSecretFor, readCaSet, stepCaRotation, writeCaSecret } from './kubernetes-ca-rotation.js';
 import {
   buildAdminTlsSecret,
   buildClusterObjects,
   buildNodeTlsSecret,
   buildPodTemplate,
+  type ClusterObjects,
   DATA_VOLUME,
+  isDevInsecure,
   keepImmutableFields,
   labelSelector,
   POD_TEMPLATE_HASH_ANNOTATION,
@@ -37,6 +40,7 @@ import {
   requiredSecretNames,
   resourceNames,
 } from './kubernetes-objects.js';
+import { budgetDrift, budgetMinAvailable, serviceDrift, tlsView } from './kubernetes-owned.js';
 import type { MemberPod, Platform } from './platform.js';
 import { type CaSet, trustBundle } from './tls-rotation.js';
 import { needsRenewal, renewTlsMaterial, type TlsMaterial } from './tls-secrets.js';
@@ -44,11 +48,6 @@ import { needsRenewal, renewTlsMaterial, type TlsMaterial } from './tls-secrets.
 /** The field manager of every server-side apply (and the owner of the fields it sets). */
 export const FIELD_MANAGER = 'conflux-operator';
 const DEFAULT_ADMIN_TIMEOUT_MS = 10_000;
-/**
- * How often a converged cluster's operator-managed TLS is checked (renewal, CA rotation): its
- * Secrets are otherwise only written when members are added, and certificates age without changes.
- */
-export const TLS_CHECK_INTERVAL_MS = 30_000;
 
 export interface KubernetesPlatformOptions {
   kubeConfig: KubeConfig;
@@ -63,6 +62,8 @@ export interface KubernetesPlatformOptions {
    * needs the operator to run inside the cluster). An API stand-in may map pods elsewhere.
    */
   memberHost?: (cluster: ConfluxCluster, pod: V1Pod | undefined, podName: string) => string;
+  /** memberHost maps pods to their IPs: TLS clusters are refused (certificates name pods by DNS). */
+  podIpAddresses?: boolean;
   /** Records an Event on the cluster (CA rotation phases). */
   event?: (
     cluster: ConfluxCluster,
@@ -79,8 +80,6 @@ export class KubernetesPlatform implements Platform {
   private readonly policy: PolicyV1Api;
   private readonly log: Logger;
   private readonly now: () => Date;
-  /** When each cluster's TLS was last made current (performance.now()), by namespace/name. */
-  private readonly tlsCheckedAt = new Map<string, number>();
 
   constructor(private readonly o: KubernetesPlatformOptions) {
     this.core = o.kubeConfig.makeApiClient(CoreV1Api);
@@ -90,32 +89,17 @@ export class KubernetesPlatform implements Platform {
     this.now = o.now ?? (() => new Date());
   }
 
-  async ensureMembers(cluster: ConfluxCluster, size: number): Promise<void> {
+  async ensureMembers(cluster: ConfluxCluster, size: number, minAvailable?: number): Promise<void> {
     const namespace = cluster.metadata.namespace;
     const log = this.log.child({ cluster: cluster.metadata.name, namespace });
     await this.ensureTls(cluster, log);
-    const objects = buildClusterObjects(cluster, size);
+    const objects = buildClusterObjects(cluster, size, minAvailable);
     const existing = await this.readStatefulSet(cluster);
     const { statefulSet, kept } = keepImmutableFields(objects.statefulSet, existing);
     if (kept.length > 0) {
       log.warn({ kept }, 'StatefulSet fields Kubernetes cannot change were left as they are');
     }
-    for (const service of [objects.headlessService, objects.clientService]) {
-      await this.core.patchNamespacedService(
-        { name: service.metadata!.name!, namespace, body: service, fieldManager: FIELD_MANAGER, force: true },
-        APPLY,
-      );
-    }
-    await this.policy.patchNamespacedPodDisruptionBudget(
-      {
-        name: objects.podDisruptionBudget.metadata!.name!,
-        namespace,
-        body: objects.podDisruptionBudget,
-        fieldManager: FIELD_MANAGER,
-        force: true,
-      },
-      APPLY,
-    );
+    await this.applyCompanions(objects);
     await this.apps.patchNamespacedStatefulSet(
       {
         name: statefulSet.metadata!.name!,
@@ -126,6 +110,81 @@ export class KubernetesPlatform implements Platform {
       },
       APPLY,
     );
+  }
+
+  /** The Services and the disruption budget, server-side applied. */
+  private async applyCompanions(objects: ClusterObjects): Promise<void> {
+    for (const service of [objects.headlessService, objects.clientService]) {
+      const { name, namespace } = service.metadata as { name: string; namespace: string };
+      await this.core.patchNamespacedService(
+        { name, namespace, body: service, fieldManager: FIELD_MANAGER, force: true },
+        APPLY,
+      );
+    }
+    const pdb = objects.podDisruptionBudget;
+    const { name, namespace } = pdb.metadata as { name: string; namespace: string };
+    await this.policy.patchNamespacedPodDisruptionBudget(
+      { name, namespace, body: pdb, fieldManager: FIELD_MANAGER, force: true },
+      APPLY,
+    );
+  }
+
+  async observeOwned(cluster: ConfluxCluster): Promise<OwnedView> {
+    const namespace = cluster.metadata.namespace;
+    const names = resourceNames(cluster);
+    const objects = buildClusterObjects(cluster, 0);
+    const read = <T>(get: () => Promise<T>) =>
+      get().catch((err: unknown) => {
+        if (isNotFound(err)) return null;
+        throw err;
+      });
+    const secret = (name: string | undefined) =>
+      name ? this.readSecret(namespace, name) : Promise.resolve(null);
+    const [headless, client, pdb, ca, node, admin] = await Promise.all([
+      read(() => this.core.readNamespacedService({ name: names.headlessService, namespace })),
+      read(() => this.core.readNamespacedService({ name: names.clientService, namespace })),
+      read(() =>
+        this.policy.readNamespacedPodDisruptionBudget({ name: names.podDisruptionBudget, namespace }),
+      ),
+      secret(names.caSecret),
+      secret(names.nodeSecret),
+      secret(names.adminSecret),
+    ]);
+    const drift = [
+      serviceDrift(objects.headlessService, headless),
+      serviceDrift(objects.clientService, client),
+      budgetDrift(objects.podDisruptionBudget, pdb),
+    ].filter((d): d is string => d !== null);
+    const dev = isDevInsecure(cluster);
+    return {
+      drift,
+      pdbMinAvailable: budgetMinAvailable(pdb),
+      tls: dev ? null : tlsView(cluster, { ca, node, admin }, this.o.clusterDomain),
+      unsupported:
+        this.o.podIpAddresses && !dev
+          ? [
+              'the operator reaches members by pod IP (--member-address pod-ip), but member certificates name pods by DNS only, so TLS cannot verify them: run the operator with --member-address dns, or this cluster without TLS',
+            ]
+          : [],
+    };
+  }
+
+  async repairOwned(cluster: ConfluxCluster, minAvailable: number): Promise<void> {
+    const log = this.log.child({ cluster: cluster.metadata.name, namespace: cluster.metadata.namespace });
+    await this.ensureTls(cluster, log);
+    await this.applyCompanions(buildClusterObjects(cluster, 0, minAvailable));
+  }
+
+  async renewCertificates(cluster: ConfluxCluster): Promise<void> {
+    await this.ensureTls(
+      cluster,
+      this.log.child({ cluster: cluster.metadata.name, namespace: cluster.metadata.namespace }),
+    );
+  }
+
+  async rotateCa(cluster: ConfluxCluster, step: 'start' | 'promote' | 'finish'): Promise<void> {
+    const log = this.log.child({ cluster: cluster.metadata.name, namespace: cluster.metadata.namespace });
+    await this.ensureTls(cluster, log, step);
   }
 
   async setSize(cluster: ConfluxCluster): Promise<number> {
@@ -246,28 +305,7 @@ export class KubernetesPlatform implements Platform {
    * deleted Secret must not leave the cluster unreconcilable.
    */
   async adminClient(cluster: ConfluxCluster): Promise<AdminClientOptions> {
-    await this.maintainTls(cluster);
     return this.readAdminClient(cluster, true);
-  }
-
-  /**
-   * Every TLS_CHECK_INTERVAL_MS (adminClient is called each pass), the operator-managed TLS
-   * Secrets are made current, so a leaf close to expiry is renewed and a CA close to expiry is
-   * rotated on a cluster that changes nothing else. A failure is logged, not thrown: the members
-   * keep the material they have, and the next check tries again.
-   */
-  private async maintainTls(cluster: ConfluxCluster): Promise<void> {
-    if (!cluster.spec.tls.operatorManaged) return;
-    const key = `${cluster.metadata.namespace}/${cluster.metadata.name}`;
-    const last = this.tlsCheckedAt.get(key);
-    if (last !== undefined && performance.now() - last < TLS_CHECK_INTERVAL_MS) return;
-    this.tlsCheckedAt.set(key, performance.now());
-    const log = this.log.child({ cluster: cluster.metadata.name, namespace: cluster.metadata.namespace });
-    try {
-      await this.ensureTls(cluster, log);
-    } catch (err) {
-      log.warn({ err: (err as Error).message }, 'could not make the TLS Secrets current');
-    }
   }
 
   private async readAdminClient(cluster: ConfluxCluster, issue: boolean): Promise<AdminClientOptions> {
@@ -315,7 +353,11 @@ export class KubernetesPlatform implements Platform {
    * Makes the TLS Secrets current. Members re-read their mounted certificate files while they run
    * (node/certs/reload.ts), so a renewal does not change the pod template or restart pods.
    */
-  private async ensureTls(cluster: ConfluxCluster, log: Logger): Promise<void> {
+  private async ensureTls(
+    cluster: ConfluxCluster,
+    log: Logger,
+    rotationStep?: 'start' | 'promote' | 'finish',
+  ): Promise<void> {
     const names = requiredSecretNames(cluster);
     if (!names) return;
     const namespace = cluster.metadata.namespace;
@@ -346,16 +388,14 @@ export class KubernetesPlatform implements Platform {
     if (ca) current.ca = ca;
     if (node) current.node = node;
     if (admin) current.admin = admin;
-    // A working CA is rotated with an overlap, one phase per pass (kubernetes-ca-rotation.ts).
-    const event = this.o.event;
-    const rotation = await advanceCaRotation(cluster, caSecret, node?.certPem, {
-      now: this.now(),
-      log,
-      // Never issues: ensureTls is what issues.
-      probe: async () =>
-        memberTlsReports(await this.pods(cluster), await this.readAdminClient(cluster, false)),
-      ...(event ? { event: (type, reason, message) => event(cluster, type, reason, message) } : {}),
-    });
+    // A working CA is rotated with an overlap, one step per pass, as plan() decides
+    // (reconcile/plan/owned.ts); otherwise the CA set stays as the CA Secret records it.
+    const recorded = readCaSet(caSecret, this.now());
+    const rotation =
+      recorded && rotationStep ? await stepCaRotation(cluster, recorded, rotationStep, this.now()) : recorded;
+    if (rotationStep && !recorded)
+      throw new Error(`Secret ${namespace}/${caName} holds no usable CA to rotate`);
+    if (rotationStep) log.info({ step: rotationStep, phase: rotation?.phase ?? null }, 'CA rotation step');
     if (rotation) current.ca = rotation.ca;
     const renewal = await renewTlsMaterial(cluster, current, this.now(), {
       ...(this.o.clusterDomain ? { clusterDomain: this.o.clusterDomain } : {}),

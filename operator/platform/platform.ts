@@ -5,6 +5,7 @@
 
 import type { AdminClientOptions } from '../../node/api/admin-client.js';
 import type { ClusterStatus, ConfluxBackup, ConfluxCluster } from '../api/cluster.js';
+import type { OwnedView } from '../reconcile/types.js';
 
 /** One member slot of the set (a StatefulSet pod, or a local process), by ordinal. */
 export interface MemberPod {
@@ -28,9 +29,21 @@ export interface Platform {
   /**
    * Create or update everything the cluster owns so that member slots 0..size-1 exist (services,
    * certificates, disruption budget, the StatefulSet at `size` replicas, or the processes).
-   * Idempotent. Slots at `size` and above are stopped; their volumes are kept.
+   * Idempotent. Slots at `size` and above are stopped; their volumes are kept. `minAvailable`
+   * sizes the disruption budget (plan prices the live voters in; default a quorum of the spec).
    */
-  ensureMembers(cluster: ConfluxCluster, size: number): Promise<void>;
+  ensureMembers(cluster: ConfluxCluster, size: number, minAvailable?: number): Promise<void>;
+  /**
+   * What the cluster owns besides its member slots (Services, disruption budget, TLS Secrets) as
+   * it is now, with each certificate's validity. A platform without such objects omits it.
+   */
+  observeOwned?(cluster: ConfluxCluster): Promise<OwnedView>;
+  /** Apply the owned objects again (the StatefulSet untouched), the budget at `minAvailable`. */
+  repairOwned?(cluster: ConfluxCluster, minAvailable: number): Promise<void>;
+  /** Re-issue what is due of the operator-managed TLS material (the CA only when missing or expired). */
+  renewCertificates?(cluster: ConfluxCluster): Promise<void>;
+  /** One step of the CA rotation, then the leaf Secrets made current under the new CA set. */
+  rotateCa?(cluster: ConfluxCluster, step: 'start' | 'promote' | 'finish'): Promise<void>;
   /** How many member slots exist now (the StatefulSet's replicas). 0 before the first ensure. */
   setSize(cluster: ConfluxCluster): Promise<number>;
   /** The member slots that exist, by ordinal. */

@@ -143,6 +143,22 @@ export interface TlsRenewal {
   warnings: string[];
 }
 
+/**
+ * What is wrong with a leaf regardless of the clock (missing, unreadable, a key that does not
+ * match, not signed by `caPem`, or what `check` finds), or null. Expiry is the planner's to judge.
+ */
+export function leafDefect(
+  pair: CertKeyPair | undefined,
+  caPem: string,
+  check: (certPem: string) => string | null,
+): string | null {
+  if (!pair) return 'missing';
+  if (parse(pair.certPem) === null) return 'unreadable';
+  if (!keyMatches(pair)) return 'its key does not match';
+  if (!issuedBy(pair.certPem, caPem)) return 'not signed by the current CA';
+  return check(pair.certPem);
+}
+
 /** Why a leaf must be re-issued, or null when it is fine. */
 function leafProblem(
   pair: CertKeyPair | undefined,
@@ -150,12 +166,38 @@ function leafProblem(
   now: Date,
   check: (certPem: string) => string | null,
 ): string | null {
-  if (!pair) return 'missing';
-  if (parse(pair.certPem) === null) return 'unreadable';
-  if (!keyMatches(pair)) return 'its key does not match';
-  if (!issuedBy(pair.certPem, ca.certPem)) return 'not signed by the current CA';
+  const defect = leafDefect(pair, ca.certPem, () => null);
+  if (defect || !pair) return defect ?? 'missing';
   if (needsRenewal(pair.certPem, now)) return `expires within ${RENEW_BEFORE_DAYS} days`;
   return check(pair.certPem);
+}
+
+/** What the node certificate lacks of the names every member must carry, or null. */
+export function nodeNamesProblem(
+  cluster: ConfluxCluster,
+  certPem: string,
+  clusterDomain?: string,
+): string | null {
+  const sans = nodeCertSans(cluster, clusterDomain);
+  const have = certificateNames(certPem);
+  const missing = [
+    ...sans.dnsNames.filter((n) => !have.dnsNames.includes(n)),
+    ...sans.ipAddresses.filter((ip) => !have.ipAddresses.includes(ip)),
+  ];
+  return missing.length > 0 ? `lacks ${missing.join(', ')}` : null;
+}
+
+/** Whether the admin certificate lacks the admin organization, as a problem line. */
+export function adminOrgProblem(certPem: string): string | null {
+  return organizations(certPem).includes(ADMIN_ORGANIZATION) ? null : `lacks O=${ADMIN_ORGANIZATION}`;
+}
+
+/** What is wrong with a CA pair regardless of the clock, or null. */
+export function caDefect(ca: CertKeyPair | undefined): string | null {
+  if (!ca) return 'missing';
+  if (parse(ca.certPem) === null) return 'unreadable';
+  if (!keyMatches(ca)) return 'its key does not match';
+  return null;
 }
 
 /**
@@ -192,23 +234,16 @@ export async function renewTlsMaterial(
 
   const sans = nodeCertSans(cluster, options.clusterDomain);
   let node = current.node;
-  const nodeProblem = leafProblem(node, ca, now, (certPem) => {
-    const have = certificateNames(certPem);
-    const missing = [
-      ...sans.dnsNames.filter((n) => !have.dnsNames.includes(n)),
-      ...sans.ipAddresses.filter((ip) => !have.ipAddresses.includes(ip)),
-    ];
-    return missing.length > 0 ? `lacks ${missing.join(', ')}` : null;
-  });
+  const nodeProblem = leafProblem(node, ca, now, (certPem) =>
+    nodeNamesProblem(cluster, certPem, options.clusterDomain),
+  );
   if (nodeProblem || !node) {
     node = await generateNodeCert(ca, { nodeId: name, ...sans, ...validity(LEAF_VALID_DAYS) });
     reasons.push(`node certificate: ${nodeProblem}`);
   }
 
   let admin = current.admin;
-  const adminProblem = leafProblem(admin, ca, now, (certPem) =>
-    organizations(certPem).includes(ADMIN_ORGANIZATION) ? null : `lacks O=${ADMIN_ORGANIZATION}`,
-  );
+  const adminProblem = leafProblem(admin, ca, now, adminOrgProblem);
   if (adminProblem || !admin) {
     admin = await generateAdminCert(ca, { commonName: ADMIN_COMMON_NAME, ...validity(LEAF_VALID_DAYS) });
     reasons.push(`admin certificate: ${adminProblem}`);

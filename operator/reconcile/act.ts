@@ -38,7 +38,20 @@ export async function act(platform: Platform, obs: Observation, action: Action):
 
   switch (action.type) {
     case 'ensure-members':
-      await platform.ensureMembers(cluster, action.size);
+      await platform.ensureMembers(cluster, action.size, action.minAvailable);
+      return {};
+    case 'repair-owned':
+      if (!platform.repairOwned) throw new Error(`the ${platform.kind} platform owns no objects to repair`);
+      await platform.repairOwned(cluster, action.minAvailable);
+      return {};
+    case 'renew-certificates':
+      if (!platform.renewCertificates)
+        throw new Error(`the ${platform.kind} platform issues no certificates`);
+      await platform.renewCertificates(cluster);
+      return {};
+    case 'rotate-ca':
+      if (!platform.rotateCa) throw new Error(`the ${platform.kind} platform has no CA to rotate`);
+      await platform.rotateCa(cluster, action.step);
       return {};
     case 'initialize': {
       const members: Record<string, MemberAddresses> = {};

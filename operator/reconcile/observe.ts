@@ -1,6 +1,7 @@
 // observe: everything plan() decides on, read fresh each pass — the member slots from the
-// platform, each node's own view (`/_internal/status`), the cluster's aggregated status and the
-// admin operation in flight. A node that does not answer is an observation, not an error.
+// platform, each node's own view (`/_internal/status`, with the TLS material it has loaded), the
+// cluster's aggregated status, the admin operation in flight, and what the cluster owns besides
+// its members (Services, disruption budget, certificates and their expiry). A node that does not answer is an observation, not an error.
 
 import { type AdminClientOptions, adminCallParsed } from '../../node/api/admin-client.js';
 import {
@@ -25,11 +26,12 @@ export async function observe(
 ): Promise<Observation> {
   const client = await platform.adminClient(cluster);
   const probe = { ...client, timeoutMs: Math.min(client.timeoutMs, PROBE_TIMEOUT_MS) };
-  const [setSize, pods, volumes, templateRevision] = await Promise.all([
+  const [setSize, pods, volumes, templateRevision, owned] = await Promise.all([
     platform.setSize(cluster),
     platform.pods(cluster),
     platform.volumes(cluster),
     platform.templateRevision(cluster),
+    platform.observeOwned?.(cluster),
   ]);
   const slots = await Promise.all(
     pods.map(async (pod): Promise<SlotView> => {
@@ -53,7 +55,17 @@ export async function observe(
   const source = statusSource(slots);
   const status = source ? await clusterStatus(source, probe) : null;
   const operation = source ? await operationInFlight(cluster, source, probe) : null;
-  return { now, cluster, setSize, slots, volumes, status, operation, templateRevision };
+  return {
+    now,
+    cluster,
+    setSize,
+    slots,
+    volumes,
+    status,
+    operation,
+    templateRevision,
+    ...(owned ? { owned } : {}),
+  };
 }
 
 /** Who to ask for cluster-wide documents: the leader if a slot runs it, else any initialized node. */

@@ -259,7 +259,7 @@ const cases: Case[] = [
   {
     name: 'fresh cluster without slots: create 3',
     world: { slots: [] },
-    action: { type: 'ensure-members', size: 3 },
+    action: { type: 'ensure-members', size: 3, minAvailable: 2 },
     check: (p) => {
       expect(p.status.phase).toBe('Pending');
       expect(p.status.operation).toMatchObject({ kind: 'Bootstrap', step: 'creating-members' });
@@ -270,7 +270,7 @@ const cases: Case[] = [
   {
     name: 'fewer slots than replicas before bootstrap: ensure all of them',
     world: { slots: ['fresh'] },
-    action: { type: 'ensure-members', size: 3 },
+    action: { type: 'ensure-members', size: 3, minAvailable: 2 },
   },
   {
     name: 'slots up but not answering: wait',
@@ -308,7 +308,7 @@ const cases: Case[] = [
   {
     name: 'restore: one slot first',
     world: { spec: { restore: { snapshotUri: 's3://b/snap-1' } }, slots: [] },
-    action: { type: 'ensure-members', size: 1 },
+    action: { type: 'ensure-members', size: 1, minAvailable: 1 },
     check: (p) => {
       expect(p.status.phase).toBe('Restoring');
       expect(p.status.operation).toMatchObject({ kind: 'Restore', step: 'creating-member', ordinal: 0 });
@@ -317,7 +317,7 @@ const cases: Case[] = [
   {
     name: 'restore: shrink a never-bootstrapped set to one slot',
     world: { spec: { restore: { snapshotUri: 's3://b/snap-1' } }, slots: ['fresh', 'fresh', 'fresh'] },
-    action: { type: 'ensure-members', size: 1 },
+    action: { type: 'ensure-members', size: 1, minAvailable: 1 },
   },
   {
     name: 'restore: wait for slot 0 to answer',
@@ -367,7 +367,7 @@ const cases: Case[] = [
         members: prevMembers([0]),
       },
     },
-    action: { type: 'ensure-members', size: 2 },
+    action: { type: 'ensure-members', size: 2, minAvailable: 2 },
     check: (p) => {
       expect(eventReasons(p)).not.toContain('RestoreRefused');
       expect(p.status.restoredFrom).toEqual({ clusterId: 'old-1', uri: 's3://b/snap-1' });
@@ -378,7 +378,7 @@ const cases: Case[] = [
   {
     name: 'scale-up 3->5: ensure 4',
     world: { spec: { replicas: 5 }, slots: ['voter', 'voter', 'voter'] },
-    action: { type: 'ensure-members', size: 4 },
+    action: { type: 'ensure-members', size: 4, minAvailable: 3 },
     check: (p) => {
       expect(p.status.phase).toBe('Scaling');
       expect(p.status.operation).toMatchObject({
@@ -427,7 +427,7 @@ const cases: Case[] = [
   {
     name: 'scale-up 3->5: ensure 5',
     world: { spec: { replicas: 5 }, slots: ['voter', 'voter', 'voter', 'voter'] },
-    action: { type: 'ensure-members', size: 5 },
+    action: { type: 'ensure-members', size: 5, minAvailable: 4 },
   },
   {
     name: 'scale-up 3->5: add 4',
@@ -521,7 +521,7 @@ const cases: Case[] = [
   {
     name: 'scale-down 5->3: slot 4 removed -> shrink to 4',
     world: { spec: { replicas: 3 }, slots: ['voter', 'voter', 'voter', 'voter', 'removed'] },
-    action: { type: 'ensure-members', size: 4 },
+    action: { type: 'ensure-members', size: 4, minAvailable: 3 },
     check: (p) =>
       expect(p.status.operation).toMatchObject({ kind: 'ScaleDown', ordinal: 4, step: 'shrinking' }),
   },
@@ -766,7 +766,7 @@ const cases: Case[] = [
   {
     name: 'scale-down of a never-added slot: shrink directly',
     world: { spec: { replicas: 3 }, slots: ['voter', 'voter', 'voter', 'fresh'] },
-    action: { type: 'ensure-members', size: 3 },
+    action: { type: 'ensure-members', size: 3, minAvailable: 2 },
   },
   {
     name: 'remove operation running: wait for it',
@@ -852,7 +852,7 @@ const cases: Case[] = [
   {
     name: 'every slot gone after bootstrap: recreate them',
     world: { slots: [], prev: { clusterId: CID, members: prevMembers([0, 1, 2]) } },
-    action: { type: 'ensure-members', size: 3 },
+    action: { type: 'ensure-members', size: 3, minAvailable: 2 },
   },
   {
     name: 'the members answer for another cluster: Stalled ClusterIdMismatch',
@@ -1010,10 +1010,10 @@ describe('plan: flows', () => {
     expect(steps).toEqual([
       { type: 'transfer-leader', ordinal: 4 },
       { type: 'remove-member', ordinal: 4, nodeId: nid(4) },
-      { type: 'ensure-members', size: 4 },
+      { type: 'ensure-members', size: 4, minAvailable: 3 },
       { type: 'delete-volume', ordinal: 4 },
       { type: 'remove-member', ordinal: 3, nodeId: nid(3) },
-      { type: 'ensure-members', size: 3 },
+      { type: 'ensure-members', size: 3, minAvailable: 2 },
       { type: 'delete-volume', ordinal: 3 },
       { type: 'none' },
     ]);
@@ -1032,10 +1032,10 @@ describe('plan: flows', () => {
       else if (a.type === 'add-member') slots = slots.map((k, o) => (o === a.ordinal ? 'voter' : k));
     }
     expect(steps.map((a) => (a.type === 'wait' ? 'wait' : a))).toEqual([
-      { type: 'ensure-members', size: 4 },
+      { type: 'ensure-members', size: 4, minAvailable: 3 },
       'wait',
       { type: 'add-member', ordinal: 3 },
-      { type: 'ensure-members', size: 5 },
+      { type: 'ensure-members', size: 5, minAvailable: 4 },
       'wait',
       { type: 'add-member', ordinal: 4 },
       { type: 'none' },
@@ -1045,7 +1045,11 @@ describe('plan: flows', () => {
   it('restore: one slot, restore, then grow to replicas', () => {
     const restore = { snapshotUri: 's3://b/snap-1' };
     const spec = { replicas: 3, restore };
-    expect(plan(observe({ spec, slots: [] })).action).toEqual({ type: 'ensure-members', size: 1 });
+    expect(plan(observe({ spec, slots: [] })).action).toEqual({
+      type: 'ensure-members',
+      size: 1,
+      minAvailable: 1,
+    });
     expect(plan(observe({ spec, slots: ['silent'] })).action.type).toBe('wait');
     expect(plan(observe({ spec, slots: ['fresh'] })).action).toEqual({
       type: 'restore',
@@ -1057,7 +1061,7 @@ describe('plan: flows', () => {
       members: prevMembers([0]),
     };
     const grow = plan(observe({ spec, slots: ['voter'], prev: restored }));
-    expect(grow.action).toEqual({ type: 'ensure-members', size: 2 });
+    expect(grow.action).toEqual({ type: 'ensure-members', size: 2, minAvailable: 2 });
     expect(grow.events.map((e) => e.reason)).not.toContain('RestoreRefused');
   });
 });

@@ -5,14 +5,18 @@
 // The rules, first match wins:
 //   paused                     -> wait (nothing else)
 //   never bootstrapped         -> restore flow (spec.restore) or bootstrap flow
+//   unsupported settings       -> stalled (the platform cannot run them: pod-ip addressing with TLS)
 //   bootstrapped:
 //     reclaim                  -> delete the volume of a slot a scale-down shrank away
 //     recover                  -> recreate the member slots after the set vanished
+//     certificates due         -> re-issue them (missing, broken, within 30 days of expiry)
+//     owned objects drifted    -> apply them again (a deleted Service, a budget off the live voters)
 //     status unavailable       -> wait
 //     quorum lost              -> wait and say so; rebuild from a survivor only with spec.recovery
 //     after a recovery         -> wipe the slots that still hold the old cluster's data
 //     cluster id mismatch      -> stalled
 //     admin operation running  -> wait for it
+//     CA rotation              -> its next step (start, promote, finish) or wait for the members
 //     scale down               -> transfer leadership / remove / shrink, highest ordinal first
 //     replace members          -> a pod that lost its data: remove its dead member, add its new node
 //     add members              -> add the lowest slot whose node is not a voter (stalled if foreign)
@@ -25,7 +29,8 @@
 //
 // The rules live in ./plan/: context.ts (the digested observation and shared lookups),
 // bootstrap.ts (paused, restore, bootstrap), scale.ts (reclaim, scale down, add, grow),
-// health.ts (recover, status, cluster id, operation, health), membership.ts (quorum and retries).
+// health.ts (recover, status, cluster id, operation, health), membership.ts (quorum and retries),
+// owned.ts (unsupported settings, certificates, CA rotation, owned objects and the budget).
 
 import type { ClusterStatus, OperationStatus } from '../api/cluster.js';
 import { type Assessment, deriveConditions, findCondition, isConditionTrue } from './conditions.js';
@@ -43,6 +48,13 @@ import {
   stillMember,
 } from './plan/context.js';
 import { awaitHealth, awaitOperation, checkClusterId, recoverMembers, requireStatus } from './plan/health.js';
+import {
+  desiredMinAvailable,
+  refuseUnsupported,
+  renewCertificates,
+  repairOwned,
+  rotateCa,
+} from './plan/owned.js';
 import { recoveredFromStatus, recoverQuorum, wipeOldMembers } from './plan/recovery.js';
 import { memberReplaced, replaceMembers } from './plan/replace.js';
 import { rollingUpdate } from './plan/rolling.js';
@@ -56,7 +68,15 @@ export { removalRisk } from './plan/membership.js';
 
 export function plan(obs: Observation): Plan {
   const ctx = digest(obs);
-  const decision = decide(ctx);
+  const decided = decide(ctx);
+  // Whatever applies the members' objects applies the budget the live voters need.
+  const decision =
+    decided.action.type === 'ensure-members'
+      ? {
+          ...decided,
+          action: { ...decided.action, minAvailable: desiredMinAvailable(ctx, decided.action.size) },
+        }
+      : decided;
   const notices = ctx.spec.paused
     ? []
     : [restoreRefused(ctx), volumeRetained(ctx), memberReplaced(ctx)].filter((n) => n !== null);
@@ -103,16 +123,20 @@ function decide(ctx: Ctx): Decision {
   const rules: Rule[] = ctx.spec.paused
     ? [paused]
     : !ctx.bootstrapped
-      ? [ctx.spec.restore ? restoreFlow : bootstrapFlow]
+      ? [refuseUnsupported, ctx.spec.restore ? restoreFlow : bootstrapFlow]
       : [
+          refuseUnsupported,
           reclaimVolume,
           reclaimOrphanVolume,
           recoverMembers,
+          renewCertificates,
+          repairOwned,
           requireStatus,
           recoverQuorum,
           wipeOldMembers,
           checkClusterId,
           awaitOperation,
+          rotateCa,
           scaleDown,
           replaceMembers,
           addMembers,

@@ -33,12 +33,60 @@ export interface Observation {
   operation: Operation | null;
   /** The pod template revision the spec asks for now (what a restarted member runs). */
   templateRevision?: string;
+  /** The objects the cluster owns besides its members, and its certificates (absent: not observed). */
+  owned?: OwnedView;
+}
+
+/** One certificate as observed: its validity, and what is wrong with it regardless of the clock. */
+export interface CertView {
+  notBefore: string;
+  notAfter: string;
+  /** SHA-256 of the certificate (as members report what they serve and trust). */
+  fingerprint: string;
+  /** Missing key, not signed by the signing CA, a name it lacks...; null when only time can fault it. */
+  problem: string | null;
+}
+
+/** The cluster's TLS material as its Secrets hold it (docs/OPERATOR.md, "Certificates"). */
+export interface TlsView {
+  /** The operator issues and renews it; otherwise the user provides it and it is only reported. */
+  managed: boolean;
+  /** The signing CA; null when missing or unusable (then `caProblem` says why). */
+  ca: CertView | null;
+  caProblem: string | null;
+  /** The CA rotation recorded in the CA Secret: its phase, since when, and the CA taking over. */
+  rotation: { phase: 'trust-new' | 'issue-new' | null; since: string | null; next: CertView | null };
+  /** The node certificate every member serves; null when missing. */
+  node: CertView | null;
+  /** The operator's admin client certificate; null when missing. */
+  admin: CertView | null;
+}
+
+/** What the cluster owns besides its members, as it is now. */
+export interface OwnedView {
+  /** Owned objects that are missing or differ from what the operator applies, one line each. */
+  drift: string[];
+  /** The PodDisruptionBudget's minAvailable now (null: no budget). */
+  pdbMinAvailable: number | null;
+  /** Null without TLS (dev-insecure). */
+  tls: TlsView | null;
+  /** Settings this platform cannot run the cluster with, one line each (the cluster is refused). */
+  unsupported: string[];
 }
 
 /** The one step the reconciler takes next. Every action is idempotent. */
 export type Action =
-  /** Make slots 0..size-1 exist (and everything the cluster owns up to date). */
-  | { type: 'ensure-members'; size: number }
+  /**
+   * Make slots 0..size-1 exist (and everything the cluster owns up to date); the disruption
+   * budget at `minAvailable` when given (plan prices the live voters in).
+   */
+  | { type: 'ensure-members'; size: number; minAvailable?: number }
+  /** Re-apply what the cluster owns besides its StatefulSet (Services, budget, Secrets). */
+  | { type: 'repair-owned'; minAvailable: number; repairs: string[] }
+  /** Re-issue the certificates that are due (missing, broken, close to expiry). */
+  | { type: 'renew-certificates'; reasons: string[] }
+  /** One step of the CA rotation (docs/OPERATOR.md, "Certificates"). */
+  | { type: 'rotate-ca'; step: 'start' | 'promote' | 'finish'; reason: string }
   /** POST /_cluster/initialize on slot 0 with every slot 0..size-1 as a member. */
   | { type: 'initialize'; ordinals: number[] }
   /** POST /_cluster/restore on slot 0. */
