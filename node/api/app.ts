@@ -95,7 +95,9 @@ export async function buildClientApi(ctx: ApiContext, opts: ApiServerOptions): P
     // will never serve again, so it is not ready, and says why.
     const stopped = ctx.raft.stopReason();
     const member = M.isInitialized(m.membership) && M.members(m.membership).includes(ctx.nodeId);
-    const ready = !stopped && member && (m.currentLeader !== null || m.state === 'learner');
+    // A data directory deleted under the running node: what it holds is no longer durable.
+    const dataDir = ctx.dataDir?.problem() ?? null;
+    const ready = !stopped && !dataDir && member && (m.currentLeader !== null || m.state === 'learner');
     return reply.status(ready ? 200 : 503).send({
       ready,
       node: ctx.nodeId,
@@ -103,6 +105,7 @@ export async function buildClientApi(ctx: ApiContext, opts: ApiServerOptions): P
       leader: m.currentLeader,
       term: m.currentTerm,
       ...(stopped ? { stopped: stopped.message } : {}),
+      ...(dataDir ? { dataDir } : {}),
     });
   });
   app.get('/metrics', exempt, async (_req, reply) => {

@@ -44,6 +44,8 @@ export interface ApiContext {
   apiAddressOf(id: string): string | undefined;
   /** The clock and timers of the request paths; the process's own when absent (node/sim drives them). */
   timers?: ApiTimers;
+  /** Whether the data directory is still the one the node opened (node/storage/dir-watch.ts). */
+  dataDir?: { problem(): string | null };
 }
 
 /** Time as the request paths see it. */

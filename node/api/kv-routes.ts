@@ -9,6 +9,8 @@ import { txnAnswerBytes, txnAnswerEstimate } from '../kv/answer-size.js';
 import { encodeCommand, type KvCommand } from '../kv/commands.js';
 import type { KvApplyResult } from '../kv/types.js';
 import { validateKey, validatePrefix } from '../kv/validate.js';
+import { RaftError } from '../raft/errors.js';
+import { isInitialized } from '../raft/membership.js';
 import { type ApiContext, onLeader, withTimeout } from './context.js';
 import { checkMinRevision } from './fencing.js';
 import { decodeValue, kvJson } from './json.js';
@@ -79,7 +81,13 @@ async function read<T>(
     checkMinRevision(ctx, req);
     return fn();
   };
-  if (consistency === 'serializable') return local();
+  if (consistency === 'serializable') {
+    // A node that belongs to no cluster (one whose data was lost, started again empty) has nothing
+    // to serve: an empty answer would look like a cluster without the keys.
+    if (!isInitialized(ctx.raft.metrics().membership))
+      throw new RaftError('NOT_INITIALIZED', `node ${ctx.nodeId} belongs to no cluster (yet): ask a member`);
+    return local();
+  }
   return onLeader(ctx, req, reply, async () => {
     await withTimeout(
       ctx.raft.ensureLinearizable(),

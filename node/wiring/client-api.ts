@@ -11,6 +11,7 @@ import type { NodeTls } from '../certs/node-tls.js';
 import type { NodeConfig } from '../config.js';
 import type { NodeMetrics } from '../metrics.js';
 import { splitHostPort } from '../shapes/address.js';
+import { type DataDirWatch, watchDataDir } from '../storage/dir-watch.js';
 import type { NodeCore } from './core.js';
 
 export interface ClientApi {
@@ -72,10 +73,12 @@ export async function startClientApi(
     config.quotaBytes ?? defaultQuotaBytes(process.constrainedMemory?.()),
   );
   const ctx = apiContext(config, core, { ...deps, quota });
+  ctx.dataDir = watchDataDir(config.dataDir, deps.log.child({ component: 'storage' }));
   const api = await buildClientApi(ctx, {
     logger: deps.log.child({ component: 'api' }),
     ...(deps.tls ? { https: deps.tls } : {}),
   });
+  api.addHook('onClose', async () => (ctx.dataDir as DataDirWatch).stop());
   const [apiHost, apiPort] = splitHostPort(config.apiAddr);
   await api.listen({ host: apiHost, port: apiPort });
   return { api, apiUrl: `${deps.tls ? 'https' : 'http'}://${config.advertiseApiAddr}`, quota };
