@@ -8,13 +8,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { binariesPresent, ensureBinaries, hasGo } from './binaries.js';
 import { type ControlPlane, startControlPlane } from './control-plane.js';
 import { alive, httpsRequest, sleep } from './proc.js';
+import { skipUnless } from './require.js';
 
-const canRun = binariesPresent() || hasGo();
-if (!canRun) {
-  console.warn(
-    'control-plane.test.ts skipped: no Go toolchain to build the Kubernetes binaries (e2e/cluster/build.sh) and none cached',
-  );
-}
+const skip = skipUnless(
+  binariesPresent() || hasGo(),
+  'control-plane.test.ts',
+  'no Go toolchain to build the Kubernetes binaries (e2e/cluster/build.sh) and none cached',
+);
 
 const NS = 'cluster-test';
 
@@ -35,7 +35,7 @@ interface PodList {
   }[];
 }
 
-describe.skipIf(!canRun)('real Kubernetes control plane', () => {
+describe.skipIf(skip)('real Kubernetes control plane', () => {
   let cp: ControlPlane;
 
   beforeAll(async () => {

@@ -32,10 +32,13 @@ import {
   type RealCluster,
   startRealCluster,
 } from './real-env.js';
+import { skipUnless } from './require.js';
 
-const canRun = canRunRealCluster();
-if (!canRun)
-  console.warn('tls-rotation.test.ts skipped: needs root and the Kubernetes binaries (or Go to build them)');
+const skip = skipUnless(
+  canRunRealCluster(),
+  'tls-rotation.test.ts',
+  'needs root and the Kubernetes binaries (or Go to build them)',
+);
 
 const NAME = 'certs';
 const REPLICAS = 3;
@@ -54,7 +57,7 @@ const cnOf = (pem: string) => /CN=([^\n,]+)/.exec(new X509Certificate(pem).subje
 const pemsOf = (bundle: string) =>
   bundle.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
 
-describe.skipIf(!canRun)('certificate renewal and CA rotation on a real cluster', () => {
+describe.skipIf(skip)('certificate renewal and CA rotation on a real cluster', () => {
   let cluster: RealCluster | undefined;
   const env = () => {
     if (!cluster) throw new Error('the cluster did not start');

@@ -19,13 +19,16 @@ import { type ControlPlane, startControlPlane } from '../control-plane.js';
 import { checkHost, type PodNetwork, preparePodNetwork } from '../network/pod-network.js';
 import { issue, makeCa } from '../pki.js';
 import { httpsRequest, until as untilDone } from '../proc.js';
+import { skipUnless } from '../require.js';
 import { confluxImage } from './images.js';
 import { loadKubeConfig } from './kube.js';
 import { controlPlaneCredentials, type Kubelet, startKubelet } from './kubelet.js';
 
-const canRun = (binariesPresent() || hasGo()) && process.getuid?.() === 0;
-if (!canRun)
-  console.warn('kubelet.test.ts skipped: needs root and the Kubernetes binaries (or Go to build them)');
+const skip = skipUnless(
+  (binariesPresent() || hasGo()) && process.getuid?.() === 0,
+  'kubelet.test.ts',
+  'needs root and the Kubernetes binaries (or Go to build them)',
+);
 
 const NS = 'kubelet-test';
 const IMAGE = 'conflux.test/echo:1';
@@ -64,7 +67,7 @@ const isReady = (p: V1Pod) =>
   p.status?.phase === 'Running' &&
   p.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
 
-describe.skipIf(!canRun)('process kubelet', () => {
+describe.skipIf(skip)('process kubelet', () => {
   let dir: string;
   let cp: ControlPlane;
   let network: PodNetwork;

@@ -7,10 +7,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CoreV1Api, V1Pod, V1PodStatus, V1Secret } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { skipUnless } from '../require.js';
 import { sleep } from './kube.js';
 import { type PodNetworkApi, PodWorker, type PodWorkerContext } from './pod-worker.js';
 
-const canRun = process.getuid?.() === 0;
+const skip = skipUnless(
+  process.getuid?.() === 0,
+  'pod-worker.test.ts',
+  'needs root (mount and UTS namespaces)',
+);
 
 /** Loopback addresses in the host namespace stand in for sandboxes. */
 class FakeNetwork implements PodNetworkApi {
@@ -46,7 +51,7 @@ http.createServer((q, r) => {
 process.on('SIGTERM', () => { console.log('got SIGTERM'); process.exit(0); });
 `;
 
-describe.skipIf(!canRun)('pod worker (fake network, fake API)', () => {
+describe.skipIf(skip)('pod worker (fake network, fake API)', () => {
   let dir: string;
   let mnt: string;
   let secret: V1Secret;
