@@ -109,8 +109,10 @@ async function main(): Promise<void> {
   let inconclusive = 0;
   let ops = 0;
   const began = performance.now();
+  const finished = new Set<number>();
   const report = (r: StackRunResult) => {
     done++;
+    finished.add(r.seed);
     ops += r.ops;
     if (r.inconclusive) inconclusive++;
     addCoverage(coverage, r.coverage);
@@ -126,6 +128,32 @@ async function main(): Promise<void> {
     }
   };
   const seeds = Array.from({ length: count }, (_, i) => start + i);
+  const children: ReturnType<typeof fork>[] = [];
+  const summary = (interrupted: boolean) => {
+    const seconds = (performance.now() - began) / 1000;
+    console.log(formatCoverage(coverage));
+    console.log(
+      `profile ${profileName}: ${ops} client operations checked, ${inconclusive} histories too large to decide, ` +
+        `${seconds.toFixed(1)} s with ${jobs} jobs (${(done / seconds).toFixed(1)} seeds/s)`,
+    );
+    if (interrupted) {
+      let upTo = start;
+      while (finished.has(upTo)) upTo++;
+      console.log(
+        `INTERRUPTED after ${done} of ${count} seeds (every seed from ${start} to ${upTo - 1} done; ` +
+          `continue with --start-seed ${upTo} --seeds ${start + count - upTo})`,
+      );
+    }
+    console.log(`sim: ${done} seeds, ${violations} violations`);
+  };
+  // Stopped early (Ctrl-C, a time limit): what ran so far still counts, and says so.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      for (const c of children) c.kill();
+      summary(true);
+      process.exit(violations === 0 ? 130 : 1);
+    });
+  }
   if (jobs === 1) {
     await runJob({ seeds, profile: profileName, mutations }, report);
   } else {
@@ -135,6 +163,7 @@ async function main(): Promise<void> {
         const job: Job = { seeds: seeds.filter((_, i) => i % jobs === j), profile: profileName, mutations };
         return new Promise<void>((resolve, reject) => {
           const child = fork(self, ['--worker'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+          children.push(child);
           child.on('message', (r: StackRunResult) => report(r));
           child.on('exit', (code) =>
             code === 0 ? resolve() : reject(new Error(`worker exited with ${code}`)),
@@ -144,13 +173,7 @@ async function main(): Promise<void> {
       }),
     );
   }
-  const seconds = (performance.now() - began) / 1000;
-  console.log(formatCoverage(coverage));
-  console.log(
-    `profile ${profileName}: ${ops} client operations checked, ${inconclusive} histories too large to decide, ` +
-      `${seconds.toFixed(1)} s with ${jobs} jobs (${(count / seconds).toFixed(1)} seeds/s)`,
-  );
-  console.log(`sim: ${count} seeds, ${violations} violations`);
+  summary(false);
   process.exitCode = violations === 0 ? 0 : 1;
 }
 
