@@ -73,8 +73,10 @@ export async function stepCaRotation(
   now: Date,
 ): Promise<CaSet> {
   const name = cluster.metadata.name;
+  // Valid from the operator's clock (slightly backdated, as every certificate it issues).
+  const notBefore = new Date(now.getTime() - 5 * 60 * 1000);
   return applyCaRotation(set, { kind: step, reason: 'planned' }, now, () =>
-    generateCa({ commonName: `conflux-ca-${name}`.slice(0, 64), validDays: CA_VALID_DAYS }),
+    generateCa({ commonName: `conflux-ca-${name}`.slice(0, 64), validDays: CA_VALID_DAYS, notBefore }),
   );
 }
 

@@ -11,12 +11,13 @@
 //     recover                  -> recreate the member slots after the set vanished
 //     certificates due         -> re-issue them (missing, broken, within 30 days of expiry)
 //     owned objects drifted    -> apply them again (a deleted Service, a budget off the live voters)
+//     CA rotation              -> its next step (start, promote, finish) or wait for the members
+//                                 (each phase moves on after 5 minutes even if members are down)
 //     status unavailable       -> wait
 //     quorum lost              -> wait and say so; rebuild from a survivor only with spec.recovery
 //     after a recovery         -> wipe the slots that still hold the old cluster's data
 //     cluster id mismatch      -> stalled
 //     admin operation running  -> wait for it
-//     CA rotation              -> its next step (start, promote, finish) or wait for the members
 //     scale down               -> transfer leadership / remove / shrink, highest ordinal first
 //     replace members          -> a pod that lost its data: remove its dead member, add its new node
 //     add members              -> add the lowest slot whose node is not a voter (stalled if foreign)
@@ -131,12 +132,12 @@ function decide(ctx: Ctx): Decision {
           recoverMembers,
           renewCertificates,
           repairOwned,
+          rotateCa,
           requireStatus,
           recoverQuorum,
           wipeOldMembers,
           checkClusterId,
           awaitOperation,
-          rotateCa,
           scaleDown,
           replaceMembers,
           addMembers,
