@@ -2,7 +2,16 @@
 // recorded: who votes, whether a removal keeps a quorum, whether (and when) to retry a refusal.
 
 import type { ClusterStatus as ClusterStatusDoc, Operation } from '../../../node/api/admin-contract.js';
-import { type Ctx, memberDoc, QUORUM_RETRY_MS } from './context.js';
+import type { Note } from '../conditions.js';
+import {
+  type Ctx,
+  type Decision,
+  memberDoc,
+  type PlanEvent,
+  QUORUM_RETRY_MS,
+  REQUEUE_MS,
+  stall,
+} from './context.js';
 
 export function isVoter(doc: ClusterStatusDoc, id: string): boolean {
   return memberDoc(doc, id)?.voter === true;
@@ -43,4 +52,46 @@ export function retryDelay(ctx: Ctx, failed: Operation): number {
 
 export function errorText(op: Operation): string {
   return op.error ? `${op.error.code}: ${op.error.message}` : `failed at step ${op.step}`;
+}
+
+/** What a retry of a failed admin operation carries: the events and notes, or a stall instead. */
+export type Retry = { stall: Decision } | { events: PlanEvent[]; stalled?: Note; problems: Note[] };
+
+/**
+ * Before (re)asking to remove `nodeId` (pod `pod`) under `op`: a QUORUM_AT_RISK refusal is retried
+ * only after QUORUM_RETRY_MS (stalled meanwhile, and stalled-but-retrying after); any other failure
+ * is retried at once with a RemoveMemberFailed warning.
+ */
+export function removeRetry(ctx: Ctx, nodeId: string, pod: string, op: Decision['operation']): Retry {
+  const failed = failedOperation(ctx, 'remove-node', nodeId);
+  if (failed?.error?.code === 'QUORUM_AT_RISK') {
+    const stalled = {
+      reason: 'QuorumAtRisk',
+      message: `removing ${nodeId} refused: ${failed.error.message}`,
+    };
+    const wait = retryDelay(ctx, failed);
+    if (wait > 0) return { stall: stall(stalled, op, Math.min(wait, REQUEUE_MS.stalled)) };
+    return { events: [], stalled, problems: [] };
+  }
+  if (!failed) return { events: [], problems: [] };
+  const message = `removing ${nodeId} (${pod}) failed: ${errorText(failed)}; retrying`;
+  return { events: [{ type: 'Warning', reason: 'RemoveMemberFailed', message }], problems: [] };
+}
+
+/**
+ * Before (re)asking to add `nodeId` (pod `pod`) under `op`: a node whose id was retired can never
+ * rejoin (stall, naming the fix); any other failure is retried with an AddMemberFailed warning.
+ */
+export function addRetry(ctx: Ctx, nodeId: string, pod: string, op: Decision['operation']): Retry {
+  const failed = failedOperation(ctx, 'add-node', nodeId);
+  if (failed?.error?.code === 'RETIRED_NODE_ID') {
+    const message = `${pod} holds node ${nodeId}, which was removed from the cluster and can never rejoin; delete its volume to give it a new identity`;
+    return { stall: stall({ reason: 'RetiredMember', message }, op) };
+  }
+  if (!failed) return { events: [], problems: [] };
+  const message = `adding ${nodeId} (${pod}) failed: ${errorText(failed)}; retrying`;
+  return {
+    events: [{ type: 'Warning', reason: 'AddMemberFailed', message }],
+    problems: [{ reason: 'AddMemberFailed', message }],
+  };
 }

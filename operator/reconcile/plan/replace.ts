@@ -8,7 +8,6 @@
 // loss is the recovery rules' business, and never acted on without spec.recovery.
 
 import type { InternalStatus } from '../../../node/api/admin-contract.js';
-import type { Note } from '../conditions.js';
 import type { SlotView } from '../types.js';
 import {
   answers,
@@ -22,7 +21,7 @@ import {
   slotAt,
   stall,
 } from './context.js';
-import { errorText, failedOperation, isVoter, removalRisk, retryDelay } from './membership.js';
+import { addRetry, isVoter, removalRisk, removeRetry } from './membership.js';
 
 type AnsweringSlot = SlotView & { node: InternalStatus };
 
@@ -74,20 +73,9 @@ export const replaceMembers: Rule = (ctx) => {
     const message = `cannot replace ${lost} (${pod}) by ${newId} yet: ${risk}; waiting for the other members`;
     return stall({ reason: 'QuorumAtRisk', message }, op, REQUEUE_MS.health);
   }
-  const failed = failedOperation(ctx, 'remove-node', lost);
-  const events: PlanEvent[] = [];
-  let stalled: Note | undefined;
-  if (failed?.error?.code === 'QUORUM_AT_RISK') {
-    stalled = { reason: 'QuorumAtRisk', message: `removing ${lost} refused: ${failed.error.message}` };
-    const wait = retryDelay(ctx, failed);
-    if (wait > 0) return stall(stalled, op, Math.min(wait, REQUEUE_MS.stalled));
-  } else if (failed) {
-    events.push({
-      type: 'Warning',
-      reason: 'RemoveMemberFailed',
-      message: `removing ${lost} (${pod}) failed: ${errorText(failed)}; retrying`,
-    });
-  }
+  const retry = removeRetry(ctx, lost, pod, op);
+  if ('stall' in retry) return retry.stall;
+  const { events, stalled } = retry;
   const message = `${pod} lost its data and came back as ${newId}: removing its old member ${lost}, then adding ${newId}`;
   events.push({ type: 'Normal', reason: 'ReplacingMember', message });
   return {
@@ -112,18 +100,9 @@ function continueReplace(ctx: Ctx): ReturnType<Rule> {
     return null;
   }
   const op = { ...operation(ctx, 'Replace', 'adding', prev.ordinal), ...(lost ? { replaces: lost } : {}) };
-  const events: PlanEvent[] = [];
-  const problems: Note[] = [];
-  const failed = failedOperation(ctx, 'add-node', node.node_id);
-  if (failed?.error?.code === 'RETIRED_NODE_ID') {
-    const message = `${slot.pod.name} holds node ${node.node_id}, which was removed from the cluster and can never rejoin; delete its volume to give it a new identity`;
-    return stall({ reason: 'RetiredMember', message }, op);
-  }
-  if (failed) {
-    const message = `adding ${node.node_id} (${slot.pod.name}) failed: ${errorText(failed)}; retrying`;
-    events.push({ type: 'Warning', reason: 'AddMemberFailed', message });
-    problems.push({ reason: 'AddMemberFailed', message });
-  }
+  const retry = addRetry(ctx, node.node_id, slot.pod.name, op);
+  if ('stall' in retry) return retry.stall;
+  const { events, problems } = retry;
   const message = `adding ${node.node_id} (${slot.pod.name}) in place of ${lost ?? 'its lost member'}`;
   events.push({ type: 'Normal', reason: 'AddingMember', message });
   return {

@@ -9,10 +9,8 @@ import {
   memberDoc,
   nodeIdOf,
   operation,
-  type PlanEvent,
   podName,
   problemOf,
-  REQUEUE_MS,
   type Rule,
   range,
   slotAt,
@@ -21,14 +19,7 @@ import {
   unmappedMembers,
   waitFor,
 } from './context.js';
-import {
-  errorText,
-  failedOperation,
-  isVoter,
-  reachableVoters,
-  removalRisk,
-  retryDelay,
-} from './membership.js';
+import { addRetry, isVoter, reachableVoters, removalRisk, removeRetry } from './membership.js';
 
 /**
  * After a scale-down shrank slot k away (status.operation ScaleDown k 'shrinking'): once its pod
@@ -136,22 +127,9 @@ export const scaleDown: Rule = (ctx) => {
   }
   const risk = removalRisk(doc, nodeId);
   if (risk) return stall({ reason: 'QuorumAtRisk', message: risk }, op('removing'));
-  const failed = failedOperation(ctx, 'remove-node', nodeId);
-  const events: PlanEvent[] = [];
-  let stalled: Note | undefined;
-  if (failed?.error?.code === 'QUORUM_AT_RISK') {
-    stalled = { reason: 'QuorumAtRisk', message: `removing ${nodeId} refused: ${failed.error.message}` };
-    const wait = retryDelay(ctx, failed);
-    if (wait > 0) {
-      return stall(stalled, op('removing'), Math.min(wait, REQUEUE_MS.stalled));
-    }
-  } else if (failed) {
-    events.push({
-      type: 'Warning',
-      reason: 'RemoveMemberFailed',
-      message: `removing ${nodeId} (${pod}) failed: ${errorText(failed)}; retrying`,
-    });
-  }
+  const retry = removeRetry(ctx, nodeId, pod, op('removing'));
+  if ('stall' in retry) return retry.stall;
+  const { events, stalled } = retry;
   events.push({ type: 'Normal', reason: 'RemovingMember', message: `removing ${nodeId} (${pod})` });
   return {
     action: { type: 'remove-member', ordinal: k, nodeId },
@@ -189,18 +167,9 @@ export const addMembers: Rule = (ctx) => {
       progress: { reason: 'ScalingUp', message: `waiting for a leader before adding ${nodeId}` },
     };
   }
-  const failed = failedOperation(ctx, 'add-node', nodeId);
-  if (failed?.error?.code === 'RETIRED_NODE_ID') {
-    const message = `${target.pod.name} holds node ${nodeId}, which was removed from the cluster and can never rejoin; delete its volume to give it a new identity`;
-    return stall({ reason: 'RetiredMember', message }, op);
-  }
-  const events: PlanEvent[] = [];
-  const problems: Note[] = [];
-  if (failed) {
-    const message = `adding ${nodeId} (${target.pod.name}) failed: ${errorText(failed)}; retrying`;
-    events.push({ type: 'Warning', reason: 'AddMemberFailed', message });
-    problems.push({ reason: 'AddMemberFailed', message });
-  }
+  const retry = addRetry(ctx, nodeId, target.pod.name, op);
+  if ('stall' in retry) return retry.stall;
+  const { events, problems } = retry;
   events.push({ type: 'Normal', reason: 'AddingMember', message: `adding ${nodeId} (${target.pod.name})` });
   return {
     action: { type: 'add-member', ordinal: j },
