@@ -32,6 +32,8 @@ const silent = pino({ level: 'silent' });
 // (node/api/app.ts), so each process answers with its own Raft node, store and clock.
 const current = new AsyncLocalStorage<ApiContext>();
 const contexts = new WeakMap<Life, ApiContext>();
+/** Contexts of runs with the json-drops-bom mutation (mutations.ts). */
+const dropsBom = new WeakSet<ApiContext>();
 const view = new Proxy({} as ApiContext, {
   get(_, field) {
     const ctx = current.getStore();
@@ -46,6 +48,7 @@ function contextOf(life: Life): ApiContext {
   if (!ctx) {
     ctx = build(life);
     contexts.set(life, ctx);
+    if (life.env.mutations.has('json-drops-bom')) dropsBom.add(ctx);
   }
   return ctx;
 }
@@ -55,7 +58,15 @@ function within<T>(life: Life, fn: (app: FastifyInstance) => Promise<T>): Promis
   const ctx = contextOf(life);
   // The app reads a few settings while it is built (the body limit, connection limits): the
   // same constants for every process.
-  shared ??= current.run(ctx, () => buildClientApi(view, { logger: silent }));
+  shared ??= current.run(ctx, async () => {
+    const app = await buildClientApi(view, { logger: silent });
+    app.addHook('onSend', async (_req, _reply, payload) => {
+      const mine = current.getStore();
+      if (!mine || !dropsBom.has(mine) || typeof payload !== 'string') return payload;
+      return payload.replaceAll('"key":"\uFEFF', '"key":"').replaceAll('"value":"\uFEFF', '"value":"');
+    });
+    return app;
+  });
   return current.run(ctx, () => (shared as Promise<FastifyInstance>).then(fn));
 }
 

@@ -17,6 +17,8 @@ export const STACK_MUTATIONS = {
   'transfer-keeps-joint':
     'a timed-out leadership transfer leaves the joint configuration in place until the next proposal',
   'no-fsync': 'the storage never fsyncs: a power loss loses acknowledged writes and votes',
+  'json-drops-bom':
+    'JSON answers of the HTTP API drop a leading U+FEFF from keys and values (a decoder without ignoreBOM)',
 } as const;
 
 export type StackMutation = keyof typeof STACK_MUTATIONS;

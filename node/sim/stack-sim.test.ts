@@ -1,4 +1,4 @@
-// The whole-stack simulator: a few seeds must pass, and every deliberately broken variant of the
+// The whole-stack simulator (`npm run sim`): a few seeds must pass, and every deliberately broken variant of the
 // stack must be caught by the checker that stands for its class of bug within a few seeds.
 
 import { describe, expect, it } from 'vitest';
@@ -13,6 +13,8 @@ describe('the whole-stack simulator', () => {
     let writes = 0;
     let installs = 0;
     let crashes = 0;
+    let http = 0;
+    let forwarded = 0;
     for (let seed = 0; seed < 4; seed++) {
       const r = await runStackSeed(seed, { profile: quick });
       expect(r.violation, `seed ${seed}`).toBeNull();
@@ -20,10 +22,15 @@ describe('the whole-stack simulator', () => {
       writes += r.coverage.writes;
       installs += r.coverage.snapshotInstalls;
       crashes += r.coverage.kills + r.coverage.powerLosses + r.coverage.failStops;
+      http += r.coverage.httpRequests;
+      forwarded += r.coverage.forwarded;
     }
     expect(writes).toBeGreaterThan(100);
     expect(installs).toBeGreaterThan(0);
     expect(crashes).toBeGreaterThan(0);
+    // Client operations also go through the real HTTP API, and followers forward to the leader.
+    expect(http).toBeGreaterThan(50);
+    expect(forwarded).toBeGreaterThan(0);
   });
 
   it('replays a seed exactly', async () => {
@@ -64,6 +71,11 @@ describe('every checker catches the bug it stands for', () => {
       6,
     );
     expect(caught?.violation).toMatch(/^liveness: adding and promoting a fresh node did not succeed/);
+  });
+
+  it('the HTTP answers are checked: JSON that drops a leading U+FEFF is caught', async () => {
+    const caught = await firstCaught('json-drops-bom', quick, 4);
+    expect(caught?.violation).toMatch(/answered the key|linearizability/);
   });
 
   it('a storage that never fsyncs is caught after power losses', async () => {

@@ -200,6 +200,7 @@ class Client {
   private hint: string | null = null;
   /** Last modRevision this client saw per key (for compare-and-set). */
   private readonly seen = new Map<string, number>();
+  private reads = 0;
 
   constructor(
     readonly id: number,
@@ -410,8 +411,11 @@ class Client {
 
   /** A GET through the node's API: linearizable (forwarded by a follower) or served locally. */
   private async httpRead(life: Life, key: string, consistency: 'linearizable' | 'serializable') {
-    const query =
-      consistency === 'serializable' ? '?consistency=serializable&encoding=base64' : '?encoding=base64';
+    // Every other read asks for base64, the rest take the API's choice (UTF-8 text when the
+    // value is text): both spellings must give the bytes back. (Not drawn from the seed's random
+    // stream: the choice changes no state.)
+    const encoding = ++this.reads % 2 === 0 ? '&encoding=base64' : '';
+    const query = `?consistency=${consistency}${encoding}`;
     const call = this.w.now();
     const r = await this.request(life, { method: 'GET', url: `${keyPath(key)}${query}` });
     const ret = this.w.now();
