@@ -5,11 +5,11 @@
 
 import type { CoreV1Api, V1Secret } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { type AdminClientOptions, adminCallParsed } from '../../node/api/admin-client.js';
-import { internalStatusSchema } from '../../node/api/admin-contract.js';
+import type { AdminClientOptions } from '../../node/api/admin-client.js';
 import { type CertKeyPair, generateCa } from '../../node/certs/index.js';
 import type { ConfluxCluster } from '../api/cluster.js';
 import { buildCaSecret } from './kubernetes-objects.js';
+import { probeMembers } from './member-probe.js';
 import type { MemberPod } from './platform.js';
 import {
   applyCaRotation,
@@ -24,8 +24,6 @@ import { CA_VALID_DAYS, keyMatches, needsRenewal } from './tls-secrets.js';
 const NEXT_CERT = 'next-ca.crt';
 const NEXT_KEY = 'next-ca.key';
 const PREVIOUS_CERT = 'previous-ca.crt';
-/** How long one member may take to say what it has loaded. */
-const PROBE_TIMEOUT_MS = 2_000;
 
 const text = (secret: V1Secret, key: string) => {
   const raw = secret.data?.[key];
@@ -186,28 +184,14 @@ export async function memberTlsReports(
   pods: MemberPod[],
   client: AdminClientOptions,
 ): Promise<(MemberTlsReport | null)[]> {
-  const probe = { ...client, timeoutMs: Math.min(client.timeoutMs, PROBE_TIMEOUT_MS) };
-  return Promise.all(
-    pods.map(async (pod) => {
-      if (!pod.running) return null;
-      try {
-        const s = await adminCallParsed(
-          internalStatusSchema,
-          pod.addresses.admin,
-          'GET',
-          '/_internal/status',
-          undefined,
-          probe,
-        );
-        if (!s.tls) return null;
-        return {
-          certFingerprint: s.tls.cert.fingerprint_sha256,
-          caFingerprints: s.tls.ca.map((c) => c.fingerprint_sha256),
-        };
-      } catch {
-        return null;
-      }
-    }),
+  const views = await probeMembers(pods, client);
+  return views.map(({ node }) =>
+    node?.tls
+      ? {
+          certFingerprint: node.tls.cert.fingerprint_sha256,
+          caFingerprints: node.tls.ca.map((c) => c.fingerprint_sha256),
+        }
+      : null,
   );
 }
 

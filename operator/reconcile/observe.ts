@@ -8,16 +8,13 @@ import {
   type ClusterStatus,
   clusterStatusSchema,
   type InternalStatus,
-  internalStatusSchema,
   type Operation,
   operationSchema,
 } from '../../node/api/admin-contract.js';
 import type { ConfluxCluster } from '../api/cluster.js';
+import { probeMembers, probeOptions } from '../platform/member-probe.js';
 import type { Platform } from '../platform/platform.js';
 import type { Observation, SlotView } from './types.js';
-
-/** How long one node may take to answer while observing. */
-const PROBE_TIMEOUT_MS = 2_000;
 
 export async function observe(
   platform: Platform,
@@ -25,7 +22,7 @@ export async function observe(
   now = new Date(),
 ): Promise<Observation> {
   const client = await platform.adminClient(cluster);
-  const probe = { ...client, timeoutMs: Math.min(client.timeoutMs, PROBE_TIMEOUT_MS) };
+  const probe = probeOptions(client);
   const [setSize, pods, volumes, templateRevision, owned] = await Promise.all([
     platform.setSize(cluster),
     platform.pods(cluster),
@@ -33,24 +30,7 @@ export async function observe(
     platform.templateRevision(cluster),
     platform.observeOwned?.(cluster),
   ]);
-  const slots = await Promise.all(
-    pods.map(async (pod): Promise<SlotView> => {
-      if (!pod.running) return { pod, node: null, error: 'not running' };
-      try {
-        const node = await adminCallParsed(
-          internalStatusSchema,
-          pod.addresses.admin,
-          'GET',
-          '/_internal/status',
-          undefined,
-          probe,
-        );
-        return { pod, node };
-      } catch (err) {
-        return { pod, node: null, error: (err as Error).message };
-      }
-    }),
-  );
+  const slots: SlotView[] = await probeMembers(pods, client);
   slots.sort((a, b) => a.pod.ordinal - b.pod.ordinal);
   const source = statusSource(slots);
   const status = source ? await clusterStatus(source, probe) : null;
