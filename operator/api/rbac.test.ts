@@ -42,6 +42,7 @@ describe('operator RBAC', () => {
       'core/services': owned,
       'core/secrets': owned,
       'policy/poddisruptionbudgets': owned,
+      'networking.k8s.io/networkpolicies': owned,
       'core/pods': ['delete', 'get', 'list', 'watch'],
       'core/persistentvolumeclaims': ['delete', 'get', 'list', 'watch'],
       'events.k8s.io/events': ['create', 'patch'],

@@ -42,6 +42,7 @@ export function operatorRules(): PolicyRule[] {
     { apiGroups: ['apps'], resources: ['statefulsets'], verbs: OWNED },
     { apiGroups: [''], resources: ['services', 'secrets'], verbs: OWNED },
     { apiGroups: ['policy'], resources: ['poddisruptionbudgets'], verbs: OWNED },
+    { apiGroups: ['networking.k8s.io'], resources: ['networkpolicies'], verbs: OWNED },
     // The StatefulSet controller creates the pods (updateStrategy OnDelete); the operator deletes
     // one at a time to roll a new pod template through the members.
     { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'delete'] },

@@ -10,6 +10,7 @@ import {
   AppsV1Api,
   CoreV1Api,
   type KubeConfig,
+  NetworkingV1Api,
   PatchStrategy,
   PolicyV1Api,
   setHeaderOptions,
@@ -41,6 +42,7 @@ import {
   resourceNames,
 } from './kubernetes-objects.js';
 import { budgetDrift, budgetMinAvailable, serviceDrift, tlsView } from './kubernetes-owned.js';
+import { buildNetworkPolicy, type OperatorIdentity, toClientModel } from './network-policy.js';
 import type { MemberPod, Platform } from './platform.js';
 import { type CaSet, trustBundle } from './tls-rotation.js';
 import { needsRenewal, renewTlsMaterial, type TlsMaterial } from './tls-secrets.js';
@@ -64,6 +66,12 @@ export interface KubernetesPlatformOptions {
   memberHost?: (cluster: ConfluxCluster, pod: V1Pod | undefined, podName: string) => string;
   /** memberHost maps pods to their IPs: TLS clusters are refused (certificates name pods by DNS). */
   podIpAddresses?: boolean;
+  /**
+   * Where the operator runs: given, every cluster also gets a NetworkPolicy admitting peers on
+   * every port, the operator's pods on the admin port and labelled clients on the client API
+   * (network-policy.ts).
+   */
+  networkPolicy?: OperatorIdentity;
   /** Records an Event on the cluster (CA rotation phases). */
   event?: (
     cluster: ConfluxCluster,
@@ -78,6 +86,7 @@ export class KubernetesPlatform implements Platform {
   private readonly core: CoreV1Api;
   private readonly apps: AppsV1Api;
   private readonly policy: PolicyV1Api;
+  private readonly networking: NetworkingV1Api;
   private readonly log: Logger;
   private readonly now: () => Date;
 
@@ -85,6 +94,7 @@ export class KubernetesPlatform implements Platform {
     this.core = o.kubeConfig.makeApiClient(CoreV1Api);
     this.apps = o.kubeConfig.makeApiClient(AppsV1Api);
     this.policy = o.kubeConfig.makeApiClient(PolicyV1Api);
+    this.networking = o.kubeConfig.makeApiClient(NetworkingV1Api);
     this.log = o.logger.child({ component: 'kubernetes-platform' });
     this.now = o.now ?? (() => new Date());
   }
@@ -100,6 +110,7 @@ export class KubernetesPlatform implements Platform {
       log.warn({ kept }, 'StatefulSet fields Kubernetes cannot change were left as they are');
     }
     await this.applyCompanions(objects);
+    await this.applyNetworkPolicy(cluster);
     await this.apps.patchNamespacedStatefulSet(
       {
         name: statefulSet.metadata!.name!,
@@ -125,6 +136,17 @@ export class KubernetesPlatform implements Platform {
     const { name, namespace } = pdb.metadata as { name: string; namespace: string };
     await this.policy.patchNamespacedPodDisruptionBudget(
       { name, namespace, body: pdb, fieldManager: FIELD_MANAGER, force: true },
+      APPLY,
+    );
+  }
+
+  /** The members' NetworkPolicy, server-side applied, when the operator was told where it runs. */
+  private async applyNetworkPolicy(cluster: ConfluxCluster): Promise<void> {
+    if (!this.o.networkPolicy) return;
+    const body = toClientModel(buildNetworkPolicy(cluster, this.o.networkPolicy));
+    const { name, namespace } = body.metadata as { name: string; namespace: string };
+    await this.networking.patchNamespacedNetworkPolicy(
+      { name, namespace, body, fieldManager: FIELD_MANAGER, force: true },
       APPLY,
     );
   }
@@ -173,6 +195,7 @@ export class KubernetesPlatform implements Platform {
     const log = this.log.child({ cluster: cluster.metadata.name, namespace: cluster.metadata.namespace });
     await this.ensureTls(cluster, log);
     await this.applyCompanions(buildClusterObjects(cluster, 0, minAvailable));
+    await this.applyNetworkPolicy(cluster);
   }
 
   async renewCertificates(cluster: ConfluxCluster): Promise<void> {

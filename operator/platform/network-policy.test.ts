@@ -1,10 +1,12 @@
 // The members' NetworkPolicy, read as rules: which ports a pod with given labels, in a given
 // namespace, may open a connection to.
 
+// The serializer client-node's typed APIs run every request body through (not re-exported).
+import { ObjectSerializer } from '@kubernetes/client-node/dist/gen/models/ObjectSerializer.js';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { describe, expect, it } from 'vitest';
 import { confluxClusterSchema } from '../api/cluster.js';
-import { buildNetworkPolicy, CLIENT_LABEL } from './network-policy.js';
+import { buildNetworkPolicy, CLIENT_LABEL, toClientModel } from './network-policy.js';
 
 const cluster = confluxClusterSchema.parse({
   apiVersion: 'conflux.io/v1alpha1',
@@ -60,5 +62,9 @@ describe("a ConfluxCluster's NetworkPolicy", () => {
     expect(
       reachable({ 'app.kubernetes.io/name': 'conflux', 'app.kubernetes.io/instance': 'demo' }, 'x'),
     ).toEqual([]);
+  });
+
+  it('reaches the API server as built: the typed client model serializes back to the same object', () => {
+    expect(ObjectSerializer.serialize(toClientModel(policy), 'V1NetworkPolicy', '')).toEqual(policy);
   });
 });

@@ -5,7 +5,7 @@
 // cluster's namespace labelled `conflux.io/client: <cluster name>` reach the client API only.
 // Nothing else is admitted. Only ingress is restricted.
 
-import type { V1LabelSelector, V1ObjectMeta } from '@kubernetes/client-node';
+import type { V1LabelSelector, V1NetworkPolicy, V1ObjectMeta } from '@kubernetes/client-node';
 import type { ConfluxCluster } from '../api/cluster.js';
 import { commonLabels, ownerReference, PORTS, selectorLabels } from './kubernetes-objects.js';
 
@@ -71,6 +71,17 @@ export function buildNetworkPolicy(
           ports: [tcp(PORTS.api)],
         },
       ],
+    },
+  };
+}
+
+/** The same policy as client-node's typed model, which spells `from` as `_from` (for its APIs). */
+export function toClientModel(p: NetworkPolicyManifest): V1NetworkPolicy {
+  return {
+    ...p,
+    spec: {
+      ...p.spec,
+      ingress: p.spec.ingress.map((rule) => ({ _from: rule.from, ports: rule.ports })),
     },
   };
 }
