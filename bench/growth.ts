@@ -20,6 +20,7 @@ import { BATCH, bulkLoad, IN_FLIGHT, rawBytes, VALUE_BYTES } from './growth-data
 import { etcdAddMember, etcdBackup, etcdBatch, etcdRestore } from './growth-etcd.js';
 import { watchFanOut } from './growth-watch.js';
 import type { Cluster, Member } from './load.js';
+import { LoopDelay } from './loop-delay.js';
 import { memoryKiB, type Proc, stopProcess } from './proc.js';
 import type { System } from './report.js';
 
@@ -63,6 +64,11 @@ export interface GrowthRow {
   killMs: number;
   /** Kill trials: restart of the killed leader until the 3 members are healthy again. */
   recoveryMs: number;
+  /**
+   * Conflux only: the worst node's event-loop delay p99.9 in ms during each step (bucket upper
+   * bound of conflux_event_loop_delay_seconds; bench/loop-delay.ts).
+   */
+  loopDelayP999Ms?: Record<string, number>;
   /** Steps that failed (their numbers stay NaN); the run goes on with the next step. */
   errors: string[];
 }
@@ -97,6 +103,7 @@ async function oneSystem(system: System, n: number, opts: GrowthOptions): Promis
     transferMs: nan,
     killMs: nan,
     recoveryMs: nan,
+    loopDelayP999Ms: {},
     errors: [],
   };
   const prof = opts.cpuProfDir ? join(opts.cpuProfDir, String(n)) : undefined;
@@ -114,9 +121,11 @@ async function oneSystem(system: System, n: number, opts: GrowthOptions): Promis
       : await startEtcd({ dir: join(dir, 'cluster'), onCrash: opts.onCrash });
   const extra: Member[] = [];
   /** Run one step; a failure is recorded in the row and the next step runs (a crash still stops all). */
+  const delays = system === 'conflux' ? new LoopDelay(() => [...cluster.members, ...extra]) : null;
   const step = async (what: string, fn: () => Promise<void>): Promise<boolean> => {
     try {
       await fn();
+      await recordDelay(what);
       return true;
     } catch (err) {
       opts.check();
@@ -127,8 +136,18 @@ async function oneSystem(system: System, n: number, opts: GrowthOptions): Promis
       return false;
     }
   };
+  const recordDelay = async (what: string) => {
+    if (!delays) return;
+    const { worstMs, byNode } = await delays.step();
+    row.loopDelayP999Ms = { ...row.loopDelayP999Ms, [what]: worstMs };
+    const nodes = Object.entries(byNode).map(
+      ([id, ms]) => `${id} ${ms >= 1000 ? ms / 1000 : ms}${ms >= 1000 ? ' s' : ' ms'}`,
+    );
+    say(`event-loop delay p99.9 during ${what}: ≤ ${nodes.join(', ')}`);
+  };
   try {
     row.bootstrapMs = performance.now() - t0;
+    await delays?.reset();
     say(`bootstrap ${Math.round(row.bootstrapMs)} ms`);
     const leader = await cluster.findLeader();
     const load = await bulkLoad(leader, n, system === 'conflux' ? confluxBatch : etcdBatch, opts.signal);
@@ -139,6 +158,7 @@ async function oneSystem(system: System, n: number, opts: GrowthOptions): Promis
         `${load.retries ? `: ${JSON.stringify(load.retryReasons)}` : ''})`,
     );
     opts.check();
+    await recordDelay('bulk load');
     const rss = cluster.members.map((m) => memoryKiB(m.proc.pid)?.rssKiB ?? nan);
     row.rssMaxKiB = Math.max(...rss);
     row.rssMeanKiB = rss.reduce((a, b) => a + b, 0) / rss.length;
