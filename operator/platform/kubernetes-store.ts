@@ -37,6 +37,7 @@ import {
   GROUP,
   VERSION,
 } from '../api/cluster.js';
+import { type BoundedClientOptions, boundedApiClient } from './kube-client.js';
 import { ConflictError, type InvalidCluster, type ResourceStore } from './platform.js';
 
 export const CLUSTER_PLURAL = 'confluxclusters';
@@ -63,6 +64,8 @@ export interface KubernetesStoreOptions {
   watchRestartDelayMs?: number;
   /** A repeat of the same Event within this window counts on the first one (default 10 min). */
   eventDedupWindowMs?: number;
+  /** Every request bounded by a timeout (kube-client.ts); `onRequest` counts them. */
+  api?: BoundedClientOptions;
 }
 
 /** Parses a custom resource; logs and returns null when it does not match its schema. */
@@ -122,8 +125,8 @@ export class KubernetesStore implements ResourceStore {
   private readonly recentEvents = new Map<string, { name: string; firstMs: number; count: number }>();
 
   constructor(private readonly o: KubernetesStoreOptions) {
-    this.custom = o.kubeConfig.makeApiClient(CustomObjectsApi);
-    this.events = o.kubeConfig.makeApiClient(EventsV1Api);
+    this.custom = boundedApiClient(o.kubeConfig, CustomObjectsApi, o.api);
+    this.events = boundedApiClient(o.kubeConfig, EventsV1Api, o.api);
     this.log = o.logger.child({ component: 'kubernetes-store' });
     this.now = o.now ?? (() => new Date());
     this.reportingInstance = (o.reportingInstance ?? process.env.POD_NAME ?? hostname()).slice(0, 128);

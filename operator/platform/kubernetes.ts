@@ -22,6 +22,7 @@ import type { Logger } from 'pino';
 import type { AdminClientOptions } from '../../node/api/admin-client.js';
 import type { ConfluxCluster } from '../api/cluster.js';
 import type { OwnedView } from '../reconcile/types.js';
+import { type BoundedClientOptions, boundedApiClient } from './kube-client.js';
 import { caSecretFor, readCaSet, stepCaRotation, writeCaSecret } from './kubernetes-ca-rotation.js';
 import {
   buildAdminTlsSecret,
@@ -64,6 +65,8 @@ export interface KubernetesPlatformOptions {
    * needs the operator to run inside the cluster). An API stand-in may map pods elsewhere.
    */
   memberHost?: (cluster: ConfluxCluster, pod: V1Pod | undefined, podName: string) => string;
+  /** Every request bounded by a timeout (kube-client.ts); `onRequest` counts them. */
+  api?: BoundedClientOptions;
   /** memberHost maps pods to their IPs: TLS clusters are refused (certificates name pods by DNS). */
   podIpAddresses?: boolean;
   /**
@@ -91,9 +94,9 @@ export class KubernetesPlatform implements Platform {
   private readonly now: () => Date;
 
   constructor(private readonly o: KubernetesPlatformOptions) {
-    this.core = o.kubeConfig.makeApiClient(CoreV1Api);
-    this.apps = o.kubeConfig.makeApiClient(AppsV1Api);
-    this.policy = o.kubeConfig.makeApiClient(PolicyV1Api);
+    this.core = boundedApiClient(o.kubeConfig, CoreV1Api, o.api);
+    this.apps = boundedApiClient(o.kubeConfig, AppsV1Api, o.api);
+    this.policy = boundedApiClient(o.kubeConfig, PolicyV1Api, o.api);
     this.networking = o.kubeConfig.makeApiClient(NetworkingV1Api);
     this.log = o.logger.child({ component: 'kubernetes-platform' });
     this.now = o.now ?? (() => new Date());

@@ -18,6 +18,7 @@ import {
   V1MicroTime,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { boundedApiClient } from './kube-client.js';
 
 export interface LeaseRecord {
   /** Empty or absent: released. */
@@ -145,9 +146,17 @@ function toLease(namespace: string, name: string, record: LeaseRecord, resourceV
   };
 }
 
-/** The Lease `namespace/name` on the API server. */
-export function kubernetesLeaseApi(kubeConfig: KubeConfig, namespace: string, name: string): LeaseApi {
-  const api = kubeConfig.makeApiClient(CoordinationV1Api);
+/** One Lease request may take this long (well inside the default 10 s renew deadline). */
+export const LEASE_REQUEST_TIMEOUT_MS = 5_000;
+
+/** The Lease `namespace/name` on the API server, every request bounded by `timeoutMs`. */
+export function kubernetesLeaseApi(
+  kubeConfig: KubeConfig,
+  namespace: string,
+  name: string,
+  timeoutMs = LEASE_REQUEST_TIMEOUT_MS,
+): LeaseApi {
+  const api = boundedApiClient(kubeConfig, CoordinationV1Api, { timeoutMs });
   const conflict = (err: unknown) =>
     err instanceof ApiException && err.code === 409
       ? new LeaseConflictError(`Lease ${namespace}/${name} changed since it was read`)
@@ -239,32 +248,58 @@ export class LeaderElector {
     await this.loop;
     if (!this.leading) return;
     try {
-      const stored = await this.o.lease.get();
-      if (stored?.record.holderIdentity === this.o.identity) {
-        const now = this.now();
-        const { leaseTransitions } = stored.record;
-        await this.o.lease.update(
-          {
-            leaseDurationSeconds: 1,
-            acquireTime: now,
-            renewTime: now,
-            ...(leaseTransitions !== undefined ? { leaseTransitions } : {}),
-          },
-          stored.resourceVersion,
-        );
-      }
-      this.log.info('released the lease');
+      await this.release();
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'could not release the lease; it expires on its own');
     }
     this.stepDown('stopped');
   }
 
+  /** Hand the Lease back (a 1-second lease, just expired), within the renew deadline. */
+  private async release(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error('the API server did not answer in time')),
+        this.renewDeadlineMs,
+      );
+    });
+    try {
+      await Promise.race([this.releaseNow(), late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async releaseNow(): Promise<void> {
+    const stored = await this.o.lease.get();
+    if (stored?.record.holderIdentity === this.o.identity) {
+      const now = this.now();
+      const { leaseTransitions } = stored.record;
+      await this.o.lease.update(
+        {
+          leaseDurationSeconds: 1,
+          acquireTime: now,
+          renewTime: now,
+          ...(leaseTransitions !== undefined ? { leaseTransitions } : {}),
+        },
+        stored.resourceVersion,
+      );
+    }
+    this.log.info('released the lease');
+  }
+
   private async run(): Promise<void> {
     let lastRenewMs = 0;
     while (!this.abort.signal.aborted) {
       const attemptAtMs = this.now().getTime();
-      const result = await this.attempt();
+      // A leader's renewal must finish before its renew deadline (client-go bounds it the same
+      // way): a request that hangs past it counts as failed, so the leader steps down on time
+      // rather than act on a lease that may have passed to another replica.
+      const budgetMs = this.leading
+        ? Math.max(0, lastRenewMs + this.renewDeadlineMs - attemptAtMs)
+        : this.renewDeadlineMs;
+      const result = await this.bounded(this.attempt(), budgetMs);
       if (this.abort.signal.aborted) break;
       if (result === 'held') {
         // Counted from before the request: the lease may have been written any time after.
@@ -291,6 +326,23 @@ export class LeaderElector {
       } catch {
         break; // aborted
       }
+    }
+  }
+
+  /** The attempt's result, or 'failed' once `budgetMs` passed without one (or on stop()). */
+  private async bounded(attempt: Promise<Attempt>, budgetMs: number): Promise<Attempt> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<Attempt>((resolve) => {
+      timer = setTimeout(() => {
+        this.log.warn({ budgetMs }, 'lease request did not answer within the renew deadline');
+        resolve('failed');
+      }, budgetMs);
+      this.abort.signal.addEventListener('abort', () => resolve('failed'), { once: true });
+    });
+    try {
+      return await Promise.race([attempt, late]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
