@@ -2,10 +2,9 @@
 // The operator process as it runs in a Kubernetes cluster: it watches ConfluxCluster and
 // ConfluxBackup resources and reconciles them on the Kubernetes platform, while it holds the
 // leader Lease (two replicas never act at once). /metrics, /healthz and /readyz on --metrics-addr.
-// Settings are flags or CONFLUX_OPERATOR_* environment variables.
+// Settings are flags or CONFLUX_OPERATOR_* environment variables (settings.ts).
 
 import { hostname } from 'node:os';
-import { parseArgs } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { OperatorMetrics, serveMetrics } from './metrics.js';
@@ -13,60 +12,10 @@ import { KubernetesPlatform } from './platform/kubernetes.js';
 import { KubernetesStore } from './platform/kubernetes-store.js';
 import { kubernetesLeaseApi, LeaderElector } from './platform/leader-election.js';
 import { Reconciler } from './reconcile/reconciler.js';
-
-interface OperatorConfig {
-  namespace?: string;
-  metricsAddr: string;
-  leaderElect: boolean;
-  leaseNamespace: string;
-  leaseName: string;
-  identity: string;
-  logLevel: string;
-  /** How the operator reaches members: their headless-Service DNS names, or their pod IPs. */
-  memberAddress: 'dns' | 'pod-ip';
-  /** Give every cluster a NetworkPolicy (operator/platform/network-policy.ts). */
-  networkPolicy: boolean;
-  /** The operator's own namespace (the downward API's POD_NAMESPACE). */
-  podNamespace: string;
-}
-
-function config(argv: string[], env: NodeJS.ProcessEnv): OperatorConfig {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      namespace: { type: 'string' },
-      'metrics-addr': { type: 'string' },
-      'leader-elect': { type: 'string' },
-      'lease-namespace': { type: 'string' },
-      'lease-name': { type: 'string' },
-      'log-level': { type: 'string' },
-      'member-address': { type: 'string' },
-      'network-policy': { type: 'string' },
-    },
-    strict: true,
-  });
-  const pick = (flag: keyof typeof values, name: string) => values[flag] ?? env[`CONFLUX_OPERATOR_${name}`];
-  const namespace = pick('namespace', 'NAMESPACE');
-  const memberAddress = pick('member-address', 'MEMBER_ADDRESS') ?? 'dns';
-  if (memberAddress !== 'dns' && memberAddress !== 'pod-ip') {
-    throw new Error(`--member-address: expected dns or pod-ip, got ${memberAddress}`);
-  }
-  return {
-    ...(namespace ? { namespace } : {}),
-    metricsAddr: pick('metrics-addr', 'METRICS_ADDR') ?? '0.0.0.0:8080',
-    leaderElect: (pick('leader-elect', 'LEADER_ELECT') ?? 'true') !== 'false',
-    leaseNamespace: pick('lease-namespace', 'LEASE_NAMESPACE') ?? env.POD_NAMESPACE ?? 'conflux-system',
-    leaseName: pick('lease-name', 'LEASE_NAME') ?? 'conflux-operator',
-    identity: env.POD_NAME ?? hostname(),
-    logLevel: pick('log-level', 'LOG_LEVEL') ?? 'info',
-    memberAddress,
-    networkPolicy: (pick('network-policy', 'NETWORK_POLICY') ?? 'false') === 'true',
-    podNamespace: env.POD_NAMESPACE ?? 'conflux-system',
-  };
-}
+import { loadOperatorConfig } from './settings.js';
 
 async function main(): Promise<void> {
-  const c = config(process.argv.slice(2), process.env);
+  const c = loadOperatorConfig(process.argv.slice(2), process.env, hostname());
   const logger = pino({ level: c.logLevel }).child({ component: 'operator', identity: c.identity });
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromDefault();
