@@ -13,6 +13,7 @@ import { NodeMetrics } from '../node/metrics.js';
 import type { JSONSchemaProps } from '../operator/api/crd.js';
 import { openAPIV3Schema } from '../operator/api/crd.js';
 import { OperatorMetrics } from '../operator/metrics.js';
+import { OPERATOR_SETTINGS } from '../operator/settings.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const page = (name: string) => readFileSync(join(ROOT, 'docs/reference', name), 'utf8');
@@ -86,6 +87,16 @@ describe('docs/reference/flags.md', () => {
       if (!named) missing.push(`${flag}: ${env} not in "${envCell}"`);
     }
     expect(missing).toEqual([]);
+  });
+
+  it('lists exactly the settings of conflux-operator, each with its variable', () => {
+    const operatorSection = doc.slice(doc.indexOf('\n## The operator'));
+    const rows = firstCells(operatorSection).filter((c) => c.startsWith('`--'));
+    const expected = Object.values(OPERATOR_SETTINGS).map((s) => `\`--${s.flag}\``);
+    expect(rows.sort()).toEqual(expected.sort());
+    for (const s of Object.values(OPERATOR_SETTINGS)) {
+      expect(rowOf(operatorSection, `--${s.flag}`)?.[1], `--${s.flag}`).toBe(`\`${s.env}\``);
+    }
   });
 
   it('names no flag that conflux-node does not have', () => {
