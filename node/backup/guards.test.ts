@@ -5,10 +5,11 @@
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { downloadBackup, openStore, refuseProtected } from './backup.js';
 import { BackupError } from './errors.js';
 import { MAX_SMALL_OBJECT_BYTES } from './object-store.js';
+import { type S3rverHandle, startS3rver } from './test-s3rver.js';
 
 describe('backup guards', () => {
   const root = mkdtempSync(join(tmpdir(), 'conflux-backup-guards-'));
@@ -49,5 +50,23 @@ describe('backup guards', () => {
       code: 'BACKUP_CORRUPT',
       message: expect.stringMatching(/holds more than 1048576 bytes/),
     });
+  });
+});
+
+describe('an S3 manifest', () => {
+  let s3: S3rverHandle;
+  beforeAll(async () => {
+    s3 = await startS3rver();
+  }, 30_000);
+  afterAll(async () => {
+    await s3?.stop();
+  });
+
+  it('is read up to the limit only: a larger object is BACKUP_CORRUPT', async () => {
+    const store = openStore(`s3://${s3.bucket}/guards`, { connection: s3.connection });
+    await store.putBytes('ok.manifest.json', Buffer.from('{}'));
+    expect(Buffer.from((await store.getBytes('ok.manifest.json')) as Uint8Array).toString()).toBe('{}');
+    await store.putBytes('big.manifest.json', Buffer.alloc(MAX_SMALL_OBJECT_BYTES + 1, 0x20));
+    await expect(store.getBytes('big.manifest.json')).rejects.toMatchObject({ code: 'BACKUP_CORRUPT' });
   });
 });
