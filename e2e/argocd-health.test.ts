@@ -107,6 +107,50 @@ describe('ConfluxCluster health', () => {
     expect(run(cluster({ status: { observedGeneration: 3, conditions } })).status).toBe('Degraded');
   });
 
+  it('is Progressing while the cluster is created or restored, though it is not Available yet', () => {
+    // What the operator writes before the first member is initialized.
+    const conditions = [
+      cond('Bootstrapped', 'False', 'the cluster has not been initialized yet'),
+      cond('Available', 'False', 'not initialized yet'),
+      cond('Ready', 'False', 'not initialized yet'),
+      cond('Degraded', 'False', 'not initialized yet'),
+      cond('Progressing', 'False', 'waiting for pods'),
+      cond('Stalled', 'False'),
+    ];
+    expect(run(cluster({ status: { observedGeneration: 3, conditions } }))).toEqual({
+      status: 'Progressing',
+      message: 'Bootstrapping: the cluster has not been initialized yet',
+    });
+    const creating = conditions.map((c) =>
+      c.type === 'Progressing' ? cond('Progressing', 'True', 'initializing demo-0') : c,
+    );
+    expect(run(cluster({ status: { observedGeneration: 3, conditions: creating } }))).toEqual({
+      status: 'Progressing',
+      message: 'initializing demo-0',
+    });
+    const stalled = withCondition(cond('Stalled', 'True', 'restore snapshot not found')).map((c) =>
+      c.type === 'Bootstrapped' ? cond('Bootstrapped', 'False', 'waiting to restore the snapshot') : c,
+    );
+    expect(run(cluster({ status: { observedGeneration: 3, conditions: stalled } })).status).toBe('Degraded');
+  });
+
+  it('a rollout restarting a member is Progressing, though that member is unreachable meanwhile', () => {
+    const conditions = withCondition(cond('Degraded', 'True', 'unreachable: demo-2')).map((c) =>
+      c.type === 'Progressing' ? cond('Progressing', 'True', 'restarting demo-2') : c,
+    );
+    expect(run(cluster({ status: { observedGeneration: 3, conditions } }))).toEqual({
+      status: 'Progressing',
+      message: 'restarting demo-2',
+    });
+  });
+
+  it('no quorum is Degraded, even while the operator is acting', () => {
+    const conditions = withCondition(cond('Available', 'False', 'no quorum')).map((c) =>
+      c.type === 'Progressing' ? cond('Progressing', 'True', 'restarting demo-2') : c,
+    );
+    expect(run(cluster({ status: { observedGeneration: 3, conditions } })).status).toBe('Degraded');
+  });
+
   it('is Degraded when Degraded=True', () => {
     const conditions = withCondition(cond('Degraded', 'True', '1 of 3 members unreachable'));
     const res = run(cluster({ status: { observedGeneration: 3, conditions } }));

@@ -79,10 +79,17 @@ if isTrue(stalled) then
   return hs
 end
 
-local degraded = getCondition(status, "Degraded")
-if isTrue(degraded) then
-  hs.status = "Degraded"
-  hs.message = describe(degraded, "The cluster is degraded")
+local progressing = getCondition(status, "Progressing")
+
+-- A cluster being created or restored is not available yet, and not degraded either.
+local bootstrapped = getCondition(status, "Bootstrapped")
+if isFalse(bootstrapped) then
+  hs.status = "Progressing"
+  if isTrue(progressing) then
+    hs.message = describe(progressing, "The operator is creating the cluster")
+  else
+    hs.message = "Bootstrapping: " .. describe(bootstrapped, "not initialized yet")
+  end
   return hs
 end
 
@@ -93,10 +100,18 @@ if isFalse(available) then
   return hs
 end
 
-local progressing = getCondition(status, "Progressing")
+-- A member the operator is restarting, adding or removing is briefly unreachable: that is the
+-- rollout itself (Progressing), as for a Deployment; a rollout that cannot go on is Stalled.
 if isTrue(progressing) then
   hs.status = "Progressing"
   hs.message = describe(progressing, "The operator is acting on the cluster")
+  return hs
+end
+
+local degraded = getCondition(status, "Degraded")
+if isTrue(degraded) then
+  hs.status = "Degraded"
+  hs.message = describe(degraded, "The cluster is degraded")
   return hs
 end
 
