@@ -6,6 +6,8 @@
 //   unacknowledged messages, advancing `next` as we send.
 // - snapshot: the follower needs entries we compacted; send the snapshot in chunks, nothing else.
 
+import type { SnapshotMeta } from './types.js';
+
 export type ProgressState = 'probe' | 'replicate' | 'snapshot';
 
 export class Progress {
@@ -19,6 +21,15 @@ export class Progress {
   /** In snapshot: the snapshot index being sent and the offset the follower acknowledged. */
   pendingSnapshot = 0;
   snapshotOffset = 0;
+  /**
+   * In snapshot: the snapshot being sent. It stays the one the transfer started with when the
+   * leader takes newer ones meanwhile, so a transfer slower than the snapshot interval finishes.
+   */
+  snapshotMeta: SnapshotMeta | null = null;
+  /** In snapshot: heartbeat answers since the follower last acknowledged a new chunk. */
+  snapshotStalls = 0;
+  /** In snapshot: times this transfer started over with a newer snapshot. */
+  snapshotRestarts = 0;
   /**
    * In snapshot: the offset of the chunk last sent (null: none). An answer asking for it again
    * answers a copy of it, and is not a reason to send one more.
@@ -44,6 +55,9 @@ export class Progress {
     this.pendingSnapshot = 0;
     this.snapshotOffset = 0;
     this.snapshotInflight = null;
+    this.snapshotMeta = null;
+    this.snapshotStalls = 0;
+    this.snapshotRestarts = 0;
   }
 
   becomeProbe(): void {
@@ -59,9 +73,11 @@ export class Progress {
     this.next = this.match + 1;
   }
 
-  becomeSnapshot(index: number): void {
+  becomeSnapshot(meta: SnapshotMeta, restarts = 0): void {
     this.reset('snapshot');
-    this.pendingSnapshot = index;
+    this.pendingSnapshot = meta.index;
+    this.snapshotMeta = meta;
+    this.snapshotRestarts = restarts;
   }
 
   isPaused(): boolean {

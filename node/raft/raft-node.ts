@@ -442,14 +442,19 @@ export class RaftNode<R> {
   }
 
   private send(messages: Message[]): void {
-    // The core emits snapshot chunks without bytes; a chunk of a snapshot we no longer hold is
-    // dropped and the leader retries with its current one.
+    // The core emits snapshot chunks without bytes. It keeps sending a transfer from the snapshot
+    // it started with (storage keeps replaced snapshots open for that); a chunk of one we no
+    // longer hold is dropped, and the core told to start over with its current snapshot.
+    const unavailable: { to: NodeId; id: string }[] = [];
     const out = messages.flatMap((m): Message[] => {
       if (m.type !== 'snapshot') return [m];
       const data = this.storage.readSnapshotChunk(m.meta, m.offset, m.length);
+      if (!data) unavailable.push({ to: m.to, id: m.meta.id });
       return data ? [{ ...m, data }] : [];
     });
     if (out.length > 0) this.transport.send(out);
+    // Like a step arriving mid-round: the chunk of the current snapshot leaves in the next Ready.
+    for (const u of unavailable) this.core.snapshotUnavailable(u.to, u.id);
   }
 
   private apply(e: Entry): void {

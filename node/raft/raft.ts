@@ -746,6 +746,15 @@ export class RaftCore {
     return { index, term, membership: this.membershipAt(index), sizeBytes, id };
   }
 
+  /**
+   * The host cannot read the snapshot `id` a transfer to `to` is sending (it kept it no longer):
+   * that transfer starts over with the current snapshot. Ignored unless `to` is being sent `id`
+   * and `id` is not the current snapshot.
+   */
+  snapshotUnavailable(to: NodeId, id: string): void {
+    if (this.role === 'leader') this.replication.snapshotUnavailable(to, id);
+  }
+
   /** The host durably stored the snapshot `meta`: compact the log behind it (a no-op if older). */
   compact(meta: SnapshotMeta): void {
     this.log.compact(meta);

@@ -18,6 +18,19 @@ type Response<T extends Message['type']> = Extract<Message, { type: T }>;
 
 const EMPTY = new Uint8Array(0);
 
+/**
+ * Heartbeat answers without a newly acknowledged chunk after which a transfer of a snapshot the
+ * leader has since replaced starts over with the current one: the host may no longer hold the old
+ * one and drop its chunks without saying so (RaftNode says so: RaftCore.snapshotUnavailable).
+ */
+export const SNAPSHOT_STALL_HEARTBEATS = 4;
+
+/**
+ * Times a transfer starts over with a newer snapshot while less than half of it is sent; after
+ * that it finishes the one it has, however many snapshots the leader takes meanwhile.
+ */
+export const MAX_SNAPSHOT_RESTARTS = 6;
+
 export class Replicator {
   private peers = new Map<NodeId, Progress>();
   /** The leader's term: fixed for the whole leadership, set by `start`. */
@@ -97,7 +110,10 @@ export class Replicator {
     if (pr.state === 'replicate' && pr.isPaused()) pr.inflights.shift();
     // The chunk on its way may be lost: send it again. The answers to both copies ask for the
     // same next chunk, and onSnapshotResponse sends that one once.
-    if (pr.state === 'snapshot') this.sendSnapshotChunk(from, pr);
+    if (pr.state === 'snapshot') {
+      pr.snapshotStalls++;
+      this.sendSnapshotChunk(from, pr);
+    }
     // Behind although alive: maybe appends were lost. An append (even empty) makes it
     // acknowledge or reject, which restarts replication from where it really is.
     else if (pr.match < this.log.lastIndex()) this.sendAppend(from, true);
@@ -111,10 +127,20 @@ export class Replicator {
     // for the rest of the transfer, each heartbeat adding another: on a slow link the transfer
     // then drowns in copies and never finishes.
     if (next === pr.snapshotInflight) return;
+    if (next > pr.snapshotOffset) pr.snapshotStalls = 0;
     pr.snapshotOffset = next;
     // All bytes are there: its append-response after installing moves it out of snapshot state.
-    if (!m.reject && m.nextOffset >= (this.log.snapshot?.sizeBytes ?? 0)) return;
+    if (!m.reject && m.nextOffset >= (pr.snapshotMeta?.sizeBytes ?? 0)) return;
     this.sendSnapshotChunk(m.from, pr);
+  }
+
+  /** See RaftCore.snapshotUnavailable. */
+  snapshotUnavailable(to: NodeId, id: string): void {
+    const pr = this.peers.get(to);
+    const current = this.log.snapshot;
+    if (pr?.state !== 'snapshot' || pr.snapshotMeta?.id !== id || !current || current.id === id) return;
+    pr.becomeSnapshot(current);
+    this.sendSnapshotChunk(to, pr);
   }
 
   /** Send the next append (or snapshot) to `to` if its window allows. True when entries went out. */
@@ -127,7 +153,7 @@ export class Replicator {
       // What the follower needs was compacted away: it gets the snapshot instead.
       const snap = this.log.snapshot;
       if (!snap) throw new Error(`no term for ${prevIndex} and no snapshot`);
-      pr.becomeSnapshot(snap.index);
+      pr.becomeSnapshot(snap);
       this.sendSnapshotChunk(to, pr);
       return false;
     }
@@ -161,9 +187,26 @@ export class Replicator {
   }
 
   private sendSnapshotChunk(to: NodeId, pr: Progress): void {
-    const snap = this.log.snapshot;
-    if (!snap) return;
-    if (snap.index !== pr.pendingSnapshot) pr.becomeSnapshot(snap.index); // compacted again meanwhile
+    const current = this.log.snapshot;
+    if (!current) return;
+    // Compacted again meanwhile. Once the transfer is halfway, or started over
+    // MAX_SNAPSHOT_RESTARTS times, it keeps sending the snapshot it has (the follower would throw
+    // away what it staged, and a transfer slower than the snapshot interval would never finish);
+    // before that, starting over with the newer one costs less than what it saves: the follower
+    // then needs no second transfer for the entries compacted since. Also moved: a transfer at offset 0 (nothing is
+    // lost), and one that stopped moving (the host cannot read the old snapshot any more).
+    const pinned = pr.snapshotMeta;
+    if (
+      !pinned ||
+      (pinned.id !== current.id &&
+        (pr.snapshotOffset === 0 ||
+          pr.snapshotStalls >= SNAPSHOT_STALL_HEARTBEATS ||
+          (pr.snapshotRestarts < MAX_SNAPSHOT_RESTARTS && pr.snapshotOffset * 2 < pinned.sizeBytes)))
+    ) {
+      // Only a restart that throws staged bytes away counts towards the limit.
+      pr.becomeSnapshot(current, pr.snapshotRestarts + (pr.snapshotOffset > 0 ? 1 : 0));
+    }
+    const snap = pr.snapshotMeta ?? current;
     const offset = Math.min(pr.snapshotOffset, snap.sizeBytes);
     const length = Math.min(this.limits.snapshotChunkBytes, snap.sizeBytes - offset);
     const done = offset + length >= snap.sizeBytes;

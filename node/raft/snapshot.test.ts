@@ -1,6 +1,7 @@
 // Snapshots: compaction behind the applied index, chunked InstallSnapshot, atomic install.
 import { describe, expect, it } from 'vitest';
 import * as M from './membership.js';
+import { MAX_SNAPSHOT_RESTARTS } from './replicator.js';
 import { bootstrap, put } from './sim/manual-network.js';
 
 describe('snapshots', () => {
@@ -105,6 +106,106 @@ describe('snapshots', () => {
     expect(net.node('n3').sm.get('k19')).toBe('v19');
     expect(net.node('n3').sm.get('after')).toBe('change');
     expect(net.leaders()).toContain('n2');
+  });
+
+  it('a transfer slower than the snapshot interval finishes: the leader keeps sending the snapshot it started', () => {
+    const net = bootstrap(['n1', 'n2', 'n3'], { snapshotChunkBytes: 16 });
+    // A host that can still read the snapshots it replaced (DiskStorage keeps them open).
+    const disk = net.node('n1').disk;
+    const kept = new Map<string, Uint8Array>();
+    const save = disk.saveSnapshot.bind(disk);
+    disk.saveSnapshot = (meta, data) => {
+      kept.set(meta.id, data);
+      save(meta, data);
+    };
+    disk.chunk = (meta, offset, length) => kept.get(meta.id)?.slice(offset, offset + length) ?? null;
+    net.isolate('n3');
+    for (let i = 0; i < 40; i++) net.on('n1', (c) => c.propose(put(`k${i}`, `v${i}`)));
+    net.stabilize();
+    const first = net.snapshot('n1');
+    const chunks = Math.ceil((first?.sizeBytes ?? 0) / 16);
+    net.heal();
+    // One chunk per round trip (two rounds); a new snapshot every `chunks / 2` rounds, so every
+    // transfer takes about four snapshot intervals: before, each one started over and none finished.
+    const sent = new Set<string>();
+    let rounds = 0;
+    while (net.core('n3').log.snapshotIndex() === 0 && rounds < 20 * chunks) {
+      net.tick('n1');
+      for (const m of net.pending((m) => m.type === 'snapshot' && m.to === 'n3')) {
+        if (m.type === 'snapshot') sent.add(m.meta.id);
+      }
+      net.deliver();
+      rounds++;
+      if (rounds % Math.ceil(chunks / 2) === 0) {
+        net.on('n1', (c) => c.propose(put(`later${rounds}`, 'x')));
+        net.stabilize(2);
+        net.snapshot('n1');
+      }
+    }
+    // It started over while less than half was sent, at most MAX_SNAPSHOT_RESTARTS times, then
+    // finished the snapshot it had although the leader had newer ones by then.
+    const installed = net.core('n3').log.snapshot;
+    expect(installed).not.toBeNull();
+    expect(sent.size).toBeLessThanOrEqual(MAX_SNAPSHOT_RESTARTS + 1);
+    expect(installed?.id).not.toBe(net.core('n1').log.snapshot?.id);
+    expect(rounds).toBeLessThan(20 * chunks);
+    // It then catches up with the newest snapshot, and the log after it.
+    net.on('n1', (c) => c.propose(put('final', 'write')));
+    for (let r = 0; r < 20 * chunks && net.node('n3').sm.get('final') !== 'write'; r++) {
+      net.tick('n1');
+      net.deliver();
+    }
+    expect(net.node('n3').sm.get('final')).toBe('write');
+    expect(net.node('n3').sm.get('k39')).toBe('v39');
+    expect(net.core('n3').log.snapshotIndex()).toBeGreaterThan(first?.index ?? 0);
+  });
+
+  it('a transfer whose old snapshot the host no longer holds starts over with the current one', () => {
+    const net = bootstrap(['n1', 'n2', 'n3'], { snapshotChunkBytes: 16 });
+    net.isolate('n3');
+    for (let i = 0; i < 40; i++) net.on('n1', (c) => c.propose(put(`k${i}`, `v${i}`)));
+    net.stabilize();
+    net.snapshot('n1');
+    net.heal();
+    for (let r = 0; r < 12; r++) {
+      net.tick('n1');
+      net.deliver();
+    }
+    expect(net.core('n3').log.snapshotIndex()).toBe(0); // halfway through
+    // The sim disk serves only its current snapshot: the old one's chunks are dropped from now on.
+    net.on('n1', (c) => c.propose(put('after', 'second')));
+    net.stabilize(2);
+    const second = net.snapshot('n1');
+    for (let r = 0; r < 1000 && net.node('n3').sm.get('after') !== 'second'; r++) {
+      net.tick('n1');
+      net.deliver();
+    }
+    expect(net.core('n3').log.snapshot?.id).toBe(second?.id);
+    expect(net.node('n3').sm.get('k39')).toBe('v39');
+  });
+
+  it('a host that says it lost the old snapshot (snapshotUnavailable) gets the current one sent at once', () => {
+    const net = bootstrap(['n1', 'n2', 'n3'], { snapshotChunkBytes: 16 });
+    net.isolate('n3');
+    for (let i = 0; i < 40; i++) net.on('n1', (c) => c.propose(put(`k${i}`, `v${i}`)));
+    net.stabilize();
+    const first = net.snapshot('n1');
+    net.heal();
+    for (let r = 0; r < 12; r++) {
+      net.tick('n1');
+      net.deliver();
+    }
+    net.on('n1', (c) => c.propose(put('after', 'second')));
+    net.stabilize(2);
+    const second = net.snapshot('n1');
+    net.drop((m) => m.type === 'snapshot');
+    net.on('n1', (c) => c.snapshotUnavailable('n3', second?.id ?? '')); // the current one: ignored
+    expect(net.pending((m) => m.type === 'snapshot')).toEqual([]);
+    net.on('n1', (c) => c.snapshotUnavailable('n3', first?.id ?? ''));
+    const sent = net.pending((m) => m.type === 'snapshot');
+    expect(sent.map((m) => (m.type === 'snapshot' ? `${m.meta.id}@${m.offset}` : ''))).toEqual([
+      `${second?.id}@0`,
+    ]);
   });
 
   it('the snapshot carries the membership at its index, so a new member learns the cluster from it', () => {

@@ -11,7 +11,12 @@
 //   one before it as a fallback (the WAL keeps the entries after it too), deleting anything older.
 //   Should the current file ever fail its checksum, recovery starts from the fallback and replays
 //   the log instead of refusing. An installed snapshot keeps no fallback (the log before it is
-//   gone). A follower mid-transfer of a replaced snapshot gets null chunks and restarts.
+//   gone).
+// - A replaced snapshot stays open for reading (`retired`, the last RETIRED_KEPT of them): the
+//   leader goes on sending a transfer it started from it (node/raft/replicator.ts), so a transfer
+//   slower than the snapshot interval still finishes. Its file may be deleted already; the open
+//   descriptor keeps the bytes readable (and their disk space taken) until it is closed. A transfer
+//   of an older one gets null chunks, and the leader starts it over with the current snapshot.
 
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
@@ -24,6 +29,8 @@ import type { SnapshotRef } from './schemas.js';
 import { encodeFooter, readAt, verifySnapshotFd, verifySnapshotFile } from './snapshot-file.js';
 
 const STAGING_NAME = 'staging.tmp';
+/** Replaced snapshots kept open for transfers in progress (see the header). */
+const RETIRED_KEPT = 2;
 
 interface Staging {
   meta: SnapshotMeta;
@@ -39,6 +46,8 @@ export class SnapshotStore {
   /** The fallback: the snapshot before the current one, or null. */
   private previous: SnapshotRef | null = null;
   private staging: Staging | null = null;
+  /** Replaced snapshots still open for transfers that started from them, oldest first. */
+  private retired: { ref: SnapshotRef; fd: number }[] = [];
   private readonly fs: StorageFs;
 
   private constructor(
@@ -155,7 +164,7 @@ export class SnapshotStore {
     this.current = { ref, fd };
     const dropped = this.previous;
     this.previous = keepFallback && replaced && replaced.ref.file !== ref.file ? replaced.ref : null;
-    if (replaced) this.fs.closeSync(replaced.fd);
+    if (replaced) this.retire(replaced);
     for (const old of [dropped, replaced?.ref ?? null]) {
       if (old && old.file !== ref.file && old.file !== this.previous?.file) this.remove(old.file);
     }
@@ -167,15 +176,19 @@ export class SnapshotStore {
   }
 
   /**
-   * Bytes [offset, offset + length) of the current snapshot, if it is `meta`'s; clamped to its size.
+   * Bytes [offset, offset + length) of `meta`'s snapshot if it is the current one or a retired one
+   * still open; clamped to its size.
    * A read from offset 0 starts a transfer, an install or a restart: the whole file is checked
    * against its checksums first, so bytes damaged on this disk since the file was written are
    * never handed out (a follower would stage them under a checksum of its own, install them
    * durably and fail on them for good). Throws StorageCorruptionError.
    */
   read(meta: SnapshotMeta, offset: number, length: number): Uint8Array | null {
-    const cur = this.current;
-    if (!cur || cur.ref.meta.id !== meta.id) return null;
+    const cur =
+      this.current?.ref.meta.id === meta.id
+        ? this.current
+        : this.retired.find((r) => r.ref.meta.id === meta.id);
+    if (!cur) return null;
     if (offset <= 0) verifySnapshotFd(this.fs, cur.fd, path.join(this.dir, cur.ref.file));
     const size = cur.ref.meta.sizeBytes;
     const start = Math.min(Math.max(0, offset), size);
@@ -186,6 +199,12 @@ export class SnapshotStore {
     await this.dropStaging();
     if (this.current) this.fs.closeSync(this.current.fd);
     this.current = null;
+    for (const r of this.retired.splice(0)) this.fs.closeSync(r.fd);
+  }
+
+  private retire(replaced: { ref: SnapshotRef; fd: number }): void {
+    this.retired.push(replaced);
+    while (this.retired.length > RETIRED_KEPT) this.fs.closeSync(this.retired.shift()!.fd);
   }
 
   private async dropStaging(): Promise<void> {

@@ -143,7 +143,8 @@ describe('segments', () => {
     // A newer snapshot keeps the one it replaces as the fallback, and the log after that one.
     await s2.saveSnapshot(snapMeta(30, 1, 5, 's-30'), bytes(5));
     expect(snapFiles()).toHaveLength(2);
-    expect(s2.readSnapshotChunk(snapMeta(20, 1, 3), 0, 3)).toBeNull(); // served: only the current
+    // The replaced one is still served to transfers that started from it.
+    expect(s2.readSnapshotChunk(snapMeta(20, 1, 3), 0, 3)).toEqual(Buffer.from(bytes(3)));
     const { state: next, storage: s3 } = await restart(s2, { segmentBytes: 400 });
     expect(next.snapshot?.id).toBe('s-30');
     expect(next.entries).toEqual([]);
@@ -164,6 +165,24 @@ describe('segments', () => {
 });
 
 describe('snapshots', () => {
+  it('a replaced snapshot is still served after its file is gone, the last two of them', async () => {
+    const { storage } = await start();
+    for (let i = 1; i <= 4; i++) {
+      await storage.save(ready({ entries: [normal(i, 1)], hardState: hs(1, i) }));
+      await storage.saveSnapshot(snapMeta(i, 1, 100 + i), bytes(100 + i, i));
+    }
+    // s-4 current, s-3 the fallback on disk, s-2 deleted from disk but still open, s-1 closed.
+    expect(snapFiles()).toHaveLength(2);
+    expect(storage.readSnapshotChunk(snapMeta(2, 1, 102), 50, 10)).toEqual(
+      Buffer.from(bytes(102, 2).subarray(50, 60)),
+    );
+    expect(storage.readSnapshotChunk(snapMeta(2, 1, 102), 0, 102)).toEqual(Buffer.from(bytes(102, 2)));
+    expect(storage.readSnapshotChunk(snapMeta(3, 1, 103), 0, 103)).toEqual(Buffer.from(bytes(103, 3)));
+    expect(storage.readSnapshotChunk(snapMeta(1, 1, 101), 0, 101)).toBeNull();
+    const { storage: s2 } = await restart(storage);
+    expect(s2.readSnapshotChunk(snapMeta(2, 1, 102), 0, 102)).toBeNull(); // not across a restart
+  });
+
   it('installs a snapshot received in chunks, dropping the whole log', async () => {
     const { storage } = await start({ segmentBytes: 300 });
     for (let i = 1; i <= 10; i++)
