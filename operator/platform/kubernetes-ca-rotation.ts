@@ -5,12 +5,9 @@
 
 import type { CoreV1Api, V1Secret } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { AdminClientOptions } from '../../node/api/admin-client.js';
 import { type CertKeyPair, generateCa } from '../../node/certs/index.js';
 import type { ConfluxCluster } from '../api/cluster.js';
 import { buildCaSecret } from './kubernetes-objects.js';
-import { probeMembers } from './member-probe.js';
-import type { MemberPod } from './platform.js';
 import {
   applyCaRotation,
   type CaSet,
@@ -177,22 +174,6 @@ export async function writeCaSecret(
       ...(existing.type ? { type: existing.type } : {}),
     },
   });
-}
-
-/** What each running member reports it has loaded; members that are down count as silent. */
-export async function memberTlsReports(
-  pods: MemberPod[],
-  client: AdminClientOptions,
-): Promise<(MemberTlsReport | null)[]> {
-  const views = await probeMembers(pods, client);
-  return views.map(({ node }) =>
-    node?.tls
-      ? {
-          certFingerprint: node.tls.cert.fingerprint_sha256,
-          caFingerprints: node.tls.ca.map((c) => c.fingerprint_sha256),
-        }
-      : null,
-  );
 }
 
 function pairOf(secret: V1Secret, certKey: string, keyKey: string): CertKeyPair | undefined {

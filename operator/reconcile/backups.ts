@@ -22,16 +22,6 @@ export function nextBackupTime(cluster: ConfluxCluster): Date | null {
   return new Cron(b.schedule, { timezone: 'UTC', paused: true }).nextRun(new Date(after)) ?? null;
 }
 
-/** Whether a schedule is valid cron (5–7 fields); the message says why not. */
-export function cronProblem(schedule: string): string | null {
-  try {
-    new Cron(schedule, { timezone: 'UTC', paused: true });
-    return null;
-  } catch (err) {
-    return (err as Error).message;
-  }
-}
-
 /** Ask a member to back the cluster up to `destination` (a URI). */
 export async function runBackup(
   memberAdmin: string,
