@@ -27,7 +27,7 @@ const MAX_ANSWER_BYTES = 4 * 1024 * 1024;
 /**
  * One call; rejects with NODE_UNREACHABLE on a network error or timeout, never on an HTTP status.
  * A follower answers leader-only calls with 307 and the leader's admin URL (admin-routes.ts): the
- * call is repeated there once, with the same method, body and certificate.
+ * call is repeated there (up to three hops), with the same method, body and certificate.
  */
 export async function adminCall(
   address: string,
@@ -36,10 +36,18 @@ export async function adminCall(
   body: unknown,
   opts: AdminClientOptions,
 ): Promise<AdminAnswer> {
-  const answer = await adminCallOnce(address, method, path, body, opts);
-  const leader = answer.status === 307 ? redirectTarget(answer.location, path, opts) : null;
-  return leader ? adminCallOnce(leader, method, path, body, opts) : answer;
+  let answer = await adminCallOnce(address, method, path, body, opts);
+  // A few hops: the leader may hand leadership on while it acts (removing itself) and redirect again.
+  for (let hop = 0; hop < MAX_REDIRECTS && answer.status === 307; hop++) {
+    const leader = redirectTarget(answer.location, path, opts);
+    if (!leader) break;
+    answer = await adminCallOnce(leader, method, path, body, opts);
+  }
+  return answer;
 }
+
+/** Redirects followed before a 307 is handed to the caller as it is. */
+const MAX_REDIRECTS = 3;
 
 /** The `host:port` a 307 points at, if it names the same path over the same scheme. */
 function redirectTarget(location: string | undefined, path: string, opts: AdminClientOptions): string | null {

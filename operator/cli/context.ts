@@ -198,14 +198,20 @@ export interface HttpRequest {
 
 /**
  * One HTTP call; network failures become CliErrors (exit 1) with the `npm start` hint. A 307 (a
- * follower's admin port pointing at the leader's) is followed once, same method, body and certificate.
+ * follower's admin port pointing at the leader's) is followed, up to three hops, with the same
+ * method, body and certificate.
  */
 export async function httpCall(base: URL, r: HttpRequest): Promise<HttpAnswer> {
-  const answer = await httpCallOnce(new URL(r.path, base), r);
-  const location = answer.status === 307 ? answer.headers.location : undefined;
-  if (typeof location !== 'string') return answer;
-  const next = new URL(location, base);
-  return next.protocol === base.protocol ? httpCallOnce(next, r) : answer;
+  let answer = await httpCallOnce(new URL(r.path, base), r);
+  // A few hops: a leader that hands leadership on while it acts (removing itself) redirects again.
+  for (let hop = 0; hop < 3 && answer.status === 307; hop++) {
+    const location = answer.headers.location;
+    if (typeof location !== 'string') break;
+    const next = new URL(location, base);
+    if (next.protocol !== base.protocol) break;
+    answer = await httpCallOnce(next, r);
+  }
+  return answer;
 }
 
 function httpCallOnce(url: URL, r: HttpRequest): Promise<HttpAnswer> {
