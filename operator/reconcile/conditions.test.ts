@@ -28,21 +28,21 @@ describe('setCondition', () => {
     {
       name: 'appends a new type with the transition time now',
       before: [] as Condition[],
-      update: { type: 'Ready', status: 'True' as const, reason: 'AllMembersReady', message: '3 voters' },
+      update: { type: 'Ready', status: 'True' as const, reason: 'AllMembersReady' as const, message: '3 voters' },
       gen: 1,
       after: [ready],
     },
     {
       name: 'keeps lastTransitionTime when the status is unchanged (new reason, message, generation)',
       before: [ready],
-      update: { type: 'Ready', status: 'True' as const, reason: 'Other', message: 'changed' },
+      update: { type: 'Ready', status: 'True' as const, reason: 'QuorumAvailable' as const, message: 'changed' },
       gen: 2,
-      after: [{ ...ready, reason: 'Other', message: 'changed', observedGeneration: 2 }],
+      after: [{ ...ready, reason: 'QuorumAvailable', message: 'changed', observedGeneration: 2 }],
     },
     {
       name: 'moves lastTransitionTime when the status changes',
       before: [ready],
-      update: { type: 'Ready', status: 'False' as const, reason: 'Unhealthy', message: 'down' },
+      update: { type: 'Ready', status: 'False' as const, reason: 'Unhealthy' as const, message: 'down' },
       gen: 1,
       after: [
         {
@@ -57,7 +57,7 @@ describe('setCondition', () => {
     {
       name: 'replaces in place, leaving other types alone',
       before: [{ ...ready, type: 'Available' }, ready, { ...ready, type: 'BackupSucceeded' }],
-      update: { type: 'Ready', status: 'False' as const, reason: 'Unhealthy', message: 'down' },
+      update: { type: 'Ready', status: 'False' as const, reason: 'Unhealthy' as const, message: 'down' },
       gen: 1,
       after: [
         { ...ready, type: 'Available' },

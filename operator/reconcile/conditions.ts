@@ -4,6 +4,7 @@
 
 import type { ClusterStatus as ClusterStatusDoc } from '../../node/api/admin-contract.js';
 import type { Condition, ConditionType } from '../api/cluster.js';
+import type { Reason } from './reasons.js';
 import type { Observation } from './types.js';
 
 export type ConditionStatus = Condition['status'];
@@ -12,13 +13,13 @@ export type ConditionStatus = Condition['status'];
 export interface ConditionUpdate {
   type: string;
   status: ConditionStatus;
-  reason: string;
+  reason: Reason;
   message: string;
 }
 
 /** A reason and a message, the material of conditions and events. */
 export interface Note {
-  reason: string;
+  reason: Reason;
   message: string;
 }
 

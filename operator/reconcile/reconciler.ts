@@ -17,6 +17,7 @@ import { backupStatusAfter, nextBackupTime, runBackup, withBackupResult } from '
 import { setCondition } from './conditions.js';
 import { adminAddressOf, observe, statusSource } from './observe.js';
 import { plan } from './plan.js';
+import type { Reason } from './reasons.js';
 import type { Action, Observation } from './types.js';
 
 export interface ReconcilerOptions {
@@ -47,7 +48,7 @@ const keyOf = (k: Key) => `${k.namespace}/${k.name}`;
 const AFTER_ACTION_MS = 200;
 const MAX_BACKOFF_MS = 30_000;
 /** Condition and event reason of a spec the CRD admits but the operator cannot run. */
-export const INVALID_SPEC = 'InvalidSpec';
+export const INVALID_SPEC: Reason = 'InvalidSpec';
 
 export class Reconciler {
   private readonly queued = new Map<string, Key>();
@@ -287,7 +288,7 @@ export class Reconciler {
   private async event(
     cluster: ConfluxCluster,
     type: 'Normal' | 'Warning',
-    reason: string,
+    reason: Reason,
     message: string,
   ): Promise<void> {
     const key = `${keyOf(cluster.metadata)}/${reason}`;

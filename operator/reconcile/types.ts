@@ -8,6 +8,7 @@ import type {
 } from '../../node/api/admin-contract.js';
 import type { ClusterStatus, ConfluxCluster } from '../api/cluster.js';
 import type { MemberPod } from '../platform/platform.js';
+import type { Reason } from './reasons.js';
 
 /** One member slot as observed: the pod, and what its node said on `/_internal/status`. */
 export interface SlotView {
@@ -118,5 +119,5 @@ export interface Plan {
   /** The status to write (computed from the observation and the action). */
   status: ClusterStatus;
   /** Events to record, once per transition (the reconciler deduplicates by reason+message). */
-  events: { type: 'Normal' | 'Warning'; reason: string; message: string }[];
+  events: { type: 'Normal' | 'Warning'; reason: Reason; message: string }[];
 }

@@ -65,7 +65,7 @@ export type Retry = { stall: Decision } | { events: PlanEvent[]; stalled?: Note;
 export function removeRetry(ctx: Ctx, nodeId: string, pod: string, op: Decision['operation']): Retry {
   const failed = failedOperation(ctx, 'remove-node', nodeId);
   if (failed?.error?.code === 'QUORUM_AT_RISK') {
-    const stalled = {
+    const stalled: Note = {
       reason: 'QuorumAtRisk',
       message: `removing ${nodeId} refused: ${failed.error.message}`,
     };

@@ -61,7 +61,7 @@ export const rollingUpdate: Rule = (ctx) => {
     return {
       action: { type: 'none' },
       operation: null,
-      idle: { reason: 'RollingUpdateComplete', message },
+      idle: { reason: 'RollingUpdateCompleted', message },
       events: [{ type: 'Normal', reason: 'RollingUpdateCompleted', message }],
     };
   }

@@ -31,7 +31,7 @@ export const reclaimVolume: Rule = (ctx) => {
   if (op?.kind !== 'ScaleDown' || op.ordinal === undefined || op.step !== 'shrinking') return null;
   const k = op.ordinal;
   if (k < ctx.setSize) return null; // not shrunk (yet, or grown again): the other rules decide
-  const progress = { reason: 'ScalingDown', message: `reclaiming the volume of ${podName(ctx, k)}` };
+  const progress: Note = { reason: 'ScalingDown', message: `reclaiming the volume of ${podName(ctx, k)}` };
   if (slotAt(ctx, k)) {
     return {
       action: waitFor(`${podName(ctx, k)} to stop`),
@@ -119,7 +119,7 @@ export const scaleDown: Rule = (ctx) => {
       events: [
         {
           type: 'Normal',
-          reason: 'TransferringLeadership',
+          reason: 'TransferringLeader',
           message: `moving leadership away from ${nodeId} (${pod}) before removing it`,
         },
       ],
