@@ -135,7 +135,6 @@ export const tlsStatusSchema = z.object({
   /** Why the TLS files on disk are refused (the previous material stays in use); null when not. */
   last_error: z.string().nullable(),
 });
-export type TlsStatus = z.infer<typeof tlsStatusSchema>;
 
 export const quotaStatusSchema = z.object({
   db_bytes: z.number().int().nonnegative(),
