@@ -23,9 +23,10 @@ import type { ConfluxCluster } from '../operator/api/cluster.js';
 import { type CliRun, cleanEnv, conflux, REPO, startConflux } from './support/cli-run.js';
 import { until } from './support/local-operator.js';
 
-// Ports BASE-1 .. BASE+204, away from the other suites' ranges (npm-start 28400+, cli 12000+,
-// local-restart 20000+, data-dir-loss 33000+).
-const BASE = 36_000 + 400 * Math.floor(Math.random() * 10);
+// Ports BASE-1 .. BASE+204: below the ephemeral range (32768+, where other suites' free ports and
+// outgoing connections live) and away from the other suites' ranges (cli 12000+, data-dir-loss
+// 18000+, local-restart 20000+, npm-start 28400+).
+const BASE = 10_000 + 400 * Math.floor(Math.random() * 4);
 const CONTROL = `http://127.0.0.1:${BASE - 1}/apis/conflux.io/v1alpha1/namespaces/default/confluxclusters`;
 
 describe('the README, first and second day', () => {
@@ -390,7 +391,9 @@ describe('the README, first and second day', () => {
       },
       20_000,
     );
-    expect(refused.err).toMatch(/^error: cannot reach any member: 127\.0\.0\.1:\d+ \(client certificate refused/);
+    expect(refused.err).toMatch(
+      /^error: cannot reach any member: 127\.0\.0\.1:\d+ \(client certificate refused/,
+    );
     expect(await answers('new')).toBe(true);
     node.kill('SIGTERM');
   }, 120_000);
