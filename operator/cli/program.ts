@@ -26,9 +26,9 @@ export interface RunOptions {
 
 const HELP_AFTER = `
 Targets: by default the local cluster of npm start: its members' admin APIs on
-http://127.0.0.1:7301-7303, client APIs on 7201-7203, the scale endpoint on 7100 (set
-CONFLUX_BASE_PORT as npm start had it, default 7101, to move them all: API BASE+100+i, admin
-BASE+200+i, scale BASE-1). Otherwise --admin and --api, each a URL or a comma-separated list of
+http://127.0.0.1:7301-7303, client APIs on 7201-7203, the control endpoint (scale, cluster) on
+7100 (set CONFLUX_BASE_PORT as npm start had it, default 7101, to move them all: API BASE+100+i,
+admin BASE+200+i, control BASE-1). Otherwise --admin and --api, each a URL or a comma-separated list of
 the members' URLs, with --cert/--key/--ca for TLS (or CONFLUX_ADMIN_URL, CONFLUX_API_URL,
 CONFLUX_CERT, CONFLUX_KEY, CONFLUX_CA). A member that does not answer is passed over for the next
 (and for the members the cluster itself lists); requests only the leader serves follow it.
