@@ -205,16 +205,20 @@ describe('the admin port of a TLS cluster of real processes believes only certif
     });
 
   async function leaderOf(timeoutMs = 20_000): Promise<TlsMember> {
-    return eventually('a leader everyone follows', async () => {
-      const views = await Promise.all(
-        members.map(async (m) => {
-          const res = await https(`https://127.0.0.1:${m.api}/readyz`, client);
-          return JSON.parse(res.body) as { state: string; leader: string | null };
-        }),
-      );
-      const leader = members.find((_m, i) => views[i]?.state === 'leader');
-      return leader && views.every((v) => v.leader === leader.id) ? leader : undefined;
-    }, timeoutMs);
+    return eventually(
+      'a leader everyone follows',
+      async () => {
+        const views = await Promise.all(
+          members.map(async (m) => {
+            const res = await https(`https://127.0.0.1:${m.api}/readyz`, client);
+            return JSON.parse(res.body) as { state: string; leader: string | null };
+          }),
+        );
+        const leader = members.find((_m, i) => views[i]?.state === 'leader');
+        return leader && views.every((v) => v.leader === leader.id) ? leader : undefined;
+      },
+      timeoutMs,
+    );
   }
 
   beforeAll(async () => {
