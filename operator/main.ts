@@ -6,13 +6,13 @@
 
 import { hostname } from 'node:os';
 import { KubeConfig } from '@kubernetes/client-node';
-import { pino } from 'pino';
+import { type Logger, pino } from 'pino';
 import { OperatorMetrics, serveMetrics } from './metrics.js';
 import { KubernetesPlatform } from './platform/kubernetes.js';
 import { KubernetesStore } from './platform/kubernetes-store.js';
 import { kubernetesLeaseApi, LeaderElector } from './platform/leader-election.js';
 import { Reconciler } from './reconcile/reconciler.js';
-import { loadOperatorConfig } from './settings.js';
+import { loadOperatorConfig, type OperatorConfig } from './settings.js';
 
 async function main(): Promise<void> {
   const c = loadOperatorConfig(process.argv.slice(2), process.env, hostname());
@@ -25,29 +25,7 @@ async function main(): Promise<void> {
     logger,
     ...(c.namespace ? { namespace: c.namespace } : {}),
   });
-  const platform = new KubernetesPlatform({
-    kubeConfig,
-    logger,
-    event: (cluster, type, reason, message) => store.event(cluster, type, reason, message),
-    // The operator's pods carry app.kubernetes.io/name=conflux-operator (its chart, config/manager).
-    ...(c.networkPolicy
-      ? {
-          networkPolicy: {
-            namespace: c.podNamespace,
-            podLabels: { 'app.kubernetes.io/name': 'conflux-operator' },
-          },
-        }
-      : {}),
-    // Pod IPs: for an operator outside the cluster network's DNS (a laptop, an API stand-in).
-    ...(c.memberAddress === 'pod-ip'
-      ? {
-          memberHost: (_c: unknown, pod: { status?: { podIP?: string } } | undefined, name: string) =>
-            pod?.status?.podIP ?? name,
-          // Certificates name pods by DNS only: a TLS cluster is refused, saying so (Stalled).
-          podIpAddresses: true,
-        }
-      : {}),
-  });
+  const platform = kubernetesPlatform(c, kubeConfig, logger, store);
   const reconciler = new Reconciler({
     store,
     platform,
@@ -99,6 +77,38 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void shutdown());
   process.on('SIGINT', () => void shutdown());
+}
+
+/** The Kubernetes platform as the settings ask: NetworkPolicies, and how members are reached. */
+function kubernetesPlatform(
+  c: OperatorConfig,
+  kubeConfig: KubeConfig,
+  logger: Logger,
+  store: KubernetesStore,
+): KubernetesPlatform {
+  return new KubernetesPlatform({
+    kubeConfig,
+    logger,
+    event: (cluster, type, reason, message) => store.event(cluster, type, reason, message),
+    // The operator's pods carry app.kubernetes.io/name=conflux-operator (its chart, config/manager).
+    ...(c.networkPolicy
+      ? {
+          networkPolicy: {
+            namespace: c.podNamespace,
+            podLabels: { 'app.kubernetes.io/name': 'conflux-operator' },
+          },
+        }
+      : {}),
+    // Pod IPs: for an operator outside the cluster network's DNS (a laptop, an API stand-in).
+    ...(c.memberAddress === 'pod-ip'
+      ? {
+          memberHost: (_c: unknown, pod: { status?: { podIP?: string } } | undefined, name: string) =>
+            pod?.status?.podIP ?? name,
+          // Certificates name pods by DNS only: a TLS cluster is refused, saying so (Stalled).
+          podIpAddresses: true,
+        }
+      : {}),
+  });
 }
 
 main().catch((err: unknown) => {

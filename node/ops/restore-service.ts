@@ -177,30 +177,7 @@ export class RestoreService {
     }
 
     // Nothing below writes to the data directory until bootstrapFromSnapshot (see the header).
-    const dl = await downloadBackup(req.snapshot_uri, backupOptions);
-    try {
-      checkManifest(dl.manifest, dl.uri, req.expected_cluster_id);
-    } catch (err) {
-      await discard(dl.stream);
-      throw err;
-    }
-    const manifest = dl.manifest;
-
-    // The verifying stream throws (BackupError 'corrupt') on a size or sha256 mismatch, at the
-    // latest on its final next(): only data that passed it is used.
-    const chunks: Uint8Array[] = [];
-    let bytes = 0;
-    try {
-      for await (const chunk of dl.stream) {
-        chunks.push(chunk);
-        bytes += chunk.byteLength;
-      }
-    } finally {
-      metrics?.restoreBytes.inc(bytes);
-    }
-    const data = Buffer.concat(chunks, bytes);
-    chunks.length = 0;
-    checkSnapshot(data, manifest, dl.uri);
+    const { uri, manifest, data } = await downloadVerified(req, backupOptions, metrics);
 
     // The download took time: make sure nothing initialized the node meanwhile.
     const still = notPristine(raft.metrics(), kv);
@@ -208,7 +185,7 @@ export class RestoreService {
       throw new ConfluxError('NOT_EMPTY', `node ${nodeId} changed during the restore: ${still}`);
 
     const clusterId = this.mintClusterId();
-    const restoredFrom = { clusterId: manifest.clusterId, uri: dl.uri, index: manifest.lastIndex };
+    const restoredFrom = { clusterId: manifest.clusterId, uri, index: manifest.lastIndex };
     const meta: SnapshotMeta = {
       index: manifest.lastIndex,
       term: 1,
@@ -235,7 +212,7 @@ export class RestoreService {
       keys: manifest.keyCount,
       revision: manifest.revision,
     };
-    this.answers.set(dl.uri, answer);
+    this.answers.set(uri, answer);
     logger.info(
       { clusterId, restoredFrom, keys: answer.keys, revision: answer.revision, bytes: data.byteLength },
       'restored a backup: this node starts a new cluster',
@@ -287,6 +264,38 @@ export class RestoreService {
     this.answers.set(dataUri, answer);
     return answer;
   }
+}
+
+/**
+ * Downloads the backup `req` names and checks it before anything is installed: the manifest (its
+ * cluster and format), then the data against the manifest's size and SHA-256 (the verifying stream
+ * throws on a mismatch, at the latest on its final next()) and the snapshot's own checksums.
+ */
+async function downloadVerified(
+  req: RestoreRequest,
+  backupOptions: RestoreServiceDeps['backupOptions'],
+  metrics: NodeMetrics | undefined,
+): Promise<{ uri: string; manifest: BackupManifest; data: Buffer }> {
+  const dl = await downloadBackup(req.snapshot_uri, backupOptions);
+  try {
+    checkManifest(dl.manifest, dl.uri, req.expected_cluster_id);
+  } catch (err) {
+    await discard(dl.stream);
+    throw err;
+  }
+  const chunks: Uint8Array[] = [];
+  let bytes = 0;
+  try {
+    for await (const chunk of dl.stream) {
+      chunks.push(chunk);
+      bytes += chunk.byteLength;
+    }
+  } finally {
+    metrics?.restoreBytes.inc(bytes);
+  }
+  const data = Buffer.concat(chunks, bytes);
+  checkSnapshot(data, dl.manifest, dl.uri);
+  return { uri: dl.uri, manifest: dl.manifest, data };
 }
 
 /** Refuse, before any data is read, a backup of another cluster or of an unknown format. */
