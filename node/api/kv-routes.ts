@@ -136,142 +136,153 @@ export function propose(
 }
 
 export function registerKvRoutes(app: FastifyInstance, ctx: ApiContext): void {
-  app.get('/v1/kv/*', async (req, reply) => {
-    const key = keyOf(req, ctx);
-    const q = parse(readQuery, req.query, 'query');
-    const kv = await read(ctx, req, reply, q.consistency, () => ctx.kv.get(key));
-    if (reply.sent) return reply;
-    if (!kv) throw new ConfluxError('KEY_NOT_FOUND', `key ${JSON.stringify(key)} does not exist`);
-    if (q.raw === 'true' || q.raw === '1')
-      return reply.type('application/octet-stream').send(Buffer.from(kv.value));
-    return kvJson(kv, q.encoding);
-  });
+  app.get('/v1/kv/*', (req, reply) => getKey(ctx, req, reply));
+  app.put('/v1/kv/*', (req, reply) => putKey(ctx, req, reply));
+  app.delete('/v1/kv/*', (req, reply) => deleteKey(ctx, req, reply));
+  app.get('/v1/kv', (req, reply) => rangeKeys(ctx, req, reply));
+  app.post('/v1/txn', (req, reply) => transaction(ctx, req, reply));
+}
 
-  app.put('/v1/kv/*', async (req, reply) => {
-    const key = keyOf(req, ctx);
-    const q = parse(writeQuery, req.query, 'query');
-    const value = Buffer.isBuffer(req.body) ? new Uint8Array(req.body) : new Uint8Array(0);
-    const cmd: KvCommand = {
-      type: 'put',
-      key,
-      value,
-      ...(q.cas !== undefined ? { expectModRevision: q.cas } : {}),
-    };
-    const r = await propose(ctx, req, reply, cmd);
-    if (!r) return reply;
-    if (r.type !== 'put') throw new Error(`put answered with ${r.type}`);
-    if (!r.ok) {
-      throw new ConfluxError('COMPARE_FAILED', `key ${JSON.stringify(key)} is not at modRevision ${q.cas}`, {
-        revision: r.revision,
-        currentModRevision: r.current?.modRevision ?? 0,
-      });
-    }
-    return { revision: r.revision, ...(q.prev === 'true' && r.prev ? { prev: kvJson(r.prev) } : {}) };
-  });
+/** GET /v1/kv/{key}: one key, or its raw bytes. */
+async function getKey(ctx: ApiContext, req: FastifyRequest, reply: FastifyReply) {
+  const key = keyOf(req, ctx);
+  const q = parse(readQuery, req.query, 'query');
+  const kv = await read(ctx, req, reply, q.consistency, () => ctx.kv.get(key));
+  if (reply.sent) return reply;
+  if (!kv) throw new ConfluxError('KEY_NOT_FOUND', `key ${JSON.stringify(key)} does not exist`);
+  if (q.raw === 'true' || q.raw === '1')
+    return reply.type('application/octet-stream').send(Buffer.from(kv.value));
+  return kvJson(kv, q.encoding);
+}
 
-  app.delete('/v1/kv/*', async (req, reply) => {
-    const key = keyOf(req, ctx);
-    const q = parse(writeQuery, req.query, 'query');
-    const cmd: KvCommand =
-      q.cas === undefined
-        ? { type: 'delete', key }
-        : {
-            type: 'txn',
-            compare: [{ key, target: 'modRevision', op: '=', operand: q.cas }],
-            success: [{ type: 'delete', key }],
-            failure: [],
-          };
-    const r = await propose(ctx, req, reply, cmd);
-    if (!r) return reply;
-    if (r.type === 'txn' && !r.succeeded) {
-      throw new ConfluxError('COMPARE_FAILED', `key ${JSON.stringify(key)} is not at modRevision ${q.cas}`, {
-        revision: r.revision,
-      });
-    }
-    const prev =
-      r.type === 'delete'
-        ? r.prev
-        : r.type === 'txn' && r.responses[0]?.type === 'delete'
-          ? r.responses[0].prev
-          : undefined;
-    return {
+/** PUT /v1/kv/{key}: write a value, optionally compare-and-set on modRevision. */
+async function putKey(ctx: ApiContext, req: FastifyRequest, reply: FastifyReply) {
+  const key = keyOf(req, ctx);
+  const q = parse(writeQuery, req.query, 'query');
+  const value = Buffer.isBuffer(req.body) ? new Uint8Array(req.body) : new Uint8Array(0);
+  const cmd: KvCommand = {
+    type: 'put',
+    key,
+    value,
+    ...(q.cas !== undefined ? { expectModRevision: q.cas } : {}),
+  };
+  const r = await propose(ctx, req, reply, cmd);
+  if (!r) return reply;
+  if (r.type !== 'put') throw new Error(`put answered with ${r.type}`);
+  if (!r.ok) {
+    throw new ConfluxError('COMPARE_FAILED', `key ${JSON.stringify(key)} is not at modRevision ${q.cas}`, {
       revision: r.revision,
-      deleted: prev !== undefined,
-      ...(q.prev === 'true' && prev ? { prev: kvJson(prev) } : {}),
-    };
-  });
-
-  app.get('/v1/kv', async (req, reply) => {
-    const q = parse(rangeQuery, req.query, 'query');
-    validatePrefix(q.prefix, ctx.kv.limits);
-    // The page also ends where its keys and values reach --max-response-bytes (`more`, `next`).
-    const page = await read(ctx, req, reply, q.consistency, () =>
-      ctx.kv.range({
-        prefix: q.prefix,
-        limit: q.limit,
-        maxBytes: ctx.limits.maxResponseBytes,
-        ...(q.after !== undefined ? { after: q.after } : {}),
-      }),
-    );
-    if (!page) return reply;
-    const last = page.kvs.at(-1);
-    return {
-      kvs: page.kvs.map((kv) => kvJson(kv, q.encoding)),
-      more: page.more,
-      ...(page.more && last ? { next: last.key } : {}),
-      revision: page.revision,
-    };
-  });
-
-  app.post('/v1/txn', async (req, reply) => {
-    const body = parse(txnBody, parseJson(req.body), 'body');
-    const ops = (branch: 'success' | 'failure') =>
-      body[branch].map((o, i) =>
-        o.type === 'put'
-          ? {
-              type: 'put' as const,
-              key: o.key,
-              value: decodeValue(o.value, o.encoding, `body.${branch}.${i}.value`),
-            }
-          : o,
-      );
-    const compare = body.compare.map((c, i) =>
-      'value' in c
-        ? {
-            key: c.key,
-            target: 'value' as const,
-            op: c.op,
-            operand: decodeValue(c.value, c.encoding, `body.compare.${i}.value`),
-          }
-        : c,
-    );
-    const cmd = { type: 'txn' as const, compare, success: ops('success'), failure: ops('failure') };
-    const budget = ctx.limits.maxResponseBytes;
-    // Refused before it is proposed when its answer could not fit, counted on the value sizes
-    // alone; the count after apply covers a state that grew meanwhile, and no JSON is built then.
-    const r = await propose(ctx, req, reply, cmd, () => {
-      const estimate = txnAnswerEstimate(cmd, (key) => ctx.kv.valueBytes(key));
-      if (estimate > budget) throw tooLarge(estimate, budget);
+      currentModRevision: r.current?.modRevision ?? 0,
     });
-    if (!r) return reply;
-    if (r.type !== 'txn') throw new Error(`txn answered with ${r.type}`);
-    const bytes = txnAnswerBytes(r.responses);
-    if (bytes > budget) {
-      throw tooLarge(bytes, budget, {
-        revision: r.revision,
-        succeeded: r.succeeded,
-        note: 'the transaction was applied; only its answer is refused',
-      });
-    }
-    return {
-      succeeded: r.succeeded,
+  }
+  return { revision: r.revision, ...(q.prev === 'true' && r.prev ? { prev: kvJson(r.prev) } : {}) };
+}
+
+/** DELETE /v1/kv/{key}, optionally compare-and-set on modRevision. */
+async function deleteKey(ctx: ApiContext, req: FastifyRequest, reply: FastifyReply) {
+  const key = keyOf(req, ctx);
+  const q = parse(writeQuery, req.query, 'query');
+  const cmd: KvCommand =
+    q.cas === undefined
+      ? { type: 'delete', key }
+      : {
+          type: 'txn',
+          compare: [{ key, target: 'modRevision', op: '=', operand: q.cas }],
+          success: [{ type: 'delete', key }],
+          failure: [],
+        };
+  const r = await propose(ctx, req, reply, cmd);
+  if (!r) return reply;
+  if (r.type === 'txn' && !r.succeeded) {
+    throw new ConfluxError('COMPARE_FAILED', `key ${JSON.stringify(key)} is not at modRevision ${q.cas}`, {
       revision: r.revision,
-      responses: r.responses.map((res) => {
-        if (res.type === 'get') return { type: 'get', ...(res.kv ? { kv: kvJson(res.kv) } : {}) };
-        return { type: res.type, ...(res.prev ? { prev: kvJson(res.prev) } : {}) };
-      }),
-    };
+    });
+  }
+  const prev =
+    r.type === 'delete'
+      ? r.prev
+      : r.type === 'txn' && r.responses[0]?.type === 'delete'
+        ? r.responses[0].prev
+        : undefined;
+  return {
+    revision: r.revision,
+    deleted: prev !== undefined,
+    ...(q.prev === 'true' && prev ? { prev: kvJson(prev) } : {}),
+  };
+}
+
+/** GET /v1/kv?prefix=: one page of keys in byte order. */
+async function rangeKeys(ctx: ApiContext, req: FastifyRequest, reply: FastifyReply) {
+  const q = parse(rangeQuery, req.query, 'query');
+  validatePrefix(q.prefix, ctx.kv.limits);
+  // The page also ends where its keys and values reach --max-response-bytes (`more`, `next`).
+  const page = await read(ctx, req, reply, q.consistency, () =>
+    ctx.kv.range({
+      prefix: q.prefix,
+      limit: q.limit,
+      maxBytes: ctx.limits.maxResponseBytes,
+      ...(q.after !== undefined ? { after: q.after } : {}),
+    }),
+  );
+  if (!page) return reply;
+  const last = page.kvs.at(-1);
+  return {
+    kvs: page.kvs.map((kv) => kvJson(kv, q.encoding)),
+    more: page.more,
+    ...(page.more && last ? { next: last.key } : {}),
+    revision: page.revision,
+  };
+}
+
+/** POST /v1/txn: compares, then the success or the failure branch. */
+async function transaction(ctx: ApiContext, req: FastifyRequest, reply: FastifyReply) {
+  const body = parse(txnBody, parseJson(req.body), 'body');
+  const ops = (branch: 'success' | 'failure') =>
+    body[branch].map((o, i) =>
+      o.type === 'put'
+        ? {
+            type: 'put' as const,
+            key: o.key,
+            value: decodeValue(o.value, o.encoding, `body.${branch}.${i}.value`),
+          }
+        : o,
+    );
+  const compare = body.compare.map((c, i) =>
+    'value' in c
+      ? {
+          key: c.key,
+          target: 'value' as const,
+          op: c.op,
+          operand: decodeValue(c.value, c.encoding, `body.compare.${i}.value`),
+        }
+      : c,
+  );
+  const cmd = { type: 'txn' as const, compare, success: ops('success'), failure: ops('failure') };
+  const budget = ctx.limits.maxResponseBytes;
+  // Refused before it is proposed when its answer could not fit, counted on the value sizes
+  // alone; the count after apply covers a state that grew meanwhile, and no JSON is built then.
+  const r = await propose(ctx, req, reply, cmd, () => {
+    const estimate = txnAnswerEstimate(cmd, (key) => ctx.kv.valueBytes(key));
+    if (estimate > budget) throw tooLarge(estimate, budget);
   });
+  if (!r) return reply;
+  if (r.type !== 'txn') throw new Error(`txn answered with ${r.type}`);
+  const bytes = txnAnswerBytes(r.responses);
+  if (bytes > budget) {
+    throw tooLarge(bytes, budget, {
+      revision: r.revision,
+      succeeded: r.succeeded,
+      note: 'the transaction was applied; only its answer is refused',
+    });
+  }
+  return {
+    succeeded: r.succeeded,
+    revision: r.revision,
+    responses: r.responses.map((res) => {
+      if (res.type === 'get') return { type: 'get', ...(res.kv ? { kv: kvJson(res.kv) } : {}) };
+      return { type: res.type, ...(res.prev ? { prev: kvJson(res.prev) } : {}) };
+    }),
+  };
 }
 
 function tooLarge(bytes: number, budget: number, details: Record<string, unknown> = {}): ConfluxError {
