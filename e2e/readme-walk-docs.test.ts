@@ -165,8 +165,8 @@ describe('helm/conflux NOTES and values', () => {
     expect(notes).toContain(`--admin https://localhost:${ports.admin} --api https://localhost:${ports.api}`);
   });
 
-  it('every `npx conflux` line of the NOTES has the flags the CLI has', async () => {
-    const lines = invocations(notes);
+  it("every `npx conflux` line of the NOTES and the chart's README has the flags the CLI has", async () => {
+    const lines = [...invocations(notes), ...invocations(readFileSync('helm/conflux/README.md', 'utf8'))];
     expect(lines.length).toBeGreaterThanOrEqual(3);
     expect((await Promise.all(lines.map(checkLine))).flat()).toEqual([]);
   });
