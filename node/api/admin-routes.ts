@@ -61,30 +61,8 @@ function body(req: FastifyRequest): unknown {
 }
 
 export function registerAdminRoutes(app: FastifyInstance, ctx: AdminContext): void {
-  /** Run `fn` here; if only the leader can, and this is not it, redirect the caller to the leader. */
-  const onLeader = async (req: FastifyRequest, reply: FastifyReply, fn: () => Promise<unknown>) => {
-    try {
-      return await fn();
-    } catch (err) {
-      if (!(err instanceof RaftError && err.code === 'NOT_LEADER')) throw err;
-      const leader = ctx.raft.metrics().currentLeader;
-      const address = leader && leader !== ctx.nodeId ? ctx.addresses.get(leader)?.admin : undefined;
-      if (!leader || !address)
-        throw new ConfluxError('NO_LEADER', 'no leader is known right now; retry shortly');
-      const location = `${ctx.tls ? 'https' : 'http'}://${address}${req.url}`;
-      return reply
-        .status(307)
-        .header('location', location)
-        .send({
-          error: {
-            code: 'NOT_LEADER',
-            message: `${ctx.nodeId} does not lead; repeat the request at the leader ${leader} (${location})`,
-            leader,
-            leader_admin_address: address,
-          },
-        });
-    }
-  };
+  const onLeader = (req: FastifyRequest, reply: FastifyReply, fn: () => Promise<unknown>) =>
+    leaderOrRedirect(ctx, req, reply, fn);
 
   app.get('/_internal/status', async () => ctx.internalStatus());
 
@@ -125,22 +103,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: AdminContext): vo
   app.delete('/_cluster/nodes/:id', async (req, reply) => {
     const { id } = parse(idParams, req.params, 'path');
     const force = parse(removeQuery, req.query, 'query').force === 'true';
-    return onLeader(req, reply, async () => {
-      const m = ctx.raft.metrics();
-      if (id === ctx.nodeId && m.state === 'leader') {
-        // The seed's rule: never remove a leader; hand leadership over, then the new leader removes.
-        const target = bestTransferTarget(m, ctx.electionTicks);
-        if (!target) {
-          throw new ConfluxError(
-            'QUORUM_AT_RISK',
-            `${id} leads and no other voter is reachable to take over`,
-          );
-        }
-        await transfer(ctx, target);
-        throw new RaftError('NOT_LEADER', `leadership handed to ${target}`, target);
-      }
-      return accepted(reply, await ctx.membership.removeNode(id, force));
-    });
+    return onLeader(req, reply, async () => removeNode(ctx, reply, id, force));
   });
 
   app.get('/_cluster/operations/:id', async (req, reply) => {
@@ -175,6 +138,51 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: AdminContext): vo
     if (!ctx.recovery) throw new ConfluxError('ROUTE_NOT_FOUND', 'this node does not offer recovery');
     return ctx.recovery.run(request);
   });
+}
+
+/** Run `fn` here; if only the leader can, and this is not it, redirect the caller to the leader. */
+async function leaderOrRedirect(
+  ctx: AdminContext,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  fn: () => Promise<unknown>,
+): Promise<unknown> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (!(err instanceof RaftError && err.code === 'NOT_LEADER')) throw err;
+    const leader = ctx.raft.metrics().currentLeader;
+    const address = leader && leader !== ctx.nodeId ? ctx.addresses.get(leader)?.admin : undefined;
+    if (!leader || !address)
+      throw new ConfluxError('NO_LEADER', 'no leader is known right now; retry shortly');
+    const location = `${ctx.tls ? 'https' : 'http'}://${address}${req.url}`;
+    return reply
+      .status(307)
+      .header('location', location)
+      .send({
+        error: {
+          code: 'NOT_LEADER',
+          message: `${ctx.nodeId} does not lead; repeat the request at the leader ${leader} (${location})`,
+          leader,
+          leader_admin_address: address,
+        },
+      });
+  }
+}
+
+/** The safe remove; a leader asked to remove itself hands leadership over first (the new leader removes it). */
+async function removeNode(ctx: AdminContext, reply: FastifyReply, id: string, force: boolean) {
+  const m = ctx.raft.metrics();
+  if (id === ctx.nodeId && m.state === 'leader') {
+    // The seed's rule: never remove a leader; hand leadership over, then the new leader removes.
+    const target = bestTransferTarget(m, ctx.electionTicks);
+    if (!target) {
+      throw new ConfluxError('QUORUM_AT_RISK', `${id} leads and no other voter is reachable to take over`);
+    }
+    await transfer(ctx, target);
+    throw new RaftError('NOT_LEADER', `leadership handed to ${target}`, target);
+  }
+  return accepted(reply, await ctx.membership.removeNode(id, force));
 }
 
 function accepted(reply: FastifyReply, a: { status: 200 | 202; operation: { id: string } }) {
