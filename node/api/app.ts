@@ -90,38 +90,49 @@ export async function buildClientApi(ctx: ApiContext, opts: ApiServerOptions): P
   const exempt = { config: { rateLimit: false } };
   app.get('/healthz', exempt, async () => ({ status: 'ok', node: ctx.nodeId }));
   app.get('/readyz', exempt, async (_req, reply) => {
-    const m = ctx.raft.metrics();
-    // A Raft node stopped by a fatal error keeps its last metrics (it may still say leader): it
-    // will never serve again, so it is not ready, and says why.
-    const stopped = ctx.raft.stopReason();
-    const member = M.isInitialized(m.membership) && M.members(m.membership).includes(ctx.nodeId);
-    // A data directory deleted under the running node: what it holds is no longer durable.
-    const dataDir = ctx.dataDir?.problem() ?? null;
-    const ready = !stopped && !dataDir && member && (m.currentLeader !== null || m.state === 'learner');
-    return reply.status(ready ? 200 : 503).send({
-      ready,
-      node: ctx.nodeId,
-      state: m.state,
-      leader: m.currentLeader,
-      term: m.currentTerm,
-      ...(stopped ? { stopped: stopped.message } : {}),
-      ...(dataDir ? { dataDir } : {}),
-    });
+    const r = readiness(ctx);
+    return reply.status(r.ready ? 200 : 503).send(r);
   });
-  app.get('/metrics', exempt, async (_req, reply) => {
-    ctx.metrics.observeRaft(ctx.raft.metrics());
-    ctx.metrics.observeLimits({
-      storedBytes: ctx.quota.usedBytes,
-      quotaBytes: ctx.quota.quotaBytes,
-      alarm: ctx.quota.alarm,
-      watchers: ctx.watchers.count,
-    });
-    return reply.type(ctx.metrics.registry.contentType).send(await ctx.metrics.registry.metrics());
-  });
+  app.get('/metrics', exempt, async (_req, reply) =>
+    reply.type(ctx.metrics.registry.contentType).send(await scrape(ctx)),
+  );
 
   registerKvRoutes(app, ctx);
   registerWatchRoutes(app, ctx);
   return app;
+}
+
+/** /readyz: a member of an initialized cluster with a known leader (or a learner), not stopped. */
+function readiness(ctx: ApiContext) {
+  const m = ctx.raft.metrics();
+  // A Raft node stopped by a fatal error keeps its last metrics (it may still say leader): it
+  // will never serve again, so it is not ready, and says why.
+  const stopped = ctx.raft.stopReason();
+  const member = M.isInitialized(m.membership) && M.members(m.membership).includes(ctx.nodeId);
+  // A data directory deleted under the running node: what it holds is no longer durable.
+  const dataDir = ctx.dataDir?.problem() ?? null;
+  const ready = !stopped && !dataDir && member && (m.currentLeader !== null || m.state === 'learner');
+  return {
+    ready,
+    node: ctx.nodeId,
+    state: m.state,
+    leader: m.currentLeader,
+    term: m.currentTerm,
+    ...(stopped ? { stopped: stopped.message } : {}),
+    ...(dataDir ? { dataDir } : {}),
+  };
+}
+
+/** /metrics: the gauges read at scrape time, then the registry's text. */
+function scrape(ctx: ApiContext): Promise<string> {
+  ctx.metrics.observeRaft(ctx.raft.metrics());
+  ctx.metrics.observeLimits({
+    storedBytes: ctx.quota.usedBytes,
+    quotaBytes: ctx.quota.quotaBytes,
+    alarm: ctx.quota.alarm,
+    watchers: ctx.watchers.count,
+  });
+  return ctx.metrics.registry.metrics();
 }
 
 /** Refusals counted in conflux_limit_refusals_total, by the limit that refused. */
