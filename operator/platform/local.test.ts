@@ -18,7 +18,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function until<T>(
   what: string,
   fn: () => Promise<T | undefined | false>,
-  timeoutMs = 15_000,
+  // A node started from source takes 20-30 s on a busy two-core machine.
+  timeoutMs = 45_000,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -269,7 +270,7 @@ describe('LocalPlatform with conflux-node processes', () => {
     // Not members of anything yet: not ready.
     expect((await platform.pods(c)).map((p) => p.ready)).toEqual([false, false]);
     expect(JSON.parse(readFileSync(join(root, 'default', 'demo', 'slots.json'), 'utf8')).size).toBe(2);
-  });
+  }, 120_000);
 
   it('restarts a killed slot on the same ports and volume, with the same node id', async () => {
     const before = await platform.pods(c);
