@@ -1,6 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import { CustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io/v1';
-import { ClusterRole, ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
+import {
+  ClusterRole,
+  ClusterRoleBinding,
+  Role,
+  RoleBinding,
+} from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { ServiceAccount } from 'kubernetes-models/v1';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
@@ -30,6 +35,8 @@ const MODELS: Record<string, ModelCtor> = {
   CustomResourceDefinition: CustomResourceDefinition as unknown as ModelCtor,
   ClusterRole: ClusterRole as unknown as ModelCtor,
   ClusterRoleBinding: ClusterRoleBinding as unknown as ModelCtor,
+  Role: Role as unknown as ModelCtor,
+  RoleBinding: RoleBinding as unknown as ModelCtor,
   ServiceAccount: ServiceAccount as unknown as ModelCtor,
 };
 
@@ -40,6 +47,7 @@ describe('generated manifests', () => {
     expect(Object.keys(rendered).sort()).toEqual([
       'config/crd/bases/conflux.io_confluxbackups.yaml',
       'config/crd/bases/conflux.io_confluxclusters.yaml',
+      'config/rbac-namespaced/role.yaml',
       'config/rbac/role.yaml',
       'config/rbac/role_binding.yaml',
       'config/rbac/service_account.yaml',

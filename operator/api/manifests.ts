@@ -6,9 +6,12 @@
 import { stringify } from 'yaml';
 import { backupCrd, clusterCrd } from './crd.js';
 import {
+  DEFAULT_OPERATOR_NAMESPACE,
   type OperatorRbacOptions,
   operatorClusterRole,
   operatorClusterRoleBinding,
+  operatorRole,
+  operatorRoleBinding,
   operatorServiceAccount,
 } from './rbac.js';
 
@@ -70,6 +73,16 @@ export const MANIFEST_TARGETS: readonly ManifestTarget[] = [
   // kustomize only reads files below its root: config/crd gets its own copy.
   ...crdTargets('config/crd/bases'),
   ...rbacTargets('config/rbac'),
+  // Namespaced mode: the operator in conflux-system watching only conflux-system (run it with
+  // --namespace conflux-system); a Role and RoleBinding instead of the ClusterRole.
+  {
+    path: 'config/rbac-namespaced/role.yaml',
+    objects: () => [
+      operatorServiceAccount(),
+      operatorRole(DEFAULT_OPERATOR_NAMESPACE),
+      operatorRoleBinding(DEFAULT_OPERATOR_NAMESPACE),
+    ],
+  },
   ...helmOperatorChartTargets(),
 ];
 

@@ -1,4 +1,9 @@
-import { ClusterRole, ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
+import {
+  ClusterRole,
+  ClusterRoleBinding,
+  Role,
+  RoleBinding,
+} from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { ServiceAccount } from 'kubernetes-models/v1';
 import { describe, expect, it } from 'vitest';
 import {
@@ -6,6 +11,8 @@ import {
   DEFAULT_OPERATOR_NAMESPACE,
   operatorClusterRole,
   operatorClusterRoleBinding,
+  operatorRole,
+  operatorRoleBinding,
   operatorRules,
   operatorServiceAccount,
 } from './rbac.js';
@@ -71,6 +78,33 @@ describe('operator RBAC', () => {
     expect(binding.subjects).toEqual([
       { kind: 'ServiceAccount', name: sa.metadata.name, namespace: sa.metadata.namespace },
     ]);
+  });
+
+  it('namespaced mode: the same rules as a Role in the watched namespace, every resource namespaced', () => {
+    const role = operatorRole('team-a');
+    const binding = operatorRoleBinding('team-a', { namespace: 'ops' });
+    expect(() => new Role(role).validate()).not.toThrow();
+    expect(() => new RoleBinding(binding).validate()).not.toThrow();
+    expect(role.metadata.namespace).toBe('team-a');
+    expect(role.rules).toEqual(operatorClusterRole().rules);
+    expect(binding.metadata.namespace).toBe('team-a');
+    expect(binding.roleRef).toEqual({
+      apiGroup: 'rbac.authorization.k8s.io',
+      kind: 'Role',
+      name: role.metadata.name,
+    });
+    expect(binding.subjects).toEqual([
+      { kind: 'ServiceAccount', name: DEFAULT_OPERATOR_NAME, namespace: 'ops' },
+    ]);
+    // A Role cannot grant cluster-scoped resources; the rules must need none.
+    const clusterScoped = [
+      'namespaces',
+      'nodes',
+      'persistentvolumes',
+      'customresourcedefinitions',
+      'clusterroles',
+    ];
+    expect([...grants().keys()].filter((k) => clusterScoped.includes(k.split('/')[1] ?? ''))).toEqual([]);
   });
 
   it('takes namespace, names and labels as parameters', () => {

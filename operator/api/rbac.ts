@@ -133,3 +133,44 @@ export function operatorClusterRoleBinding(options?: OperatorRbacOptions): Clust
     subjects: [{ kind: 'ServiceAccount', name: o.serviceAccountName, namespace: o.namespace }],
   };
 }
+
+export interface Role {
+  apiVersion: 'rbac.authorization.k8s.io/v1';
+  kind: 'Role';
+  metadata: ObjectMeta & { namespace: string };
+  rules: PolicyRule[];
+}
+
+export interface RoleBinding {
+  apiVersion: 'rbac.authorization.k8s.io/v1';
+  kind: 'RoleBinding';
+  metadata: ObjectMeta & { namespace: string };
+  roleRef: { apiGroup: 'rbac.authorization.k8s.io'; kind: 'Role'; name: string };
+  subjects: { kind: 'ServiceAccount'; name: string; namespace: string }[];
+}
+
+/**
+ * Namespaced mode, for an operator that watches one namespace (`--namespace`, with its Lease in
+ * that namespace too): the same rules as a Role there, so it can read or change nothing outside
+ * it. Every resource the rules name is namespaced; the CRDs stay cluster-wide, installed once.
+ */
+export function operatorRole(watchNamespace: string, options?: OperatorRbacOptions): Role {
+  const o = resolve(options);
+  return {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'Role',
+    metadata: { name: o.clusterRoleName, namespace: watchNamespace, labels: { ...o.labels } },
+    rules: operatorRules(),
+  };
+}
+
+export function operatorRoleBinding(watchNamespace: string, options?: OperatorRbacOptions): RoleBinding {
+  const o = resolve(options);
+  return {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'RoleBinding',
+    metadata: { name: o.clusterRoleBindingName, namespace: watchNamespace, labels: { ...o.labels } },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: o.clusterRoleName },
+    subjects: [{ kind: 'ServiceAccount', name: o.serviceAccountName, namespace: o.namespace }],
+  };
+}
