@@ -13,6 +13,7 @@
 
 import { Packr } from 'msgpackr';
 import { z } from 'zod';
+import { authChangeSchema } from '../auth/permissions.js';
 import { ConfluxError } from '../errors.js';
 import { isWellFormed } from './keys.js';
 
@@ -89,15 +90,24 @@ export const TxnCommandSchema = z.strictObject({
   requestId: requestIdSchema,
 });
 
+/** A change to the users, roles and switch of client authorization (node/auth/permissions.ts). */
+export const AuthCommandSchema = z.strictObject({
+  type: z.literal('auth'),
+  change: authChangeSchema,
+  requestId: requestIdSchema,
+});
+
 export const KvCommandSchema = z.discriminatedUnion('type', [
   PutCommandSchema,
   DeleteCommandSchema,
   TxnCommandSchema,
+  AuthCommandSchema,
 ]);
 export type KvCommand = z.infer<typeof KvCommandSchema>;
 export type PutCommand = z.infer<typeof PutCommandSchema>;
 export type DeleteCommand = z.infer<typeof DeleteCommandSchema>;
 export type TxnCommand = z.infer<typeof TxnCommandSchema>;
+export type AuthCommand = z.infer<typeof AuthCommandSchema>;
 
 // copyBuffers: decoded values own their bytes instead of viewing the entry's buffer, which the
 // host may reuse and which would otherwise stay alive as long as any value does.
@@ -123,7 +133,9 @@ export function encodeCommand(cmd: KvCommand): Uint8Array {
   const canonical =
     c.type === 'txn'
       ? { ...defined(c), compare: c.compare.map(defined), success: c.success, failure: c.failure }
-      : defined(c);
+      : c.type === 'auth'
+        ? { ...defined(c), change: defined(c.change) }
+        : defined(c);
   // msgpackr packs every value into one buffer shared by all its encoders in the process (the
   // transport's frames and the WAL's records too, up to MiBs) and returns a view of it. The bytes
   // of a command live on in the Raft log until a snapshot compacts it, and such a view would keep

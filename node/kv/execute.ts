@@ -56,7 +56,7 @@ function runOp(state: KvState, op: Op, revision: number, events: WatchEvent[]): 
  */
 export function execute(
   state: KvState,
-  cmd: KvCommand,
+  cmd: Exclude<KvCommand, { type: 'auth' }>,
   revision: number,
   storeRevision: number,
   events: WatchEvent[],

@@ -22,6 +22,7 @@ function opGrowth(op: Op, current: ValueBytesOf): number {
  * branch that writes one key twice), approximate only in that the state may change before apply.
  */
 export function writeGrowth(cmd: KvCommand, current: ValueBytesOf): number {
+  if (cmd.type === 'auth') return 0;
   if (cmd.type !== 'txn') return opGrowth(cmd, current);
   const branch = (ops: Op[]) => ops.reduce((sum, op) => sum + opGrowth(op, current), 0);
   return Math.max(branch(cmd.success), branch(cmd.failure));

@@ -7,8 +7,10 @@ import { crc32 } from 'node:zlib';
 import { SnapshotFormatError } from './errors.js';
 import { compareKeys } from './keys.js';
 import {
+  FLAG_AUTH,
   HEADER_BYTES,
   MAGIC,
+  MAX_AUTH_SECTION_BYTES,
   RECORD_FIXED_BYTES,
   SNAPSHOT_FORMAT_VERSION,
   type SnapshotHeader,
@@ -145,7 +147,8 @@ export interface SnapshotDecoderOptions {
 
 export class SnapshotDecoder {
   private readonly queue = new ByteQueue();
-  private state: 'header' | 'records' | 'trailer' | 'done' = 'header';
+  private state: 'header' | 'records' | 'auth' | 'trailer' | 'done' = 'header';
+  private hasAuth = false;
   private header: SnapshotHeader | null = null;
   private readonly kvs: KeyValue[] = [];
   /** Records decoded so far, and the last one (for the order check). */
@@ -187,6 +190,14 @@ export class SnapshotDecoder {
         this.readHeader(this.take(HEADER_BYTES));
       } else if (this.state === 'records') {
         if (!this.readRecord()) return;
+      } else if (this.state === 'auth') {
+        if (this.queue.available < 4) return;
+        const n = viewOf(this.queue.peek(4)).getUint32(0, true);
+        if (n > MAX_AUTH_SECTION_BYTES) throw bad(`auth section of ${n} bytes`);
+        if (this.queue.available < 4 + n) return;
+        this.take(4);
+        this.header!.auth = Uint8Array.from(this.take(n)); // own copy: chunks may be reused
+        this.state = 'trailer';
       } else if (this.state === 'trailer') {
         if (this.queue.available < TRAILER_BYTES) return;
         const crc = this.queue.crc();
@@ -214,7 +225,9 @@ export class SnapshotDecoder {
         `format version ${version}, this node reads version ${SNAPSHOT_FORMAT_VERSION}`,
       );
     }
-    if (view.getUint16(6, true) !== 0) throw bad('unknown flags');
+    const flags = view.getUint16(6, true);
+    if ((flags & ~FLAG_AUTH) !== 0) throw bad('unknown flags');
+    this.hasAuth = (flags & FLAG_AUTH) !== 0;
     const header = {
       applied: u64(view, 8, 'applied index'),
       revision: u64(view, 16, 'revision'),
@@ -223,7 +236,7 @@ export class SnapshotDecoder {
     if (header.revision > header.applied)
       throw bad(`revision ${header.revision} > applied ${header.applied}`);
     this.header = header;
-    this.state = header.keyCount > 0 ? 'records' : 'trailer';
+    this.state = header.keyCount > 0 ? 'records' : this.afterRecords();
   }
 
   /** Decode the next record if all its bytes are here; false when more bytes are needed. */
@@ -264,7 +277,7 @@ export class SnapshotDecoder {
     this.check(kv);
     this.onRecord(kv);
     this.last = kv;
-    if (++this.count === this.header!.keyCount) this.state = 'trailer';
+    if (++this.count === this.header!.keyCount) this.state = this.afterRecords();
     return true;
   }
 
@@ -320,8 +333,12 @@ export class SnapshotDecoder {
     this.check(kv);
     this.onRecord(kv);
     this.last = kv;
-    if (++this.count === this.header!.keyCount) this.state = 'trailer';
+    if (++this.count === this.header!.keyCount) this.state = this.afterRecords();
     return true;
+  }
+
+  private afterRecords(): 'auth' | 'trailer' {
+    return this.hasAuth ? 'auth' : 'trailer';
   }
 
   private check(kv: KeyValue): void {

@@ -1,10 +1,14 @@
 // The binary snapshot format of the key-value store, version 1. All integers little-endian.
 //
-//   header   magic "CXKV" | u16 format version | u16 flags (0) | u64 applied index
+//   header   magic "CXKV" | u16 format version | u16 flags | u64 applied index
 //            | u64 store revision | u64 key count                                     (32 bytes)
 //   records  key count times, in key order (UTF-8 byte order, strictly increasing):
 //            u32 key bytes | key (UTF-8) | u32 value bytes | value
 //            | u64 createRevision | u64 modRevision | u64 version
+//   auth     only with flag bit 0 (FLAG_AUTH): u32 bytes | the users and roles of client
+//            authorization (node/auth/section.ts). Written only when there are any, so a
+//            cluster that never used authorization writes the same bytes as before it existed,
+//            and snapshots without the section (every older one) decode as before.
 //   trailer  u32 CRC-32 of every byte before it
 //
 // The encoder is a generator of chunks, so a snapshot can be streamed without ever being one
@@ -24,16 +28,26 @@ export const RECORD_FIXED_BYTES = 4 + 4 + 24;
 export const TRAILER_BYTES = 4;
 const TWO_32 = 2 ** 32;
 export const DEFAULT_CHUNK_BYTES = 64 * 1024;
+/** Header flag: an auth section follows the records. */
+export const FLAG_AUTH = 1;
+/** Largest auth section a decoder accepts. */
+export const MAX_AUTH_SECTION_BYTES = 16 * 1024 * 1024;
 
 export interface SnapshotHeader {
   applied: number;
   revision: number;
   keyCount: number;
+  /** The auth section's bytes (absent: no section, flag clear). */
+  auth?: Uint8Array;
 }
 
-/** Exact encoded size of a snapshot of `kvs`. */
-export function snapshotSize(kvs: Iterable<KeyValue>): number {
-  let n = HEADER_BYTES + TRAILER_BYTES;
+/** Bytes of the optional sections after the records. */
+export const sectionBytes = (header: SnapshotHeader): number =>
+  header.auth ? 4 + header.auth.byteLength : 0;
+
+/** Exact encoded size of a snapshot of `kvs` (with `header`'s sections). */
+export function snapshotSize(kvs: Iterable<KeyValue>, header?: SnapshotHeader): number {
+  let n = HEADER_BYTES + TRAILER_BYTES + (header ? sectionBytes(header) : 0);
   for (const kv of kvs) n += RECORD_FIXED_BYTES + utf8Bytes(kv.key) + kv.value.byteLength;
   return n;
 }
@@ -121,7 +135,8 @@ export function* encodeSnapshot(
   if (chunkBytes < HEADER_BYTES) throw new RangeError(`chunkBytes must be ≥ ${HEADER_BYTES}`);
   const w = new ChunkWriter(chunkBytes);
   w.bytes(Uint8Array.from(MAGIC));
-  w.u32(SNAPSHOT_FORMAT_VERSION); // u16 version + u16 flags (0), as one little-endian u32
+  // u16 version + u16 flags, as one little-endian u32
+  w.u32(SNAPSHOT_FORMAT_VERSION + (header.auth ? FLAG_AUTH * 0x10000 : 0));
   w.u64(header.applied);
   w.u64(header.revision);
   w.u64(header.keyCount);
@@ -140,6 +155,10 @@ export function* encodeSnapshot(
   }
   if (written !== header.keyCount)
     throw new Error(`snapshot header says ${header.keyCount} keys, wrote ${written}`);
+  if (header.auth) {
+    w.u32(header.auth.byteLength);
+    w.bytes(header.auth);
+  }
   w.finish();
   yield* w.ready.splice(0);
 }
@@ -149,7 +168,7 @@ export function* encodeSnapshot(
  * then writing), so it must be re-iterable and must not change in between.
  */
 export function encodeSnapshotBuffer(header: SnapshotHeader, kvs: Iterable<KeyValue>): Uint8Array {
-  const size = snapshotSize(kvs);
+  const size = snapshotSize(kvs, header);
   const chunks = [...encodeSnapshot(header, kvs, size)];
   if (chunks.length !== 1 || chunks[0]!.byteLength !== size) throw new Error('snapshot size miscounted');
   return chunks[0]!;

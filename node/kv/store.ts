@@ -15,6 +15,9 @@
 // Queries (`get`, `range`) are local reads of the applied state; the API adds ReadIndex on top for
 // linearizable reads.
 
+import { applyAuthCommand } from '../auth/apply.js';
+import { type AuthState, EMPTY_AUTH_STATE } from '../auth/permissions.js';
+import { decodeAuthSection, encodeAuthSection } from '../auth/section.js';
 import type { StateMachine } from '../raft/raft-node.js';
 import type { Entry, SnapshotMeta } from '../raft/types.js';
 import { type KvCommand, tryDecodeCommand } from './commands.js';
@@ -29,6 +32,7 @@ import {
   HEADER_BYTES,
   RECORD_FIXED_BYTES,
   type SnapshotHeader,
+  sectionBytes,
   TRAILER_BYTES,
 } from './snapshot-format.js';
 import { KvState } from './state.js';
@@ -77,6 +81,8 @@ export interface SnapshotStream extends AsyncIterable<Uint8Array>, Readonly<Snap
 export class KvStore implements StateMachine<KvApplyResult> {
   readonly limits: KvLimits;
   private state = KvState.empty();
+  /** Users, roles and the switch of client authorization: replicated beside the keys. */
+  private authState: AuthState = EMPTY_AUTH_STATE;
   private appliedIndex = 0;
   private storeRevision = 0;
   private undecodable = 0;
@@ -127,6 +133,11 @@ export class KvStore implements StateMachine<KvApplyResult> {
     return this.state.valueBytes(key);
   }
 
+  /** Client authorization as of `applied` (node/auth/permissions.ts). */
+  get auth(): AuthState {
+    return this.authState;
+  }
+
   /** Normal entries applied as no-ops because they did not decode. */
   get undecodableEntries(): number {
     return this.undecodable;
@@ -165,6 +176,11 @@ export class KvStore implements StateMachine<KvApplyResult> {
         'kv: undecodable entry applied as a no-op',
       );
       return { type: 'invalid', revision: this.storeRevision, reason: decoded.reason };
+    }
+    if (decoded.command.type === 'auth') {
+      const { state, result } = applyAuthCommand(this.authState, decoded.command, this.storeRevision);
+      this.authState = state;
+      return result;
     }
     const events: WatchEvent[] = [];
     const result = execute(this.state, decoded.command, entry.index, this.storeRevision, events);
@@ -230,7 +246,7 @@ export class KvStore implements StateMachine<KvApplyResult> {
     const capture = this.state.captureLive();
     const pace = new Pacer(sliceMs);
     try {
-      let size = HEADER_BYTES + TRAILER_BYTES;
+      let size = HEADER_BYTES + sectionBytes(header) + TRAILER_BYTES;
       let n = 0;
       for (const kv of capture) {
         size += RECORD_FIXED_BYTES + utf8Bytes(kv.key) + kv.value.byteLength;
@@ -325,11 +341,15 @@ export class KvStore implements StateMachine<KvApplyResult> {
   }
 
   private header(): SnapshotHeader {
-    return { applied: this.appliedIndex, revision: this.storeRevision, keyCount: this.state.size };
+    const auth = encodeAuthSection(this.authState);
+    const header = { applied: this.appliedIndex, revision: this.storeRevision, keyCount: this.state.size };
+    return auth ? { ...header, auth } : header;
   }
 
   private install(header: SnapshotHeader, state: KvState): void {
+    const auth = decodeAuthSection(header.auth); // throws before anything is replaced
     this.state = state;
+    this.authState = auth;
     this.appliedIndex = header.applied;
     this.storeRevision = header.revision;
     this.hub.reset(header.revision);

@@ -56,6 +56,9 @@ export type KvApplyResult = (
   | { type: 'put'; ok: false; revision: number; current?: KeyValue }
   | { type: 'delete'; revision: number; prev?: KeyValue }
   | { type: 'txn'; succeeded: boolean; revision: number; responses: OpResponse[] }
+  /** A change to client authorization (node/auth): `ok: false` with the reason it was refused. */
+  | { type: 'auth'; ok: true; revision: number }
+  | { type: 'auth'; ok: false; revision: number; reason: string }
   /** A blank or membership entry: applied, no data change. */
   | { type: 'none'; revision: number }
   /** A normal entry whose bytes are not a valid command: applied as a no-op and counted. */
