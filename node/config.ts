@@ -121,183 +121,203 @@ function inNetworks(addr: string, nets: [number, number][]): boolean {
   return ip !== null && nets.some(([base, mask]) => (ip & mask) >>> 0 === base);
 }
 
-export const ConfigSchema = z
-  .object({
-    nodeId: nodeIdSchema.optional(),
-    /** Without --node-id: the first start makes `<prefix>-<8 hex>` (a StatefulSet passes the pod name). */
-    nodeIdPrefix: nodeIdPrefixSchema.optional(),
-    dataDir: z.string().min(1).default('./data'),
-    apiAddr: hostPortSchema.default('127.0.0.1:8080'),
-    adminAddr: hostPortSchema.default('127.0.0.1:8443'),
-    raftAddr: hostPortSchema.default('127.0.0.1:7000'),
-    advertiseApiAddr: hostPortSchema.optional(),
-    advertiseAdminAddr: hostPortSchema.optional(),
-    advertiseRaftAddr: hostPortSchema.optional(),
-    initialCluster: initialCluster.optional(),
-    bootstrapExpect: positiveInt.optional(),
-    join: hostPortSchema.optional(),
-    tlsCert: z.string().optional(),
-    tlsKey: z.string().optional(),
-    tlsCa: z.string().optional(),
-    adminCa: z.string().optional(),
-    /** How often the TLS files are read to pick up a renewed certificate or CA bundle. */
-    tlsReloadIntervalMs: positiveInt.min(100).default(10_000),
-    devInsecure: flag.default(false),
-    /**
-     * IPv4 networks (CIDR, comma-separated) --dev-insecure may dial and advertise besides loopback:
-     * only for an isolated test network (e2e/chaos's network namespaces). Listeners stay loopback.
-     */
-    devInsecureNetworks: cidrList.default([]),
-    followerRedirect: flag.default(false),
-    tickMs: positiveInt.default(50),
-    electionTicks: positiveInt.min(3).default(10),
-    snapshotEntries: positiveInt.default(10_000),
-    maxKeyBytes: positiveInt.max(64 * 1024).default(1024),
-    maxValueBytes: positiveInt.default(1024 * 1024),
-    maxBodyBytes: positiveInt.optional(),
-    rateLimitPerSecond: positiveInt.optional(),
-    watchHistory: positiveInt.default(10_000),
-    requestTimeoutMs: positiveInt.default(5_000),
-    /** Bytes of keys and values one answer may carry (ranges and long-polls page below it). */
-    maxResponseBytes: positiveInt.default(16 * 1024 * 1024),
-    /**
-     * Stored bytes (keys, values, per-key overhead) above which writes that grow the data are
-     * refused. Unset: 512 MiB, or less under a memory limit (api/quota.ts defaultQuotaBytes).
-     */
-    quotaBytes: positiveInt.optional(),
-    /** Open connections per listener (client API, admin API); more are closed at once. */
-    maxConnections: positiveInt.default(2048),
-    /** ... and from one client address: one client cannot take every slot. */
-    maxConnectionsPerClient: positiveInt.default(512),
-    /** Open watches (SSE streams and waiting long-polls) on this node, and from one client. */
-    maxWatchers: positiveInt.default(1024),
-    maxWatchersPerClient: positiveInt.default(256),
-    /** A request's headers must arrive within this; the whole request within --read-timeout-ms. */
-    readHeaderTimeoutMs: positiveInt.default(10_000),
-    readTimeoutMs: positiveInt.default(30_000),
-    /** A connection without traffic (between requests, or a stalled answer) is closed after this. */
-    idleTimeoutMs: positiveInt.min(1_000).default(60_000),
-    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    /** Where POST /_cluster/backup writes when the request names no destination. */
-    backupDestination: z
-      .string()
-      .regex(/^(s3|file):\/\//, 'expected s3://bucket/prefix or file:///dir')
-      .optional(),
-    backupKeepLast: positiveInt.optional(),
-    backupMaxAgeDays: z.coerce.number().positive().optional(),
-    s3Endpoint: z.url({ protocol: /^https?$/ }).optional(),
-    s3Region: z.string().min(1).optional(),
-    s3PathStyle: flag.default(false),
-    /** A learner is caught up when its lag stays ≤ this many entries ... */
-    catchUpMaxLag: z.coerce.number().int().nonnegative().default(100),
-    /** ... for this long without interruption. */
-    catchUpStableMs: positiveInt.default(1_000),
-    /** The add flow gives up (the node stays a learner) when catch-up takes longer than this. */
-    catchUpTimeoutMs: positiveInt.default(600_000),
-  })
-  .superRefine((c, ctx) => {
-    const tls = [c.tlsCert, c.tlsKey, c.tlsCa].filter(Boolean).length;
-    if (tls !== 0 && tls !== 3)
-      ctx.addIssue({
-        code: 'custom',
-        path: ['tlsCert'],
-        message: 'give --tls-cert, --tls-key and --tls-ca together',
-      });
-    if (!c.devInsecure && tls === 0) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['tlsCert'],
-        message: 'TLS files are required unless --dev-insecure is set',
-      });
-    }
-    if (c.devInsecure) {
-      for (const key of ['apiAddr', 'adminAddr', 'raftAddr'] as const) {
-        if (!isLoopback(c[key])) {
-          ctx.addIssue({
-            code: 'custom',
-            path: [key],
-            message: `--dev-insecure serves plain HTTP and is refused on ${c[key]}; use a loopback address`,
-          });
-        }
-      }
-      // Nor does it dial or advertise anything off this machine in plain text.
-      const dialed: [string, string | undefined][] = [
-        ['--advertise-api-addr', c.advertiseApiAddr],
-        ['--advertise-admin-addr', c.advertiseAdminAddr],
-        ['--advertise-raft-addr', c.advertiseRaftAddr],
-        ['--join', c.join],
-        ...Object.entries(c.initialCluster ?? {}).flatMap(([id, m]) =>
-          [m.raft, m.api, m.admin]
-            .filter(Boolean)
-            .map((a): [string, string] => [`--initial-cluster (${id})`, a]),
-        ),
-      ];
-      for (const [what, addr] of dialed) {
-        if (addr !== undefined && !isLoopback(addr) && !inNetworks(addr, c.devInsecureNetworks)) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['devInsecure'],
-            message: `--dev-insecure sends plain text and refuses the non-loopback address ${addr} in ${what}`,
-          });
-        }
+const BaseConfigSchema = z.object({
+  nodeId: nodeIdSchema.optional(),
+  /** Without --node-id: the first start makes `<prefix>-<8 hex>` (a StatefulSet passes the pod name). */
+  nodeIdPrefix: nodeIdPrefixSchema.optional(),
+  dataDir: z.string().min(1).default('./data'),
+  apiAddr: hostPortSchema.default('127.0.0.1:8080'),
+  adminAddr: hostPortSchema.default('127.0.0.1:8443'),
+  raftAddr: hostPortSchema.default('127.0.0.1:7000'),
+  advertiseApiAddr: hostPortSchema.optional(),
+  advertiseAdminAddr: hostPortSchema.optional(),
+  advertiseRaftAddr: hostPortSchema.optional(),
+  initialCluster: initialCluster.optional(),
+  bootstrapExpect: positiveInt.optional(),
+  join: hostPortSchema.optional(),
+  tlsCert: z.string().optional(),
+  tlsKey: z.string().optional(),
+  tlsCa: z.string().optional(),
+  adminCa: z.string().optional(),
+  /** How often the TLS files are read to pick up a renewed certificate or CA bundle. */
+  tlsReloadIntervalMs: positiveInt.min(100).default(10_000),
+  devInsecure: flag.default(false),
+  /**
+   * IPv4 networks (CIDR, comma-separated) --dev-insecure may dial and advertise besides loopback:
+   * only for an isolated test network (e2e/chaos's network namespaces). Listeners stay loopback.
+   */
+  devInsecureNetworks: cidrList.default([]),
+  followerRedirect: flag.default(false),
+  tickMs: positiveInt.default(50),
+  electionTicks: positiveInt.min(3).default(10),
+  snapshotEntries: positiveInt.default(10_000),
+  maxKeyBytes: positiveInt.max(64 * 1024).default(1024),
+  maxValueBytes: positiveInt.default(1024 * 1024),
+  maxBodyBytes: positiveInt.optional(),
+  rateLimitPerSecond: positiveInt.optional(),
+  watchHistory: positiveInt.default(10_000),
+  requestTimeoutMs: positiveInt.default(5_000),
+  /** Bytes of keys and values one answer may carry (ranges and long-polls page below it). */
+  maxResponseBytes: positiveInt.default(16 * 1024 * 1024),
+  /**
+   * Stored bytes (keys, values, per-key overhead) above which writes that grow the data are
+   * refused. Unset: 512 MiB, or less under a memory limit (api/quota.ts defaultQuotaBytes).
+   */
+  quotaBytes: positiveInt.optional(),
+  /** Open connections per listener (client API, admin API); more are closed at once. */
+  maxConnections: positiveInt.default(2048),
+  /** ... and from one client address: one client cannot take every slot. */
+  maxConnectionsPerClient: positiveInt.default(512),
+  /** Open watches (SSE streams and waiting long-polls) on this node, and from one client. */
+  maxWatchers: positiveInt.default(1024),
+  maxWatchersPerClient: positiveInt.default(256),
+  /** A request's headers must arrive within this; the whole request within --read-timeout-ms. */
+  readHeaderTimeoutMs: positiveInt.default(10_000),
+  readTimeoutMs: positiveInt.default(30_000),
+  /** A connection without traffic (between requests, or a stalled answer) is closed after this. */
+  idleTimeoutMs: positiveInt.min(1_000).default(60_000),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Where POST /_cluster/backup writes when the request names no destination. */
+  backupDestination: z
+    .string()
+    .regex(/^(s3|file):\/\//, 'expected s3://bucket/prefix or file:///dir')
+    .optional(),
+  backupKeepLast: positiveInt.optional(),
+  backupMaxAgeDays: z.coerce.number().positive().optional(),
+  s3Endpoint: z.url({ protocol: /^https?$/ }).optional(),
+  s3Region: z.string().min(1).optional(),
+  s3PathStyle: flag.default(false),
+  /** A learner is caught up when its lag stays ≤ this many entries ... */
+  catchUpMaxLag: z.coerce.number().int().nonnegative().default(100),
+  /** ... for this long without interruption. */
+  catchUpStableMs: positiveInt.default(1_000),
+  /** The add flow gives up (the node stays a learner) when catch-up takes longer than this. */
+  catchUpTimeoutMs: positiveInt.default(600_000),
+});
+
+type BaseConfig = z.output<typeof BaseConfigSchema>;
+
+/** TLS files come as a set, and are required unless --dev-insecure. */
+function tlsRules(c: BaseConfig, ctx: z.RefinementCtx): void {
+  const tls = [c.tlsCert, c.tlsKey, c.tlsCa].filter(Boolean).length;
+  if (tls !== 0 && tls !== 3)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['tlsCert'],
+      message: 'give --tls-cert, --tls-key and --tls-ca together',
+    });
+  if (!c.devInsecure && tls === 0) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['tlsCert'],
+      message: 'TLS files are required unless --dev-insecure is set',
+    });
+  }
+}
+
+/** --dev-insecure listens, dials and advertises on loopback (or --dev-insecure-networks) only. */
+function devInsecureRules(c: BaseConfig, ctx: z.RefinementCtx): void {
+  if (c.devInsecure) {
+    for (const key of ['apiAddr', 'adminAddr', 'raftAddr'] as const) {
+      if (!isLoopback(c[key])) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [key],
+          message: `--dev-insecure serves plain HTTP and is refused on ${c[key]}; use a loopback address`,
+        });
       }
     }
-    const starts = [
-      c.initialCluster && '--initial-cluster',
-      c.bootstrapExpect && '--bootstrap-expect',
-      c.join && '--join',
+    // Nor does it dial or advertise anything off this machine in plain text.
+    const dialed: [string, string | undefined][] = [
+      ['--advertise-api-addr', c.advertiseApiAddr],
+      ['--advertise-admin-addr', c.advertiseAdminAddr],
+      ['--advertise-raft-addr', c.advertiseRaftAddr],
+      ['--join', c.join],
+      ...Object.entries(c.initialCluster ?? {}).flatMap(([id, m]) =>
+        [m.raft, m.api, m.admin]
+          .filter(Boolean)
+          .map((a): [string, string] => [`--initial-cluster (${id})`, a]),
+      ),
     ];
-    if (starts.filter(Boolean).length > 1) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['join'],
-        message: `choose one way to form the cluster, not ${starts.filter(Boolean).join(' and ')}`,
-      });
+    for (const [what, addr] of dialed) {
+      if (addr !== undefined && !isLoopback(addr) && !inNetworks(addr, c.devInsecureNetworks)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['devInsecure'],
+          message: `--dev-insecure sends plain text and refuses the non-loopback address ${addr} in ${what}`,
+        });
+      }
     }
-    if (c.nodeId && c.nodeIdPrefix) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['nodeIdPrefix'],
-        message: 'give --node-id or --node-id-prefix, not both',
-      });
-    }
-    if (c.readHeaderTimeoutMs > c.readTimeoutMs) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['readHeaderTimeoutMs'],
-        message: `must not exceed --read-timeout-ms (${c.readTimeoutMs})`,
-      });
-    }
-    if (c.maxResponseBytes < 2 * c.maxValueBytes) {
-      // One watch event or txn answer may carry a value and its previous value.
-      ctx.addIssue({
-        code: 'custom',
-        path: ['maxResponseBytes'],
-        message: `must be at least twice --max-value-bytes (${2 * c.maxValueBytes})`,
-      });
-    }
-    if (c.maxConnectionsPerClient > c.maxConnections) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['maxConnectionsPerClient'],
-        message: `must not exceed --max-connections (${c.maxConnections})`,
-      });
-    }
-    if (c.maxWatchersPerClient > c.maxWatchers) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['maxWatchersPerClient'],
-        message: `must not exceed --max-watchers (${c.maxWatchers})`,
-      });
-    }
-    if (c.initialCluster && c.nodeId && !c.initialCluster[c.nodeId]) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['initialCluster'],
-        message: `does not list this node (${c.nodeId})`,
-      });
-    }
-  })
+  }
+}
+
+/** One way to form the cluster, and one way to name the node. */
+function formationRules(c: BaseConfig, ctx: z.RefinementCtx): void {
+  const starts = [
+    c.initialCluster && '--initial-cluster',
+    c.bootstrapExpect && '--bootstrap-expect',
+    c.join && '--join',
+  ];
+  if (starts.filter(Boolean).length > 1) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['join'],
+      message: `choose one way to form the cluster, not ${starts.filter(Boolean).join(' and ')}`,
+    });
+  }
+  if (c.nodeId && c.nodeIdPrefix) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['nodeIdPrefix'],
+      message: 'give --node-id or --node-id-prefix, not both',
+    });
+  }
+}
+
+/** Limits that depend on each other, and a static cluster that lists this node. */
+function limitRules(c: BaseConfig, ctx: z.RefinementCtx): void {
+  if (c.readHeaderTimeoutMs > c.readTimeoutMs) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['readHeaderTimeoutMs'],
+      message: `must not exceed --read-timeout-ms (${c.readTimeoutMs})`,
+    });
+  }
+  if (c.maxResponseBytes < 2 * c.maxValueBytes) {
+    // One watch event or txn answer may carry a value and its previous value.
+    ctx.addIssue({
+      code: 'custom',
+      path: ['maxResponseBytes'],
+      message: `must be at least twice --max-value-bytes (${2 * c.maxValueBytes})`,
+    });
+  }
+  if (c.maxConnectionsPerClient > c.maxConnections) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['maxConnectionsPerClient'],
+      message: `must not exceed --max-connections (${c.maxConnections})`,
+    });
+  }
+  if (c.maxWatchersPerClient > c.maxWatchers) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['maxWatchersPerClient'],
+      message: `must not exceed --max-watchers (${c.maxWatchers})`,
+    });
+  }
+  if (c.initialCluster && c.nodeId && !c.initialCluster[c.nodeId]) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['initialCluster'],
+      message: `does not list this node (${c.nodeId})`,
+    });
+  }
+}
+
+export const ConfigSchema = BaseConfigSchema.superRefine(tlsRules)
+  .superRefine(devInsecureRules)
+  .superRefine(formationRules)
+  .superRefine(limitRules)
   .transform((c) => ({
     ...c,
     advertiseApiAddr: c.advertiseApiAddr ?? c.apiAddr,
