@@ -89,7 +89,6 @@ function kubernetesPlatform(
   return new KubernetesPlatform({
     kubeConfig,
     logger,
-    event: (cluster, type, reason, message) => store.event(cluster, type, reason, message),
     // The operator's pods carry app.kubernetes.io/name=conflux-operator (its chart, config/manager).
     ...(c.networkPolicy
       ? {

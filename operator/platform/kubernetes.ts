@@ -75,13 +75,6 @@ export interface KubernetesPlatformOptions {
    * (network-policy.ts).
    */
   networkPolicy?: OperatorIdentity;
-  /** Records an Event on the cluster (CA rotation phases). */
-  event?: (
-    cluster: ConfluxCluster,
-    type: 'Normal' | 'Warning',
-    reason: string,
-    message: string,
-  ) => Promise<void>;
 }
 
 export class KubernetesPlatform implements Platform {
