@@ -27,12 +27,12 @@ describe('conflux-node --help', () => {
     const bad = await confluxNode(['--bogus']);
     expect(bad.code).toBe(2);
     expect(bad.err).toContain('conflux-node --help');
-  }, 30_000);
+  }, 60_000);
 });
 
 describe('the conflux CLI against npm start slots', () => {
   const c = new SlotCluster(BASE);
-  beforeAll(() => c.start(), 60_000);
+  beforeAll(() => c.start(), 120_000);
   afterAll(() => c.destroy());
 
   const put = (k: number, key: string, value: string) =>
@@ -135,7 +135,7 @@ describe('the conflux CLI against npm start slots', () => {
     const w = await conflux(['kv', 'put', 'after/loss', 'x'], ENV);
     expect(w.code).toBe(1);
     expect(w.err).toMatch(/^error: [A-Z_]+: /);
-  }, 90_000);
+  }, 180_000);
 
   it('with no member answering, status says so and exits 1', async () => {
     await c.kill(0);

@@ -15,7 +15,7 @@ const BASE = 18_000 + 300 * Math.floor(Math.random() * 6);
 
 describe('a data directory lost under a member', () => {
   const cluster = new SlotCluster(BASE);
-  beforeAll(() => cluster.start(), 60_000);
+  beforeAll(() => cluster.start(), 120_000);
   afterAll(() => cluster.destroy());
 
   it('a node restarted empty answers a serializable read with NOT_INITIALIZED', async () => {

@@ -128,8 +128,9 @@ export class SlotCluster {
     await Promise.all(Array.from({ length: this.size }, (_, k) => this.ready(k)));
   }
 
-  /** Until slot k answers /readyz with 200 (a member that knows a leader). */
-  async ready(k: number, ms = 30_000): Promise<void> {
+  /** Until slot k answers /readyz with 200 (a member that knows a leader). A node started from
+   *  source takes 20-30 s on a busy two-core machine. */
+  async ready(k: number, ms = 60_000): Promise<void> {
     const deadline = Date.now() + ms;
     while (Date.now() < deadline) {
       const ok = await fetch(`${this.api(k)}/readyz`, { signal: AbortSignal.timeout(1_000) }).then(
@@ -143,7 +144,7 @@ export class SlotCluster {
   }
 
   /** Until slot k listens (ready or not). */
-  async listening(k: number, ms = 30_000): Promise<void> {
+  async listening(k: number, ms = 60_000): Promise<void> {
     const deadline = Date.now() + ms;
     while (Date.now() < deadline) {
       const ok = await fetch(`${this.admin(k)}/_internal/status`, {
