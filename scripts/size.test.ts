@@ -25,7 +25,6 @@ const KNOWN_OVER: Record<string, number> = {
   'node/sim/cluster.ts start()': 91,
   'node/sim/recovery.ts backupAndRestore()': 123,
   'node/sim/run.ts runStackSeed()': 139,
-  'node/storage/storage.ts openStorage()': 82,
   'node/transport/inbound-connection.ts serveInbound()': 144,
   'operator/cli/kv.ts kvWatch()': 88,
   'operator/cli/program.ts buildProgram()': 141,

@@ -67,15 +67,7 @@ export async function openStorage(
   const logger = opts.logger ?? silentLogger;
   const io = new DurableIo(opts);
   const { fs } = io;
-  const walDir = path.join(dir, 'wal');
-  const snapDir = path.join(dir, 'snap');
-  const fresh = !fs.existsSync(walDir);
-  fs.mkdirSync(walDir, { recursive: true });
-  fs.mkdirSync(snapDir, { recursive: true });
-  if (fresh) {
-    await io.fsyncDir(dir);
-    await io.fsyncDir(path.dirname(path.resolve(dir)));
-  }
+  const { walDir, snapDir } = await makeDirs(io, dir);
   const lock = acquireLock(dir, logger, fs);
   // Every key is in here: only the node's user may read it (permissions.ts).
   if (fs === nodeFs) tightenDataDir(dir, logger);
@@ -141,6 +133,21 @@ export async function openStorage(
     lock.release();
     throw err;
   }
+}
+
+/** The WAL and snapshot directories of `dir`, created (and made durable) on first start. */
+async function makeDirs(io: DurableIo, dir: string): Promise<{ walDir: string; snapDir: string }> {
+  const { fs } = io;
+  const walDir = path.join(dir, 'wal');
+  const snapDir = path.join(dir, 'snap');
+  const fresh = !fs.existsSync(walDir);
+  fs.mkdirSync(walDir, { recursive: true });
+  fs.mkdirSync(snapDir, { recursive: true });
+  if (fresh) {
+    await io.fsyncDir(dir);
+    await io.fsyncDir(path.dirname(path.resolve(dir)));
+  }
+  return { walDir, snapDir };
 }
 
 /**
