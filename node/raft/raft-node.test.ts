@@ -279,8 +279,11 @@ describe('RaftNode', () => {
     const c = await elected();
     const leader = c.node('n1');
     for (let i = 0; i < 8; i++) await c.run(leader.clientWrite(put(`k${i}`, `value-${i}`)));
+    const before = leader.logBytes();
+    expect(before).toBeGreaterThan(8 * 'value-0'.length);
     const meta = await c.run(leader.triggerSnapshot());
     expect(meta).not.toBeNull();
+    expect(leader.logBytes()).toBe(0); // everything applied was compacted
     expect(meta?.index).toBe(leader.metrics().lastApplied);
     expect(leader.metrics().snapshot).toEqual({ index: meta?.index, term: meta?.term });
     expect(c.member('n1').storage.snapshot?.meta.id).toBe(meta?.id);

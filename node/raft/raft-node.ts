@@ -14,6 +14,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { ProtocolViolation, RaftError } from './errors.js';
+import { entrySize } from './log.js';
 import * as M from './membership.js';
 import { EMPTY_STATE, type RaftConfig, RaftCore, type RaftState } from './raft.js';
 import type {
@@ -306,6 +307,17 @@ export class RaftNode<R> {
 
   metrics(): RaftMetrics {
     return this.core.metrics();
+  }
+
+  /**
+   * Bytes of the log entries held after the snapshot: what memory keeps and a restart re-applies
+   * until the next snapshot. A sum over those entries, so ask every few hundred entries, not per
+   * Ready.
+   */
+  logBytes(): number {
+    let bytes = 0;
+    for (const e of this.core.log.entries) bytes += entrySize(e);
+    return bytes;
   }
 
   /**
