@@ -176,7 +176,25 @@ export class HealthWatch {
 
   /** The verdicts seen, one line each, for a failure message. */
   describe(): string {
-    return this.seen.map((s) => `${s.status}: ${s.message}`).join('\n');
+    return this.seen
+      .map((s, i) => `${s.status}: ${s.message} (${(this.seen[i + 1]?.at ?? Date.now()) - s.at} ms)`)
+      .join('\n');
+  }
+
+  /** Each run of one status (consecutive verdicts of that status), with how long it was shown. */
+  spans(): { status: string; messages: string[]; ms: number }[] {
+    const out: { status: string; messages: string[]; ms: number }[] = [];
+    this.seen.forEach((s, i) => {
+      const until = this.seen[i + 1]?.at ?? Date.now();
+      const last = out.at(-1);
+      if (last && last.status === s.status) {
+        last.messages.push(s.message);
+        last.ms += until - s.at;
+      } else {
+        out.push({ status: s.status, messages: [s.message], ms: until - s.at });
+      }
+    });
+    return out;
   }
 }
 
@@ -214,8 +232,17 @@ export interface HealthExpectation {
   cluster: string;
   seen?: ArgoStatus[];
   never?: ArgoStatus[];
+  /**
+   * `never` statuses tolerated for at most BRIEF_MS at a time: a new cluster reports "no leader
+   * elected" (Available=False) for the moment of its first election, which Argo CD shows as
+   * Degraded for one refresh.
+   */
+  briefly?: boolean;
   end?: ArgoStatus;
 }
+
+/** How long a `briefly` status may be shown at a time (a few samples). */
+export const BRIEF_MS = 5_000;
 
 /** Checks one step's verdicts (the watch is stopped first); throws with what was seen. */
 export async function checkHealthStep(env: KubeEnv, watch: HealthWatch, e: HealthExpectation): Promise<void> {
@@ -233,8 +260,12 @@ export async function checkHealthStep(env: KubeEnv, watch: HealthWatch, e: Healt
   for (const s of e.seen ?? []) {
     if (!statuses.includes(s)) problems.push(`Argo CD never showed ${e.cluster} ${s}`);
   }
-  for (const s of e.never ?? []) {
-    if (statuses.includes(s)) problems.push(`Argo CD showed ${e.cluster} ${s}`);
+  for (const span of watch.spans()) {
+    if (!(e.never ?? []).includes(span.status as ArgoStatus)) continue;
+    if (e.briefly && span.ms <= BRIEF_MS) continue;
+    problems.push(
+      `Argo CD showed ${e.cluster} ${span.status} for ${span.ms} ms (${span.messages.join('; ')})`,
+    );
   }
   if (problems.length > 0) {
     throw new Error(`${problems.join('; ')}\nverdicts seen for ${e.cluster}:\n${watch.describe()}`);

@@ -16,17 +16,21 @@ import type { ConfluxCluster } from '../../operator/api/cluster.js';
 import { apply, getCluster, until } from '../scenarios/env.js';
 import { clusterManifest, expectKeys, ready, writeKeys } from '../scenarios/lifecycle.js';
 import { REPO_ROOT } from '../support/helm.js';
+import { BRIEF_MS, checkHealthStep, HealthWatch, settlesAs } from './argocd-health.js';
 import { confluxImage } from './kubelet/images.js';
 import { canRunRealCluster, type RealCluster, startRealCluster } from './real-env.js';
+import { skipUnless } from './require.js';
 
-const canRun = canRunRealCluster();
-if (!canRun)
-  console.warn('operations.test.ts skipped: needs root and the Kubernetes binaries (or Go to build them)');
+const skip = skipUnless(
+  canRunRealCluster(),
+  'operations.test.ts',
+  'needs root and the Kubernetes binaries (or Go to build them)',
+);
 
 const condition = (c: ConfluxCluster | null, type: string) =>
   c?.status?.conditions?.find((x) => x.type === type);
 
-describe.skipIf(!canRun)('operator operations on a real cluster', () => {
+describe.skipIf(skip)('operator operations on a real cluster', () => {
   let cluster: RealCluster | undefined;
   // The pod network is host-wide: in npm test the start may wait (up to 600 s) for another cluster.
   beforeAll(async () => {
@@ -140,6 +144,7 @@ describe.skipIf(!canRun)('operator operations on a real cluster', () => {
     };
 
     it('kubectl patch of the image rolls one pod at a time, the leader last', async () => {
+      const health = new HealthWatch(env(), NAME).start();
       await apply(
         env(),
         clusterManifest(env(), NAME, { replicas: 3, rollingUpdate: { readyTimeoutSeconds: 40 } }),
@@ -186,9 +191,22 @@ describe.skipIf(!canRun)('operator operations on a real cluster', () => {
       };
       for (const p of await pods(NAME))
         expect(p.metadata?.labels?.['controller-revision-hash']).toBe(set.status.updateRevision);
+      // Argo CD: Progressing while it bootstraps and rolls (the pod being replaced is briefly
+      // unreachable: that is the roll, not a fault), Healthy at the end. Degraded only if the roll
+      // stalled (a pod slower than readyTimeoutSeconds on a busy host), naming why, or for the
+      // moment of the new cluster's first election (BRIEF_MS).
+      await checkHealthStep(env(), health, { cluster: NAME, seen: ['Progressing'], end: 'Healthy' });
+      const degraded = health
+        .spans()
+        .filter(
+          (v) =>
+            v.status === 'Degraded' && v.ms > BRIEF_MS && !v.messages.some((m) => m.startsWith('Stalled: ')),
+        );
+      expect(degraded, health.describe()).toEqual([]);
     }, 420_000);
 
     it('a broken image stalls the roll with one pod down; a good one resumes it', async () => {
+      const health = new HealthWatch(env(), NAME).start();
       await patchImage('conflux:broken');
       const stalled = await until(
         'Stalled RollingUpdateFailed',
@@ -201,6 +219,10 @@ describe.skipIf(!canRun)('operator operations on a real cluster', () => {
       expect(condition(stalled, 'Stalled')?.reason).toBe('RollingUpdateFailed');
       const bad = `${NAME}-${stalled.status?.operation?.ordinal}`;
       expect(condition(stalled, 'Stalled')?.message).toContain(`${bad} did not come back`);
+      // Argo CD shows the stalled roll as Degraded, naming why.
+      expect((await settlesAs(env(), NAME, 'Degraded', 30_000)).message).toMatch(
+        /^Stalled: .*did not come back/,
+      );
       const ps = await pods(NAME);
       expect(ps.filter((p) => imageOf(p) === 'conflux:broken').map((p) => p.metadata?.name)).toEqual([bad]);
       // The others serve writes.
@@ -220,6 +242,11 @@ describe.skipIf(!canRun)('operator operations on a real cluster', () => {
       );
       const check = await fetch(`${await env().clientUrl(NAME, 0)}/v1/kv/during-stall`);
       expect(((await check.json()) as { value?: string }).value).toBe('ok');
+      await checkHealthStep(env(), health, {
+        cluster: NAME,
+        seen: ['Degraded', 'Progressing'],
+        end: 'Healthy',
+      });
       await remove(NAME);
     }, 420_000);
   });
@@ -232,6 +259,7 @@ describe.skipIf(!canRun)('operator operations on a real cluster', () => {
       await writeKeys(env(), NAME, 'cfg', 20);
       const lost = before.status?.members?.find((m) => m.pod === `${NAME}-1`)?.id as string;
       expect(lost).toBeDefined();
+      const health = new HealthWatch(env(), NAME).start();
       await loseVolumes(NAME, [1]);
 
       const after = await until<ConfluxCluster>(
@@ -253,9 +281,22 @@ describe.skipIf(!canRun)('operator operations on a real cluster', () => {
       expect(replacement).not.toBe(lost);
       expect(after.status?.clusterId).toBe(before.status?.clusterId);
       await expectKeys(env(), NAME, 'cfg', 20, 1);
-      expect((await events(NAME)).map((e) => e.reason)).toEqual(
-        expect.arrayContaining(['ReplacingMember', 'MemberReplaced']),
-      );
+      // Events are written after the status that ends the operation: give them a moment.
+      const reasons = await until(
+        'the MemberReplaced event',
+        async () => {
+          const r = (await events(NAME)).map((e) => e.reason);
+          return r.includes('MemberReplaced') ? r : undefined;
+        },
+        30_000,
+      ).catch(async () => (await events(NAME)).map((e) => e.reason));
+      expect(reasons).toEqual(expect.arrayContaining(['ReplacingMember', 'MemberReplaced']));
+      // Argo CD never called the cluster Healthy while a member was being replaced.
+      await checkHealthStep(env(), health, { cluster: NAME, end: 'Healthy' });
+      expect(
+        health.statuses().filter((x) => x !== 'Healthy'),
+        health.describe(),
+      ).not.toEqual([]);
       await remove(NAME);
     }, 600_000);
   });
@@ -269,6 +310,7 @@ describe.skipIf(!canRun)('operator operations on a real cluster', () => {
       const oldId = before.status?.clusterId;
       const survivor = before.status?.members?.find((m) => m.pod === `${NAME}-0`)?.id;
       const oldMembers = before.status?.members?.map((m) => m.id).sort();
+      const health = new HealthWatch(env(), NAME).start();
       await loseVolumes(NAME, [1, 2]);
 
       const warning = await until(
@@ -310,6 +352,8 @@ describe.skipIf(!canRun)('operator operations on a real cluster', () => {
       expect(after.status?.members?.map((m) => m.id)).toContain(survivor);
       expect((await events(NAME)).map((e) => e.reason)).toContain('QuorumRecovered');
       for (const ordinal of [0, 1, 2]) await expectKeys(env(), NAME, 'cfg', 20, ordinal);
+      // Argo CD showed the quorum loss as Degraded, and the rebuilt cluster Healthy.
+      await checkHealthStep(env(), health, { cluster: NAME, seen: ['Degraded'], end: 'Healthy' });
     }, 720_000);
   });
 });

@@ -5,10 +5,11 @@
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { apply, until } from '../scenarios/env.js';
 import { clusterManifest, expectKeys, lifecycleSuite, ready } from '../scenarios/lifecycle.js';
 import { helm, REPO_ROOT } from '../support/helm.js';
+import { checkHealthStep, type HealthExpectation, HealthWatch } from './argocd-health.js';
 import {
   CONFLUX_IMAGE,
   canRunRealCluster,
@@ -17,10 +18,13 @@ import {
   type RealCluster,
   startRealCluster,
 } from './real-env.js';
+import { skipUnless } from './require.js';
 
-const canRun = canRunRealCluster();
-if (!canRun)
-  console.warn('real-cluster.test.ts skipped: needs root and the Kubernetes binaries (or Go to build them)');
+const skip = skipUnless(
+  canRunRealCluster(),
+  'real-cluster.test.ts',
+  'needs root and the Kubernetes binaries (or Go to build them)',
+);
 
 interface PodList {
   items: {
@@ -30,11 +34,85 @@ interface PodList {
   }[];
 }
 
-describe.skipIf(!canRun)('operator on a real cluster', () => {
+/**
+ * What Argo CD (deploy/argocd/confluxcluster-health.lua, run on the live object about once a
+ * second) must show at each step: work in progress is Progressing, never Degraded unless members
+ * were really lost (or, `briefly`, for the moment of a new cluster's first election), and every
+ * step ends Healthy.
+ */
+const calm = (cluster: string): HealthExpectation => ({
+  cluster,
+  never: ['Progressing', 'Degraded'],
+  end: 'Healthy',
+});
+const HEALTH: Record<string, HealthExpectation> = {
+  'creates a cluster that becomes Ready with a leader': {
+    cluster: 'demo',
+    seen: ['Progressing'],
+    never: ['Degraded'],
+    briefly: true,
+    end: 'Healthy',
+  },
+  'kubectl scale 3 -> 4 adds a voting follower': {
+    cluster: 'demo',
+    seen: ['Progressing'],
+    never: ['Degraded'],
+    end: 'Healthy',
+  },
+  'kubectl scale 4 -> 3 removes the member and stays healthy': {
+    cluster: 'demo',
+    seen: ['Progressing'],
+    never: ['Degraded'],
+    end: 'Healthy',
+  },
+  're-applying the same manifest writes nothing': calm('demo'),
+  'backs up, loses everything and restores into a new cluster': {
+    cluster: 'copy',
+    seen: ['Progressing'],
+    never: ['Degraded'],
+    briefly: true,
+    end: 'Healthy',
+  },
+  // A killed member may show Degraded until it is back.
+  'survives a killed pod and a killed operator mid-operation': {
+    cluster: 'copy',
+    seen: ['Progressing'],
+    end: 'Healthy',
+  },
+  'admits only pods that meet the restricted Pod Security Standard': calm('copy'),
+  'members prove the DNS names they are reached by, not their pod IPs': calm('copy'),
+  'kubectl drain of a node holding a member honours the PodDisruptionBudget': {
+    cluster: 'copy',
+    end: 'Healthy',
+  },
+  'the Helm chart installs an operator that runs a cluster, and uninstalls cleanly': {
+    cluster: 'charted',
+    seen: ['Progressing'],
+    never: ['Degraded'],
+    briefly: true,
+    end: 'Healthy',
+  },
+};
+
+describe.skipIf(skip)('operator on a real cluster', () => {
   let cluster: RealCluster | undefined;
-  afterEach((ctx) => {
-    if (ctx.task.result?.state === 'fail' && cluster) console.log(cluster.operatorLogs());
+  let watch: HealthWatch | undefined;
+  beforeEach((ctx) => {
+    const expected = HEALTH[ctx.task.name];
+    if (!expected) throw new Error(`no Argo CD health expectation for "${ctx.task.name}"`);
+    if (cluster) watch = new HealthWatch(cluster, expected.cluster).start();
   });
+  afterEach(async (ctx) => {
+    const w = watch;
+    watch = undefined;
+    if (ctx.task.result?.state === 'fail') {
+      await w?.stop();
+      if (cluster) console.log(`${cluster.operatorLogs()}\nArgo CD health seen:\n${w?.describe()}`);
+      return;
+    }
+    if (!w) throw new Error('the cluster did not start');
+    await checkHealthStep(env(), w, HEALTH[ctx.task.name]!);
+  }, 90_000);
   const env = () => {
     if (!cluster) throw new Error('the cluster did not start');
     return cluster;
