@@ -23,11 +23,8 @@ import type { AdminClientOptions } from '../../node/api/admin-client.js';
 import type { ConfluxCluster } from '../api/cluster.js';
 import type { OwnedView } from '../reconcile/types.js';
 import { type BoundedClientOptions, boundedApiClient } from './kube-client.js';
-import { caSecretFor, readCaSet, stepCaRotation, writeCaSecret } from './kubernetes-ca-rotation.js';
 import {
-  buildAdminTlsSecret,
   buildClusterObjects,
-  buildNodeTlsSecret,
   buildPodTemplate,
   type ClusterObjects,
   DATA_VOLUME,
@@ -43,10 +40,9 @@ import {
   resourceNames,
 } from './kubernetes-objects.js';
 import { budgetDrift, budgetMinAvailable, serviceDrift, tlsView } from './kubernetes-owned.js';
+import { ensureTlsSecrets } from './kubernetes-tls.js';
 import { buildNetworkPolicy, type OperatorIdentity, toClientModel } from './network-policy.js';
 import type { MemberPod, Platform } from './platform.js';
-import { type CaSet, trustBundle } from './tls-rotation.js';
-import { needsRenewal, renewTlsMaterial, type TlsMaterial } from './tls-secrets.js';
 
 /** The field manager of every server-side apply (and the owner of the fields it sets). */
 export const FIELD_MANAGER = 'conflux-operator';
@@ -368,111 +364,18 @@ export class KubernetesPlatform implements Platform {
     return { accessKeyId, secretAccessKey };
   }
 
-  /**
-   * Makes the TLS Secrets current. Members re-read their mounted certificate files while they run
-   * (node/certs/reload.ts), so a renewal does not change the pod template or restart pods.
-   */
+  /** Makes the TLS Secrets current (kubernetes-tls.ts), one CA rotation step first when given. */
   private async ensureTls(
     cluster: ConfluxCluster,
     log: Logger,
     rotationStep?: 'start' | 'promote' | 'finish',
   ): Promise<void> {
-    const names = requiredSecretNames(cluster);
-    if (!names) return;
-    const namespace = cluster.metadata.namespace;
-    if (!cluster.spec.tls.operatorManaged) {
-      const secret = await this.readSecret(namespace, names.node);
-      const crt = secret && secretText(secret, 'tls.crt');
-      const ca = secret && secretText(secret, 'ca.crt');
-      if (!crt || !ca || !secretText(secret, 'tls.key')) {
-        throw new Error(
-          `node TLS Secret ${namespace}/${names.node} is missing or lacks ca.crt, tls.crt, tls.key`,
-        );
-      }
-      if (needsRenewal(crt, this.now())) {
-        log.warn({ secret: names.node }, 'the node certificate you provide expires soon (or has expired)');
-      }
-      return;
-    }
-    const caName = resourceNames(cluster).caSecret!;
-    const [caSecret, nodeSecret, adminSecret] = await Promise.all([
-      this.readSecret(namespace, caName),
-      this.readSecret(namespace, names.node),
-      this.readSecret(namespace, names.admin),
-    ]);
-    const current: Partial<TlsMaterial> = {};
-    const ca = pairOf(caSecret, 'ca.crt', 'ca.key');
-    const node = pairOf(nodeSecret, 'tls.crt', 'tls.key');
-    const admin = pairOf(adminSecret, 'tls.crt', 'tls.key');
-    if (ca) current.ca = ca;
-    if (node) current.node = node;
-    if (admin) current.admin = admin;
-    // A working CA is rotated with an overlap, one step per pass, as plan() decides
-    // (reconcile/plan/owned.ts); otherwise the CA set stays as the CA Secret records it.
-    const recorded = readCaSet(caSecret, this.now());
-    const rotation =
-      recorded && rotationStep ? await stepCaRotation(cluster, recorded, rotationStep, this.now()) : recorded;
-    if (rotationStep && !recorded)
-      throw new Error(`Secret ${namespace}/${caName} holds no usable CA to rotate`);
-    if (rotationStep) log.info({ step: rotationStep, phase: rotation?.phase ?? null }, 'CA rotation step');
-    if (rotation) current.ca = rotation.ca;
-    const renewal = await renewTlsMaterial(cluster, current, this.now(), {
-      ...(this.o.clusterDomain ? { clusterDomain: this.o.clusterDomain } : {}),
-      rotating: rotation?.phase != null,
-    });
-    const caReason = renewal.reasons.find((r) => r.startsWith('CA: '));
-    if (caSecret && caReason && caReason !== 'CA: expired') {
-      // Replacing a CA that members may still use would cut restarted pods off from the others.
-      throw new Error(
-        `Secret ${namespace}/${caName} holds no usable CA (${caReason.slice(4)}); ` +
-          'fix it (ca.crt and ca.key) or delete it to have a new CA made',
-      );
-    }
-    if (caReason && nodeSecret) {
-      log.warn({ reason: caReason }, 'making a new CA for a cluster that has node certificates already');
-    }
-    for (const reason of renewal.reasons) log.info({ reason }, 'issuing TLS material');
-    for (const warning of renewal.warnings) log.warn(warning);
-    const m = renewal.material;
-    // The CA first: a leaf written before its CA could be orphaned by a crash in between. The
-    // CA set is the rotation's unless the CA was just replaced outright.
-    const set: CaSet = rotation?.ca === m.ca ? rotation : { ca: m.ca, phase: null, since: null };
-    await writeCaSecret(this.core, caSecretFor(cluster, set), set, caSecret, FIELD_MANAGER);
-    // Members and the operator trust every CA of the set (old and new while rotating).
-    const caPem = trustBundle(set);
-    await this.writeSecret(
-      buildNodeTlsSecret(cluster, { caPem, certPem: m.node.certPem, keyPem: m.node.keyPem }),
-      nodeSecret,
-    );
-    await this.writeSecret(
-      buildAdminTlsSecret(cluster, { caPem, certPem: m.admin.certPem, keyPem: m.admin.keyPem }),
-      adminSecret,
-    );
-  }
-
-  /**
-   * Creates the Secret, or replaces an existing one whose data differ (with its resourceVersion,
-   * so a concurrent writer makes this fail rather than be overwritten). A Secret that exists is
-   * never adopted: its type, owners, labels and annotations are kept — so a `<name>-ca` made by
-   * hand is used as the cluster's CA and outlives the cluster.
-   */
-  private async writeSecret(desired: V1Secret, existing: V1Secret | null): Promise<void> {
-    const namespace = desired.metadata!.namespace!;
-    if (!existing) {
-      await this.core.createNamespacedSecret({ namespace, body: desired, fieldManager: FIELD_MANAGER });
-      return;
-    }
-    if (isDeepEqualData(existing.data, desired.data)) return;
-    await this.core.replaceNamespacedSecret({
-      name: desired.metadata!.name!,
-      namespace,
+    await ensureTlsSecrets(this.core, cluster, {
+      now: this.now(),
+      log,
       fieldManager: FIELD_MANAGER,
-      body: {
-        ...desired,
-        metadata: { ...existing.metadata, name: desired.metadata!.name!, namespace },
-        ...(existing.type ? { type: existing.type } : {}),
-        data: { ...existing.data, ...desired.data },
-      },
+      ...(this.o.clusterDomain ? { clusterDomain: this.o.clusterDomain } : {}),
+      ...(rotationStep ? { rotationStep } : {}),
     });
   }
 
@@ -510,17 +413,6 @@ export function secretText(secret: V1Secret, key: string): string | undefined {
   const raw = secret.data?.[key];
   if (raw !== undefined) return Buffer.from(raw, 'base64').toString('utf8');
   return secret.stringData?.[key];
-}
-
-function pairOf(secret: V1Secret | null, certKey: string, keyKey: string) {
-  if (!secret) return undefined;
-  const certPem = secretText(secret, certKey);
-  const keyPem = secretText(secret, keyKey);
-  return certPem && keyPem ? { certPem, keyPem } : undefined;
-}
-
-function isDeepEqualData(have: Record<string, string> | undefined, want: Record<string, string> | undefined) {
-  return Object.entries(want ?? {}).every(([k, v]) => have?.[k] === v);
 }
 
 /** The ordinals of the names that are `data-<name>-<ordinal>`, sorted. */
