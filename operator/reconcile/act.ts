@@ -2,7 +2,12 @@
 // repeated add/remove with the same operation, a repeated initialize or restore with the same
 // result), so an operator that crashes mid-step simply takes it again after a restart.
 
-import { adminCall, adminCallParsed, remoteError } from '../../node/api/admin-client.js';
+import {
+  type AdminClientOptions,
+  adminCall,
+  adminCallParsed,
+  remoteError,
+} from '../../node/api/admin-client.js';
 import {
   forceNewClusterResponseSchema,
   initializeResponseSchema,
@@ -22,20 +27,8 @@ export interface ActResult {
 }
 
 export async function act(platform: Platform, obs: Observation, action: Action): Promise<ActResult> {
+  if (isAdminAction(action)) return actOnMembers(obs, await platform.adminClient(obs.cluster), action);
   const cluster = obs.cluster;
-  const client = await platform.adminClient(cluster);
-  const slot = (ordinal: number) => {
-    const s = obs.slots.find((x) => x.pod.ordinal === ordinal);
-    if (!s) throw new Error(`slot ${ordinal} does not exist`);
-    return s;
-  };
-  const member = () => {
-    const source = statusSource(obs.slots);
-    const address = source && adminAddressOf(source);
-    if (!address) throw new Error('no member of the cluster answers');
-    return address;
-  };
-
   switch (action.type) {
     case 'ensure-members':
       await platform.ensureMembers(cluster, action.size, action.minAvailable);
@@ -53,6 +46,48 @@ export async function act(platform: Platform, obs: Observation, action: Action):
       if (!platform.rotateCa) throw new Error(`the ${platform.kind} platform has no CA to rotate`);
       await platform.rotateCa(cluster, action.step);
       return {};
+    case 'delete-volume':
+      await platform.deleteVolume(cluster, action.ordinal);
+      return {};
+    case 'wait':
+    case 'none':
+      return {};
+    case 'restart-member': {
+      // Plan chose it from an observation of this revision; a newer spec waits for the next pass.
+      const now = await platform.templateRevision(cluster);
+      if (now !== action.revision) throw new Error(`the pod template changed to ${now} since the plan`);
+      await platform.restartMember(cluster, action.ordinal);
+      return {};
+    }
+    case 'recreate-member':
+      await platform.recreateMember(cluster, action.ordinal);
+      return {};
+  }
+}
+
+const ADMIN_ACTIONS = [
+  'initialize',
+  'restore',
+  'add-member',
+  'transfer-leader',
+  'remove-member',
+  'force-new-cluster',
+] as const;
+type AdminAction = Extract<Action, { type: (typeof ADMIN_ACTIONS)[number] }>;
+
+function isAdminAction(action: Action): action is AdminAction {
+  return (ADMIN_ACTIONS as readonly string[]).includes(action.type);
+}
+
+/** The actions that are calls to the members' admin APIs. */
+async function actOnMembers(
+  obs: Observation,
+  client: AdminClientOptions,
+  action: AdminAction,
+): Promise<ActResult> {
+  const slot = (ordinal: number) => slotOf(obs, ordinal);
+  const member = () => memberOf(obs);
+  switch (action.type) {
     case 'initialize': {
       const members: Record<string, MemberAddresses> = {};
       for (const ordinal of action.ordinals) {
@@ -70,23 +105,8 @@ export async function act(platform: Platform, obs: Observation, action: Action):
       );
       return { clusterId: res.cluster_id };
     }
-    case 'restore': {
-      const res = await adminCallParsed(
-        restoreResponseSchema,
-        slot(0).pod.addresses.admin,
-        'POST',
-        '/_cluster/restore',
-        {
-          snapshot_uri: action.snapshotUri,
-          ...(action.expectedClusterId ? { expected_cluster_id: action.expectedClusterId } : {}),
-        },
-        { ...client, timeoutMs: RESTORE_TIMEOUT_MS },
-      );
-      return {
-        clusterId: res.cluster_id,
-        restoredFrom: { clusterId: res.restored_from.cluster_id, uri: res.restored_from.uri },
-      };
-    }
+    case 'restore':
+      return restoreInto(slot(0).pod.addresses.admin, client, action);
     case 'add-member': {
       const s = slot(action.ordinal);
       if (!s.node) throw new Error(`slot ${action.ordinal} did not answer`);
@@ -116,19 +136,6 @@ export async function act(platform: Platform, obs: Observation, action: Action):
       );
       return { operationId: op.id };
     }
-    case 'delete-volume':
-      await platform.deleteVolume(cluster, action.ordinal);
-      return {};
-    case 'wait':
-    case 'none':
-      return {};
-    case 'restart-member': {
-      // Plan chose it from an observation of this revision; a newer spec waits for the next pass.
-      const now = await platform.templateRevision(cluster);
-      if (now !== action.revision) throw new Error(`the pod template changed to ${now} since the plan`);
-      await platform.restartMember(cluster, action.ordinal);
-      return {};
-    }
     case 'force-new-cluster': {
       // Sent to the survivor itself (never forwarded: there is no leader). The next observation
       // sees it lead the new cluster, which names the old one: plan records both from there.
@@ -146,10 +153,44 @@ export async function act(platform: Platform, obs: Observation, action: Action):
       );
       return {};
     }
-    case 'recreate-member':
-      await platform.recreateMember(cluster, action.ordinal);
-      return {};
   }
+}
+
+function slotOf(obs: Observation, ordinal: number) {
+  const s = obs.slots.find((x) => x.pod.ordinal === ordinal);
+  if (!s) throw new Error(`slot ${ordinal} does not exist`);
+  return s;
+}
+
+/** The admin address of a member that answers for the cluster. */
+function memberOf(obs: Observation): string {
+  const source = statusSource(obs.slots);
+  const address = source && adminAddressOf(source);
+  if (!address) throw new Error('no member of the cluster answers');
+  return address;
+}
+
+/** Restores the backup into the pristine node at `admin`, which starts a new cluster. */
+async function restoreInto(
+  admin: string,
+  client: AdminClientOptions,
+  action: Extract<Action, { type: 'restore' }>,
+): Promise<ActResult> {
+  const res = await adminCallParsed(
+    restoreResponseSchema,
+    admin,
+    'POST',
+    '/_cluster/restore',
+    {
+      snapshot_uri: action.snapshotUri,
+      ...(action.expectedClusterId ? { expected_cluster_id: action.expectedClusterId } : {}),
+    },
+    { ...client, timeoutMs: RESTORE_TIMEOUT_MS },
+  );
+  return {
+    clusterId: res.cluster_id,
+    restoredFrom: { clusterId: res.restored_from.cluster_id, uri: res.restored_from.uri },
+  };
 }
 
 /** A recovery answers once the survivor leads its new cluster (an election or two). */
