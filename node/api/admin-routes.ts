@@ -6,6 +6,8 @@
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { authChangesRequestSchema, getAuth, postAuth } from '../auth/admin.js';
+import type { AuthState } from '../auth/permissions.js';
 import { ConfluxError } from '../errors.js';
 import type { NodeMetrics } from '../metrics.js';
 import type { AddressBook } from '../ops/address-book.js';
@@ -49,6 +51,8 @@ export interface AdminContext {
   transferTimeoutMs: number;
   electionTicks: number;
   metrics?: NodeMetrics;
+  /** The applied users and roles of client authorization (absent: /_cluster/auth is not offered). */
+  authState?: () => AuthState;
 }
 
 const idParams = z.object({ id: nodeIdSchema });
@@ -117,6 +121,18 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: AdminContext): vo
         throw new RaftError('NOT_LEADER', 'ask the leader', m.currentLeader);
       throw operationNotFound(id);
     });
+  });
+
+  const auth = () => {
+    const authState = ctx.authState;
+    if (!authState)
+      throw new ConfluxError('ROUTE_NOT_FOUND', 'this node does not offer client authorization');
+    return { raft: ctx.raft, authState, tls: ctx.tls };
+  };
+  app.get('/_cluster/auth', async (req, reply) => onLeader(req, reply, () => getAuth(auth())));
+  app.post('/_cluster/auth', async (req, reply) => {
+    const changes = parse(authChangesRequestSchema, body(req), 'body');
+    return onLeader(req, reply, () => postAuth(auth(), changes));
   });
 
   app.post('/_cluster/initialize', async (req) =>

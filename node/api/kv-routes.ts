@@ -4,6 +4,8 @@
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { authorizeRequest } from '../auth/enforce.js';
+import { txnNeeds } from '../auth/permissions.js';
 import { ConfluxError } from '../errors.js';
 import { txnAnswerBytes, txnAnswerEstimate } from '../kv/answer-size.js';
 import { encodeCommand, type KvCommand } from '../kv/commands.js';
@@ -147,6 +149,7 @@ export function registerKvRoutes(app: FastifyInstance, ctx: ApiContext): void {
 async function getKey(ctx: ApiContext, req: FastifyRequest, reply: FastifyReply) {
   const key = keyOf(req, ctx);
   const q = parse(readQuery, req.query, 'query');
+  authorizeRequest(ctx.kv.auth, req, [{ key, access: 'read' }]);
   const kv = await read(ctx, req, reply, q.consistency, () => ctx.kv.get(key));
   if (reply.sent) return reply;
   if (!kv) throw new ConfluxError('KEY_NOT_FOUND', `key ${JSON.stringify(key)} does not exist`);
@@ -159,6 +162,7 @@ async function getKey(ctx: ApiContext, req: FastifyRequest, reply: FastifyReply)
 async function putKey(ctx: ApiContext, req: FastifyRequest, reply: FastifyReply) {
   const key = keyOf(req, ctx);
   const q = parse(writeQuery, req.query, 'query');
+  authorizeRequest(ctx.kv.auth, req, [{ key, access: 'write' }]);
   const value = Buffer.isBuffer(req.body) ? new Uint8Array(req.body) : new Uint8Array(0);
   const cmd: KvCommand = {
     type: 'put',
@@ -182,6 +186,7 @@ async function putKey(ctx: ApiContext, req: FastifyRequest, reply: FastifyReply)
 async function deleteKey(ctx: ApiContext, req: FastifyRequest, reply: FastifyReply) {
   const key = keyOf(req, ctx);
   const q = parse(writeQuery, req.query, 'query');
+  authorizeRequest(ctx.kv.auth, req, [{ key, access: 'write' }]);
   const cmd: KvCommand =
     q.cas === undefined
       ? { type: 'delete', key }
@@ -215,6 +220,7 @@ async function deleteKey(ctx: ApiContext, req: FastifyRequest, reply: FastifyRep
 async function rangeKeys(ctx: ApiContext, req: FastifyRequest, reply: FastifyReply) {
   const q = parse(rangeQuery, req.query, 'query');
   validatePrefix(q.prefix, ctx.kv.limits);
+  authorizeRequest(ctx.kv.auth, req, [{ prefix: q.prefix, access: 'read' }]);
   // The page also ends where its keys and values reach --max-response-bytes (`more`, `next`).
   const page = await read(ctx, req, reply, q.consistency, () =>
     ctx.kv.range({
@@ -258,6 +264,7 @@ async function transaction(ctx: ApiContext, req: FastifyRequest, reply: FastifyR
       : c,
   );
   const cmd = { type: 'txn' as const, compare, success: ops('success'), failure: ops('failure') };
+  authorizeRequest(ctx.kv.auth, req, txnNeeds(cmd)); // every key of both branches, or nothing runs
   const budget = ctx.limits.maxResponseBytes;
   // Refused before it is proposed when its answer could not fit, counted on the value sizes
   // alone; the count after apply covers a state that grew meanwhile, and no JSON is built then.

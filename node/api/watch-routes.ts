@@ -12,6 +12,7 @@
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { authorizeRequest } from '../auth/enforce.js';
 import type { KeyFilter } from '../kv/types.js';
 import { validateKey, validatePrefix } from '../kv/validate.js';
 import { type ApiContext, clientOf } from './context.js';
@@ -37,6 +38,8 @@ export function registerWatchRoutes(app: FastifyInstance, ctx: ApiContext): void
     const filter: KeyFilter = q.key !== undefined ? { key: q.key } : { prefix: q.prefix ?? '' };
     if ('key' in filter) validateKey(filter.key, ctx.kv.limits);
     else validatePrefix(filter.prefix, ctx.kv.limits);
+    // A prefix watch needs one permission covering the whole prefix (node/auth/permissions.ts).
+    authorizeRequest(ctx.kv.auth, req, [{ ...filter, access: 'read' }]);
     checkMinRevision(ctx, req);
     if (String(req.headers.accept ?? '').includes('text/event-stream')) {
       const resume = lastEventId(req.headers['last-event-id']);

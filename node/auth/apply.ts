@@ -1,6 +1,6 @@
 // Applying an `auth` command from the log (node/kv/store.ts calls this in apply). Total like the
-// rest of apply: a change that cannot apply (a user that does not exist, enabling with no root
-// user, ...) leaves the state as it was and is a deterministic result, `ok: false` with the
+// rest of apply: its changes apply in order, all or none; one that cannot apply (a user that does
+// not exist, enabling with no root user, ...) leaves the state as it was and is a deterministic result, `ok: false` with the
 // reason, identical on every member; it never throws.
 
 import { ConfluxError } from '../errors.js';
@@ -16,7 +16,7 @@ export function applyAuthCommand(
   const tag = cmd.requestId === undefined ? {} : { requestId: cmd.requestId };
   try {
     return {
-      state: applyAuthChange(state, cmd.change),
+      state: cmd.changes.reduce(applyAuthChange, state),
       result: { type: 'auth', ok: true, revision, ...tag },
     };
   } catch (err) {

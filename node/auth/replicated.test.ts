@@ -19,7 +19,7 @@ const meta = (index: number): SnapshotMeta => ({
   sizeBytes: 0,
   id: `snap-${index}`,
 });
-const auth = (store: KvStore, change: AuthChange) => run(store, { type: 'auth', change });
+const auth = (store: KvStore, ...changes: AuthChange[]) => run(store, { type: 'auth', changes });
 
 function withUsers(): KvStore {
   const s = new KvStore();
@@ -41,8 +41,8 @@ describe('auth commands in the log', () => {
     expect(s.auth.users.alice?.roles).toEqual(['app-reader']);
     expect(s.revision).toBe(1);
     expect(s.applied).toBe(8);
-    const decoded = tryDecodeCommand(encodeCommand({ type: 'auth', change: { op: 'disable' } }));
-    expect(decoded).toEqual({ ok: true, command: { type: 'auth', change: { op: 'disable' } } });
+    const cmd = { type: 'auth' as const, changes: [{ op: 'disable' as const }] };
+    expect(tryDecodeCommand(encodeCommand(cmd))).toEqual({ ok: true, command: cmd });
   });
 
   it('a change that cannot apply is a result with the reason, and changes nothing', () => {
@@ -54,10 +54,25 @@ describe('auth commands in the log', () => {
     expect(s.applied).toBe(1);
   });
 
+  it('a batch applies all or none', () => {
+    const s = new KvStore();
+    const r = auth(s, { op: 'user-add', user: 'a' }, { op: 'user-grant-role', user: 'a', role: 'nope' });
+    expect(r).toMatchObject({ type: 'auth', ok: false, reason: 'no role nope' });
+    expect(s.auth.users).toEqual({});
+    auth(
+      s,
+      { op: 'user-add', user: 'a' },
+      { op: 'user-grant-role', user: 'a', role: 'root' },
+      { op: 'enable' },
+    );
+    expect(s.auth.enabled).toBe(true);
+  });
+
   it('an auth command with an unknown op is undecodable (applied as a counted no-op)', () => {
-    expect(() => encodeCommand({ type: 'auth', change: { op: 'everything' } } as never)).toThrow(
+    expect(() => encodeCommand({ type: 'auth', changes: [{ op: 'everything' }] } as never)).toThrow(
       /invalid command/,
     );
+    expect(() => encodeCommand({ type: 'auth', changes: [] })).toThrow(/invalid command/);
   });
 });
 

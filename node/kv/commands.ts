@@ -90,10 +90,11 @@ export const TxnCommandSchema = z.strictObject({
   requestId: requestIdSchema,
 });
 
-/** A change to the users, roles and switch of client authorization (node/auth/permissions.ts). */
+/** Changes to the users, roles and switch of client authorization (node/auth/permissions.ts),
+ *  applied in order and all or none. */
 export const AuthCommandSchema = z.strictObject({
   type: z.literal('auth'),
-  change: authChangeSchema,
+  changes: z.array(authChangeSchema).min(1).max(1000),
   requestId: requestIdSchema,
 });
 
@@ -134,7 +135,7 @@ export function encodeCommand(cmd: KvCommand): Uint8Array {
     c.type === 'txn'
       ? { ...defined(c), compare: c.compare.map(defined), success: c.success, failure: c.failure }
       : c.type === 'auth'
-        ? { ...defined(c), change: defined(c.change) }
+        ? { ...defined(c), changes: c.changes.map(defined) }
         : defined(c);
   // msgpackr packs every value into one buffer shared by all its encoders in the process (the
   // transport's frames and the WAL's records too, up to MiBs) and returns a view of it. The bytes

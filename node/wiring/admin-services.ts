@@ -102,6 +102,7 @@ export function buildAdminServices(
     transferTimeoutMs: config.requestTimeoutMs,
     electionTicks: config.electionTicks,
     metrics,
+    authState: () => core.kv.auth,
   };
   return { context, bootstrap, callOptions };
 }
