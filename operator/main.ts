@@ -25,7 +25,7 @@ async function main(): Promise<void> {
     logger,
     ...(c.namespace ? { namespace: c.namespace } : {}),
   });
-  const platform = kubernetesPlatform(c, kubeConfig, logger, store);
+  const platform = kubernetesPlatform(c, kubeConfig, logger);
   const reconciler = new Reconciler({
     store,
     platform,
@@ -80,12 +80,7 @@ async function main(): Promise<void> {
 }
 
 /** The Kubernetes platform as the settings ask: NetworkPolicies, and how members are reached. */
-function kubernetesPlatform(
-  c: OperatorConfig,
-  kubeConfig: KubeConfig,
-  logger: Logger,
-  store: KubernetesStore,
-): KubernetesPlatform {
+function kubernetesPlatform(c: OperatorConfig, kubeConfig: KubeConfig, logger: Logger): KubernetesPlatform {
   return new KubernetesPlatform({
     kubeConfig,
     logger,

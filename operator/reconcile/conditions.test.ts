@@ -28,14 +28,24 @@ describe('setCondition', () => {
     {
       name: 'appends a new type with the transition time now',
       before: [] as Condition[],
-      update: { type: 'Ready', status: 'True' as const, reason: 'AllMembersReady' as const, message: '3 voters' },
+      update: {
+        type: 'Ready',
+        status: 'True' as const,
+        reason: 'AllMembersReady' as const,
+        message: '3 voters',
+      },
       gen: 1,
       after: [ready],
     },
     {
       name: 'keeps lastTransitionTime when the status is unchanged (new reason, message, generation)',
       before: [ready],
-      update: { type: 'Ready', status: 'True' as const, reason: 'QuorumAvailable' as const, message: 'changed' },
+      update: {
+        type: 'Ready',
+        status: 'True' as const,
+        reason: 'QuorumAvailable' as const,
+        message: 'changed',
+      },
       gen: 2,
       after: [{ ...ready, reason: 'QuorumAvailable', message: 'changed', observedGeneration: 2 }],
     },
