@@ -56,10 +56,7 @@ export interface StateMachine<R> {
   snapshot(): { index: number; data: Uint8Array };
   /** Replace the whole state by a snapshot's bytes; afterwards `applied === meta.index`. */
   restore(meta: SnapshotMeta, data: Uint8Array): void;
-  /**
-   * Optional: `snapshot()` in slices that let the event loop run in between; what it encodes is
-   * the state at the moment of the call, whatever is applied while it runs.
-   */
+  /** Optional: `snapshot()` in slices with the event loop free in between, of the state at the call. */
   snapshotAsync?(): Promise<{ index: number; data: Uint8Array }>;
   /** Optional: `restore` in slices; the node applies nothing until it resolved. */
   restoreAsync?(meta: SnapshotMeta, data: Uint8Array): Promise<void>;
@@ -309,11 +306,7 @@ export class RaftNode<R> {
     return this.core.metrics();
   }
 
-  /**
-   * Bytes of the log entries held after the snapshot: what memory keeps and a restart re-applies
-   * until the next snapshot. A sum over those entries, so ask every few hundred entries, not per
-   * Ready.
-   */
+  /** Bytes of log held after the snapshot (a sum over the entries: ask now and then, not per Ready). */
   logBytes(): number {
     let bytes = 0;
     for (const e of this.core.log.entries) bytes += entrySize(e);
@@ -454,9 +447,8 @@ export class RaftNode<R> {
   }
 
   private send(messages: Message[]): void {
-    // The core emits snapshot chunks without bytes. It keeps sending a transfer from the snapshot
-    // it started with (storage keeps replaced snapshots open for that); a chunk of one we no
-    // longer hold is dropped, and the core told to start over with its current snapshot.
+    // The core emits chunks without bytes; a transfer keeps its snapshot (storage keeps replaced
+    // ones open), and one we no longer hold starts over with the current snapshot.
     const unavailable: { to: NodeId; id: string }[] = [];
     const out = messages.flatMap((m): Message[] => {
       if (m.type !== 'snapshot') return [m];
@@ -465,7 +457,6 @@ export class RaftNode<R> {
       return data ? [{ ...m, data }] : [];
     });
     if (out.length > 0) this.transport.send(out);
-    // Like a step arriving mid-round: the chunk of the current snapshot leaves in the next Ready.
     for (const u of unavailable) this.core.snapshotUnavailable(u.to, u.id);
   }
 
@@ -497,7 +488,6 @@ export class RaftNode<R> {
   private async install(meta: SnapshotMeta): Promise<void> {
     const data = this.storage.readSnapshotChunk(meta, 0, meta.sizeBytes);
     if (!data) throw new Error(`storage lost snapshot ${meta.id} right after installing it`);
-    // Restoring a million keys takes seconds: in slices, heartbeats and votes get through.
     if (this.sm.restoreAsync) await this.sm.restoreAsync(meta, data);
     else this.sm.restore(meta, data);
     for (const r of this.restores.filter((w) => w.index <= meta.index)) r.resolve();
@@ -550,10 +540,8 @@ export class RaftNode<R> {
 
   private async makeSnapshot(): Promise<SnapshotMeta | null> {
     const expected = this.sm.applied;
-    // Encoding a million keys takes a second or more: in slices, the loop keeps serving meanwhile.
     const { index, data } = this.sm.snapshotAsync ? await this.sm.snapshotAsync() : this.sm.snapshot();
     if (index !== expected) throw new Error(`snapshot at ${index} but applied was ${expected}`);
-    if (this.stopped) throw this.stopped;
     const meta = this.core.snapshotMeta(index, data.byteLength, `${this.id}-${index}-${randomUUID()}`);
     if (!meta) return null; // a received snapshot overtook ours
     await this.storage.saveSnapshot(meta, data);
