@@ -17,7 +17,7 @@ import {
   generateClientCert,
   generateNodeCert,
 } from '../node/certs/index.js';
-import { REPO } from './support/cli-run.js';
+import { conflux, REPO } from './support/cli-run.js';
 import { eventually, freePort } from './support/process-cluster.js';
 
 interface Member {
@@ -259,6 +259,27 @@ describe('client authorization with users and roles, over TLS, on real processes
     expect((await https(api(f, '/v1/kv//app/x'), 'PUT', 'again', as.alice)).status).toBe(403);
     expect((await https(api(f, '/v1/kv//app/x'), 'GET', undefined, as.alice)).status).toBe(200);
     expect((await https(api(f, '/v1/kv//app/x'))).status).toBe(401);
+  }, 90_000);
+
+  it('is managed with conflux auth, through any member', async () => {
+    writeFileSync(join(dir, 'sre.crt'), as.sre?.certPem ?? '');
+    writeFileSync(join(dir, 'sre.key'), as.sre?.keyPem ?? '', { mode: 0o600 });
+    const f = await follower(); // it redirects to the leader; the CLI follows
+    const target = ['--admin', admin(f, ''), '--ca', join(dir, 'ca.crt')];
+    target.push('--cert', join(dir, 'sre.crt'), '--key', join(dir, 'sre.key'));
+    const added = await conflux(['auth', 'user', 'add', 'bob', ...target]);
+    expect([added.code, added.err]).toEqual([0, '']);
+    expect(added.out).toMatch(/user bob: \(no roles\)/);
+    const granted = await conflux(['auth', 'user', 'grant', 'bob', 'app-reader', ...target]);
+    expect(granted.out).toMatch(/user bob: app-reader/);
+    const status = await conflux(['auth', 'status', '--json', ...target]);
+    expect(JSON.parse(status.out)).toMatchObject({ enabled: true, roles: [{ name: 'app-reader' }] });
+    const badAccess = await conflux(['auth', 'role', 'grant', 'app-reader', '/x/', 'all', ...target]);
+    expect(badAccess.code).toBe(2);
+    expect(badAccess.err).toMatch(/read, write or readwrite/);
+    const lockout = await conflux(['auth', 'user', 'revoke', 'ops', 'root', ...target]);
+    expect(lockout.code).not.toBe(0);
+    expect(lockout.err).toMatch(/root/);
   }, 90_000);
 
   it('reaches a new member by snapshot install, which then enforces it on its own', async () => {

@@ -4,6 +4,7 @@
 
 import { Command, CommanderError } from 'commander';
 import { runCli as runCertsCli } from '../../node/certs/run-cli.js';
+import { accessOf, authChange, authStatus } from './auth.js';
 import {
   backupCommand,
   leaderShow,
@@ -208,6 +209,77 @@ function buildProgram(io: CliIo, jsonErrors: boolean, contextOf: ContextOf): Com
     .argument('[id]', 'the member to hand leadership to (default: the most up-to-date voter)')
     .description('hand leadership to another voter')
     .action((id: string | undefined, _o, cmd: Command) => leaderTransfer(contextOf(cmd), id));
+
+  const auth = program
+    .command('auth')
+    .description('users and roles of client authorization (GET/POST /_cluster/auth)');
+  auth
+    .command('status')
+    .description('whether it is enabled, users, roles')
+    .action((_o, cmd: Command) => authStatus(contextOf(cmd)));
+  auth
+    .command('enable')
+    .description('check every client request (needs TLS and a user with the root role)')
+    .action((_o, cmd: Command) => authChange(contextOf(cmd), { op: 'enable' }));
+  auth
+    .command('disable')
+    .description('stop checking client requests')
+    .action((_o, cmd: Command) => authChange(contextOf(cmd), { op: 'disable' }));
+  const user = auth.command('user').description('users, named by the CN of their client certificate');
+  user
+    .command('add')
+    .argument('<name>')
+    .action((name: string, _o, cmd: Command) => authChange(contextOf(cmd), { op: 'user-add', user: name }));
+  user
+    .command('delete')
+    .argument('<name>')
+    .action((name: string, _o, cmd: Command) =>
+      authChange(contextOf(cmd), { op: 'user-delete', user: name }),
+    );
+  user
+    .command('grant')
+    .argument('<name>')
+    .argument('<role>', 'a role, or root')
+    .action((name: string, role: string, _o, cmd: Command) =>
+      authChange(contextOf(cmd), { op: 'user-grant-role', user: name, role }),
+    );
+  user
+    .command('revoke')
+    .argument('<name>')
+    .argument('<role>')
+    .action((name: string, role: string, _o, cmd: Command) =>
+      authChange(contextOf(cmd), { op: 'user-revoke-role', user: name, role }),
+    );
+  const role = auth.command('role').description('roles: read, write or readwrite on key prefixes');
+  role
+    .command('add')
+    .argument('<name>')
+    .action((name: string, _o, cmd: Command) => authChange(contextOf(cmd), { op: 'role-add', role: name }));
+  role
+    .command('delete')
+    .argument('<name>')
+    .action((name: string, _o, cmd: Command) =>
+      authChange(contextOf(cmd), { op: 'role-delete', role: name }),
+    );
+  role
+    .command('grant')
+    .argument('<name>')
+    .argument('<prefix>', "keys starting with it ('' = all)")
+    .argument('<access>', 'read, write or readwrite')
+    .action((name: string, prefix: string, access: string, _o, cmd: Command) =>
+      authChange(contextOf(cmd), {
+        op: 'role-grant',
+        role: name,
+        permission: { prefix, access: accessOf(access) },
+      }),
+    );
+  role
+    .command('revoke')
+    .argument('<name>')
+    .argument('<prefix>')
+    .action((name: string, prefix: string, _o, cmd: Command) =>
+      authChange(contextOf(cmd), { op: 'role-revoke', role: name, prefix }),
+    );
 
   program
     .command('backup')
