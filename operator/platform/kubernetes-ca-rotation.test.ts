@@ -1,13 +1,46 @@
+import { X509Certificate } from 'node:crypto';
 import type { CoreV1Api, V1Secret } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type CertKeyPair, generateCa, generateNodeCert } from '../../node/certs/index.js';
 import { type ConfluxCluster, confluxClusterSchema } from '../api/cluster.js';
-import { advanceCaRotation, caSecretFor, writeCaSecret } from './kubernetes-ca-rotation.js';
-import { type CaSet, fingerprintOf, type MemberTlsReport, trustBundle } from './tls-rotation.js';
+import { caRotationStep } from '../reconcile/plan/owned.js';
+import type { TlsView } from '../reconcile/types.js';
+import { caSecretFor, readCaSet, stepCaRotation, writeCaSecret } from './kubernetes-ca-rotation.js';
+import { type CaSet, fingerprintOf, trustBundle } from './tls-rotation.js';
+
+/** What a member reports it has loaded (null: it did not answer). */
+type MemberTlsReport = { certFingerprint: string; caFingerprints: string[] };
+
+const EVENTS = { start: 'CARotationStarted', promote: 'CARotationReissuing', finish: 'CARotationCompleted' };
+
+/** The observation plan() gets of the CA set and the node certificate. */
+function viewOf(set: CaSet, nodeCertPem: string): TlsView {
+  const cert = (pem: string) => {
+    const c = new X509Certificate(pem);
+    return {
+      notBefore: new Date(c.validFrom).toISOString(),
+      notAfter: new Date(c.validTo).toISOString(),
+      fingerprint: fingerprintOf(pem),
+      problem: null,
+    };
+  };
+  return {
+    managed: true,
+    ca: cert(set.ca.certPem),
+    caProblem: null,
+    rotation: {
+      phase: set.phase,
+      since: set.since ? set.since.toISOString() : null,
+      next: set.next ? cert(set.next.certPem) : null,
+    },
+    node: cert(nodeCertPem),
+    admin: null,
+  };
+}
 
 const DAY = 24 * 60 * 60 * 1000;
-const silent = pino({ level: 'silent' });
+const _silent = pino({ level: 'silent' });
 const cluster: ConfluxCluster = confluxClusterSchema.parse({
   apiVersion: 'conflux.io/v1alpha1',
   kind: 'ConfluxCluster',
@@ -52,18 +85,18 @@ describe('CA rotation through the CA Secret', () => {
     // What the three members have loaded; the test moves them along like kubelet + reload would.
     let members: (MemberTlsReport | null)[] = [];
     let nodeCertPem = oldLeaf.certPem;
+    // One pass as the reconciler takes it: the CA set the Secret records, plan()'s step for it
+    // (reconcile/plan/owned.ts), the step applied and the Secret written.
     const pass = async (): Promise<CaSet> => {
-      const set = await advanceCaRotation(cluster, store.secret, nodeCertPem, {
-        now,
-        log: silent,
-        probe: async () => members,
-        event: async (_type, reason) => {
-          events.push(reason);
-        },
-      });
+      const set = readCaSet(store.secret, now);
       if (!set) throw new Error('no usable CA');
-      await writeCaSecret(core, caSecretFor(cluster, set), set, store.secret, 'test');
-      return set;
+      const reports = members.map((m) => m && { cert: m.certFingerprint, cas: m.caFingerprints });
+      const step = caRotationStep(viewOf(set, nodeCertPem), reports, now.getTime());
+      if (step === null || 'wait' in step) return set;
+      events.push(EVENTS[step.step]);
+      const next = await stepCaRotation(cluster, set, step.step, now);
+      await writeCaSecret(core, caSecretFor(cluster, next), next, store.secret, 'test');
+      return next;
     };
     await writeCaSecret(
       core,
@@ -147,14 +180,13 @@ describe('CA rotation through the CA Secret', () => {
   });
 
   it('a CA Secret without a usable CA is left to tls-secrets.ts', async () => {
-    const io = { now: new Date(), log: silent, probe: async () => [] };
-    expect(await advanceCaRotation(cluster, null, undefined, io)).toBeNull();
+    expect(readCaSet(null, new Date())).toBeNull();
     const expired = await generateCa({
       commonName: 'x',
       validDays: 1,
       notBefore: new Date(Date.now() - 2 * DAY),
     });
     const secret = caSecretFor(cluster, { ca: expired, phase: null, since: null });
-    expect(await advanceCaRotation(cluster, secret, undefined, io)).toBeNull();
+    expect(readCaSet(secret, new Date())).toBeNull();
   });
 });

@@ -1,21 +1,13 @@
-// The Kubernetes side of CA rotation (the decisions are tls-rotation.ts's): reading the rotation
-// state from the CA Secret (`ca.crt`/`ca.key` sign, `next-ca.*` is the CA taking over,
-// `previous-ca.crt` the one retiring; the phase in annotations), asking each running member which
-// certificates it has loaded, and writing the CA Secret back with exactly those keys.
+// The Kubernetes side of CA rotation (plan() decides the steps, reconcile/plan/owned.ts;
+// tls-rotation.ts applies them to the CA set): reading the rotation state from the CA Secret
+// (`ca.crt`/`ca.key` sign, `next-ca.*` is the CA taking over, `previous-ca.crt` the one retiring;
+// the phase in annotations), and writing the CA Secret back with exactly those keys.
 
 import type { CoreV1Api, V1Secret } from '@kubernetes/client-node';
-import type { Logger } from 'pino';
 import { type CertKeyPair, generateCa } from '../../node/certs/index.js';
 import type { ConfluxCluster } from '../api/cluster.js';
 import { buildCaSecret } from './kubernetes-objects.js';
-import {
-  applyCaRotation,
-  type CaSet,
-  decideCaRotation,
-  type MemberTlsReport,
-  rotationAnnotations,
-  rotationFromAnnotations,
-} from './tls-rotation.js';
+import { applyCaRotation, type CaSet, rotationAnnotations, rotationFromAnnotations } from './tls-rotation.js';
 import { CA_VALID_DAYS, keyMatches, needsRenewal } from './tls-secrets.js';
 
 const NEXT_CERT = 'next-ca.crt';
@@ -26,16 +18,6 @@ const text = (secret: V1Secret, key: string) => {
   const raw = secret.data?.[key];
   return raw === undefined ? undefined : Buffer.from(raw, 'base64').toString('utf8');
 };
-
-export type EventSink = (type: 'Normal' | 'Warning', reason: string, message: string) => Promise<void>;
-
-export interface CaRotationIo {
-  now: Date;
-  log: Logger;
-  /** What every member that should answer has loaded (null for one that did not answer). */
-  probe(): Promise<(MemberTlsReport | null)[]>;
-  event?: EventSink;
-}
 
 /**
  * The CA set the CA Secret records now, or null when it holds no usable CA (missing, broken or
@@ -73,45 +55,6 @@ export async function stepCaRotation(
   return applyCaRotation(set, { kind: step, reason: 'planned' }, now, () =>
     generateCa({ commonName: `conflux-ca-${name}`.slice(0, 64), validDays: CA_VALID_DAYS, notBefore }),
   );
-}
-
-/**
- * The CA set after one step of rotation decided here from the members' reports, or null when the
- * CA Secret holds no usable CA. The reconciler plans the steps itself (stepCaRotation); this is
- * the same walk for callers that hold no observation.
- */
-export async function advanceCaRotation(
-  cluster: ConfluxCluster,
-  caSecret: V1Secret | null,
-  nodeCertPem: string | undefined,
-  io: CaRotationIo,
-): Promise<CaSet | null> {
-  const read = readCaSet(caSecret, io.now);
-  if (!read) return null;
-  let set = read;
-  const members = set.phase ? await io.probe() : [];
-  const decision = decideCaRotation(set, {
-    now: io.now,
-    members,
-    nodeCertPem: nodeCertPem ?? set.ca.certPem,
-  });
-  const name = cluster.metadata.name;
-  set = await applyCaRotation(set, decision, io.now, () =>
-    generateCa({ commonName: `conflux-ca-${name}`.slice(0, 64), validDays: CA_VALID_DAYS }),
-  );
-  const events: Record<string, [string, string] | undefined> = {
-    start: ['CARotationStarted', 'a new CA is trusted alongside the current one'],
-    promote: ['CARotationReissuing', 'node and admin certificates are re-issued from the new CA'],
-    finish: ['CARotationCompleted', 'the old CA is no longer trusted'],
-  };
-  const event = events[decision.kind];
-  if (event && 'reason' in decision) {
-    io.log.info({ step: decision.kind, reason: decision.reason }, event[1]);
-    await io.event?.('Normal', event[0], `${event[1]}: ${decision.reason}`);
-  } else if (decision.kind === 'wait') {
-    io.log.info({ phase: decision.phase, reason: decision.reason }, 'CA rotation waiting');
-  }
-  return set;
 }
 
 /** The CA Secret for `set`: exactly its keys, and the rotation annotations. */

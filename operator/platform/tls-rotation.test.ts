@@ -4,10 +4,6 @@ import { parseTlsMaterial } from '../../node/certs/tls-material.js';
 import {
   applyCaRotation,
   type CaSet,
-  caDueForRotation,
-  decideCaRotation,
-  fingerprintOf,
-  type MemberTlsReport,
   rotationAnnotations,
   rotationFromAnnotations,
   trustBundle,
@@ -32,99 +28,6 @@ beforeAll(async () => {
   newCa = await generateCa({ commonName: 'new', validDays: 90, notBefore: new Date(now.getTime() - DAY) });
   oldLeaf = await generateNodeCert(oldCa, { nodeId: 'demo', ...names, validDays: 10, notBefore: now });
   newLeaf = await generateNodeCert(newCa, { nodeId: 'demo', ...names, validDays: 10, notBefore: now });
-});
-
-const report = (leaf: CertKeyPair, ...cas: CertKeyPair[]): MemberTlsReport => ({
-  certFingerprint: fingerprintOf(leaf.certPem),
-  caFingerprints: cas.map((c) => fingerprintOf(c.certPem)),
-});
-const minutesAgo = (m: number) => new Date(now.getTime() - m * 60_000);
-
-describe('caDueForRotation', () => {
-  it('is due once less than a third of the lifetime is left', () => {
-    expect(caDueForRotation(newCa.certPem, now)).toBe(false);
-    expect(caDueForRotation(oldCa.certPem, now)).toBe(true);
-    expect(caDueForRotation(newCa.certPem, new Date(now.getTime() + 59 * DAY))).toBe(false);
-    expect(caDueForRotation(newCa.certPem, new Date(now.getTime() + 61 * DAY))).toBe(true);
-  });
-});
-
-describe('decideCaRotation', () => {
-  it('stays steady while the CA has most of its life ahead', () => {
-    const set: CaSet = { ca: newCa, phase: null, since: null };
-    expect(decideCaRotation(set, { now, members: [], nodeCertPem: newLeaf.certPem })).toEqual({
-      kind: 'steady',
-    });
-  });
-
-  it('phase 0 -> trust-new: starts when the CA is due', () => {
-    const set: CaSet = { ca: oldCa, phase: null, since: null };
-    const d = decideCaRotation(set, { now, members: [report(oldLeaf, oldCa)], nodeCertPem: oldLeaf.certPem });
-    expect(d.kind).toBe('start');
-  });
-
-  describe('trust-new', () => {
-    const set = (): CaSet => ({ ca: oldCa, next: newCa, phase: 'trust-new', since: minutesAgo(1) });
-    it('waits while a member does not trust the new CA yet, or does not answer', () => {
-      const members = [report(oldLeaf, oldCa, newCa), report(oldLeaf, oldCa), null];
-      const d = decideCaRotation(set(), { now, members, nodeCertPem: oldLeaf.certPem });
-      expect(d).toMatchObject({ kind: 'wait', phase: 'trust-new' });
-      expect(d.kind === 'wait' && d.reason).toMatch(/1 of 3 members did not report/);
-      const d2 = decideCaRotation(set(), { now, members: members.slice(0, 2), nodeCertPem: oldLeaf.certPem });
-      expect(d2.kind === 'wait' && d2.reason).toMatch(/1 of 2 members have not loaded it yet/);
-    });
-    it('promotes once every member trusts the new CA', () => {
-      const members = [report(oldLeaf, oldCa, newCa), report(oldLeaf, newCa, oldCa)];
-      expect(decideCaRotation(set(), { now, members, nodeCertPem: oldLeaf.certPem }).kind).toBe('promote');
-    });
-    it("promotes after the phase's wait even without every report", () => {
-      const members = [null, report(oldLeaf, oldCa)];
-      const late = { ...set(), since: minutesAgo(6) };
-      expect(decideCaRotation(late, { now, members, nodeCertPem: oldLeaf.certPem }).kind).toBe('promote');
-      const custom = decideCaRotation(set(), {
-        now,
-        members,
-        nodeCertPem: oldLeaf.certPem,
-        phaseWaitMs: 30_000,
-      });
-      expect(custom.kind).toBe('promote');
-    });
-    it('a phase without a recorded start waits for reports', () => {
-      const members = [report(oldLeaf, oldCa)];
-      const d = decideCaRotation({ ...set(), since: null }, { now, members, nodeCertPem: oldLeaf.certPem });
-      expect(d.kind).toBe('wait');
-    });
-    it('makes the new CA again if it was lost', () => {
-      const { next: _, ...lost } = set();
-      expect(decideCaRotation(lost, { now, members: [], nodeCertPem: oldLeaf.certPem }).kind).toBe('start');
-    });
-  });
-
-  describe('issue-new', () => {
-    const set = (): CaSet => ({
-      ca: newCa,
-      previous: oldCa.certPem,
-      phase: 'issue-new',
-      since: minutesAgo(1),
-    });
-    it('waits while a member still serves the old certificate', () => {
-      const members = [report(newLeaf, newCa, oldCa), report(oldLeaf, newCa, oldCa)];
-      expect(decideCaRotation(set(), { now, members, nodeCertPem: newLeaf.certPem })).toMatchObject({
-        kind: 'wait',
-        phase: 'issue-new',
-      });
-    });
-    it('finishes once every member serves the new certificate, or after the wait', () => {
-      const all = [report(newLeaf, newCa, oldCa), report(newLeaf, newCa, oldCa)];
-      expect(decideCaRotation(set(), { now, members: all, nodeCertPem: newLeaf.certPem }).kind).toBe(
-        'finish',
-      );
-      const late = { ...set(), since: minutesAgo(10) };
-      expect(decideCaRotation(late, { now, members: [null], nodeCertPem: newLeaf.certPem }).kind).toBe(
-        'finish',
-      );
-    });
-  });
 });
 
 describe('applyCaRotation and the trust bundle through every phase', () => {

@@ -14,9 +14,10 @@
 // Invariants:
 // - At every step each party trusts the issuer of every certificate it can be shown: the
 //   bundle grows before any leaf changes, and shrinks only after every leaf changed.
-// - decideCaRotation is pure (table-tested); the caller generates keys and writes Secrets.
-// - A rotation starts when less than ROTATE_CA_FRACTION of the CA's lifetime remains, long
-//   before it expires (an expired CA is replaced outright by tls-secrets.ts).
+// - When to take each step is plan()'s decision (reconcile/plan/owned.ts caRotationStep, pure and
+//   table-tested): a rotation starts when less than a third of the CA's lifetime remains, long
+//   before it expires (an expired CA is replaced outright by tls-secrets.ts). Here the step is
+//   applied to the CA set; the caller generates keys and writes Secrets.
 
 import { createHash, X509Certificate } from 'node:crypto';
 import { z } from 'zod';
@@ -24,13 +25,6 @@ import type { CertKeyPair } from '../../node/certs/index.js';
 
 export const CA_ROTATION_PHASE_ANNOTATION = 'conflux.io/ca-rotation-phase';
 export const CA_ROTATION_SINCE_ANNOTATION = 'conflux.io/ca-rotation-phase-since';
-/** Rotate when less than this share of the CA's lifetime is left. */
-export const ROTATE_CA_FRACTION = 1 / 3;
-/**
- * How long a phase waits for every member to report before moving on anyway: long enough for the
- * kubelet to refresh a mounted Secret (about a minute) and the nodes to poll their files.
- */
-export const DEFAULT_PHASE_WAIT_MS = 5 * 60 * 1000;
 
 export type CaRotationPhase = 'trust-new' | 'issue-new';
 
@@ -45,21 +39,6 @@ export interface CaSet {
   phase: CaRotationPhase | null;
   /** When the current phase began. */
   since: Date | null;
-}
-
-/** What one member reported about its TLS material (null: it did not answer). */
-export interface MemberTlsReport {
-  certFingerprint: string;
-  caFingerprints: string[];
-}
-
-export interface RotationObservation {
-  now: Date;
-  /** One entry per member that should answer; null for one that did not. */
-  members: (MemberTlsReport | null)[];
-  /** The node certificate currently in the node Secret. */
-  nodeCertPem: string;
-  phaseWaitMs?: number;
 }
 
 export type RotationDecision =
@@ -81,60 +60,6 @@ export function fingerprintOf(certPem: string): string {
 export function trustBundle(set: CaSet): string {
   const pems = [set.ca.certPem, set.next?.certPem, set.previous].filter((p): p is string => !!p);
   return pems.map((p, i) => (i < pems.length - 1 && !p.endsWith('\n') ? `${p}\n` : p)).join('');
-}
-
-/** Whether a CA should be rotated at `now`: less than ROTATE_CA_FRACTION of its life is left. */
-export function caDueForRotation(caPem: string, now: Date): boolean {
-  const cert = new X509Certificate(caPem);
-  const from = Date.parse(cert.validFrom);
-  const to = Date.parse(cert.validTo);
-  return to - now.getTime() < (to - from) * ROTATE_CA_FRACTION;
-}
-
-function everyone(members: (MemberTlsReport | null)[], ok: (m: MemberTlsReport) => boolean): string | null {
-  if (members.length === 0) return 'no member to ask';
-  const silent = members.filter((m) => m === null).length;
-  if (silent > 0) return `${silent} of ${members.length} members did not report`;
-  const behind = members.filter((m) => m !== null && !ok(m)).length;
-  return behind > 0 ? `${behind} of ${members.length} members have not loaded it yet` : null;
-}
-
-/** The next step of the CA rotation. Pure. */
-export function decideCaRotation(set: CaSet, obs: RotationObservation): RotationDecision {
-  const waitMs = obs.phaseWaitMs ?? DEFAULT_PHASE_WAIT_MS;
-  // A phase with no recorded start has waited nothing yet (the caller records one).
-  const waited = set.since ? obs.now.getTime() - set.since.getTime() : 0;
-  if (set.phase === null) {
-    if (!caDueForRotation(set.ca.certPem, obs.now)) return { kind: 'steady' };
-    const expires = new X509Certificate(set.ca.certPem).validTo;
-    return {
-      kind: 'start',
-      reason: `less than a third of the CA's lifetime is left (it expires ${expires})`,
-    };
-  }
-  if (set.phase === 'trust-new') {
-    if (!set.next) return { kind: 'start', reason: 'the new CA of the rotation is missing; making one' };
-    const next = fingerprintOf(set.next.certPem);
-    const pending = everyone(obs.members, (m) => m.caFingerprints.includes(next));
-    if (pending === null) return { kind: 'promote', reason: 'every member trusts the new CA' };
-    if (waited >= waitMs)
-      return { kind: 'promote', reason: `waited ${Math.round(waited / 1000)} s (${pending})` };
-    return {
-      kind: 'wait',
-      phase: set.phase,
-      reason: `waiting for every member to trust the new CA: ${pending}`,
-    };
-  }
-  const served = fingerprintOf(obs.nodeCertPem);
-  const pending = everyone(obs.members, (m) => m.certFingerprint === served);
-  if (pending === null) return { kind: 'finish', reason: 'every member serves a certificate of the new CA' };
-  if (waited >= waitMs)
-    return { kind: 'finish', reason: `waited ${Math.round(waited / 1000)} s (${pending})` };
-  return {
-    kind: 'wait',
-    phase: set.phase,
-    reason: `waiting for every member to serve the new certificate: ${pending}`,
-  };
 }
 
 /**

@@ -28,9 +28,12 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 export const RENEW_BEFORE_MS = 30 * DAY_MS;
 /** A certificate whose start lies further ahead than this is not valid yet (clock skew allowance). */
 const NOT_YET_SLACK_MS = 5 * 60 * 1000;
-/** A CA is rotated once less than this share of its lifetime is left (tls-rotation.ts). */
+/** A CA is rotated once less than this share of its lifetime is left. */
 export const ROTATE_CA_FRACTION = 1 / 3;
-/** How long a rotation phase waits for every member to report (tls-rotation.ts DEFAULT_PHASE_WAIT_MS). */
+/**
+ * How long a rotation phase waits for every member to report: long enough for the kubelet to
+ * refresh a mounted Secret (about a minute) and the nodes to poll their files.
+ */
 export const CA_PHASE_WAIT_MS = 5 * 60 * 1000;
 
 /** The platform cannot run this cluster as specified (pod-ip addressing with TLS, say). */
