@@ -14,7 +14,6 @@ const MAX_FUNCTION_LINES = 80;
 
 /** `file` or `file name()`: the size it had when the limits came in, to be split. */
 const KNOWN_OVER: Record<string, number> = {
-  'node/raft/raft-node.ts': 578,
   'node/sim/sim-disk.ts': 536,
   'node/sim/workload.ts': 617,
   'operator/platform/kubernetes-objects.ts': 506,

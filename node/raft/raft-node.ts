@@ -16,7 +16,23 @@ import { randomUUID } from 'node:crypto';
 import { ProtocolViolation, RaftError } from './errors.js';
 import { entrySize } from './log.js';
 import * as M from './membership.js';
-import { EMPTY_STATE, type RaftConfig, RaftCore, type RaftState } from './raft.js';
+import { EMPTY_STATE, RaftCore } from './raft.js';
+import type {
+  ClientWriteResponse,
+  Clock,
+  ConfWaiter,
+  LeaderListener,
+  MembershipChange,
+  MetricsListener,
+  RaftNodeOptions,
+  RaftStorage,
+  StateMachine,
+  Timer,
+  TransferWaiter,
+  Transport,
+  Waiter,
+  WriteWaiter,
+} from './raft-node-api.js';
 import type {
   ClusterIdentity,
   Entry,
@@ -25,106 +41,10 @@ import type {
   NodeId,
   NodeInfo,
   RaftMetrics,
-  Ready,
   SnapshotMeta,
 } from './types.js';
 
-/** The durable part of a Ready. */
-export type DurableReady = Pick<Ready, 'hardState' | 'entries' | 'snapshot' | 'snapshotChunks'>;
-
-/** Durable log, hard state and snapshot store. `save` calls never overlap each other. */
-export interface RaftStorage {
-  /**
-   * Make one Ready durable, in this order: stage `snapshotChunks` (offset 0 restarts staging);
-   * if `snapshot` is set, the staged bytes become the current snapshot and the whole log is
-   * dropped; write `entries` (entry i replaces every durable entry ≥ i); then `hardState`.
-   */
-  save(rd: DurableReady): Promise<void>;
-  /** Bytes [offset, offset + length) of the current snapshot if its id is `meta.id`, else null. */
-  readSnapshotChunk(meta: SnapshotMeta, offset: number, length: number): Uint8Array | null;
-  /**
-   * Store a snapshot this node made; entries ≤ meta.index may be dropped afterwards. May overlap a
-   * `save`; when the current snapshot is at least as new, ignore it.
-   */
-  saveSnapshot(meta: SnapshotMeta, data: Uint8Array): Promise<void>;
-}
-
-export interface StateMachine<R> {
-  /** Apply entry `applied + 1`, of any type (so `applied` follows the log); the client response. */
-  apply(entry: Entry): R;
-  /** The serialised state at `applied` (`index` must equal `applied`). */
-  snapshot(): { index: number; data: Uint8Array };
-  /** Replace the whole state by a snapshot's bytes; afterwards `applied === meta.index`. */
-  restore(meta: SnapshotMeta, data: Uint8Array): void;
-  /** Optional: `snapshot()` in slices with the event loop free in between, of the state at the call. */
-  snapshotAsync?(): Promise<{ index: number; data: Uint8Array }>;
-  /** Optional: `restore` in slices; the node applies nothing until it resolved. */
-  restoreAsync?(meta: SnapshotMeta, data: Uint8Array): Promise<void>;
-  readonly applied: number;
-}
-
-export interface Transport {
-  /** Best effort, never blocking: Raft retries whatever is lost. */
-  send(messages: Message[]): void;
-}
-
-export interface Timer {
-  cancel(): void;
-}
-
-export interface Clock {
-  setInterval(fn: () => void, ms: number): Timer;
-  setTimeout(fn: () => void, ms: number): Timer;
-  /** Milliseconds on a monotonic clock, for durations (default performance.now()). */
-  nowMs?(): number;
-}
-
-/** Node's own timers. */
-export const realClock: Clock = {
-  setInterval: (fn, ms) => {
-    const t = setInterval(fn, ms);
-    return { cancel: () => clearInterval(t) };
-  },
-  setTimeout: (fn, ms) => {
-    const t = setTimeout(fn, ms);
-    return { cancel: () => clearTimeout(t) };
-  },
-  nowMs: () => performance.now(),
-};
-
-export interface RaftNodeOptions<R> {
-  config: RaftConfig;
-  /** What storage recovered (EMPTY_STATE for a new node). Its `applied` is ignored: the state machine's counts. */
-  state?: RaftState;
-  storage: RaftStorage;
-  /** If it is behind `state.snapshot`, it is restored from the storage's snapshot first. */
-  stateMachine: StateMachine<R>;
-  transport: Transport;
-  clock: Clock;
-  /** Real time of one core tick. */
-  tickMs: number;
-  /** Told how long each batch of committed entries took to apply (for a latency histogram). */
-  onApplied?: (entries: number, durationMs: number) => void;
-}
-
-export type ClientWriteResponse<R> = { index: number; response: R };
-/** A committed membership; `index` is null when nothing had to change. */
-export type MembershipChange = { index: number | null; membership: Membership };
-
-export type LeaderListener = (leader: NodeId | null, term: number) => void;
-export type MetricsListener = (metrics: RaftMetrics) => void;
-
-type Waiter<T> = { resolve(value: T): void; reject(err: Error): void };
-
-type WriteWaiter<R> = Waiter<ClientWriteResponse<R>> & { term: number };
-type TransferWaiter = Waiter<void> & { target: NodeId; timer: Timer };
-/** `seen`: the own entry was applied; `untilFinal`: then wait for the next non-joint config. */
-type ConfWaiter = Waiter<MembershipChange> & {
-  index: number;
-  term: number;
-  untilFinal: boolean;
-  seen: boolean;
-};
+export * from './raft-node-api.js';
 
 const toError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
 
