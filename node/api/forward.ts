@@ -8,6 +8,7 @@ import { request as httpsRequest } from 'node:https';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ConfluxError } from '../errors.js';
 import { RaftError } from '../raft/errors.js';
+import { splitHostPort } from '../shapes/address.js';
 
 export const FORWARDED_BY = 'x-conflux-forwarded-by';
 /** The original client's address on a forwarded request (see client-address.ts). */
@@ -186,9 +187,4 @@ export function redirectToLeader(
   https: boolean,
 ): void {
   reply.redirect(`${https ? 'https' : 'http'}://${leaderApiAddr}${req.url}`, 307);
-}
-
-export function splitHostPort(addr: string): [string, number] {
-  const i = addr.lastIndexOf(':');
-  return [addr.slice(0, i).replace(/^\[|\]$/g, ''), Number(addr.slice(i + 1))];
 }

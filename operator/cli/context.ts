@@ -308,11 +308,6 @@ export function answerError(answer: HttpAnswer): CliError {
   });
 }
 
-/** A call whose 2xx answer is JSON; anything else is an error. */
-export async function callJson(base: URL, r: HttpRequest): Promise<unknown> {
-  return jsonOf(base, r.path, await httpCall(base, r));
-}
-
 /** The JSON body of a 2xx answer; anything else is an error. */
 export function jsonOf(base: URL, path: string, answer: HttpAnswer): unknown {
   if (answer.status < 200 || answer.status >= 300) throw answerError(answer);

@@ -3,7 +3,7 @@
 // status (True/False/Unknown) does. Everything here is pure: `now` comes from the observation.
 
 import type { ClusterStatus as ClusterStatusDoc } from '../../node/api/admin-contract.js';
-import type { Condition, ConditionType } from '../api/cluster.js';
+import type { Condition } from '../api/cluster.js';
 import type { Reason } from './reasons.js';
 import type { Observation } from './types.js';
 
@@ -74,16 +74,6 @@ export interface Assessment {
   /** Problems beyond the cluster's own health report (a failed add, …) that make it Degraded. */
   problems: Note[];
 }
-
-/** Conditions plan() manages; any other (BackupSucceeded, …) is kept as the previous status has it. */
-export const MANAGED_CONDITIONS = [
-  'Bootstrapped',
-  'Ready',
-  'Available',
-  'Progressing',
-  'Degraded',
-  'Stalled',
-] as const satisfies readonly ConditionType[];
 
 /**
  * Every managed condition, from the observation and the plan's assessment, applied over the
