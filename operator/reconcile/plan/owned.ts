@@ -218,7 +218,9 @@ export const repairOwned: Rule = (ctx) => {
   const driftOnly = owned.drift.length > 0;
   const decision: Decision = {
     action: { type: 'repair-owned', minAvailable, repairs },
-    operation: operation(ctx, 'Repair', 'applying'),
+    // A repair is a side step: an operation in flight (a replacement whose removal just changed the
+    // voters, and so the budget) stays the one status.operation names, and resumes next pass.
+    operation: ctx.prevOp && ctx.prevOp.kind !== 'Repair' ? 'keep' : operation(ctx, 'Repair', 'applying'),
     progress: { reason: 'RepairingOwnedObjects', message },
     events: [
       driftOnly

@@ -52,6 +52,28 @@ describe('replaceMembers', () => {
     expect(p.status.operation).toMatchObject({ kind: 'Replace', step: 'adding', ordinal: 1, replaces: B });
   });
 
+  it('keeps the replacement going when the disruption budget follows the removal', () => {
+    // The lost member's removal changes the voters, so the budget the pass observes is stale: the
+    // budget is brought up to date without losing the replacement that is half done.
+    const removed = (operation: { kind: 'Replace'; step: string }) =>
+      world({
+        slots: [member(0, L, { leader: L }), pristine(1, NEW), member(2, C, { leader: L })],
+        doc: doc({ [L]: { reachable: true }, [C]: { reachable: true } }, L),
+        prev: prevStatus(
+          { [L]: 0, [C]: 2 },
+          { operation: { ...operation, ordinal: 1, replaces: B, startedAt: NOW.toISOString() } },
+        ),
+      });
+    const p = plan({
+      ...removed({ kind: 'Replace', step: 'removing' }),
+      owned: { drift: [], pdbMinAvailable: 99, tls: null, unsupported: [] },
+    });
+    expect(p.action.type).toBe('repair-owned');
+    expect(p.status.operation).toMatchObject({ kind: 'Replace', step: 'removing', replaces: B });
+    const next = plan(removed({ kind: 'Replace', step: 'removing' }));
+    expect(next.action).toEqual({ type: 'add-member', ordinal: 1 });
+  });
+
   it('reports MemberReplaced once the new node votes', () => {
     const p = plan(
       world({
