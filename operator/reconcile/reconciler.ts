@@ -47,6 +47,7 @@ const keyOf = (k: Key) => `${k.namespace}/${k.name}`;
 /** After a step was taken, look again soon: its effect is what the next pass observes. */
 const AFTER_ACTION_MS = 200;
 const MAX_BACKOFF_MS = 30_000;
+const backoffMs = (failures: number) => Math.min(MAX_BACKOFF_MS, 250 * 2 ** Math.min(failures, 10));
 /** Condition and event reason of a spec the CRD admits but the operator cannot run. */
 export const INVALID_SPEC: Reason = 'InvalidSpec';
 
@@ -120,12 +121,25 @@ export class Reconciler {
         const k = this.queued.get(key);
         if (!k) break;
         this.queued.delete(key);
-        const next = await this.pass(k);
+        const next = await this.pass(k).catch((err: unknown) => this.passFailed(key, err));
         if (next !== null) this.enqueue(k, next);
       }
     } finally {
       this.running.delete(key);
     }
+  }
+
+  /**
+   * A pass that failed before it had a cluster to report on (the API server refused the read): log
+   * it and look again after the same back-off as a failed step. Nothing a pass throws may reach
+   * the process as an unhandled rejection.
+   */
+  private passFailed(key: string, err: unknown): number {
+    const n = (this.failures.get(key) ?? 0) + 1;
+    this.failures.set(key, n);
+    const message = err instanceof Error ? err.message : String(err);
+    this.o.logger.warn({ err: message, cluster: key, failures: n }, 'reading the cluster failed; retrying');
+    return backoffMs(n);
   }
 
   /** One pass; returns when to look again (null: the cluster is gone). */
@@ -184,7 +198,7 @@ export class Reconciler {
         () => undefined,
       );
       this.o.onPass?.(key, action, error, performance.now() - started);
-      return Math.min(MAX_BACKOFF_MS, 250 * 2 ** Math.min(n, 10));
+      return backoffMs(n);
     }
   }
 
