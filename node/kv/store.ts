@@ -236,6 +236,22 @@ export class KvStore implements StateMachine<KvApplyResult> {
     return { index: header.applied, data };
   }
 
+  /** Installs what `decoder` read, once it is complete and at `meta.index`. */
+  private installDecoded(
+    decoder: SnapshotDecoder,
+    meta: SnapshotMeta,
+    next: ReturnType<typeof KvState.builder>,
+  ): void {
+    const { header } = decoder.finish();
+    if (header.applied !== meta.index) {
+      throw new SnapshotFormatError(
+        'index-mismatch',
+        `snapshot holds applied index ${header.applied}, expected ${meta.index}`,
+      );
+    }
+    this.install(header, next.build());
+  }
+
   /**
    * The same bytes as `snapshot()` at this moment, built in slices of about `sliceMs` of work with
    * the event loop free in between (docs/ARCHITECTURE.md §5): the capture copies the key index only,
@@ -279,14 +295,7 @@ export class KvStore implements StateMachine<KvApplyResult> {
       decoder.push(data.subarray(off, off + DECODE_SLICE_BYTES));
       await pace.turn();
     }
-    const { header } = decoder.finish();
-    if (header.applied !== meta.index) {
-      throw new SnapshotFormatError(
-        'index-mismatch',
-        `snapshot holds applied index ${header.applied}, expected ${meta.index}`,
-      );
-    }
-    this.install(header, next.build());
+    this.installDecoded(decoder, meta, next);
   }
 
   /**
@@ -317,14 +326,7 @@ export class KvStore implements StateMachine<KvApplyResult> {
     const next = KvState.builder();
     const decoder = new SnapshotDecoder({ onRecord: next.add });
     decoder.push(data);
-    const { header } = decoder.finish();
-    if (header.applied !== meta.index) {
-      throw new SnapshotFormatError(
-        'index-mismatch',
-        `snapshot holds applied index ${header.applied}, expected ${meta.index}`,
-      );
-    }
-    this.install(header, next.build());
+    this.installDecoded(decoder, meta, next);
   }
 
   /**
