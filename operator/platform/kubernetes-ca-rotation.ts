@@ -6,7 +6,7 @@
 import type { CoreV1Api, V1Secret } from '@kubernetes/client-node';
 import { type CertKeyPair, generateCa } from '../../node/certs/index.js';
 import type { ConfluxCluster } from '../api/cluster.js';
-import { buildCaSecret } from './kubernetes-objects.js';
+import { buildCaSecret } from './kubernetes-tls-objects.js';
 import { applyCaRotation, type CaSet, rotationAnnotations, rotationFromAnnotations } from './tls-rotation.js';
 import { CA_VALID_DAYS, keyMatches, needsRenewal } from './tls-secrets.js';
 

@@ -5,10 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../node/config.js';
 import { type ConfluxCluster, confluxClusterSchema } from '../api/cluster.js';
 import {
-  buildAdminTlsSecret,
-  buildCaSecret,
   buildClusterObjects,
-  buildNodeTlsSecret,
   buildPodDisruptionBudget,
   buildPodTemplate,
   buildStatefulSet,
@@ -19,6 +16,7 @@ import {
   pvcName,
   resourceNames,
 } from './kubernetes-objects.js';
+import { buildAdminTlsSecret, buildCaSecret, buildNodeTlsSecret } from './kubernetes-tls-objects.js';
 
 function cluster(over: Record<string, unknown> = {}, metadata: Record<string, unknown> = {}): ConfluxCluster {
   return confluxClusterSchema.parse({

@@ -21,7 +21,6 @@ import type {
   V1OwnerReference,
   V1PodDisruptionBudget,
   V1PodTemplateSpec,
-  V1Secret,
   V1Service,
   V1StatefulSet,
 } from '@kubernetes/client-node';
@@ -126,7 +125,7 @@ export function ownerReference(cluster: ConfluxCluster): V1OwnerReference {
   };
 }
 
-function meta(cluster: ConfluxCluster, name: string): V1ObjectMeta {
+export function meta(cluster: ConfluxCluster, name: string): V1ObjectMeta {
   if (cluster.metadata.name.length > MAX_CLUSTER_NAME_LENGTH) {
     throw new ClusterObjectsError(
       `cluster name ${cluster.metadata.name} is longer than ${MAX_CLUSTER_NAME_LENGTH} characters; ` +
@@ -455,48 +454,6 @@ export function buildClusterObjects(
     clientService: buildClientService(cluster),
     statefulSet: buildStatefulSet(cluster, size),
     podDisruptionBudget: buildPodDisruptionBudget(cluster, minAvailable),
-  };
-}
-
-const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
-
-/** The node Secret the pods mount: the CA, and one certificate valid for every pod. */
-export function buildNodeTlsSecret(
-  cluster: ConfluxCluster,
-  material: { caPem: string; certPem: string; keyPem: string },
-): V1Secret {
-  return {
-    apiVersion: 'v1',
-    kind: 'Secret',
-    metadata: meta(cluster, `${cluster.metadata.name}-tls`),
-    type: 'kubernetes.io/tls',
-    data: {
-      'ca.crt': b64(material.caPem),
-      'tls.crt': b64(material.certPem),
-      'tls.key': b64(material.keyPem),
-    },
-  };
-}
-
-/** The operator's admin client certificate (O=conflux-admin), and the CA to verify nodes with. */
-export function buildAdminTlsSecret(
-  cluster: ConfluxCluster,
-  material: { caPem: string; certPem: string; keyPem: string },
-): V1Secret {
-  return {
-    ...buildNodeTlsSecret(cluster, material),
-    metadata: meta(cluster, `${cluster.metadata.name}-admin-tls`),
-  };
-}
-
-/** The operator-managed CA. Its key never leaves this Secret and the operator. */
-export function buildCaSecret(cluster: ConfluxCluster, ca: { certPem: string; keyPem: string }): V1Secret {
-  return {
-    apiVersion: 'v1',
-    kind: 'Secret',
-    metadata: meta(cluster, `${cluster.metadata.name}-ca`),
-    type: 'Opaque',
-    data: { 'ca.crt': b64(ca.certPem), 'ca.key': b64(ca.keyPem) },
   };
 }
 

@@ -8,12 +8,8 @@ import { ApiException } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { ConfluxCluster } from '../api/cluster.js';
 import { caSecretFor, readCaSet, stepCaRotation, writeCaSecret } from './kubernetes-ca-rotation.js';
-import {
-  buildAdminTlsSecret,
-  buildNodeTlsSecret,
-  requiredSecretNames,
-  resourceNames,
-} from './kubernetes-objects.js';
+import { requiredSecretNames, resourceNames } from './kubernetes-objects.js';
+import { buildAdminTlsSecret, buildNodeTlsSecret } from './kubernetes-tls-objects.js';
 import { type CaSet, trustBundle } from './tls-rotation.js';
 import { needsRenewal, renewTlsMaterial, type TlsMaterial } from './tls-secrets.js';
 
