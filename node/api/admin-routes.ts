@@ -123,17 +123,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: AdminContext): vo
     });
   });
 
-  const auth = () => {
-    const authState = ctx.authState;
-    if (!authState)
-      throw new ConfluxError('ROUTE_NOT_FOUND', 'this node does not offer client authorization');
-    return { raft: ctx.raft, authState, tls: ctx.tls };
-  };
-  app.get('/_cluster/auth', async (req, reply) => onLeader(req, reply, () => getAuth(auth())));
-  app.post('/_cluster/auth', async (req, reply) => {
-    const changes = parse(authChangesRequestSchema, body(req), 'body');
-    return onLeader(req, reply, () => postAuth(auth(), changes));
-  });
+  registerAuthRoutes(app, ctx, onLeader);
 
   app.post('/_cluster/initialize', async (req) =>
     ctx.bootstrap.initialize(parse(initializeRequestSchema, body(req), 'body')),
@@ -153,6 +143,25 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: AdminContext): vo
     const request = parse(forceNewClusterRequestSchema, body(req), 'body');
     if (!ctx.recovery) throw new ConfluxError('ROUTE_NOT_FOUND', 'this node does not offer recovery');
     return ctx.recovery.run(request);
+  });
+}
+
+/** /_cluster/auth: client authorization's users and roles, read and changed on the leader. */
+function registerAuthRoutes(
+  app: FastifyInstance,
+  ctx: AdminContext,
+  onLeader: (req: FastifyRequest, reply: FastifyReply, fn: () => Promise<unknown>) => Promise<unknown>,
+): void {
+  const auth = () => {
+    const authState = ctx.authState;
+    if (!authState)
+      throw new ConfluxError('ROUTE_NOT_FOUND', 'this node does not offer client authorization');
+    return { raft: ctx.raft, authState, tls: ctx.tls };
+  };
+  app.get('/_cluster/auth', async (req, reply) => onLeader(req, reply, () => getAuth(auth())));
+  app.post('/_cluster/auth', async (req, reply) => {
+    const changes = parse(authChangesRequestSchema, body(req), 'body');
+    return onLeader(req, reply, () => postAuth(auth(), changes));
   });
 }
 
