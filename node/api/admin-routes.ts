@@ -88,15 +88,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: AdminContext): vo
 
   app.post('/_cluster/leader/transfer', async (req, reply) => {
     const { target_node_id } = parse(transferRequestSchema, body(req), 'body');
-    return onLeader(req, reply, async () => {
-      const m = ctx.raft.metrics();
-      if (m.state !== 'leader') throw new RaftError('NOT_LEADER', 'not the leader', m.currentLeader);
-      const target = target_node_id ?? bestTransferTarget(m, ctx.electionTicks);
-      if (!target)
-        throw new RaftError('INVALID_TRANSFER_TARGET', 'no other reachable voter to hand leadership to');
-      await transfer(ctx, target);
-      return leaderDocument(ctx);
-    });
+    return onLeader(req, reply, () => transferLeadership(ctx, target_node_id));
   });
 
   app.post('/_cluster/nodes', async (req, reply) => {
@@ -144,6 +136,17 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: AdminContext): vo
     if (!ctx.recovery) throw new ConfluxError('ROUTE_NOT_FOUND', 'this node does not offer recovery');
     return ctx.recovery.run(request);
   });
+}
+
+/** Hands leadership to `target` (or the most up-to-date reachable voter); answers the new leader. */
+async function transferLeadership(ctx: AdminContext, target_node_id: NodeId | undefined) {
+  const m = ctx.raft.metrics();
+  if (m.state !== 'leader') throw new RaftError('NOT_LEADER', 'not the leader', m.currentLeader);
+  const target = target_node_id ?? bestTransferTarget(m, ctx.electionTicks);
+  if (!target)
+    throw new RaftError('INVALID_TRANSFER_TARGET', 'no other reachable voter to hand leadership to');
+  await transfer(ctx, target);
+  return leaderDocument(ctx);
 }
 
 /** /_cluster/auth: client authorization's users and roles, read and changed on the leader. */

@@ -108,26 +108,8 @@ function targetOptions(cmd: Command, withApi = true): Command {
     .option('--json', "print the API's own JSON documents");
 }
 
-function buildProgram(io: CliIo, jsonErrors: boolean, contextOf: ContextOf): Command {
-  const program = new Command('conflux');
-  program
-    .description('Operate a Conflux cluster: status, keys, scaling, leadership, backups, members')
-    .exitOverride()
-    .configureOutput({
-      writeOut: (s) => io.stdout(s.replace(/\n$/, '')),
-      writeErr: (s) => {
-        if (!jsonErrors) io.stderr(s.replace(/\n$/, ''));
-      },
-    })
-    .showHelpAfterError('(conflux --help for usage)')
-    .enablePositionalOptions();
-  targetOptions(program).addHelpText('after', HELP_AFTER);
-
-  program
-    .command('status')
-    .description('members, leader, term, fault tolerance and cluster id (GET /_cluster/status)')
-    .action((_o, cmd: Command) => statusCommand(contextOf(cmd)));
-
+/** `conflux kv get|put|del|ls|watch`: keys through the client API. */
+function addKvCommands(program: Command, contextOf: ContextOf): void {
   const kv = program.command('kv').description('read and write keys through the client API');
   kv.command('get')
     .argument('<key>')
@@ -162,16 +144,10 @@ function buildProgram(io: CliIo, jsonErrors: boolean, contextOf: ContextOf): Com
     .option('--timeout-ms <ms>', 'long-poll timeout per request', '30000')
     .description('print changes under a prefix until Ctrl-C')
     .action((prefix: string, o, cmd: Command) => kvWatch(contextOf(cmd), prefix, o));
+}
 
-  program
-    .command('scale')
-    .argument('<replicas>')
-    .option('--name <cluster>', 'the ConfluxCluster of npm start', 'local')
-    .description(
-      "change the local cluster's replicas through npm start's scale endpoint, found from --admin/--api or CONFLUX_BASE_PORT (on Kubernetes: kubectl scale confluxcluster/NAME)",
-    )
-    .action((replicas: string, o, cmd: Command) => scaleCommand(contextOf(cmd), replicas, o));
-
+/** `conflux cluster …`: the ConfluxCluster resource. */
+function addClusterCommands(program: Command, contextOf: ContextOf): void {
   const cluster = program
     .command('cluster')
     .description(
@@ -199,17 +175,10 @@ function buildProgram(io: CliIo, jsonErrors: boolean, contextOf: ContextOf): Com
     .argument('<name>')
     .description("the operator's events about a cluster, oldest first (kubectl get events)")
     .action((name: string, o, cmd: Command) => clusterEvents(contextOf(cmd), name, o));
+}
 
-  const leader = program
-    .command('leader')
-    .description('show the leader')
-    .action((_o, cmd: Command) => leaderShow(contextOf(cmd)));
-  leader
-    .command('transfer')
-    .argument('[id]', 'the member to hand leadership to (default: the most up-to-date voter)')
-    .description('hand leadership to another voter')
-    .action((id: string | undefined, _o, cmd: Command) => leaderTransfer(contextOf(cmd), id));
-
+/** `conflux auth …`: users and roles of client authorization. */
+function addAuthCommands(program: Command, contextOf: ContextOf): void {
   const auth = program
     .command('auth')
     .description('users and roles of client authorization (GET/POST /_cluster/auth)');
@@ -280,6 +249,52 @@ function buildProgram(io: CliIo, jsonErrors: boolean, contextOf: ContextOf): Com
     .action((name: string, prefix: string, _o, cmd: Command) =>
       authChange(contextOf(cmd), { op: 'role-revoke', role: name, prefix }),
     );
+}
+
+function buildProgram(io: CliIo, jsonErrors: boolean, contextOf: ContextOf): Command {
+  const program = new Command('conflux');
+  program
+    .description('Operate a Conflux cluster: status, keys, scaling, leadership, backups, members')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => io.stdout(s.replace(/\n$/, '')),
+      writeErr: (s) => {
+        if (!jsonErrors) io.stderr(s.replace(/\n$/, ''));
+      },
+    })
+    .showHelpAfterError('(conflux --help for usage)')
+    .enablePositionalOptions();
+  targetOptions(program).addHelpText('after', HELP_AFTER);
+
+  program
+    .command('status')
+    .description('members, leader, term, fault tolerance and cluster id (GET /_cluster/status)')
+    .action((_o, cmd: Command) => statusCommand(contextOf(cmd)));
+
+  addKvCommands(program, contextOf);
+
+  program
+    .command('scale')
+    .argument('<replicas>')
+    .option('--name <cluster>', 'the ConfluxCluster of npm start', 'local')
+    .description(
+      "change the local cluster's replicas through npm start's scale endpoint, found from --admin/--api or CONFLUX_BASE_PORT (on Kubernetes: kubectl scale confluxcluster/NAME)",
+    )
+    .action((replicas: string, o, cmd: Command) => scaleCommand(contextOf(cmd), replicas, o));
+
+  addClusterCommands(program, contextOf);
+
+  const leader = program
+    .command('leader')
+    .description('show the leader')
+    .action((_o, cmd: Command) => leaderShow(contextOf(cmd)));
+  leader
+    .command('transfer')
+    .argument('[id]', 'the member to hand leadership to (default: the most up-to-date voter)')
+    .description('hand leadership to another voter')
+    .action((id: string | undefined, _o, cmd: Command) => leaderTransfer(contextOf(cmd), id));
+
+  addAuthCommands(program, contextOf);
 
   program
     .command('backup')
