@@ -6,7 +6,8 @@ export function runBlock(start: number, count: number): void {
   const failures: string[] = [];
   for (let seed = start; seed < start + count; seed++) {
     const r = runSeed(seed);
-    if (r.violation) failures.push(`seed ${seed}: ${r.violation}\n  replay: npm run sim:core -- --seed ${seed}`);
+    if (r.violation)
+      failures.push(`seed ${seed}: ${r.violation}\n  replay: npm run sim:core -- --seed ${seed}`);
   }
   expect(failures).toEqual([]);
 }
