@@ -85,68 +85,78 @@ function holdsRoot(state: AuthState, users = state.users): boolean {
   return Object.values(users).some((u) => u.roles.includes(ROOT_ROLE));
 }
 
+function existingUser(state: AuthState, name: string): User {
+  const u = state.users[name];
+  if (!u) throw refuse(`no user ${name}`);
+  return u;
+}
+
+function existingRole(state: AuthState, name: string): Role {
+  const r = state.roles[name];
+  if (!r) throw refuse(`no role ${name}`);
+  return r;
+}
+
+/** `state` with `users`, refused when nobody would hold root while authorization is enabled. */
+function withUsers(state: AuthState, users: Record<string, User>): AuthState {
+  if (state.enabled && !holdsRoot(state, users)) {
+    throw refuse(`no user would hold the ${ROOT_ROLE} role while authorization is enabled; disable it first`);
+  }
+  return { ...state, users };
+}
+
+/** Deleting a role also takes it from every user who held it. */
+function deleteRole(state: AuthState, name: string): AuthState {
+  if (name === ROOT_ROLE) throw refuse(`the ${ROOT_ROLE} role is built in`);
+  existingRole(state, name);
+  const { [name]: _gone, ...roles } = state.roles;
+  const users = Object.fromEntries(
+    Object.entries(state.users).map(([n, u]) => [n, { ...u, roles: u.roles.filter((r) => r !== name) }]),
+  );
+  return { ...state, roles, users };
+}
+
+/** A grant replaces any permission the role had on the same prefix; permissions stay sorted. */
+function grantToRole(state: AuthState, name: string, permission: Permission): AuthState {
+  if (name === ROOT_ROLE) throw refuse(`the ${ROOT_ROLE} role already grants everything`);
+  const r = existingRole(state, name);
+  const others = r.permissions.filter((p) => p.prefix !== permission.prefix);
+  const permissions = [...others, permission].sort((a, b) => (a.prefix < b.prefix ? -1 : 1));
+  return { ...state, roles: { ...state.roles, [r.name]: { ...r, permissions } } };
+}
+
+function revokeFromRole(state: AuthState, name: string, prefix: string): AuthState {
+  const r = existingRole(state, name);
+  if (!r.permissions.some((p) => p.prefix === prefix)) {
+    throw refuse(`role ${r.name} has no permission on prefix ${JSON.stringify(prefix)}`);
+  }
+  const permissions = r.permissions.filter((p) => p.prefix !== prefix);
+  return { ...state, roles: { ...state.roles, [r.name]: { ...r, permissions } } };
+}
+
 /** The state after `change`; throws INVALID_REQUEST (and changes nothing) when it cannot apply. */
 export function applyAuthChange(state: AuthState, change: AuthChange): AuthState {
-  const user = (name: string) => {
-    const u = state.users[name];
-    if (!u) throw refuse(`no user ${name}`);
-    return u;
-  };
-  const role = (name: string) => {
-    const r = state.roles[name];
-    if (!r) throw refuse(`no role ${name}`);
-    return r;
-  };
-  const withUsers = (users: Record<string, User>): AuthState => {
-    if (state.enabled && !holdsRoot(state, users)) {
-      throw refuse(
-        `no user would hold the ${ROOT_ROLE} role while authorization is enabled; disable it first`,
-      );
-    }
-    return { ...state, users };
-  };
   switch (change.op) {
     case 'user-add':
       if (state.users[change.user]) throw refuse(`user ${change.user} exists`);
       return { ...state, users: { ...state.users, [change.user]: { name: change.user, roles: [] } } };
     case 'user-delete': {
-      user(change.user);
+      existingUser(state, change.user);
       const { [change.user]: _gone, ...users } = state.users;
-      return withUsers(users);
+      return withUsers(state, users);
     }
     case 'role-add':
       if (change.role === ROOT_ROLE || state.roles[change.role]) throw refuse(`role ${change.role} exists`);
       return { ...state, roles: { ...state.roles, [change.role]: { name: change.role, permissions: [] } } };
-    case 'role-delete': {
-      if (change.role === ROOT_ROLE) throw refuse(`the ${ROOT_ROLE} role is built in`);
-      role(change.role);
-      const { [change.role]: _gone, ...roles } = state.roles;
-      const users = Object.fromEntries(
-        Object.entries(state.users).map(([n, u]) => [
-          n,
-          { ...u, roles: u.roles.filter((r) => r !== change.role) },
-        ]),
-      );
-      return { ...state, roles, users };
-    }
-    case 'role-grant': {
-      if (change.role === ROOT_ROLE) throw refuse(`the ${ROOT_ROLE} role already grants everything`);
-      const r = role(change.role);
-      const others = r.permissions.filter((p) => p.prefix !== change.permission.prefix);
-      const permissions = [...others, change.permission].sort((a, b) => (a.prefix < b.prefix ? -1 : 1));
-      return { ...state, roles: { ...state.roles, [r.name]: { ...r, permissions } } };
-    }
-    case 'role-revoke': {
-      const r = role(change.role);
-      if (!r.permissions.some((p) => p.prefix === change.prefix)) {
-        throw refuse(`role ${r.name} has no permission on prefix ${JSON.stringify(change.prefix)}`);
-      }
-      const permissions = r.permissions.filter((p) => p.prefix !== change.prefix);
-      return { ...state, roles: { ...state.roles, [r.name]: { ...r, permissions } } };
-    }
+    case 'role-delete':
+      return deleteRole(state, change.role);
+    case 'role-grant':
+      return grantToRole(state, change.role, change.permission);
+    case 'role-revoke':
+      return revokeFromRole(state, change.role, change.prefix);
     case 'user-grant-role': {
-      const u = user(change.user);
-      if (change.role !== ROOT_ROLE) role(change.role);
+      const u = existingUser(state, change.user);
+      if (change.role !== ROOT_ROLE) existingRole(state, change.role);
       if (u.roles.includes(change.role)) return state;
       return {
         ...state,
@@ -154,9 +164,9 @@ export function applyAuthChange(state: AuthState, change: AuthChange): AuthState
       };
     }
     case 'user-revoke-role': {
-      const u = user(change.user);
+      const u = existingUser(state, change.user);
       if (!u.roles.includes(change.role)) throw refuse(`user ${u.name} does not hold role ${change.role}`);
-      return withUsers({
+      return withUsers(state, {
         ...state.users,
         [u.name]: { ...u, roles: u.roles.filter((r) => r !== change.role) },
       });
