@@ -21,7 +21,6 @@ const KNOWN_OVER: Record<string, number> = {
   'node/sim/recovery.ts backupAndRestore()': 123,
   'node/sim/run.ts runStackSeed()': 139,
   'node/transport/inbound-connection.ts serveInbound()': 144,
-  'operator/cli/kv.ts kvWatch()': 88,
   'operator/cli/program.ts buildProgram()': 141,
   'operator/platform/local-control.ts route()': 106,
 };

@@ -124,6 +124,54 @@ export async function kvLs(
   }
 }
 
+type WatchAnswer = { events: EventJson[]; nextRevision: number; revision: number };
+
+/**
+ * One long poll of /v1/watch on one member. `null` when the member has compacted the revisions
+ * asked for and `tryAnother()` says another member may still hold them (its history may be
+ * longer: this one restarted); a member that is down, overloaded or holds no cluster throws
+ * UNREACHABLE.
+ */
+async function pollWatch(
+  ctx: CommandContext,
+  url: URL,
+  path: string,
+  timeoutMs: number,
+  tryAnother: () => boolean,
+): Promise<WatchAnswer | null> {
+  const answer = await httpCall(url, {
+    method: 'GET',
+    path,
+    tls: ctx.target.tls,
+    timeoutMs: timeoutMs + 10_000,
+  });
+  const e = errorOf(answer);
+  if (e?.code === 'COMPACTED' && tryAnother()) return null;
+  if (holdsNoCluster(answer))
+    throw new CliError('holds no cluster', 1, { code: 'UNREACHABLE', message: 'holds no cluster' });
+  if (answer.status >= 500 || answer.status === 429)
+    throw new CliError(`${answer.status} ${e?.code ?? ''}`.trim(), 1, {
+      code: 'UNREACHABLE',
+      message: `${answer.status} ${e?.code ?? ''}`,
+    });
+  return jsonOf(url, path, answer) as WatchAnswer;
+}
+
+/** Prints one poll's events: a line each, or the whole answer as JSON (also when empty if `final`). */
+function printWatched(ctx: CommandContext, doc: WatchAnswer, final: boolean): void {
+  if (ctx.target.json) {
+    if (doc.events.length > 0 || final) ctx.io.stdout(JSON.stringify(doc));
+    return;
+  }
+  for (const e of doc.events) {
+    ctx.io.stdout(
+      e.type === 'put'
+        ? `${e.revision} PUT ${e.kv.key} = ${valueText(e.kv)}`
+        : `${e.revision} DELETE ${e.kv.key}`,
+    );
+  }
+}
+
 /**
  * Long-polls `/v1/watch` and prints events until interrupted (or after one answer with --once).
  * Every poll names its start (`from_revision`), and the next one starts at the answer's
@@ -153,28 +201,14 @@ export async function kvWatch(
     const q = new URLSearchParams({ prefix, timeout_ms: String(pinning ? 0 : timeoutMs) });
     if (from !== undefined) q.set('from_revision', String(from));
     const path = `/v1/watch?${q}`;
-    let doc: { events: EventJson[]; nextRevision: number; revision: number };
+    let doc: WatchAnswer;
     try {
-      const answer = await httpCall(url, {
-        method: 'GET',
-        path,
-        tls: ctx.target.tls,
-        timeoutMs: timeoutMs + 10_000,
-      });
-      const e = errorOf(answer);
-      if (e?.code === 'COMPACTED' && ++compacted < members.length) {
-        // This member's history may be shorter (a restart): another may still have it.
+      const polled = await pollWatch(ctx, url, path, timeoutMs, () => ++compacted < members.length);
+      if (polled === null) {
         at++;
         continue;
       }
-      if (holdsNoCluster(answer))
-        throw new CliError('holds no cluster', 1, { code: 'UNREACHABLE', message: 'holds no cluster' });
-      if (answer.status >= 500 || answer.status === 429)
-        throw new CliError(`${answer.status} ${e?.code ?? ''}`.trim(), 1, {
-          code: 'UNREACHABLE',
-          message: `${answer.status} ${e?.code ?? ''}`,
-        });
-      doc = jsonOf(url, path, answer) as typeof doc;
+      doc = polled;
     } catch (err) {
       if (!(err instanceof CliError) || err.detail.code !== 'UNREACHABLE') throw err;
       const reason = (err.detail.message ?? err.message).replace(/^cannot reach \S+: /, '');
@@ -203,17 +237,7 @@ export async function kvWatch(
     failed = [];
     compacted = 0;
     rounds = 0;
-    if (ctx.target.json) {
-      if (doc.events.length > 0 || (o.once && !pinning)) ctx.io.stdout(JSON.stringify(doc));
-    } else {
-      for (const e of doc.events) {
-        ctx.io.stdout(
-          e.type === 'put'
-            ? `${e.revision} PUT ${e.kv.key} = ${valueText(e.kv)}`
-            : `${e.revision} DELETE ${e.kv.key}`,
-        );
-      }
-    }
+    printWatched(ctx, doc, o.once === true && !pinning);
     from = doc.nextRevision;
     if (o.once && !pinning) return;
   }
