@@ -22,7 +22,6 @@ const KNOWN_OVER: Record<string, number> = {
   'node/sim/run.ts runStackSeed()': 139,
   'node/transport/inbound-connection.ts serveInbound()': 144,
   'operator/cli/program.ts buildProgram()': 141,
-  'operator/platform/local-control.ts route()': 106,
 };
 
 /** Product sources: .ts files under node/ and operator/ that are not tests or test helpers. */

@@ -70,6 +70,67 @@ export async function serveControl(
   }
 }
 
+/** The cluster list of one namespace (GET), or a new cluster in it (POST). */
+async function routeCollection(
+  store: LocalStore,
+  req: IncomingMessage,
+  method: string,
+  namespace: string,
+): Promise<[number, unknown]> {
+  if (method === 'GET') {
+    const items = (await store.listClusters()).filter((c) => c.metadata.namespace === namespace);
+    return [200, { apiVersion: API_VERSION, kind: 'ConfluxClusterList', metadata: {}, items }];
+  }
+  if (method === 'POST') {
+    const obj = withPlace(await readJson(req), namespace);
+    const objName = obj.metadata.name;
+    if (typeof objName !== 'string') throw new ApiError(422, 'Invalid', 'metadata.name: required');
+    if (await store.getCluster(namespace, objName))
+      throw new ApiError(409, 'AlreadyExists', `confluxclusters "${objName}" already exists`);
+    return [201, await store.applyCluster(obj)];
+  }
+  throw notAllowed(method);
+}
+
+/**
+ * A JSON merge patch of an existing cluster: of its labels, annotations and spec (name and
+ * namespace stay; a patch of the status is ignored).
+ */
+async function patchCluster(
+  store: LocalStore,
+  req: IncomingMessage,
+  current: ConfluxCluster,
+  namespace: string,
+  name: string,
+) {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim();
+  if (type && type !== 'application/merge-patch+json' && type !== 'application/json')
+    throw new ApiError(
+      415,
+      'UnsupportedMediaType',
+      `only JSON merge patches (application/merge-patch+json), not ${type}`,
+    );
+  const patch = await readJson(req);
+  const editable = {
+    apiVersion: current.apiVersion,
+    kind: current.kind,
+    metadata: {
+      name,
+      namespace,
+      ...(current.metadata.labels ? { labels: current.metadata.labels } : {}),
+      ...(current.metadata.annotations ? { annotations: current.metadata.annotations } : {}),
+    },
+    spec: current.spec,
+  };
+  const patched = mergePatch(editable, patch) as Record<string, unknown>;
+  const meta = (patched.metadata ?? {}) as Record<string, unknown>;
+  if (meta.name !== name || meta.namespace !== namespace)
+    throw new ApiError(400, 'BadRequest', 'a patch cannot change metadata.name or metadata.namespace');
+  // Status belongs to the operator: a patch of it is ignored, as on the main resource in Kubernetes.
+  const { status: _status, ...rest } = patched;
+  return store.applyCluster({ ...rest, metadata: { ...meta, resourceVersion: undefined } });
+}
+
 async function route(deps: ControlDeps, req: IncomingMessage): Promise<[number, unknown]> {
   const url = new URL(req.url ?? '/', 'http://control');
   const method = req.method ?? 'GET';
@@ -85,21 +146,7 @@ async function route(deps: ControlDeps, req: IncomingMessage): Promise<[number, 
   const sub = m[3];
   const { store } = deps;
 
-  if (name === undefined) {
-    if (method === 'GET') {
-      const items = (await store.listClusters()).filter((c) => c.metadata.namespace === namespace);
-      return [200, { apiVersion: API_VERSION, kind: 'ConfluxClusterList', metadata: {}, items }];
-    }
-    if (method === 'POST') {
-      const obj = withPlace(await readJson(req), namespace);
-      const objName = obj.metadata.name;
-      if (typeof objName !== 'string') throw new ApiError(422, 'Invalid', 'metadata.name: required');
-      if (await store.getCluster(namespace, objName))
-        throw new ApiError(409, 'AlreadyExists', `confluxclusters "${objName}" already exists`);
-      return [201, await store.applyCluster(obj)];
-    }
-    throw notAllowed(method);
-  }
+  if (name === undefined) return routeCollection(store, req, method, namespace);
 
   const current = await store.getCluster(namespace, name);
   const missing = () => new ApiError(404, 'NotFound', `confluxclusters "${name}" not found`);
@@ -132,35 +179,9 @@ async function route(deps: ControlDeps, req: IncomingMessage): Promise<[number, 
         );
       return [200, await store.applyCluster({ ...obj, metadata: { ...obj.metadata, name } })];
     }
-    case 'PATCH': {
+    case 'PATCH':
       if (!current) throw missing();
-      const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim();
-      if (type && type !== 'application/merge-patch+json' && type !== 'application/json')
-        throw new ApiError(
-          415,
-          'UnsupportedMediaType',
-          `only JSON merge patches (application/merge-patch+json), not ${type}`,
-        );
-      const patch = await readJson(req);
-      const editable = {
-        apiVersion: current.apiVersion,
-        kind: current.kind,
-        metadata: {
-          name,
-          namespace,
-          ...(current.metadata.labels ? { labels: current.metadata.labels } : {}),
-          ...(current.metadata.annotations ? { annotations: current.metadata.annotations } : {}),
-        },
-        spec: current.spec,
-      };
-      const patched = mergePatch(editable, patch) as Record<string, unknown>;
-      const meta = (patched.metadata ?? {}) as Record<string, unknown>;
-      if (meta.name !== name || meta.namespace !== namespace)
-        throw new ApiError(400, 'BadRequest', 'a patch cannot change metadata.name or metadata.namespace');
-      // Status belongs to the operator: a patch of it is ignored, as on the main resource in Kubernetes.
-      const { status: _status, ...rest } = patched;
-      return [200, await store.applyCluster({ ...rest, metadata: { ...meta, resourceVersion: undefined } })];
-    }
+      return [200, await patchCluster(store, req, current, namespace, name)];
     case 'DELETE': {
       if (!current) throw missing();
       await store.deleteCluster(namespace, name);
