@@ -251,6 +251,36 @@ function addAuthCommands(program: Command, contextOf: ContextOf): void {
     );
 }
 
+function addLeaderCommands(program: Command, contextOf: ContextOf): void {
+  const leader = program
+    .command('leader')
+    .description('show the leader')
+    .action((_o, cmd: Command) => leaderShow(contextOf(cmd)));
+  leader
+    .command('transfer')
+    .argument('[id]', 'the member to hand leadership to (default: the most up-to-date voter)')
+    .description('hand leadership to another voter')
+    .action((id: string | undefined, _o, cmd: Command) => leaderTransfer(contextOf(cmd), id));
+}
+
+function addNodesCommands(program: Command, contextOf: ContextOf): void {
+  const nodes = program.command('nodes').description('add or remove members safely');
+  nodes
+    .command('add')
+    .argument('<id>')
+    .requiredOption('--api <addr>', "the new member's client API host:port")
+    .requiredOption('--raft <addr>', "the new member's Raft host:port")
+    .requiredOption('--admin-addr <addr>', "the new member's admin host:port")
+    .description('add a member (learner, catch-up, voter) and follow the operation')
+    .action((id: string, o, cmd: Command) => nodesAdd(contextOf(cmd), id, o));
+  nodes
+    .command('remove')
+    .argument('<id>')
+    .option('--force', 'remove even if the quorum is at risk')
+    .description('remove a member and follow the operation')
+    .action((id: string, o, cmd: Command) => nodesRemove(contextOf(cmd), id, o));
+}
+
 function buildProgram(io: CliIo, jsonErrors: boolean, contextOf: ContextOf): Command {
   const program = new Command('conflux');
   program
@@ -284,15 +314,7 @@ function buildProgram(io: CliIo, jsonErrors: boolean, contextOf: ContextOf): Com
 
   addClusterCommands(program, contextOf);
 
-  const leader = program
-    .command('leader')
-    .description('show the leader')
-    .action((_o, cmd: Command) => leaderShow(contextOf(cmd)));
-  leader
-    .command('transfer')
-    .argument('[id]', 'the member to hand leadership to (default: the most up-to-date voter)')
-    .description('hand leadership to another voter')
-    .action((id: string | undefined, _o, cmd: Command) => leaderTransfer(contextOf(cmd), id));
+  addLeaderCommands(program, contextOf);
 
   addAuthCommands(program, contextOf);
 
@@ -310,21 +332,7 @@ function buildProgram(io: CliIo, jsonErrors: boolean, contextOf: ContextOf): Com
     .description('restore a backup into the empty node given by --admin (the first of the list)')
     .action((uri: string, o, cmd: Command) => restoreCommand(contextOf(cmd), uri, o));
 
-  const nodes = program.command('nodes').description('add or remove members safely');
-  nodes
-    .command('add')
-    .argument('<id>')
-    .requiredOption('--api <addr>', "the new member's client API host:port")
-    .requiredOption('--raft <addr>', "the new member's Raft host:port")
-    .requiredOption('--admin-addr <addr>', "the new member's admin host:port")
-    .description('add a member (learner, catch-up, voter) and follow the operation')
-    .action((id: string, o, cmd: Command) => nodesAdd(contextOf(cmd), id, o));
-  nodes
-    .command('remove')
-    .argument('<id>')
-    .option('--force', 'remove even if the quorum is at risk')
-    .description('remove a member and follow the operation')
-    .action((id: string, o, cmd: Command) => nodesRemove(contextOf(cmd), id, o));
+  addNodesCommands(program, contextOf);
 
   program
     .command('certs')
