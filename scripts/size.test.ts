@@ -20,7 +20,6 @@ const KNOWN_OVER: Record<string, number> = {
   'node/sim/recovery.ts backupAndRestore()': 123,
   'node/sim/run.ts runStackSeed()': 139,
   'node/sim/workload.ts': 617,
-  'node/transport/inbound-connection.ts serveInbound()': 144,
 };
 
 /** Product sources: .ts files under node/ and operator/ that are not tests or test helpers. */

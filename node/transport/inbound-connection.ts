@@ -62,100 +62,125 @@ const PONG_FRAME = encodeFrame({ type: 'pong' });
 /** A dialer that does not read its pongs gets no more once this much is unsent. */
 const MAX_UNSENT_PONG_BYTES = 64 << 10;
 
-export function serveInbound(socket: net.Socket, opts: InboundOptions): void {
-  const remote = remoteOf(socket);
-  let log = opts.logger.child({ remote });
-  const decoder = new FrameDecoder(opts.maxFrameBytes);
-  let frames = 0;
+type Refusal = [ProtocolErrorReason, string];
+
+/**
+ * Why `id` may not speak to this node now, or null when it may: never a retired id; a member;
+ * and, once this node has a cluster id (the hello must then name it), an id it does not know
+ * yet, as etcd refuses only removed members. Membership is learnt from the log, so an allowlist
+ * would lock a member that missed a node's addition out of that node's leadership for good.
+ * With TLS the certificate must still be a node certificate of the cluster CA naming the id or
+ * its address (helloProblem). Without TLS (--dev-insecure, loopback only) the same rule holds:
+ * a hello proves nothing there, since any local process can already claim a member's id, so
+ * refusing unknown ids would protect nothing; the structural and engine checks stand.
+ */
+function admissionProblem(opts: InboundOptions, id: NodeId): Refusal | null {
+  if (opts.admission.isRetired(id)) return ['not-a-member', `${id} was removed from this node's cluster`];
+  if (opts.admission.isMember(id) || opts.clusterId() !== null) return null;
+  return ['not-a-member', `${id} is not a member, and this node has no cluster id yet`];
+}
+
+/** Why the dialer on `socket` may not speak as `hello.from` here, or null when it may. */
+function helloProblem(opts: InboundOptions, socket: net.Socket, hello: Hello): Refusal | null {
+  if (hello.version !== PROTOCOL_VERSION)
+    return ['version', `protocol version ${hello.version}, expected ${PROTOCOL_VERSION}`];
+  const own = opts.clusterId();
+  if (own !== null && hello.cluster !== own)
+    return [
+      'cluster-mismatch',
+      `${hello.from} belongs to cluster ${hello.cluster ?? '(none)'}, this node to ${own}`,
+    ];
+  if (hello.from === opts.selfId) return ['identity', `the dialer claims this node's own id ${hello.from}`];
+  const refusal = admissionProblem(opts, hello.from);
+  if (refusal) return refusal;
+  if (socket instanceof TLSSocket) {
+    // Bound to the address this node knows for the id; for an id it does not know yet, to the
+    // address the hello announces (where this node will answer it, verifying that name again).
+    const host = hostOf(opts.admission.advertisedAddress(hello.from)) ?? hostOf(hello.address);
+    const problem = peerIdentityProblem(socket.getPeerCertificate(), hello.from, host);
+    if (problem) return ['identity', `${hello.from}: ${problem}`];
+  }
+  return null;
+}
+
+/** One frame body decoded and parsed against the schema, or why it cannot be. */
+function parseFrame(body: Buffer): { frame: InboundFrame } | { bad: string } {
+  let value: unknown;
+  try {
+    value = decodeBody(body);
+  } catch (err) {
+    return { bad: `undecodable frame body: ${shortMessage(err)}` };
+  }
+  const parsed = inboundFrameSchema.safeParse(value);
+  if (!parsed.success) return { bad: `invalid frame: ${describeIssues(parsed.error)}` };
+  return { frame: parsed.data };
+}
+
+/** The state of one inbound connection: who is speaking on it, and what it has said so far. */
+class InboundConnection {
+  log: Logger;
+  frames = 0;
   /** The node id the hello claimed, once accepted: the only `from` this connection may carry. */
-  let peer: NodeId | null = null;
+  private peer: NodeId | null = null;
   /** The node id a hello claimed, accepted or not (for logs). */
-  let claimed: NodeId | null = null;
-  let warnedMisaddressed = false;
-  let lastPongMs = performance.now();
+  private claimed: NodeId | null = null;
+  private warnedMisaddressed = false;
+  private lastPongMs = performance.now();
+  private readonly decoder: FrameDecoder;
 
-  const pong = (): void => {
-    lastPongMs = performance.now();
-    if (socket.writableLength < MAX_UNSENT_PONG_BYTES) socket.write(PONG_FRAME);
-  };
+  constructor(
+    private readonly socket: net.Socket,
+    private readonly opts: InboundOptions,
+  ) {
+    this.log = opts.logger.child({ remote: remoteOf(socket) });
+    this.decoder = new FrameDecoder(opts.maxFrameBytes);
+  }
 
-  const refuse = (reason: ProtocolErrorReason, detail: string): void => {
-    const who = peer ?? claimed;
-    const fields = { reason, detail, ...(peer ? {} : claimed ? { claimedPeer: claimed } : {}) };
-    if (opts.shouldWarn(`${reason}:${who ?? ''}`))
-      log.warn(fields, 'closing peer connection after a protocol error');
-    else log.debug(fields, 'closing peer connection after a protocol error');
-    opts.protocolError(reason, who);
-    socket.destroy();
-  };
+  private pong(): void {
+    this.lastPongMs = performance.now();
+    if (this.socket.writableLength < MAX_UNSENT_PONG_BYTES) this.socket.write(PONG_FRAME);
+  }
 
-  type Refusal = [ProtocolErrorReason, string];
-
-  /** Why the dialer may not speak as `hello.from` here, or null when it may. */
-  const helloProblem = (hello: Hello): Refusal | null => {
-    if (hello.version !== PROTOCOL_VERSION)
-      return ['version', `protocol version ${hello.version}, expected ${PROTOCOL_VERSION}`];
-    const own = opts.clusterId();
-    if (own !== null && hello.cluster !== own)
-      return [
-        'cluster-mismatch',
-        `${hello.from} belongs to cluster ${hello.cluster ?? '(none)'}, this node to ${own}`,
-      ];
-    if (hello.from === opts.selfId) return ['identity', `the dialer claims this node's own id ${hello.from}`];
-    const refusal = admissionProblem(hello.from);
-    if (refusal) return refusal;
-    if (socket instanceof TLSSocket) {
-      // Bound to the address this node knows for the id; for an id it does not know yet, to the
-      // address the hello announces (where this node will answer it, verifying that name again).
-      const host = hostOf(opts.admission.advertisedAddress(hello.from)) ?? hostOf(hello.address);
-      const problem = peerIdentityProblem(socket.getPeerCertificate(), hello.from, host);
-      if (problem) return ['identity', `${hello.from}: ${problem}`];
-    }
-    return null;
-  };
-
-  /**
-   * Why `id` may not speak to this node now, or null when it may: never a retired id; a member;
-   * and, once this node has a cluster id (the hello must then name it), an id it does not know
-   * yet, as etcd refuses only removed members. Membership is learnt from the log, so an allowlist
-   * would lock a member that missed a node's addition out of that node's leadership for good.
-   * With TLS the certificate must still be a node certificate of the cluster CA naming the id or
-   * its address (helloProblem). Without TLS (--dev-insecure, loopback only) the same rule holds:
-   * a hello proves nothing there, since any local process can already claim a member's id, so
-   * refusing unknown ids would protect nothing; the structural and engine checks stand.
-   */
-  const admissionProblem = (id: NodeId): Refusal | null => {
-    if (opts.admission.isRetired(id)) return ['not-a-member', `${id} was removed from this node's cluster`];
-    if (opts.admission.isMember(id) || opts.clusterId() !== null) return null;
-    return ['not-a-member', `${id} is not a member, and this node has no cluster id yet`];
-  };
+  private refuse(reason: ProtocolErrorReason, detail: string): void {
+    const who = this.peer ?? this.claimed;
+    const claimed = this.claimed;
+    const fields = { reason, detail, ...(this.peer ? {} : claimed ? { claimedPeer: claimed } : {}) };
+    if (this.opts.shouldWarn(`${reason}:${who ?? ''}`))
+      this.log.warn(fields, 'closing peer connection after a protocol error');
+    else this.log.debug(fields, 'closing peer connection after a protocol error');
+    this.opts.protocolError(reason, who);
+    this.socket.destroy();
+  }
 
   /** Acts on one parsed frame; what is wrong with it, if anything (the caller then refuses). */
-  const handle = (frame: InboundFrame, frameBytes: number): Refusal | null => {
+  private handle(frame: InboundFrame, frameBytes: number): Refusal | null {
+    const { opts } = this;
     if (frame.type === 'hello') {
-      if (frames !== 1) return ['no-hello', 'a hello after the first frame'];
-      claimed = frame.from;
-      const problem = helloProblem(frame);
+      if (this.frames !== 1) return ['no-hello', 'a hello after the first frame'];
+      this.claimed = frame.from;
+      const problem = helloProblem(opts, this.socket, frame);
       if (problem) return problem;
-      peer = frame.from;
-      log = log.child({ peer });
-      log.info('peer connected');
+      const peer = frame.from;
+      this.peer = peer;
+      this.log = this.log.child({ peer });
+      this.log.info('peer connected');
       opts.admitted(peer, frame.address);
       return null;
     }
+    const peer = this.peer;
     if (peer === null) return ['no-hello', `the first frame is a ${frame.type}, not a hello`];
     if (frame.type === 'ping') {
-      pong();
+      this.pong();
       return null;
     }
     if (frame.from !== peer) return ['from-mismatch', `a message from ${frame.from} on ${peer}'s connection`];
     // Membership changes while connections stay up: a member removed since its hello stops here.
-    const refusal = admissionProblem(peer);
+    const refusal = admissionProblem(opts, peer);
     if (refusal) return refusal;
     if (frame.to !== opts.selfId) {
-      if (!warnedMisaddressed) {
-        warnedMisaddressed = true;
-        log.warn({ to: frame.to, from: frame.from }, 'dropping messages addressed to another node id');
+      if (!this.warnedMisaddressed) {
+        this.warnedMisaddressed = true;
+        this.log.warn({ to: frame.to, from: frame.from }, 'dropping messages addressed to another node id');
       }
       opts.misaddressed(frame);
       return null;
@@ -164,47 +189,55 @@ export function serveInbound(socket: net.Socket, opts: InboundOptions): void {
     if (problem) return ['invalid-message', `${frame.type}: ${problem}`];
     const refused = opts.deliver(frame, frameBytes);
     return refused ? [refused.reason, refused.message] : null;
-  };
+  }
 
-  socket.setTimeout(opts.idleTimeoutMs);
-  socket.on('timeout', () => {
-    log.info({ idleTimeoutMs: opts.idleTimeoutMs }, 'closing silent peer connection');
-    socket.destroy();
-  });
-  socket.on('error', (err) => log.debug({ err: shortMessage(err) }, 'peer connection error'));
-  socket.on('close', () => log.debug({ frames }, 'peer connection closed'));
-  socket.on('data', (chunk: Buffer) => {
+  /** Decodes and handles every frame `chunk` completes; the first bad one ends the connection. */
+  onData(chunk: Buffer): void {
+    const { socket } = this;
     let bodies: Buffer[];
     try {
-      bodies = decoder.push(chunk);
+      bodies = this.decoder.push(chunk);
     } catch (err) {
-      return refuse('bad-frame', shortMessage(err));
+      this.refuse('bad-frame', shortMessage(err));
+      return;
     }
     for (const body of bodies) {
       if (socket.destroyed) return;
-      frames++;
-      let value: unknown;
-      try {
-        value = decodeBody(body);
-      } catch (err) {
-        return refuse('bad-frame', `undecodable frame body: ${shortMessage(err)}`);
+      this.frames++;
+      const parsed = parseFrame(body);
+      if ('bad' in parsed) {
+        this.refuse('bad-frame', parsed.bad);
+        return;
       }
-      const parsed = inboundFrameSchema.safeParse(value);
-      if (!parsed.success) return refuse('bad-frame', `invalid frame: ${describeIssues(parsed.error)}`);
       let refusal: Refusal | null;
       try {
-        refusal = handle(parsed.data, body.length + FRAME_HEADER_BYTES);
+        refusal = this.handle(parsed.frame, body.length + FRAME_HEADER_BYTES);
       } catch (err) {
         // A bug on our side, not the peer's: still, no frame may throw out of this handler.
-        log.error({ err: shortMessage(err) }, 'failed to handle a peer frame; closing the connection');
+        this.log.error({ err: shortMessage(err) }, 'failed to handle a peer frame; closing the connection');
         socket.destroy();
         return;
       }
-      if (refusal) return refuse(...refusal);
+      if (refusal) {
+        this.refuse(...refusal);
+        return;
+      }
     }
     // Bytes are arriving, so the dialer's connection is alive even if its ping is still in transit.
-    if (!socket.destroyed && performance.now() - lastPongMs >= opts.pongIntervalMs) pong();
+    if (!socket.destroyed && performance.now() - this.lastPongMs >= this.opts.pongIntervalMs) this.pong();
+  }
+}
+
+export function serveInbound(socket: net.Socket, opts: InboundOptions): void {
+  const connection = new InboundConnection(socket, opts);
+  socket.setTimeout(opts.idleTimeoutMs);
+  socket.on('timeout', () => {
+    connection.log.info({ idleTimeoutMs: opts.idleTimeoutMs }, 'closing silent peer connection');
+    socket.destroy();
   });
+  socket.on('error', (err) => connection.log.debug({ err: shortMessage(err) }, 'peer connection error'));
+  socket.on('close', () => connection.log.debug({ frames: connection.frames }, 'peer connection closed'));
+  socket.on('data', (chunk: Buffer) => connection.onData(chunk));
 }
 
 /** The host of a "host:port" address; undefined when there is none or it does not parse. */
