@@ -7,7 +7,7 @@
 // start). Every write carries the resourceVersion read, so two candidates never both win.
 //
 // The clock logic is the pure `decideLease`; `LeaderElector` is the loop around it, over a small
-// `LeaseApi` (the Kubernetes one, or an in-memory one in tests).
+// `LeaseApi` (the Kubernetes one; e2e/cluster/leader-election.test.ts runs it on a real API server).
 
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import {
@@ -332,17 +332,21 @@ export class LeaderElector {
   /** The attempt's result, or 'failed' once `budgetMs` passed without one (or on stop()). */
   private async bounded(attempt: Promise<Attempt>, budgetMs: number): Promise<Attempt> {
     let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
     const late = new Promise<Attempt>((resolve) => {
       timer = setTimeout(() => {
         this.log.warn({ budgetMs }, 'lease request did not answer within the renew deadline');
         resolve('failed');
       }, budgetMs);
-      this.abort.signal.addEventListener('abort', () => resolve('failed'), { once: true });
+      onAbort = () => resolve('failed');
+      this.abort.signal.addEventListener('abort', onAbort, { once: true });
     });
     try {
       return await Promise.race([attempt, late]);
     } finally {
       clearTimeout(timer);
+      // One listener per attempt would otherwise pile up on the signal for the process's life.
+      if (onAbort) this.abort.signal.removeEventListener('abort', onAbort);
     }
   }
 
