@@ -19,7 +19,6 @@ const KNOWN_OVER: Record<string, number> = {
   'node/sim/cluster.ts start()': 91,
   'node/sim/recovery.ts backupAndRestore()': 123,
   'node/sim/run.ts runStackSeed()': 139,
-  'node/sim/workload.ts': 617,
 };
 
 /** Product sources: .ts files under node/ and operator/ that are not tests or test helpers. */

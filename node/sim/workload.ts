@@ -3,45 +3,24 @@
 // and answered with the KvStore's apply result; a linearizable read is a ReadIndex
 // (ensureLinearizable) followed by a local read; a serializable read is a local read on any node.
 // One operation at a time per client; a client follows NOT_LEADER hints as the API's forwarding
-// does. A reply is definite; a timeout or a dead server is an unknown outcome.
+// does. A reply is definite; a timeout or a dead server is an unknown outcome (settle.ts). A
+// share of the operations goes through the node's HTTP API instead (workload-http.ts).
 
-import type { InjectOptions } from 'fastify';
-import { decodeValue, type KeyValueJson } from '../api/json.js';
+import type { KeyValueJson } from '../api/json.js';
 import { encodeCommand, type KvCommand } from '../kv/commands.js';
 import type { KeyValue, KvApplyResult, OpResponse } from '../kv/types.js';
 import { RaftError } from '../raft/errors.js';
 import type { Life, StackCluster } from './cluster.js';
 import type { Coverage } from './coverage.js';
-import { inject, keyPath } from './http.js';
+import { keyPath } from './http.js';
 import { makeValue } from './keys.js';
 import type { Oracle } from './oracle.js';
+import { OP_TIMEOUT_MS, type Settled, settle } from './settle.js';
 import type { KeyInput, KeyOperation, KeyOutput, Observed } from './stack-model.js';
+import { fromJson, HttpRefusal, httpRequest, httpWrite, viaHttp, type Written } from './workload-http.js';
 import { Violation, type World } from './world.js';
 
-export const OP_TIMEOUT_MS = 400;
-
-export type Settled<T> = { kind: 'ok'; value: T } | { kind: 'error'; err: unknown } | { kind: 'unknown' };
-
-/** Wait for a call to a process: its answer, or unknown after a timeout or when it dies. */
-export function settle<T>(world: World, life: Life, p: Promise<T>, timeoutMs: number): Promise<Settled<T>> {
-  return new Promise((resolve) => {
-    let done = false;
-    const finish = (s: Settled<T>) => {
-      if (done) return;
-      done = true;
-      timer.cancel();
-      life.onDeath.delete(onDeath);
-      resolve(life.dead && s.kind !== 'unknown' ? { kind: 'unknown' } : s);
-    };
-    const onDeath = () => finish({ kind: 'unknown' });
-    const timer = world.timer(timeoutMs, () => finish({ kind: 'unknown' }));
-    life.onDeath.add(onDeath);
-    p.then(
-      (value) => finish({ kind: 'ok', value }),
-      (err: unknown) => finish({ kind: 'error', err }),
-    );
-  });
-}
+export { OP_TIMEOUT_MS, type Settled, settle } from './settle.js';
 
 const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 const observe = (kv: KeyValue | undefined): Observed =>
@@ -66,52 +45,6 @@ const refused = (err: unknown): boolean =>
 
 /** The share of client operations sent through the node's HTTP API (the rest call RaftNode). */
 export const HTTP_SHARE = 0.4;
-
-/** Codes that say the request was not proposed: nothing happened. */
-const DEFINITE_REFUSALS = new Set([
-  'NOT_LEADER',
-  'TRANSFER_IN_PROGRESS',
-  'NO_LEADER',
-  'PROPOSAL_DROPPED',
-  'READ_ABORTED',
-  'NOT_INITIALIZED',
-]);
-
-/** The API refused before proposing (DEFINITE_REFUSALS); `leader` from the fencing header. */
-class HttpRefusal extends Error {
-  constructor(
-    readonly code: string,
-    readonly leader: string | null,
-  ) {
-    super(code);
-  }
-}
-
-interface HttpAnswer {
-  status: number;
-  // biome-ignore lint/suspicious/noExplicitAny: the API's JSON, read field by field
-  json: any;
-  /** x-conflux-revision of the node that produced the answer. */
-  revision: number;
-}
-
-interface Written {
-  result: KvApplyResult;
-  /** The command created a revision. */
-  changed: boolean;
-}
-
-/** Commands the HTTP API can express with an answer the model can check (a CAS by revision
- * answers COMPARE_FAILED without the current value, so it stays on the direct path). */
-const viaHttp = (cmd: KvCommand): boolean => !(cmd.type === 'put' && cmd.expectModRevision !== undefined);
-
-const fromJson = (j: KeyValueJson): KeyValue => ({
-  key: j.key,
-  value: decodeValue(j.value, j.encoding),
-  createRevision: j.createRevision,
-  modRevision: j.modRevision,
-  version: j.version,
-});
 
 export class Workload {
   readonly history: KeyOperation[] = [];
@@ -303,112 +236,6 @@ class Client {
     return { kind: 'ok', value: { result: response, changed: response.revision === index } };
   }
 
-  /** The request through the node's HTTP API; a definite refusal is an HttpRefusal. */
-  private async request(life: Life, opts: InjectOptions): Promise<Settled<HttpAnswer>> {
-    this.w.coverage.httpRequests++;
-    const r = await settle(this.w.world, life, inject(life, opts), OP_TIMEOUT_MS);
-    if (r.kind === 'unknown') return r;
-    if (r.kind === 'error') {
-      this.w.violation(
-        `the HTTP API threw instead of answering ${opts.method} ${opts.url}: ${String(r.err)}`,
-      );
-      return { kind: 'unknown' };
-    }
-    const res = r.value;
-    // biome-ignore lint/suspicious/noExplicitAny: the API's JSON, read field by field
-    let json: any;
-    try {
-      json = JSON.parse(res.body);
-    } catch {
-      this.w.violation(
-        `${life.id} answered ${opts.method} ${opts.url} with ${res.statusCode} and no JSON: ${res.body}`,
-      );
-      return { kind: 'unknown' };
-    }
-    const code: string | undefined = json?.error?.code;
-    if (res.statusCode < 300 || code === 'KEY_NOT_FOUND') {
-      return {
-        kind: 'ok',
-        value: { status: res.statusCode, json, revision: Number(res.headers['x-conflux-revision']) },
-      };
-    }
-    if (res.statusCode === 500 || code === undefined) {
-      this.w.violation(`${life.id} answered ${opts.method} ${opts.url} with ${res.statusCode}: ${res.body}`);
-      return { kind: 'unknown' };
-    }
-    if (DEFINITE_REFUSALS.has(code)) {
-      const leader = res.headers['x-conflux-leader'];
-      return {
-        kind: 'error',
-        err: new HttpRefusal(code, typeof leader === 'string' && leader ? leader : null),
-      };
-    }
-    // TIMEOUT, LEADER_UNREACHABLE, ...: the command may or may not apply.
-    return { kind: 'unknown' };
-  }
-
-  private async httpWrite(life: Life, cmd: KvCommand): Promise<Settled<Written>> {
-    const headers = { 'content-type': 'application/octet-stream' };
-    let r: Settled<HttpAnswer>;
-    if (cmd.type === 'put') {
-      r = await this.request(life, {
-        method: 'PUT',
-        url: keyPath(cmd.key),
-        headers,
-        payload: Buffer.from(cmd.value),
-      });
-      if (r.kind !== 'ok') return r;
-      return {
-        kind: 'ok',
-        value: { result: { type: 'put', ok: true, revision: r.value.json.revision }, changed: true },
-      };
-    }
-    if (cmd.type === 'delete') {
-      r = await this.request(life, { method: 'DELETE', url: keyPath(cmd.key) });
-      if (r.kind !== 'ok') return r;
-      const { revision, deleted } = r.value.json;
-      const result = {
-        type: 'delete',
-        revision,
-        prev: deleted ? ({} as KeyValue) : undefined,
-      } as KvApplyResult;
-      return { kind: 'ok', value: { result, changed: deleted === true } };
-    }
-    if (cmd.type !== 'txn') throw new Error(`no HTTP form for ${(cmd as KvCommand).type}`);
-    const b64 = (v: Uint8Array) => ({ value: Buffer.from(v).toString('base64'), encoding: 'base64' });
-    const op = (o: (typeof cmd.success)[number]) =>
-      o.type === 'put' ? { type: 'put', key: o.key, ...b64(o.value) } : o;
-    const body = {
-      compare: cmd.compare.map((c) => {
-        if (c.target !== 'value') return c;
-        const { operand, ...rest } = c;
-        return { ...rest, ...b64(operand as Uint8Array) };
-      }),
-      success: cmd.success.map(op),
-      failure: cmd.failure.map(op),
-    };
-    r = await this.request(life, {
-      method: 'POST',
-      url: '/v1/txn',
-      headers: { 'content-type': 'application/json' },
-      payload: JSON.stringify(body),
-    });
-    if (r.kind !== 'ok') return r;
-    const { succeeded, revision, responses } = r.value.json;
-    const result = {
-      type: 'txn',
-      succeeded,
-      revision,
-      responses: (responses as { type: string; kv?: KeyValueJson; prev?: KeyValueJson }[]).map((x) => ({
-        type: x.type,
-        ...(x.kv ? { kv: fromJson(x.kv) } : {}),
-        ...(x.prev ? { prev: fromJson(x.prev) } : {}),
-      })),
-    } as KvApplyResult;
-    const writes = succeeded && cmd.success.some((o) => o.type === 'put');
-    return { kind: 'ok', value: { result, changed: writes } };
-  }
-
   /** A GET through the node's API: linearizable (forwarded by a follower) or served locally. */
   private async httpRead(life: Life, key: string, consistency: 'linearizable' | 'serializable') {
     // Every other read asks for base64, the rest take the API's choice (UTF-8 text when the
@@ -417,7 +244,7 @@ class Client {
     const encoding = ++this.reads % 2 === 0 ? '&encoding=base64' : '';
     const query = `?consistency=${consistency}${encoding}`;
     const call = this.w.now();
-    const r = await this.request(life, { method: 'GET', url: `${keyPath(key)}${query}` });
+    const r = await httpRequest(this.w, life, { method: 'GET', url: `${keyPath(key)}${query}` });
     const ret = this.w.now();
     if (r.kind !== 'ok') {
       if (r.kind === 'error') this.refusedBy(r.err);
@@ -532,7 +359,7 @@ class Client {
     const call = this.w.now();
     const r =
       viaHttp(cmd) && this.w.rng.chance(HTTP_SHARE)
-        ? await this.httpWrite(life, cmd)
+        ? await httpWrite(this.w, life, cmd)
         : await this.direct(life, raft, cmd);
     const ret = this.w.now();
     if (r.kind === 'error' && (refused(r.err) || r.err instanceof HttpRefusal)) {
