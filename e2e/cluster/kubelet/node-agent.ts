@@ -427,45 +427,11 @@ export class NodeAgent {
   // --- API access the pods need, with the node's credentials ---------------------------------
 
   private volumeApi(): VolumeApi {
-    return {
-      secret: (namespace, name) => readIfExists(() => this.core.readNamespacedSecret({ name, namespace })),
-      configMap: (namespace, name) =>
-        readIfExists(() => this.core.readNamespacedConfigMap({ name, namespace })),
-      claim: (namespace, name) =>
-        readIfExists(() => this.core.readNamespacedPersistentVolumeClaim({ name, namespace })),
-      volume: (name) => readIfExists(() => this.core.readPersistentVolume({ name })),
-      requestToken: async (spec) => {
-        const res = await this.core.createNamespacedServiceAccountToken({
-          name: spec.serviceAccount,
-          namespace: spec.namespace,
-          body: {
-            spec: {
-              audiences: spec.audience ? [spec.audience] : [],
-              expirationSeconds: spec.expirationSeconds,
-              boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: spec.pod.name, uid: spec.pod.uid },
-            },
-          },
-        });
-        const token = res.status?.token;
-        if (!token) throw new Error('TokenRequest returned no token');
-        return { token, expiresAt: new Date(res.status!.expirationTimestamp as unknown as string) };
-      },
-    };
+    return podVolumeApi(this.core);
   }
 
   private envSources(): EnvSources {
-    const api = this.volumeApi();
-    return {
-      secret: api.secret,
-      configMap: api.configMap,
-      services: async (namespace) => {
-        const [own, master] = await Promise.all([
-          this.core.listNamespacedService({ namespace }),
-          readIfExists(() => this.core.readNamespacedService({ name: 'kubernetes', namespace: 'default' })),
-        ]);
-        return [...own.items, ...(master && namespace !== 'default' ? [master] : [])];
-      },
-    };
+    return podEnvSources(this.core);
   }
 
   /** A core/v1 Event about the pod, as the kubelet records them (repeats of the last one skipped). */
@@ -501,4 +467,47 @@ export class NodeAgent {
 
 export function podLogFile(stateDir: string, namespace: string, pod: string, container: string): string {
   return join(stateDir, 'logs', namespace, pod, `${container}.log`);
+}
+
+/** What a pod's volumes read from the API server, with `core`'s credentials (the node's). */
+export function podVolumeApi(core: CoreV1Api): VolumeApi {
+  return {
+    secret: (namespace, name) => readIfExists(() => core.readNamespacedSecret({ name, namespace })),
+    configMap: (namespace, name) => readIfExists(() => core.readNamespacedConfigMap({ name, namespace })),
+    claim: (namespace, name) =>
+      readIfExists(() => core.readNamespacedPersistentVolumeClaim({ name, namespace })),
+    volume: (name) => readIfExists(() => core.readPersistentVolume({ name })),
+    requestToken: async (spec) => {
+      const res = await core.createNamespacedServiceAccountToken({
+        name: spec.serviceAccount,
+        namespace: spec.namespace,
+        body: {
+          spec: {
+            audiences: spec.audience ? [spec.audience] : [],
+            expirationSeconds: spec.expirationSeconds,
+            boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: spec.pod.name, uid: spec.pod.uid },
+          },
+        },
+      });
+      const token = res.status?.token;
+      if (!token) throw new Error('TokenRequest returned no token');
+      return { token, expiresAt: new Date(res.status!.expirationTimestamp as unknown as string) };
+    },
+  };
+}
+
+/** What a pod's environment reads from the API server: Secrets, ConfigMaps and Services. */
+export function podEnvSources(core: CoreV1Api): EnvSources {
+  const api = podVolumeApi(core);
+  return {
+    secret: api.secret,
+    configMap: api.configMap,
+    services: async (namespace) => {
+      const [own, master] = await Promise.all([
+        core.listNamespacedService({ namespace }),
+        readIfExists(() => core.readNamespacedService({ name: 'kubernetes', namespace: 'default' })),
+      ]);
+      return [...own.items, ...(master && namespace !== 'default' ? [master] : [])];
+    },
+  };
 }

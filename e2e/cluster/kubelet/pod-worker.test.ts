@@ -1,21 +1,29 @@
-// One pod worker without a control plane: a fake pod network (loopback IPs in the host's network
-// namespace), a fake API that records status patches, real processes in their own mount and UTS
-// namespaces. Needs root (unshare, mount, setpriv).
+// One pod worker on the real API server without a node: the pods, their Secret, claim and
+// volume are real API objects, and the worker reads them and patches pod status with the admin's
+// credentials as a kubelet does with its own; only the pod network is a stand-in (loopback IPs in
+// the host's network namespace). Real processes in their own mount and UTS namespaces. Needs root
+// (unshare, mount, setpriv) and the Kubernetes binaries. What the process kubelet does on nodes
+// (scheduling, StatefulSets, a missing image, a node going NotReady) is kubelet.test.ts.
 
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { CoreV1Api, V1Pod, V1PodStatus, V1Secret } from '@kubernetes/client-node';
+import { CoreV1Api, type V1Pod, type V1PodStatus } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { binariesPresent, ensureBinaries, hasGo } from '../binaries.js';
+import { type ControlPlane, startControlPlane } from '../control-plane.js';
 import { skipUnless } from '../require.js';
-import { sleep } from './kube.js';
+import { loadKubeConfig, readIfExists, sleep } from './kube.js';
+import { podEnvSources, podVolumeApi } from './node-agent.js';
 import { type PodNetworkApi, PodWorker, type PodWorkerContext } from './pod-worker.js';
 
 const skip = skipUnless(
-  process.getuid?.() === 0,
+  (binariesPresent() || hasGo()) && process.getuid?.() === 0,
   'pod-worker.test.ts',
-  'needs root (mount and UTS namespaces)',
+  'needs root (mount and UTS namespaces) and the Kubernetes binaries (or Go to build them)',
 );
+
+const NS = 'pods';
 
 /** Loopback addresses in the host namespace stand in for sandboxes. */
 class FakeNetwork implements PodNetworkApi {
@@ -51,30 +59,78 @@ http.createServer((q, r) => {
 process.on('SIGTERM', () => { console.log('got SIGTERM'); process.exit(0); });
 `;
 
-describe.skipIf(skip)('pod worker (fake network, fake API)', () => {
+describe.skipIf(skip)('pod worker on the real API server (fake pod network)', () => {
+  let cp: ControlPlane;
+  let core: CoreV1Api;
   let dir: string;
   let mnt: string;
-  let secret: V1Secret;
+  /** Every pod status read from the API server, per pod, in order. */
   const statuses = new Map<string, V1PodStatus[]>();
   const network = new FakeNetwork();
   let ctx: PodWorkerContext;
 
-  beforeAll(() => {
+  beforeAll(async () => {
+    await ensureBinaries();
+    cp = await startControlPlane();
+    core = loadKubeConfig(cp.kubeconfigPath).makeApiClient(CoreV1Api);
     dir = mkdtempSync(join(tmpdir(), 'kubelet-unit-'));
     // Mount targets are made on the host if missing: keep them in one place we remove.
     mnt = `/mnt/conflux-kubelet-unit-${process.pid}`;
-    secret = {
-      metadata: { name: 'cfg', namespace: 'ns' },
-      data: { message: Buffer.from('one').toString('base64') },
-    };
-    const core = {
-      async patchNamespacedPodStatus(req: { name: string; body: { status: V1PodStatus } }) {
-        const list = statuses.get(req.name) ?? [];
-        list.push(req.body.status);
-        statuses.set(req.name, list);
-        return {};
+    await cp.kubectl(['create', 'namespace', NS]);
+    // Pods are admitted once the namespace's default ServiceAccount exists.
+    for (
+      let i = 0;
+      !(await readIfExists(() => core.readNamespacedServiceAccount({ name: 'default', namespace: NS })));
+      i++
+    ) {
+      if (i > 150) throw new Error('no default ServiceAccount in namespace pods');
+      await sleep(200);
+    }
+    await core.createNamespacedSecret({
+      namespace: NS,
+      body: { metadata: { name: 'cfg' }, stringData: { message: 'one' } },
+    });
+    await core.createPersistentVolume({
+      body: {
+        metadata: { name: 'pv-1' },
+        spec: {
+          capacity: { storage: '1Gi' },
+          accessModes: ['ReadWriteOnce'],
+          storageClassName: '',
+          persistentVolumeReclaimPolicy: 'Retain',
+          claimRef: { namespace: NS, name: 'data' },
+          local: { path: join(dir, 'pv-1') },
+          nodeAffinity: {
+            required: {
+              nodeSelectorTerms: [
+                {
+                  matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: ['worker-1'] }],
+                },
+              ],
+            },
+          },
+        },
       },
-    } as unknown as CoreV1Api;
+    });
+    await core.createNamespacedPersistentVolumeClaim({
+      namespace: NS,
+      body: {
+        metadata: { name: 'data' },
+        spec: {
+          accessModes: ['ReadWriteOnce'],
+          storageClassName: '',
+          volumeName: 'pv-1',
+          resources: { requests: { storage: '1Gi' } },
+        },
+      },
+    });
+    // The PV controller binds them.
+    for (let i = 0; ; i++) {
+      const claim = await core.readNamespacedPersistentVolumeClaim({ name: 'data', namespace: NS });
+      if (claim.status?.phase === 'Bound') break;
+      if (i > 150) throw new Error(`claim data not bound: ${JSON.stringify(claim.status)}`);
+      await sleep(200);
+    }
     ctx = {
       nodeName: 'worker-1',
       stateDir: dir,
@@ -86,18 +142,8 @@ describe.skipIf(skip)('pod worker (fake network, fake API)', () => {
         done: { command: [process.execPath, '-e', 'console.log("done")'] },
       },
       core,
-      volumeApi: {
-        secret: async (_ns, name) => (name === 'cfg' ? secret : null),
-        configMap: async () => null,
-        claim: async (_ns, name) => ({
-          metadata: { name },
-          spec: { volumeName: 'pv-1' },
-          status: { phase: 'Bound' },
-        }),
-        volume: async () => ({ spec: { local: { path: join(dir, 'pv-1') } } }),
-        requestToken: async () => ({ token: 'tkn', expiresAt: new Date(Date.now() + 3600_000) }),
-      },
-      envSources: { secret: async () => secret, configMap: async () => null, services: async () => [] },
+      volumeApi: podVolumeApi(core),
+      envSources: podEnvSources(core),
       allocatable: { cpu: '2', memory: '8Gi', pods: '110' },
       backoff: { initialMs: 300, maxMs: 1200 },
       volumeResyncMs: 200,
@@ -105,65 +151,82 @@ describe.skipIf(skip)('pod worker (fake network, fake API)', () => {
       log: () => {},
       event: () => {},
     };
-  });
+  }, 90 * 60_000);
 
-  afterAll(() => {
-    rmSync(dir, { recursive: true, force: true });
-    rmSync(mnt, { recursive: true, force: true });
-  });
+  afterAll(async () => {
+    await cp?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    if (mnt) rmSync(mnt, { recursive: true, force: true });
+  }, 60_000);
 
+  /** The pod's status as the API server now holds it (and recorded in `statuses`). */
+  async function read(name: string): Promise<V1PodStatus | undefined> {
+    const status = (await core.readNamespacedPod({ name, namespace: NS })).status;
+    if (status) statuses.set(name, [...(statuses.get(name) ?? []), status]);
+    return status;
+  }
   const last = (name: string) => statuses.get(name)?.at(-1);
   async function until<T>(
     what: string,
-    fn: () => T | undefined | Promise<T | undefined>,
+    name: string,
+    fn: (status: V1PodStatus | undefined) => T | undefined | false | Promise<T | undefined | false>,
     ms = 20_000,
   ): Promise<T> {
     const deadline = Date.now() + ms;
     for (;;) {
-      const v = await fn();
+      const v = await fn(await read(name));
       if (v !== undefined && v !== false) return v;
       if (Date.now() > deadline)
-        throw new Error(`timed out waiting for ${what}: ${JSON.stringify(last('p1'))}`);
+        throw new Error(`timed out waiting for ${what}: ${JSON.stringify(last(name))}`);
       await sleep(100);
     }
   }
 
-  const pod = (name: string, spec: V1Pod['spec']): V1Pod => ({
-    metadata: { name, namespace: 'ns', uid: `uid-${name}` },
-    spec: { terminationGracePeriodSeconds: 5, ...spec!, containers: spec!.containers },
-  });
+  /** The pod as the API server admits it; no scheduler takes it (the worker is its node). */
+  const pod = (name: string, spec: V1Pod['spec']): Promise<V1Pod> =>
+    core.createNamespacedPod({
+      namespace: NS,
+      body: {
+        metadata: { name },
+        spec: {
+          terminationGracePeriodSeconds: 5,
+          schedulerName: 'none',
+          automountServiceAccountToken: false,
+          ...spec!,
+          containers: spec!.containers,
+        },
+      },
+    });
 
   it('runs as the pod user with volumes mounted, becomes Ready, sees a Secret update in place', async () => {
-    const w = new PodWorker(
-      pod('p1', {
-        securityContext: { runAsUser: 10001, runAsGroup: 10001, fsGroup: 2000, runAsNonRoot: true },
-        containers: [
-          {
-            name: 'app',
-            image: 'server',
-            env: [
-              { name: 'MNT', value: mnt },
-              { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
-            ],
-            readinessProbe: { httpGet: { path: '/secret', port: 8080 }, periodSeconds: 1 },
-            securityContext: { readOnlyRootFilesystem: true, allowPrivilegeEscalation: false },
-            volumeMounts: [
-              { name: 'cfg', mountPath: `${mnt}/cfg`, readOnly: true },
-              { name: 'data', mountPath: `${mnt}/data` },
-              { name: 'scratch', mountPath: `${mnt}/scratch` },
-            ],
-          },
-        ],
-        volumes: [
-          { name: 'cfg', secret: { secretName: 'cfg', defaultMode: 0o440 } },
-          { name: 'data', persistentVolumeClaim: { claimName: 'data' } },
-          { name: 'scratch', emptyDir: {} },
-        ],
-      }),
-      ctx,
-    );
-    const ready = await until('Ready', () =>
-      last('p1')?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? last('p1') : undefined,
+    const p1 = await pod('p1', {
+      securityContext: { runAsUser: 10001, runAsGroup: 10001, fsGroup: 2000, runAsNonRoot: true },
+      containers: [
+        {
+          name: 'app',
+          image: 'server',
+          env: [
+            { name: 'MNT', value: mnt },
+            { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+          ],
+          readinessProbe: { httpGet: { path: '/secret', port: 8080 }, periodSeconds: 1 },
+          securityContext: { readOnlyRootFilesystem: true, allowPrivilegeEscalation: false },
+          volumeMounts: [
+            { name: 'cfg', mountPath: `${mnt}/cfg`, readOnly: true },
+            { name: 'data', mountPath: `${mnt}/data` },
+            { name: 'scratch', mountPath: `${mnt}/scratch` },
+          ],
+        },
+      ],
+      volumes: [
+        { name: 'cfg', secret: { secretName: 'cfg', defaultMode: 0o440 } },
+        { name: 'data', persistentVolumeClaim: { claimName: 'data' } },
+        { name: 'scratch', emptyDir: {} },
+      ],
+    });
+    const w = new PodWorker(p1, ctx);
+    const ready = await until('Ready', 'p1', (st) =>
+      st?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? st : undefined,
     );
     const ip = ready.podIP!;
     expect(ready.phase).toBe('Running');
@@ -184,21 +247,28 @@ describe.skipIf(skip)('pod worker (fake network, fake API)', () => {
     expect(readFileSync(note, 'utf8')).toBe('kept');
     expect(statSync(note).uid).toBe(10001);
 
-    secret = { ...secret, data: { message: Buffer.from('two').toString('base64') } };
-    await until('the new Secret', async () => ((await get('/secret')) === 'two' ? true : undefined));
+    await core.replaceNamespacedSecret({
+      name: 'cfg',
+      namespace: NS,
+      body: { metadata: { name: 'cfg' }, stringData: { message: 'two' } },
+    });
+    await until('the new Secret', 'p1', async () => ((await get('/secret')) === 'two' ? true : undefined));
 
     await w.terminate(5000);
-    expect(network.torn).toContain('uid-p1');
-    expect(readFileSync(join(dir, 'logs/ns/p1/app.log'), 'utf8')).toContain('got SIGTERM');
-    expect(last('p1')?.containerStatuses?.[0]?.state?.terminated?.exitCode).toBe(0);
+    expect(network.torn).toContain(p1.metadata!.uid);
+    expect(readFileSync(join(dir, 'logs/pods/p1/app.log'), 'utf8')).toContain('got SIGTERM');
+    const final = await until('the final status', 'p1', (st) =>
+      st?.containerStatuses?.[0]?.state?.terminated ? st : undefined,
+    );
+    expect(final.containerStatuses?.[0]?.state?.terminated?.exitCode).toBe(0);
     // The PV's data stays; the pod's own volumes are gone.
     expect(readFileSync(note, 'utf8')).toBe('kept');
-    expect(() => statSync(join(dir, 'pods', 'uid-p1'))).toThrow();
+    expect(() => statSync(join(dir, 'pods', p1.metadata!.uid!))).toThrow();
   });
 
   it('restarts a crashing container with back-off, and one that fails its liveness probe', async () => {
     const w = new PodWorker(
-      pod('p2', {
+      await pod('p2', {
         containers: [
           { name: 'crash', image: 'crash' },
           {
@@ -214,8 +284,7 @@ describe.skipIf(skip)('pod worker (fake network, fake API)', () => {
       }),
       ctx,
     );
-    const s = await until('restarts of both', () => {
-      const st = last('p2');
+    const s = await until('restarts of both', 'p2', (st) => {
       const [crash, sick] = st?.containerStatuses ?? [];
       return (crash?.restartCount ?? 0) >= 2 && (sick?.restartCount ?? 0) >= 1 ? st : undefined;
     });
@@ -229,20 +298,18 @@ describe.skipIf(skip)('pod worker (fake network, fake API)', () => {
   });
 
   it('a pod that never restarts ends Succeeded and gives its sandbox back', async () => {
-    const w = new PodWorker(
-      pod('p3', { restartPolicy: 'Never', containers: [{ name: 'c', image: 'done' }] }),
-      ctx,
-    );
-    const s = await until('Succeeded', () => (last('p3')?.phase === 'Succeeded' ? last('p3') : undefined));
+    const p3 = await pod('p3', { restartPolicy: 'Never', containers: [{ name: 'c', image: 'done' }] });
+    const w = new PodWorker(p3, ctx);
+    const s = await until('Succeeded', 'p3', (st) => (st?.phase === 'Succeeded' ? st : undefined));
     expect(s.containerStatuses?.[0]?.state?.terminated).toMatchObject({ exitCode: 0, reason: 'Completed' });
-    await until('sandbox removed', () => network.torn.includes('uid-p3'));
+    await until('sandbox removed', 'p3', () => network.torn.includes(p3.metadata!.uid!));
     expect(w.finished()).toBe(true);
   });
 
   it('runs init containers first, in order, sharing volumes with the containers', async () => {
     const sh = (script: string) => ({ command: ['/bin/sh', '-c', script] });
     const w = new PodWorker(
-      pod('p5', {
+      await pod('p5', {
         restartPolicy: 'Never',
         initContainers: [
           {
@@ -270,19 +337,10 @@ describe.skipIf(skip)('pod worker (fake network, fake API)', () => {
       }),
       ctx,
     );
-    const s = await until('Succeeded', () => (last('p5')?.phase === 'Succeeded' ? last('p5') : undefined));
+    const s = await until('Succeeded', 'p5', (st) => (st?.phase === 'Succeeded' ? st : undefined));
     expect(s.initContainerStatuses?.map((c) => c.state?.terminated?.exitCode)).toEqual([0, 0]);
     expect(s.conditions?.find((c) => c.type === 'Initialized')?.status).toBe('True');
-    expect(readFileSync(join(dir, 'logs/ns/p5/main.log'), 'utf8')).toMatch(/one\ntwo\n/);
-    await w.kill();
-  });
-
-  it('an unknown image waits in ErrImagePull', async () => {
-    const w = new PodWorker(pod('p4', { containers: [{ name: 'c', image: 'nowhere/none:1' }] }), ctx);
-    const s = await until('ErrImagePull', () =>
-      last('p4')?.containerStatuses?.[0]?.state?.waiting?.reason === 'ErrImagePull' ? last('p4') : undefined,
-    );
-    expect(s.phase).toBe('Pending');
+    expect(readFileSync(join(dir, 'logs/pods/p5/main.log'), 'utf8')).toMatch(/one\ntwo\n/);
     await w.kill();
   });
 });
