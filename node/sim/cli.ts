@@ -69,6 +69,57 @@ async function runJob(job: Job, report: (r: StackRunResult) => void): Promise<vo
     report(await runStackSeed(seed, { profile, mutations: new Set(job.mutations) }));
 }
 
+/** The run the options ask for; exits with the usage on a bad one. */
+function settingsOf(values: ReturnType<typeof parse>['values']) {
+  const profileName = values.profile;
+  if (!STACK_PROFILES[profileName]) fail(`--profile: unknown profile "${profileName}"`);
+  for (const m of values.mutation) if (!isStackMutation(m)) fail(`--mutation: unknown mutation "${m}"`);
+  const mutations = values.mutation as StackMutation[];
+  const start =
+    values.seed !== undefined ? int('seed', values.seed) : int('start-seed', values['start-seed']);
+  const count = values.seed !== undefined ? 1 : int('seeds', values.seeds ?? '100');
+  const jobs = Math.max(
+    1,
+    Math.min(count, values.jobs ? int('jobs', values.jobs) : Math.min(4, availableParallelism())),
+  );
+  return { profileName, mutations, start, count, jobs };
+}
+
+/** `seeds` dealt round-robin to `jobs` worker processes (this script with --worker). */
+async function runInWorkers(
+  seeds: number[],
+  jobs: number,
+  run: Omit<Job, 'seeds'>,
+  children: ReturnType<typeof fork>[],
+  report: (r: StackRunResult) => void,
+): Promise<void> {
+  const self = fileURLToPath(import.meta.url);
+  await Promise.all(
+    Array.from({ length: jobs }, (_, j) => {
+      const job: Job = { seeds: seeds.filter((_, i) => i % jobs === j), ...run };
+      return new Promise<void>((resolve, reject) => {
+        const child = fork(self, ['--worker'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+        children.push(child);
+        child.on('message', (r: StackRunResult) => report(r));
+        child.on('exit', (code) =>
+          code === 0 ? resolve() : reject(new Error(`worker exited with ${code}`)),
+        );
+        child.send(job);
+      });
+    }),
+  );
+}
+
+/** What an interrupted run did: the seeds done without a gap from `start`, and how to go on. */
+function interruptedNote(start: number, count: number, done: number, finished: Set<number>): string {
+  let upTo = start;
+  while (finished.has(upTo)) upTo++;
+  return (
+    `INTERRUPTED after ${done} of ${count} seeds (every seed from ${start} to ${upTo - 1} done; ` +
+    `continue with --start-seed ${upTo} --seeds ${start + count - upTo})`
+  );
+}
+
 async function main(): Promise<void> {
   let values: ReturnType<typeof parse>['values'];
   try {
@@ -87,17 +138,7 @@ async function main(): Promise<void> {
     console.log(USAGE);
     return;
   }
-  const profileName = values.profile;
-  if (!STACK_PROFILES[profileName]) fail(`--profile: unknown profile "${profileName}"`);
-  for (const m of values.mutation) if (!isStackMutation(m)) fail(`--mutation: unknown mutation "${m}"`);
-  const mutations = values.mutation as StackMutation[];
-  const start =
-    values.seed !== undefined ? int('seed', values.seed) : int('start-seed', values['start-seed']);
-  const count = values.seed !== undefined ? 1 : int('seeds', values.seeds ?? '100');
-  const jobs = Math.max(
-    1,
-    Math.min(count, values.jobs ? int('jobs', values.jobs) : Math.min(4, availableParallelism())),
-  );
+  const { profileName, mutations, start, count, jobs } = settingsOf(values);
   const replay = [
     profileName === 'mixed' ? '' : ` --profile ${profileName}`,
     ...mutations.map((m) => ` --mutation ${m}`),
@@ -136,14 +177,7 @@ async function main(): Promise<void> {
       `profile ${profileName}: ${ops} client operations checked, ${inconclusive} histories too large to decide, ` +
         `${seconds.toFixed(1)} s with ${jobs} jobs (${(done / seconds).toFixed(1)} seeds/s)`,
     );
-    if (interrupted) {
-      let upTo = start;
-      while (finished.has(upTo)) upTo++;
-      console.log(
-        `INTERRUPTED after ${done} of ${count} seeds (every seed from ${start} to ${upTo - 1} done; ` +
-          `continue with --start-seed ${upTo} --seeds ${start + count - upTo})`,
-      );
-    }
+    if (interrupted) console.log(interruptedNote(start, count, done, finished));
     console.log(`sim: ${done} seeds, ${violations} violations`);
   };
   // Stopped early (Ctrl-C, a time limit): what ran so far still counts, and says so.
@@ -154,25 +188,8 @@ async function main(): Promise<void> {
       process.exit(violations === 0 ? 130 : 1);
     });
   }
-  if (jobs === 1) {
-    await runJob({ seeds, profile: profileName, mutations }, report);
-  } else {
-    const self = fileURLToPath(import.meta.url);
-    await Promise.all(
-      Array.from({ length: jobs }, (_, j) => {
-        const job: Job = { seeds: seeds.filter((_, i) => i % jobs === j), profile: profileName, mutations };
-        return new Promise<void>((resolve, reject) => {
-          const child = fork(self, ['--worker'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-          children.push(child);
-          child.on('message', (r: StackRunResult) => report(r));
-          child.on('exit', (code) =>
-            code === 0 ? resolve() : reject(new Error(`worker exited with ${code}`)),
-          );
-          child.send(job);
-        });
-      }),
-    );
-  }
+  if (jobs === 1) await runJob({ seeds, profile: profileName, mutations }, report);
+  else await runInWorkers(seeds, jobs, { profile: profileName, mutations }, children, report);
   summary(false);
   process.exitCode = violations === 0 ? 0 : 1;
 }
