@@ -299,23 +299,7 @@ export class StackNode {
         onFailure: () => this.exit(life, 'fail-stop'),
       });
     } catch (err) {
-      if (life.dead) return;
-      life.dead = true;
-      this.life = null;
-      if (err instanceof StorageError && err.code === 'STORAGE_CORRUPTION') {
-        // The designed answer to data it cannot trust: refuse, and let the operator replace it.
-        this.status = 'refused';
-        coverage.refusedOpens++;
-        if (!this.disk.corrupted) {
-          world.fail(
-            new Violation(`${this.id}: the storage calls a disk corrupt that only crashed: ${err.message}`),
-          );
-        }
-        return;
-      }
-      this.status = 'down';
-      if (this.faultsFired > 0) this.restartLater();
-      else world.fail(new Violation(`${this.id}: the storage failed to open: ${String(err)}`));
+      this.openFailed(life, err);
       return;
     }
     const { storage, state } = opened;
@@ -367,6 +351,31 @@ export class StackNode {
         })
         .catch(() => undefined);
     }
+  }
+
+  /**
+   * The storage would not open: a refusal of a disk it calls corrupt (a violation unless the
+   * disk really is), or a failure the injected faults explain (restart later; else a violation).
+   */
+  private openFailed(life: Life, err: unknown): void {
+    const { world, coverage } = this.env;
+    if (life.dead) return;
+    life.dead = true;
+    this.life = null;
+    if (err instanceof StorageError && err.code === 'STORAGE_CORRUPTION') {
+      // The designed answer to data it cannot trust: refuse, and let the operator replace it.
+      this.status = 'refused';
+      coverage.refusedOpens++;
+      if (!this.disk.corrupted) {
+        world.fail(
+          new Violation(`${this.id}: the storage calls a disk corrupt that only crashed: ${err.message}`),
+        );
+      }
+      return;
+    }
+    this.status = 'down';
+    if (this.faultsFired > 0) this.restartLater();
+    else world.fail(new Violation(`${this.id}: the storage failed to open: ${String(err)}`));
   }
 
   /** kill -9: the page cache survives. */
