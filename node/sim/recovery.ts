@@ -58,126 +58,163 @@ async function runUntilSettled<T>(
 
 const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 
+type Backup = Awaited<ReturnType<BackupService['run']>>;
+
+/**
+ * A backup of `leader`'s store into `dir`, taken while the world runs; null when it cannot be
+ * checked (its ReadIndex barrier never passed, it failed, or the leader died meanwhile). `call`
+ * and `ret` bound the moment it read.
+ */
+async function takeBackup(
+  world: World,
+  leader: { node: StackNode; life: Life },
+  raft: NonNullable<Life['raft']>,
+  kv: NonNullable<Life['kv']>,
+  dir: string,
+): Promise<{ res: Backup; call: number; ret: number } | null> {
+  let barrier = false;
+  const backups = new BackupService({
+    raft: {
+      metrics: () => raft.metrics(),
+      ensureLinearizable: () =>
+        raft.ensureLinearizable().then((i) => {
+          barrier = true;
+          return i;
+        }),
+    },
+    kv,
+    nodeId: leader.node.id,
+    logger: silent,
+    backupOptions: {},
+    now: () => new Date(Date.UTC(2026, 0, 1) + world.now),
+  });
+  const call = world.now;
+  const taking = backups.run({ destination: pathToFileURL(dir).href, force: true });
+  const settled = taking.then(
+    () => true,
+    () => true,
+  );
+  let done = false;
+  void settled.then(() => (done = true));
+  // Simulated time runs until the ReadIndex barrier passed; the rest is real I/O, world paused.
+  await world.run(world.now + 500, () => barrier || done);
+  if (!barrier) {
+    // The barrier never passed (the leader lost its role): nothing was read, nothing to check.
+    await world.run(world.now + 1_000, () => done);
+    return null;
+  }
+  const res = await taking.catch(() => null);
+  if (!res || leader.life.dead) return null;
+  return { res, call, ret: world.now };
+}
+
+/**
+ * The backup's bytes, recorded as what it is: an atomic read of every key, between the request
+ * (`call`) and the capture (`ret`).
+ */
+async function recordBackupRead(workload: Workload, uri: string, call: number, ret: number) {
+  const kvs: KeyValue[] = [];
+  const data = await readBackup(uri);
+  const decoder = new SnapshotDecoder({ onRecord: (r) => kvs.push(r) });
+  decoder.push(data);
+  const { header } = decoder.finish();
+  const byKey = new Map(kvs.map((r) => [r.key, r]));
+  for (const key of workload.keys) {
+    const r = byKey.get(key);
+    workload.record({
+      clientId: -1,
+      input: { op: 'get', key },
+      call,
+      output: { kind: 'read', kv: r ? { v: hex(r.value), mod: r.modRevision } : null },
+      return: ret,
+    });
+  }
+  workload.revisions.push({ call, return: ret, rev: header.revision, changed: false, what: 'the backup' });
+  return { data, header };
+}
+
+/**
+ * A pristine node restores the backup and becomes the only voter of a new cluster, whose lineage
+ * (the oracle of what it must hold) starts at the backup; null when the node died meanwhile.
+ */
+async function restoreIntoNewCluster(
+  ctx: RecoveryCtx,
+  oracle: Oracle,
+  res: Backup,
+  { data, header }: Awaited<ReturnType<typeof recordBackupRead>>,
+  makeOperator: (oracle: Oracle) => Operator,
+): Promise<{ oracle: Oracle; nodes: StackNode[] } | null> {
+  const { world, cluster, coverage } = ctx;
+  const meta: SnapshotMeta = {
+    index: header.applied,
+    term: 1,
+    membership: M.initialMembership(['restore-ref']),
+    sizeBytes: data.byteLength,
+    id: 'restore-ref',
+  };
+  const ref = referenceStore();
+  ref.restore(meta, data);
+  const lineage = new Oracle(`restored from ${oracle.name} at ${header.applied}`, ref, header.applied);
+  lineage.recordMade(header.applied, data);
+  const node = cluster.newNode(lineage);
+  node.toldOf.add(node.id);
+  void node.start();
+  await world.run(world.now + 1_000, () => node.up !== null);
+  const life = node.up;
+  if (!life?.raft || !life.kv) return null;
+  let reached = false;
+  const target = life.raft;
+  const restores = new RestoreService({
+    raft: {
+      metrics: () => target.metrics(),
+      bootstrapFromSnapshot: (m, d) => {
+        reached = true;
+        return target.bootstrapFromSnapshot(m, d);
+      },
+    },
+    kv: life.kv,
+    nodeId: node.id,
+    selfInfo: nodeInfo(node.id),
+    logger: silent,
+    backupOptions: {},
+    mintClusterId: () => `restored-${world.seed}-${node.id}`,
+    leaderTimeoutMs: 0,
+  });
+  const restoring = restores.run({ snapshot_uri: res.uri, expected_cluster_id: res.cluster_id });
+  // The download and its checks are real I/O: the world waits.
+  await Promise.race([restoring.catch(() => undefined), until(() => reached)]);
+  const out = await runUntilSettled(world, restoring, 2_000);
+  if (!out?.ok) {
+    if (life.dead) return null;
+    throw new Violation(
+      `restore of ${res.uri} into ${node.id} failed: ${out ? String(out.err) : 'timed out'}`,
+    );
+  }
+  coverage.restores++;
+  // The new cluster grows and serves like any other (checked at the end of the run).
+  const op = makeOperator(lineage);
+  op.run(async () => {
+    await op.addNode(1_000);
+  });
+  return { oracle: lineage, nodes: [node] };
+}
+
 /** A backup of the main cluster restored into a new one; returns the new cluster's lineage. */
 export async function backupAndRestore(
   ctx: RecoveryCtx,
   oracle: Oracle,
   makeOperator: (oracle: Oracle) => Operator,
 ): Promise<{ oracle: Oracle; nodes: StackNode[] } | null> {
-  const { world, cluster, coverage, workload } = ctx;
-  const leader = cluster.leader(oracle);
+  const leader = ctx.cluster.leader(oracle);
   const raft = leader?.life.raft;
   const kv = leader?.life.kv;
   if (!leader || !raft || !kv) return null;
   const dir = mkdtempSync(join(tmpdir(), 'conflux-sim-backup-'));
   try {
-    let barrier = false;
-    const backups = new BackupService({
-      raft: {
-        metrics: () => raft.metrics(),
-        ensureLinearizable: () =>
-          raft.ensureLinearizable().then((i) => {
-            barrier = true;
-            return i;
-          }),
-      },
-      kv,
-      nodeId: leader.node.id,
-      logger: silent,
-      backupOptions: {},
-      now: () => new Date(Date.UTC(2026, 0, 1) + world.now),
-    });
-    const call = world.now;
-    const taking = backups.run({ destination: pathToFileURL(dir).href, force: true });
-    const settled = taking.then(
-      () => true,
-      () => true,
-    );
-    let done = false;
-    void settled.then(() => (done = true));
-    // Simulated time runs until the ReadIndex barrier passed; the rest is real I/O, world paused.
-    await world.run(world.now + 500, () => barrier || done);
-    if (!barrier) {
-      // The barrier never passed (the leader lost its role): nothing was read, nothing to check.
-      await world.run(world.now + 1_000, () => done);
-      return null;
-    }
-    const res = await taking.catch(() => null);
-    if (!res || leader.life.dead) return null;
-    const ret = world.now;
-
-    // The backup is an atomic read of every key, between the request and the capture.
-    const kvs: KeyValue[] = [];
-    const data = await readBackup(res.uri);
-    const decoder = new SnapshotDecoder({ onRecord: (r) => kvs.push(r) });
-    decoder.push(data);
-    const { header } = decoder.finish();
-    const byKey = new Map(kvs.map((r) => [r.key, r]));
-    for (const key of workload.keys) {
-      const r = byKey.get(key);
-      workload.record({
-        clientId: -1,
-        input: { op: 'get', key },
-        call,
-        output: { kind: 'read', kv: r ? { v: hex(r.value), mod: r.modRevision } : null },
-        return: ret,
-      });
-    }
-    workload.revisions.push({ call, return: ret, rev: header.revision, changed: false, what: 'the backup' });
-
-    // A pristine node restores it and becomes the only voter of a new cluster.
-    const meta: SnapshotMeta = {
-      index: header.applied,
-      term: 1,
-      membership: M.initialMembership(['restore-ref']),
-      sizeBytes: data.byteLength,
-      id: 'restore-ref',
-    };
-    const ref = referenceStore();
-    ref.restore(meta, data);
-    const lineage = new Oracle(`restored from ${oracle.name} at ${header.applied}`, ref, header.applied);
-    lineage.recordMade(header.applied, data);
-    const node = cluster.newNode(lineage);
-    node.toldOf.add(node.id);
-    void node.start();
-    await world.run(world.now + 1_000, () => node.up !== null);
-    const life = node.up;
-    if (!life?.raft || !life.kv) return null;
-    let reached = false;
-    const target = life.raft;
-    const restores = new RestoreService({
-      raft: {
-        metrics: () => target.metrics(),
-        bootstrapFromSnapshot: (m, d) => {
-          reached = true;
-          return target.bootstrapFromSnapshot(m, d);
-        },
-      },
-      kv: life.kv,
-      nodeId: node.id,
-      selfInfo: nodeInfo(node.id),
-      logger: silent,
-      backupOptions: {},
-      mintClusterId: () => `restored-${world.seed}-${node.id}`,
-      leaderTimeoutMs: 0,
-    });
-    const restoring = restores.run({ snapshot_uri: res.uri, expected_cluster_id: res.cluster_id });
-    // The download and its checks are real I/O: the world waits.
-    await Promise.race([restoring.catch(() => undefined), until(() => reached)]);
-    const out = await runUntilSettled(world, restoring, 2_000);
-    if (!out?.ok) {
-      if (life.dead) return null;
-      throw new Violation(
-        `restore of ${res.uri} into ${node.id} failed: ${out ? String(out.err) : 'timed out'}`,
-      );
-    }
-    coverage.restores++;
-    // The new cluster grows and serves like any other (checked at the end of the run).
-    const op = makeOperator(lineage);
-    op.run(async () => {
-      await op.addNode(1_000);
-    });
-    return { oracle: lineage, nodes: [node] };
+    const taken = await takeBackup(ctx.world, leader, raft, kv, dir);
+    if (!taken) return null;
+    const backup = await recordBackupRead(ctx.workload, taken.res.uri, taken.call, taken.ret);
+    return await restoreIntoNewCluster(ctx, oracle, taken.res, backup, makeOperator);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
