@@ -47,6 +47,11 @@ export interface StackRunResult {
 
 const CLUSTER_ID = 'sim-cluster';
 
+/** A run's result before it ran: no violation yet, nothing counted. */
+function cleanResult(seed: number, coverage: Coverage): StackRunResult {
+  return { seed, violation: null, inconclusive: false, events: 0, ops: 0, livenessMs: null, coverage };
+}
+
 export async function runStackSeed(seed: number, options: StackRunOptions = {}): Promise<StackRunResult> {
   const profile = deriveStackProfile(seed, options.profile);
   const world = new World(seed);
@@ -65,42 +70,17 @@ export async function runStackSeed(seed: number, options: StackRunOptions = {}):
   const sim = new StackCluster(env);
   cluster = sim;
   const oracle = new Oracle(CLUSTER_ID, referenceStore(), 0);
-  const result: StackRunResult = {
-    seed,
-    violation: null,
-    inconclusive: false,
-    events: 0,
-    ops: 0,
-    livenessMs: null,
-    coverage,
-  };
+  const result = cleanResult(seed, coverage);
   const unhandled = (reason: unknown) => world.fail(new Violation(`unhandled rejection: ${String(reason)}`));
   process.on('unhandledRejection', unhandled);
   const watchers: WatchClient[] = [];
   let workload: Workload | null = null;
   try {
-    const voters: StackNode[] = [];
-    for (let i = 0; i < profile.voters; i++) voters.push(sim.newNode(oracle));
-    const ids = voters.map((n) => n.id);
-    for (const n of voters) {
-      n.initial = { voters: ids, clusterId: CLUSTER_ID };
-      for (const id of ids) n.toldOf.add(id);
-      void n.start();
-    }
+    startInitialCluster(sim, oracle, profile.voters);
     const keys = pickKeys(world.rng, profile.keys);
     workload = new Workload(world, sim, coverage, keys, oracle, profile.clients);
     workload.start();
-    for (let i = 0; i < profile.watchers; i++) {
-      const key = world.rng.pick(keys);
-      const filter = world.rng.pick([
-        { prefix: '' },
-        { key },
-        { prefix: String.fromCodePoint(key.codePointAt(0) ?? 0x61) },
-      ]);
-      const w = new WatchClient(i, world, sim, coverage, oracle, filter, profile.historyRevisions);
-      watchers.push(w);
-      w.start();
-    }
+    watchers.push(...startWatchers(world, sim, coverage, oracle, keys, profile));
     const nemesisCtx = { world, cluster: sim, net, profile, coverage, oracle: () => oracle };
     const nemesis = new StackNemesis(nemesisCtx);
     nemesis.start();
@@ -116,18 +96,7 @@ export async function runStackSeed(seed: number, options: StackRunOptions = {}):
       );
       if (restored) lineages.push(restored.oracle);
     }
-    if (profile.forceNewCluster) {
-      await world.run(profile.safetyMs * 0.5);
-      // A quiet moment: no faults, no client in flight; then a quorum is lost for good.
-      nemesis.stopped = true;
-      await drain(world, workload);
-      healAll(sim, net);
-      await forceNewCluster(rctx, oracle, nemesis.operator);
-      net.faultsOn = true;
-      workload.start();
-      nemesis.stopped = false;
-      nemesis.start();
-    }
+    if (profile.forceNewCluster) await forceNewClusterPhase(rctx, net, nemesis, oracle, profile.safetyMs);
 
     const finaleAt = profile.finale === 'none' ? profile.safetyMs : profile.safetyMs - 900;
     await world.run(finaleAt);
@@ -137,54 +106,152 @@ export async function runStackSeed(seed: number, options: StackRunOptions = {}):
     if (profile.finale === 'joint-transfer') await jointTransferFinale(world, sim, oracle, net);
     await world.run(profile.safetyMs);
 
-    // Heal: the network, the disks, paused processes; restart what is down.
-    nemesis.stopped = true;
-    healAll(sim, net);
-    const healedAt = world.now;
-    const deadline = healedAt + profile.livenessMs;
-    const live = { done: false, step: 'starting' };
-    const task = liveness(world, sim, nemesis, oracle, live, lineages).then(
-      () => {
-        live.done = true;
-      },
-      (err: unknown) => world.fail(err instanceof Error ? err : new Error(String(err))),
+    result.livenessMs = await healAndAwaitLiveness(
+      world,
+      sim,
+      net,
+      nemesis,
+      oracle,
+      lineages,
+      profile.livenessMs,
     );
-    await world.run(deadline, () => live.done);
-    if (!live.done) {
-      throw new Violation(
-        `liveness: ${live.step} did not succeed within ${profile.livenessMs} ms of healing (${describe(sim)})`,
-      );
-    }
-    void task;
-    result.livenessMs = world.now - healedAt;
     for (const o of [oracle, ...lineages]) finalEquality(sim, o);
 
-    for (const w of watchers) w.stop();
-    await world.quiesce();
-    for (const w of watchers) w.check();
-    if (world.failure) throw world.failure;
-    const stopped = sim.stoppedNode();
-    if (stopped) throw new Violation(stopped);
-
-    const stale = wl.checkSerializable();
-    if (stale) throw new Violation(stale);
-    const order = revisionOrderProblem(wl.revisions);
-    if (order) throw new Violation(order);
-    const check = checkOperations(stackKvModel, wl.history, { maxSteps: 2_000_000 });
-    if (check.ok === false) throw new Violation(`linearizability: ${check.description}`);
-    result.inconclusive = check.ok === 'unknown';
+    result.inconclusive = await finalChecks(world, sim, watchers, wl);
   } catch (err) {
     result.violation =
       err instanceof Violation ? err.message : `the stack threw: ${(err as Error).stack ?? String(err)}`;
   } finally {
     process.off('unhandledRejection', unhandled);
     result.events = world.events;
-    coverage.messagesLost = net.stats.lost;
-    coverage.messagesDuplicated = net.stats.duplicated;
-    coverage.longDelays = net.stats.longDelays;
+    countNetworkFaults(coverage, net);
     result.ops = workload?.history.length ?? 0;
   }
   return result;
+}
+
+/** The voters of a static initial cluster, each told of the others, started. */
+function startInitialCluster(sim: StackCluster, oracle: Oracle, count: number): void {
+  const voters: StackNode[] = [];
+  for (let i = 0; i < count; i++) voters.push(sim.newNode(oracle));
+  const ids = voters.map((n) => n.id);
+  for (const n of voters) {
+    n.initial = { voters: ids, clusterId: CLUSTER_ID };
+    for (const id of ids) n.toldOf.add(id);
+    void n.start();
+  }
+}
+
+/** The profile's watchers, started, each on one key, a one-letter prefix or every key. */
+function startWatchers(
+  world: World,
+  sim: StackCluster,
+  coverage: Coverage,
+  oracle: Oracle,
+  keys: string[],
+  profile: StackProfile,
+): WatchClient[] {
+  const watchers: WatchClient[] = [];
+  for (let i = 0; i < profile.watchers; i++) {
+    const key = world.rng.pick(keys);
+    const filter = world.rng.pick([
+      { prefix: '' },
+      { key },
+      { prefix: String.fromCodePoint(key.codePointAt(0) ?? 0x61) },
+    ]);
+    const w = new WatchClient(i, world, sim, coverage, oracle, filter, profile.historyRevisions);
+    watchers.push(w);
+    w.start();
+  }
+  return watchers;
+}
+
+/** Halfway through the safety phase, at a quiet moment, a quorum is lost for good and recovered. */
+async function forceNewClusterPhase(
+  rctx: { world: World; cluster: StackCluster; coverage: Coverage; workload: Workload },
+  net: SimNetwork,
+  nemesis: StackNemesis,
+  oracle: Oracle,
+  safetyMs: number,
+): Promise<void> {
+  const { world, cluster: sim, workload } = rctx;
+  await world.run(safetyMs * 0.5);
+  // A quiet moment: no faults, no client in flight; then a quorum is lost for good.
+  nemesis.stopped = true;
+  await drain(world, workload);
+  healAll(sim, net);
+  await forceNewCluster(rctx, oracle, nemesis.operator);
+  net.faultsOn = true;
+  workload.start();
+  nemesis.stopped = false;
+  nemesis.start();
+}
+
+/**
+ * Heal the network, the disks and paused processes, restart what is down; then the liveness
+ * steps must succeed within `livenessMs`. Returns how long they took.
+ */
+async function healAndAwaitLiveness(
+  world: World,
+  sim: StackCluster,
+  net: SimNetwork,
+  nemesis: StackNemesis,
+  oracle: Oracle,
+  lineages: Oracle[],
+  livenessMs: number,
+): Promise<number> {
+  nemesis.stopped = true;
+  healAll(sim, net);
+  const healedAt = world.now;
+  const deadline = healedAt + livenessMs;
+  const live = { done: false, step: 'starting' };
+  const task = liveness(world, sim, nemesis, oracle, live, lineages).then(
+    () => {
+      live.done = true;
+    },
+    (err: unknown) => world.fail(err instanceof Error ? err : new Error(String(err))),
+  );
+  await world.run(deadline, () => live.done);
+  if (!live.done) {
+    throw new Violation(
+      `liveness: ${live.step} did not succeed within ${livenessMs} ms of healing (${describe(sim)})`,
+    );
+  }
+  void task;
+  return world.now - healedAt;
+}
+
+/**
+ * The end-of-run checks: every watch session complete, no node stopped by surprise, every
+ * serializable read a real write, the cross-key revision order, linearizability per key.
+ * Throws a Violation; returns whether the linearizability search was inconclusive.
+ */
+async function finalChecks(
+  world: World,
+  sim: StackCluster,
+  watchers: WatchClient[],
+  wl: Workload,
+): Promise<boolean> {
+  for (const w of watchers) w.stop();
+  await world.quiesce();
+  for (const w of watchers) w.check();
+  if (world.failure) throw world.failure;
+  const stopped = sim.stoppedNode();
+  if (stopped) throw new Violation(stopped);
+
+  const stale = wl.checkSerializable();
+  if (stale) throw new Violation(stale);
+  const order = revisionOrderProblem(wl.revisions);
+  if (order) throw new Violation(order);
+  const check = checkOperations(stackKvModel, wl.history, { maxSteps: 2_000_000 });
+  if (check.ok === false) throw new Violation(`linearizability: ${check.description}`);
+  return check.ok === 'unknown';
+}
+
+function countNetworkFaults(coverage: Coverage, net: SimNetwork): void {
+  coverage.messagesLost = net.stats.lost;
+  coverage.messagesDuplicated = net.stats.duplicated;
+  coverage.longDelays = net.stats.longDelays;
 }
 
 function healAll(sim: StackCluster, net: SimNetwork): void {
