@@ -213,7 +213,8 @@ describe.skipIf(skip)('leader election on real Leases', () => {
 
     const stoppedAt = Date.now();
     await leader.stop();
-    expect((await stored('handover')).spec.holderIdentity).toBeUndefined();
+    // Released (no holder), or already taken by another candidate on its next attempt.
+    expect((await stored('handover')).spec.holderIdentity).not.toBe(first);
     const tookOver = await until('another leader', () => all.some((e) => e !== leader && e.isLeader()));
     // A released lease is taken on a next attempt, not after a lease duration.
     expect(tookOver - stoppedAt).toBeLessThan(TIMING.leaseDurationMs / 2);
