@@ -258,34 +258,41 @@ class Client {
       );
       return;
     }
-    if (consistency === 'serializable') {
-      this.w.coverage.serializableReads++;
-      if (got)
-        this.w.serializable.push({
-          node: life.id,
-          oracle: life.node.oracle,
-          key,
-          mod: got.modRevision,
-          v: hex(got.value),
-        });
-    } else {
-      this.w.coverage.linearizableReads++;
-      this.hint = life.id;
-      this.w.record({
-        clientId: this.id,
-        input: { op: 'get', key },
-        call,
-        output: { kind: 'read', kv: observe(got) },
-        return: ret,
-      });
-      this.w.revisions.push({
-        call,
-        return: ret,
-        rev: revision,
-        changed: false,
-        what: `GET ${JSON.stringify(key)} on ${life.id}`,
-      });
+    if (consistency === 'linearizable') {
+      this.linearizableAnswer(life, key, got, { call, ret, rev: revision, verb: 'GET' });
+      return;
     }
+    this.w.coverage.serializableReads++;
+    if (!got) return;
+    this.serializableAnswer(life, key, got);
+  }
+
+  /**
+   * A linearizable read's answer (over HTTP or in process), into the history the checkers read;
+   * the client asks the node that answered next time.
+   */
+  private linearizableAnswer(
+    life: Life,
+    key: string,
+    got: KeyValue | undefined,
+    at: { call: number; ret: number; rev: number; verb: string },
+  ): void {
+    this.hint = life.id;
+    this.w.coverage.linearizableReads++;
+    this.w.record({
+      clientId: this.id,
+      input: { op: 'get', key },
+      call: at.call,
+      output: { kind: 'read', kv: observe(got) },
+      return: at.ret,
+    });
+    this.w.revisions.push({
+      call: at.call,
+      return: at.ret,
+      rev: at.rev,
+      changed: false,
+      what: `${at.verb} ${JSON.stringify(key)} on ${life.id}`,
+    });
     if (got) this.seen.set(key, got.modRevision);
   }
 
@@ -302,23 +309,7 @@ class Client {
     }
     const got = kv.get(key);
     const ret = this.w.now();
-    this.hint = life.id;
-    this.w.coverage.linearizableReads++;
-    this.w.record({
-      clientId: this.id,
-      input: { op: 'get', key },
-      call,
-      output: { kind: 'read', kv: observe(got) },
-      return: ret,
-    });
-    this.w.revisions.push({
-      call,
-      return: ret,
-      rev: kv.revision,
-      changed: false,
-      what: `read ${JSON.stringify(key)} on ${life.id}`,
-    });
-    if (got) this.seen.set(key, got.modRevision);
+    this.linearizableAnswer(life, key, got, { call, ret, rev: kv.revision, verb: 'read' });
   }
 
   /** A local read of whatever this node applied: it must be some write the log really holds. */
@@ -335,7 +326,11 @@ class Client {
       );
       return;
     }
-    // Checked at the end, against the reference's complete record of writes.
+    this.serializableAnswer(life, key, got);
+  }
+
+  /** A serializable read's answer: checked at the end, against the reference's complete record of writes. */
+  private serializableAnswer(life: Life, key: string, got: KeyValue): void {
     this.w.serializable.push({
       node: life.id,
       oracle: life.node.oracle,
