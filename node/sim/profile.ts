@@ -1,25 +1,26 @@
 // One seed derives every setting of a whole-stack run; a named profile pins some of them.
 
 import { SeededRng } from '../raft/rng.js';
+import {
+  between,
+  drawNetworkFaults,
+  drawReplicationLimits,
+  type NetworkFaults,
+  type ReplicationLimits,
+} from '../raft/sim/profile-draws.js';
 
-export interface StackProfile {
+export interface StackProfile extends NetworkFaults, ReplicationLimits {
   voters: number;
   clients: number;
   /** Distinct keys the clients use (drawn from a pool of awkward Unicode keys). */
   keys: number;
   watchers: number;
-  lossRate: number;
-  duplicateRate: number;
-  delayMsMax: number;
-  longDelayRate: number;
   fsyncMsMax: number;
   nemesisMsMin: number;
   nemesisMsMax: number;
   /** A node snapshots every this many applied entries (the server's --snapshot-entries). */
   snapshotEvery: number;
   snapshotChunkBytes: number;
-  maxInflight: number;
-  maxEntriesPerAppend: number;
   /** WAL segment size: small, so segments rotate and get deleted. */
   segmentBytes: number;
   historyRevisions: number;
@@ -48,23 +49,18 @@ export interface StackProfile {
 
 export function deriveStackProfile(seed: number, overrides: Partial<StackProfile> = {}): StackProfile {
   const rng = new SeededRng(seed ^ 0x51ac);
-  const between = (lo: number, hi: number) => lo + rng.int(hi - lo + 1);
   return {
     voters: rng.pick([3, 3, 5]),
-    clients: between(2, 4),
-    keys: between(3, 7),
-    watchers: between(1, 3),
-    lossRate: rng.pick([0, 0.01, 0.05, 0.15]),
-    duplicateRate: rng.pick([0, 0.02, 0.1]),
-    delayMsMax: rng.pick([2, 10, 30]),
-    longDelayRate: rng.pick([0, 0.01, 0.05]),
+    clients: between(rng, 2, 4),
+    keys: between(rng, 3, 7),
+    watchers: between(rng, 1, 3),
+    ...drawNetworkFaults(rng),
     fsyncMsMax: rng.pick([0, 2, 8, 20]),
     nemesisMsMin: 30,
     nemesisMsMax: rng.pick([80, 150, 300, 600]),
     snapshotEvery: rng.pick([8, 25, 100, 10_000]),
     snapshotChunkBytes: rng.pick([64, 512, 4096, 1 << 20]),
-    maxInflight: rng.pick([1, 4, 64]),
-    maxEntriesPerAppend: rng.pick([1, 3, 64]),
+    ...drawReplicationLimits(rng),
     segmentBytes: rng.pick([1024, 8192, 65536]),
     historyRevisions: rng.pick([10, 40, 1000]),
     watchBufferEvents: rng.pick([2, 16, 1000]),
