@@ -7,6 +7,13 @@ import { fork } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import {
+  nonNegativeInt,
+  replayFlags,
+  SHARED_OPTIONS,
+  seedOptionsUsage,
+  seedRange,
+} from '../raft/sim/cli-common.js';
 import { addCoverage, type Coverage, emptyCoverage, formatCoverage } from './coverage.js';
 import { isStackMutation, STACK_MUTATIONS, type StackMutation } from './mutations.js';
 import { STACK_PROFILES } from './profile.js';
@@ -14,13 +21,7 @@ import { runStackSeed, type StackRunResult } from './run.js';
 
 const USAGE = `Usage: npm run sim -- [options]
 
-  --seeds N          run N seeds (default 100)
-  --start-seed S     first seed (default 0)
-  --seed S           run one seed (a replay)
-  --profile NAME     pin a fault family (default mixed):
-${Object.entries(STACK_PROFILES)
-  .map(([name, p]) => `                       ${name.padEnd(15)} ${p.about}`)
-  .join('\n')}
+${seedOptionsUsage(STACK_PROFILES)}
   --mutation NAME    run a deliberately broken stack (repeatable), to prove the checkers catch it:
 ${Object.entries(STACK_MUTATIONS)
   .map(([name, about]) => `                       ${name.padEnd(21)} ${about}`)
@@ -38,23 +39,11 @@ function fail(message: string): never {
 function parse() {
   return parseArgs({
     options: {
-      seeds: { type: 'string' },
-      'start-seed': { type: 'string', default: '0' },
-      seed: { type: 'string' },
-      profile: { type: 'string', default: 'mixed' },
-      mutation: { type: 'string', multiple: true, default: [] },
+      ...SHARED_OPTIONS,
       jobs: { type: 'string' },
-      verbose: { type: 'boolean', default: false },
-      help: { type: 'boolean', default: false },
       worker: { type: 'boolean', default: false },
     },
   });
-}
-
-function int(name: string, text: string): number {
-  const n = Number(text);
-  if (!Number.isSafeInteger(n) || n < 0) fail(`--${name} must be a non-negative integer, got "${text}"`);
-  return n;
 }
 
 interface Job {
@@ -75,12 +64,13 @@ function settingsOf(values: ReturnType<typeof parse>['values']) {
   if (!STACK_PROFILES[profileName]) fail(`--profile: unknown profile "${profileName}"`);
   for (const m of values.mutation) if (!isStackMutation(m)) fail(`--mutation: unknown mutation "${m}"`);
   const mutations = values.mutation as StackMutation[];
-  const start =
-    values.seed !== undefined ? int('seed', values.seed) : int('start-seed', values['start-seed']);
-  const count = values.seed !== undefined ? 1 : int('seeds', values.seeds ?? '100');
+  const { start, count } = seedRange(values, fail);
   const jobs = Math.max(
     1,
-    Math.min(count, values.jobs ? int('jobs', values.jobs) : Math.min(4, availableParallelism())),
+    Math.min(
+      count,
+      values.jobs ? nonNegativeInt('jobs', values.jobs, fail) : Math.min(4, availableParallelism()),
+    ),
   );
   return { profileName, mutations, start, count, jobs };
 }
@@ -139,10 +129,7 @@ async function main(): Promise<void> {
     return;
   }
   const { profileName, mutations, start, count, jobs } = settingsOf(values);
-  const replay = [
-    profileName === 'mixed' ? '' : ` --profile ${profileName}`,
-    ...mutations.map((m) => ` --mutation ${m}`),
-  ].join('');
+  const replay = replayFlags(profileName, mutations);
 
   const coverage: Coverage = emptyCoverage();
   let done = 0;

@@ -4,6 +4,7 @@
 
 import { parseArgs } from 'node:util';
 import type { Mutation } from '../raft.js';
+import { replayFlags, SHARED_OPTIONS, seedOptionsUsage, seedRange } from './cli-common.js';
 import type { Profile } from './profile.js';
 import { runSeed } from './run.js';
 
@@ -32,13 +33,7 @@ const MUTATIONS: readonly Mutation[] = [
 
 const USAGE = `Usage: npm run sim:core -- [options]
 
-  --seeds N          run N seeds (default 100)
-  --start-seed S     first seed (default 0)
-  --seed S           run one seed (a replay)
-  --profile NAME     pin a fault family (default mixed):
-${Object.entries(PROFILES)
-  .map(([name, p]) => `                       ${name.padEnd(15)} ${p.about}`)
-  .join('\n')}
+${seedOptionsUsage(PROFILES)}
   --mutation NAME    run a deliberately broken engine (repeatable), to prove the checkers catch it:
                        ${MUTATIONS.join(', ')}
   --verbose          print each seed's result as JSON
@@ -53,15 +48,7 @@ function fail(message: string): never {
 let values: ReturnType<typeof parse>['values'];
 function parse() {
   return parseArgs({
-    options: {
-      seeds: { type: 'string' },
-      'start-seed': { type: 'string', default: '0' },
-      seed: { type: 'string' },
-      profile: { type: 'string', default: 'mixed' },
-      mutation: { type: 'string', multiple: true, default: [] },
-      verbose: { type: 'boolean', default: false },
-      help: { type: 'boolean', default: false },
-    },
+    options: SHARED_OPTIONS,
   });
 }
 try {
@@ -74,25 +61,15 @@ if (values.help) {
   process.exit(0);
 }
 
-function int(name: string, text: string): number {
-  const n = Number(text);
-  if (!Number.isSafeInteger(n) || n < 0) fail(`--${name} must be a non-negative integer, got "${text}"`);
-  return n;
-}
-
 const profileName = values.profile;
 const profile = PROFILES[profileName];
 if (!profile) fail(`--profile: unknown profile "${profileName}"`);
 for (const m of values.mutation) {
   if (!MUTATIONS.includes(m as Mutation)) fail(`--mutation: unknown mutation "${m}"`);
 }
-const start = values.seed !== undefined ? int('seed', values.seed) : int('start-seed', values['start-seed']);
-const count = values.seed !== undefined ? 1 : int('seeds', values.seeds ?? '100');
+const { start, count } = seedRange(values, fail);
 const mutations = new Set(values.mutation as Mutation[]);
-const replayFlags = [
-  profileName === 'mixed' ? '' : ` --profile ${profileName}`,
-  ...[...mutations].map((m) => ` --mutation ${m}`),
-].join('');
+const replay = replayFlags(profileName, mutations);
 
 let violations = 0;
 let inconclusive = 0;
@@ -108,7 +85,7 @@ for (let seed = start; seed < start + count; seed++) {
   if (r.violation) {
     violations++;
     console.log(`seed ${seed}: VIOLATION ${r.violation}`);
-    console.log(`  replay: npm run sim:core -- --seed ${seed}${replayFlags}`);
+    console.log(`  replay: npm run sim:core -- --seed ${seed}${replay}`);
   }
   const done = seed - start + 1;
   if (!values.verbose && done % 1000 === 0) {
