@@ -14,6 +14,16 @@ export interface AdminClientOptions {
   headers?: Record<string, string>;
 }
 
+/** The methods the admin routes answer. */
+export type AdminMethod = 'GET' | 'POST' | 'DELETE';
+
+/** One request to an admin port, as sent to each address a redirect leads to. */
+interface AdminRequest {
+  method: AdminMethod;
+  path: string;
+  body: unknown;
+}
+
 export interface AdminAnswer {
   status: number;
   body: unknown;
@@ -31,17 +41,18 @@ const MAX_ANSWER_BYTES = 4 * 1024 * 1024;
  */
 export async function adminCall(
   address: string,
-  method: 'GET' | 'POST' | 'DELETE',
+  method: AdminMethod,
   path: string,
   body: unknown,
   opts: AdminClientOptions,
 ): Promise<AdminAnswer> {
-  let answer = await adminCallOnce(address, method, path, body, opts);
+  const request: AdminRequest = { method, path, body };
+  let answer = await adminCallOnce(address, request, opts);
   // A few hops: the leader may hand leadership on while it acts (removing itself) and redirect again.
   for (let hop = 0; hop < MAX_REDIRECTS && answer.status === 307; hop++) {
     const leader = redirectTarget(answer.location, path, opts);
     if (!leader) break;
-    answer = await adminCallOnce(leader, method, path, body, opts);
+    answer = await adminCallOnce(leader, request, opts);
   }
   return answer;
 }
@@ -63,9 +74,7 @@ function redirectTarget(location: string | undefined, path: string, opts: AdminC
 
 function adminCallOnce(
   address: string,
-  method: 'GET' | 'POST' | 'DELETE',
-  path: string,
-  body: unknown,
+  { method, path, body }: AdminRequest,
   opts: AdminClientOptions,
 ): Promise<AdminAnswer> {
   const [host, port] = splitHostPort(address);
@@ -127,7 +136,7 @@ function adminCallOnce(
 export async function adminCallParsed<S extends z.ZodType>(
   schema: S,
   address: string,
-  method: 'GET' | 'POST' | 'DELETE',
+  method: AdminMethod,
   path: string,
   body: unknown,
   opts: AdminClientOptions,
