@@ -4,6 +4,7 @@ import { API_VERSION, type ClusterStatus, type Condition, confluxClusterSchema }
 import {
   type Assessment,
   deriveConditions,
+  FIRST_ELECTION_GRACE_MS,
   findCondition,
   healthProblems,
   isConditionTrue,
@@ -320,5 +321,52 @@ describe('healthProblems', () => {
     ]);
     expect(healthProblems(doc())).toEqual([]);
     expect(healthProblems(null).map((n) => n.reason)).toEqual(['StatusUnavailable']);
+  });
+});
+
+describe('a new cluster electing its first leader', () => {
+  const electing = doc({ leader_id: null, healthy: false });
+  const condition = (type: string, status: Condition['status'], reason: string, at: Date): Condition => ({
+    type,
+    status,
+    reason,
+    message: '',
+    lastTransitionTime: at.toISOString(),
+    observedGeneration: 4,
+  });
+  const justBootstrapped = (at: Date): ClusterStatus => ({
+    conditions: [
+      condition('Bootstrapped', 'True', 'Initialized', at),
+      condition('Available', 'False', 'NotBootstrapped', at),
+    ],
+  });
+  const pick = (conditions: Condition[], type: string) => {
+    const c = findCondition(conditions, type);
+    return [c?.status, c?.reason];
+  };
+
+  it('is not available yet, and not degraded: the election is progress', () => {
+    const conditions = deriveConditions(obsWith(electing, { prev: justBootstrapped(T1) }), base);
+    expect(pick(conditions, 'Available')).toEqual(['Unknown', 'ElectingLeader']);
+    expect(pick(conditions, 'Degraded')[0]).toBe('False');
+  });
+
+  it('is degraded once the election took longer than the grace period', () => {
+    const longAgo = new Date(T1.getTime() - FIRST_ELECTION_GRACE_MS - 1);
+    const conditions = deriveConditions(obsWith(electing, { prev: justBootstrapped(longAgo) }), base);
+    expect(pick(conditions, 'Available')).toEqual(['False', 'NoLeader']);
+    expect(pick(conditions, 'Degraded')).toEqual(['True', 'NoLeader']);
+  });
+
+  it('is degraded at once when a cluster that was available loses its leader', () => {
+    const prev: ClusterStatus = {
+      conditions: [
+        condition('Bootstrapped', 'True', 'Initialized', T1),
+        condition('Available', 'True', 'QuorumAvailable', T1),
+      ],
+    };
+    const conditions = deriveConditions(obsWith(electing, { prev }), base);
+    expect(pick(conditions, 'Available')).toEqual(['False', 'NoLeader']);
+    expect(pick(conditions, 'Degraded')).toEqual(['True', 'NoLeader']);
   });
 });

@@ -149,8 +149,11 @@ function availableCondition(obs: Observation, a: Assessment): ConditionUpdate {
   if (!doc) {
     return { type, status: 'Unknown', reason: 'StatusUnavailable', message: 'no member answered' };
   }
-  if (doc.leader_id === null)
-    return { type, status: 'False', reason: 'NoLeader', message: 'no leader elected' };
+  if (doc.leader_id === null) {
+    return electingFirstLeader(obs)
+      ? { type, status: 'Unknown', reason: 'ElectingLeader', message: 'electing the first leader' }
+      : { type, status: 'False', reason: 'NoLeader', message: 'no leader elected' };
+  }
   if (doc.fault_tolerance < 0) {
     return { type, status: 'False', reason: 'QuorumLost', message: 'fewer reachable voters than a quorum' };
   }
@@ -160,6 +163,32 @@ function availableCondition(obs: Observation, a: Assessment): ConditionUpdate {
     reason: 'QuorumAvailable',
     message: `leader ${doc.leader_id}, fault tolerance ${doc.fault_tolerance}`,
   };
+}
+
+/** How long a new cluster's first election may take before its lack of a leader is a fault. */
+export const FIRST_ELECTION_GRACE_MS = 60_000;
+
+/** Available reasons that mean the cluster has not been available since it was bootstrapped. */
+const NEVER_AVAILABLE: ReadonlySet<string> = new Set<Reason>([
+  'NotBootstrapped',
+  'ElectingLeader',
+  'StatusUnavailable',
+]);
+
+/**
+ * Whether a cluster without a leader is in its first election: the operator saw it before it was
+ * bootstrapped, it was bootstrapped less than FIRST_ELECTION_GRACE_MS ago (or on this very pass),
+ * and it has not been available since. That is progress,
+ * not a fault (Available Unknown, not Degraded); once it was available, no leader is a fault at once.
+ */
+function electingFirstLeader(obs: Observation): boolean {
+  const conditions = obs.cluster.status?.conditions;
+  const available = findCondition(conditions, 'Available');
+  if (!available || !NEVER_AVAILABLE.has(available.reason)) return false;
+  const bootstrapped = findCondition(conditions, 'Bootstrapped');
+  if (bootstrapped?.status !== 'True') return true;
+  const since = Date.parse(bootstrapped.lastTransitionTime ?? '');
+  return Number.isNaN(since) || obs.now.getTime() - since < FIRST_ELECTION_GRACE_MS;
 }
 
 function progressingCondition(a: Assessment): ConditionUpdate {
@@ -177,7 +206,14 @@ function degradedCondition(obs: Observation, a: Assessment): ConditionUpdate {
   if (!a.bootstrapped) {
     return { type, status: 'False', reason: 'NotBootstrapped', message: 'not initialized yet' };
   }
-  const notes = [...healthProblems(obs.status), ...a.problems];
+  const health = healthProblems(obs.status);
+  // A first election is progress, not a fault (see electingFirstLeader).
+  const notes = [
+    ...(obs.status?.leader_id === null && electingFirstLeader(obs)
+      ? health.filter((n) => n.reason !== 'NoLeader')
+      : health),
+    ...a.problems,
+  ];
   const first = notes[0];
   if (!first) {
     return { type, status: 'False', reason: 'AsExpected', message: 'every member is reachable, no errors' };

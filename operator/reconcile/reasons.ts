@@ -12,6 +12,7 @@ export const REASONS = [
   'Initialized',
   'MemberUnreachable',
   'NoLeader',
+  'ElectingLeader',
   'NotBootstrapped',
   'NotInitialized',
   'NotStalled',
