@@ -4,21 +4,16 @@
 // a header), and the users and roles survive a restart of every member and reach a new member by
 // snapshot install.
 
-import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  type CertKeyPair,
-  generateAdminCert,
-  generateCa,
-  generateClientCert,
-  generateNodeCert,
-} from '../node/certs/index.js';
-import { conflux, REPO } from './support/cli-run.js';
+import { type CertKeyPair, generateAdminCert, generateCa, generateClientCert } from '../node/certs/index.js';
+import { conflux } from './support/cli-run.js';
 import { eventually, freePort } from './support/process-cluster.js';
+import { spawnTlsMember, writeNodeCert } from './support/tls-member.js';
 
 interface Member {
   id: string;
@@ -66,32 +61,14 @@ describe('client authorization with users and roles, over TLS, on real processes
 
   async function addMember(id: string): Promise<Member> {
     const m = { id, api: await freePort(), raft: await freePort(), admin: await freePort() };
-    const cert = await generateNodeCert(ca, {
-      nodeId: id,
-      dnsNames: [id, 'localhost'],
-      ipAddresses: ['127.0.0.1'],
-      validDays: 1,
-    });
-    writeFileSync(join(dir, `${id}.crt`), cert.certPem);
-    writeFileSync(join(dir, `${id}.key`), cert.keyPem, { mode: 0o600 });
+    await writeNodeCert(ca, dir, id);
     const member: Member = { ...m, formation: [], proc: null, exit: null };
     members.push(member);
     return member;
   }
 
   function start(m: Member): void {
-    const args = ['--import', 'tsx', 'node/main.ts', '--node-id', m.id, '--data-dir', join(dir, m.id)];
-    args.push('--api-addr', `127.0.0.1:${m.api}`, '--raft-addr', `127.0.0.1:${m.raft}`);
-    args.push('--admin-addr', `127.0.0.1:${m.admin}`, ...m.formation, '--tick-ms', '20');
-    args.push('--snapshot-entries', '20');
-    args.push('--tls-cert', join(dir, `${m.id}.crt`), '--tls-key', join(dir, `${m.id}.key`));
-    args.push('--tls-ca', join(dir, 'ca.crt'));
-    const proc = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-    const log = createWriteStream(join(dir, `${m.id}.log`), { flags: 'a' });
-    proc.stdout?.pipe(log);
-    proc.stderr?.pipe(log);
-    m.proc = proc;
-    m.exit = new Promise((done) => proc.once('exit', done));
+    Object.assign(m, spawnTlsMember(dir, m, [...m.formation, '--tick-ms', '20', '--snapshot-entries', '20']));
   }
 
   async function stop(m: Member): Promise<void> {

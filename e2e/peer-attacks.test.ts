@@ -6,11 +6,11 @@
 // another id than the hello's, and, with TLS, client, admin and misnamed node certificates. None may stop a node, change what any member applies, or
 // keep a follower from restarting; each is counted in conflux_peer_protocol_errors_total.
 
-import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type InternalStatus, internalStatusSchema } from '../node/api/admin-contract.js';
 import {
@@ -24,8 +24,8 @@ import { encodeCommand } from '../node/kv/commands.js';
 import type { Message } from '../node/raft/types.js';
 import { hello, type RawPeer, rawPeer } from '../node/transport/test-support.js';
 import { call, eventually, freePort, ProcessCluster, sleep } from './support/process-cluster.js';
+import { spawnTlsMember, writeNodeCert } from './support/tls-member.js';
 
-const REPO = resolve(import.meta.dirname, '..');
 const text = (s: string) => new TextEncoder().encode(s);
 
 /**
@@ -320,30 +320,13 @@ describe('forged peer frames against a cluster of real processes with mutual TLS
         proc: null,
         exit: null,
       });
-      const cert = await generateNodeCert(ca, {
-        nodeId: id,
-        dnsNames: [id, 'localhost'],
-        ipAddresses: ['127.0.0.1'],
-        validDays: 1,
-      });
-      writeFileSync(join(dir, `${id}.crt`), cert.certPem);
-      writeFileSync(join(dir, `${id}.key`), cert.keyPem, { mode: 0o600 });
+      await writeNodeCert(ca, dir, id);
     }
     const initial = members
       .map((m) => `${m.id}=127.0.0.1:${m.raft}/127.0.0.1:${m.api}/127.0.0.1:${m.admin}`)
       .join(',');
     for (const m of members) {
-      const args = ['--import', 'tsx', 'node/main.ts', '--node-id', m.id, '--data-dir', join(dir, m.id)];
-      args.push('--api-addr', `127.0.0.1:${m.api}`, '--raft-addr', `127.0.0.1:${m.raft}`);
-      args.push('--admin-addr', `127.0.0.1:${m.admin}`, '--initial-cluster', initial, '--tick-ms', '20');
-      args.push('--tls-cert', join(dir, `${m.id}.crt`), '--tls-key', join(dir, `${m.id}.key`));
-      args.push('--tls-ca', join(dir, 'ca.crt'));
-      const proc = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-      const log = createWriteStream(join(dir, `${m.id}.log`), { flags: 'a' });
-      proc.stdout?.pipe(log);
-      proc.stderr?.pipe(log);
-      m.proc = proc;
-      m.exit = new Promise((done) => proc.once('exit', done));
+      Object.assign(m, spawnTlsMember(dir, m, ['--initial-cluster', initial, '--tick-ms', '20']));
     }
     await leaderOf();
   }, 60_000);

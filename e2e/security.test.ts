@@ -8,7 +8,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import {
   chmodSync,
-  createWriteStream,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -30,6 +29,7 @@ import {
   generateNodeCert,
 } from '../node/certs/generate.js';
 import { call, eventually, freePort, ProcessCluster } from './support/process-cluster.js';
+import { spawnTlsMember, writeNodeCert } from './support/tls-member.js';
 
 const REPO = resolve(import.meta.dirname, '..');
 const mode = (p: string) => statSync(p).mode & 0o777;
@@ -236,30 +236,13 @@ describe('the admin port of a TLS cluster of real processes believes only certif
         proc: null,
         exit: null,
       });
-      const cert = await generateNodeCert(ca, {
-        nodeId: id,
-        dnsNames: [id, 'localhost'],
-        ipAddresses: ['127.0.0.1'],
-        validDays: 1,
-      });
-      writeFileSync(join(dir, `${id}.crt`), cert.certPem);
-      writeFileSync(join(dir, `${id}.key`), cert.keyPem, { mode: 0o600 });
+      await writeNodeCert(ca, dir, id);
     }
     const initial = members
       .map((m) => `${m.id}=127.0.0.1:${m.raft}/127.0.0.1:${m.api}/127.0.0.1:${m.admin}`)
       .join(',');
     for (const m of members) {
-      const args = ['--import', 'tsx', 'node/main.ts', '--node-id', m.id, '--data-dir', join(dir, m.id)];
-      args.push('--api-addr', `127.0.0.1:${m.api}`, '--raft-addr', `127.0.0.1:${m.raft}`);
-      args.push('--admin-addr', `127.0.0.1:${m.admin}`, '--initial-cluster', initial, '--tick-ms', '20');
-      args.push('--tls-cert', join(dir, `${m.id}.crt`), '--tls-key', join(dir, `${m.id}.key`));
-      args.push('--tls-ca', join(dir, 'ca.crt'));
-      const proc = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-      const log = createWriteStream(m.log, { flags: 'a' });
-      proc.stdout?.pipe(log);
-      proc.stderr?.pipe(log);
-      m.proc = proc;
-      m.exit = new Promise((done) => proc.once('exit', done));
+      Object.assign(m, spawnTlsMember(dir, m, ['--initial-cluster', initial, '--tick-ms', '20'], m.log));
     }
     await leaderOf(50_000);
   }, 60_000);

@@ -1,0 +1,50 @@
+// Test support: one `conflux-node` process with TLS on 127.0.0.1, for the suites that need the
+// production path (certificates, no --dev-insecure) rather than the dev-mode ProcessCluster.
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { type CertKeyPair, generateNodeCert } from '../../node/certs/generate.js';
+
+const REPO = resolve(import.meta.dirname, '../..');
+
+export interface TlsMemberPorts {
+  id: string;
+  api: number;
+  raft: number;
+  admin: number;
+}
+
+/** A node certificate for `id` (DNS names `id` and localhost, IP 127.0.0.1), as dir/<id>.crt and .key. */
+export async function writeNodeCert(ca: CertKeyPair, dir: string, id: string): Promise<void> {
+  const cert = await generateNodeCert(ca, {
+    nodeId: id,
+    dnsNames: [id, 'localhost'],
+    ipAddresses: ['127.0.0.1'],
+    validDays: 1,
+  });
+  writeFileSync(join(dir, `${id}.crt`), cert.certPem);
+  writeFileSync(join(dir, `${id}.key`), cert.keyPem, { mode: 0o600 });
+}
+
+/**
+ * Starts the member with its certificate from writeNodeCert and dir/ca.crt, its data in dir/<id>,
+ * `flags` added (formation, tick, …), its output appended to `logFile`.
+ */
+export function spawnTlsMember(
+  dir: string,
+  m: TlsMemberPorts,
+  flags: string[],
+  logFile = join(dir, `${m.id}.log`),
+): { proc: ChildProcess; exit: Promise<number | null> } {
+  const args = ['--import', 'tsx', 'node/main.ts', '--node-id', m.id, '--data-dir', join(dir, m.id)];
+  args.push('--api-addr', `127.0.0.1:${m.api}`, '--raft-addr', `127.0.0.1:${m.raft}`);
+  args.push('--admin-addr', `127.0.0.1:${m.admin}`, ...flags);
+  args.push('--tls-cert', join(dir, `${m.id}.crt`), '--tls-key', join(dir, `${m.id}.key`));
+  args.push('--tls-ca', join(dir, 'ca.crt'));
+  const proc = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  const log = createWriteStream(logFile, { flags: 'a' });
+  proc.stdout?.pipe(log);
+  proc.stderr?.pipe(log);
+  return { proc, exit: new Promise((done) => proc.once('exit', done)) };
+}
