@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { InternalStatus } from '../../../node/api/admin-contract.js';
+import type { OperationStatus } from '../../api/cluster.js';
 import { findCondition } from '../conditions.js';
 import { plan } from '../plan.js';
 import type { CertView, Observation, OwnedView, SlotView, TlsView } from '../types.js';
@@ -292,4 +293,40 @@ describe('the disruption budget follows the live voters', () => {
       expect.objectContaining({ type: 'Normal', reason: 'DisruptionBudgetUpdated' }),
     ]);
   });
+});
+
+describe('a repair or a renewal is a side step: it never replaces an operation in flight', () => {
+  const started = at(-60_000);
+  const flows = [
+    { kind: 'Replace', step: 'removing', ordinal: 1, replaces: 'n-gone', startedAt: started },
+    { kind: 'ScaleUp', step: 'adding', ordinal: 3, operationId: 'op-7', startedAt: started },
+    { kind: 'RollingUpdate', step: 'restarting', ordinal: 2, revision: 'r2', startedAt: started },
+    { kind: 'Recovery', step: 'forcing', ordinal: 0, startedAt: started },
+  ] as const;
+  const due = { node: cert('node-1', -360 * DAY, 5 * DAY) }; // 5 days left: renew
+  const sideSteps = [
+    ['renew-certificates', 'CertificateRenewal', owned({ tls: tls(due) })],
+    ['repair-owned', 'Repair', owned({ drift: ['Service demo-headless: missing'] })],
+  ] as const;
+
+  function withOperation(o: OwnedView, operation: OperationStatus | undefined): Observation {
+    const obs = settled(o);
+    const status = { ...obs.cluster.status, ...(operation ? { operation } : {}) };
+    return { ...obs, cluster: { ...obs.cluster, status } };
+  }
+
+  for (const [action, kind, o] of sideSteps) {
+    it.each(flows)(`${action} keeps a $kind in flight as status.operation`, (flow) => {
+      const p = plan(withOperation(o, { ...flow }));
+      expect(p.action.type).toBe(action);
+      expect(p.status.operation).toEqual(flow);
+    });
+
+    it(`${action} names itself when nothing is in flight, or only another side step`, () => {
+      expect(plan(withOperation(o, undefined)).status.operation).toMatchObject({ kind });
+      const other = kind === 'Repair' ? 'CertificateRenewal' : 'Repair';
+      const p = plan(withOperation(o, { kind: other, step: 'x', startedAt: started }));
+      expect(p.status.operation).toMatchObject({ kind });
+    });
+  }
 });

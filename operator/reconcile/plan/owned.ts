@@ -11,7 +11,7 @@
 // the old CA is dropped), each when every member reports it has loaded the previous one, or after
 // CA_PHASE_WAIT_MS.
 
-import type { CertView, TlsView } from '../types.js';
+import type { CertView, OperationStatus, TlsView } from '../types.js';
 import {
   type Ctx,
   type Decision,
@@ -35,6 +35,19 @@ export const ROTATE_CA_FRACTION = 1 / 3;
  * refresh a mounted Secret (about a minute) and the nodes to poll their files.
  */
 export const CA_PHASE_WAIT_MS = 5 * 60 * 1000;
+
+/** The kinds of status.operation a side step records (one pass each, never a flow of steps). */
+const SIDE_STEPS: readonly OperationStatus['kind'][] = ['Repair', 'CertificateRenewal'];
+
+/**
+ * status.operation for a side step (a repair, a renewal): it runs alongside an operation in
+ * flight and never replaces it. A replacement whose removal just changed the voters (and so the
+ * budget), or a scale whose new member needs a certificate, stays the one status.operation names
+ * and resumes next pass; only with no flow in flight (or another side step) is the side step named.
+ */
+export function sideStep(ctx: Ctx, kind: OperationStatus['kind'], step: string): Decision['operation'] {
+  return ctx.prevOp && !SIDE_STEPS.includes(ctx.prevOp.kind) ? 'keep' : operation(ctx, kind, step);
+}
 
 /** The platform cannot run this cluster as specified (pod-ip addressing with TLS, say). */
 export const refuseUnsupported: Rule = (ctx) => {
@@ -85,7 +98,7 @@ export const renewCertificates: Rule = (ctx) => {
   const message = `re-issuing ${reasons.join('; ')}`;
   return {
     action: { type: 'renew-certificates', reasons },
-    operation: operation(ctx, 'CertificateRenewal', 'renewing'),
+    operation: sideStep(ctx, 'CertificateRenewal', 'renewing'),
     progress: { reason: 'RenewingCertificates', message },
     events: [{ type: 'Normal', reason: 'RenewingCertificates', message }],
   };
@@ -218,9 +231,7 @@ export const repairOwned: Rule = (ctx) => {
   const driftOnly = owned.drift.length > 0;
   const decision: Decision = {
     action: { type: 'repair-owned', minAvailable, repairs },
-    // A repair is a side step: an operation in flight (a replacement whose removal just changed the
-    // voters, and so the budget) stays the one status.operation names, and resumes next pass.
-    operation: ctx.prevOp && ctx.prevOp.kind !== 'Repair' ? 'keep' : operation(ctx, 'Repair', 'applying'),
+    operation: sideStep(ctx, 'Repair', 'applying'),
     progress: { reason: 'RepairingOwnedObjects', message },
     events: [
       driftOnly
