@@ -5,6 +5,7 @@ import { type CelInput, isCelError, run } from '@bufbuild/cel';
 import { describe, expect, it } from 'vitest';
 import { API_VERSION } from './cluster.js';
 import { backupCrd, CEL_RULES, clusterCrd, schemaAt } from './crd.js';
+import { authCases } from './test-auth-cases.js';
 import { admissionErrors, CelEvaluationError, celFailures } from './test-k8s-schema.js';
 
 const clusterSchema = clusterCrd().spec.versions[0]!.schema.openAPIV3Schema;
@@ -178,6 +179,7 @@ const clusterCases: Case[] = [
     cluster({ restore }),
     [],
   ],
+  ...authCases(),
 ];
 
 const backupCases: Case[] = [

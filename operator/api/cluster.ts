@@ -4,6 +4,7 @@
 
 import { Cron } from 'croner';
 import { z } from 'zod';
+import { authSpecSchema } from './auth.js';
 
 export const GROUP = 'conflux.io';
 export const VERSION = 'v1alpha1';
@@ -213,6 +214,7 @@ export const clusterSpecSchema = z.strictObject({
     .describe(
       'What node drains may do: KeepQuorum (default) evicts only while the live voters keep a quorum, which blocks drains of a 1- or 2-member cluster; AllowDowntime always lets one member go',
     ),
+  auth: authSpecSchema.optional(),
   paused: z.boolean().default(false).describe('Stop every action on this cluster'),
 });
 export type ClusterSpec = z.output<typeof clusterSpecSchema>;

@@ -266,6 +266,7 @@ describe('zod schemas and the CRD agree', () => {
     'confluxcluster-minimal.yaml',
     'confluxcluster-full.yaml',
     'confluxcluster-restore.yaml',
+    'confluxcluster-auth.yaml',
   ];
 
   it.each(clusterSamples)('sample %s: zod accepts, the API server would accept', (name) => {

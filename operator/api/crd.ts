@@ -5,6 +5,7 @@
 // `npm run generate` writes the result to crds/ (see manifests.ts).
 
 import { z } from 'zod';
+import { AUTH_CEL_RULES, AUTH_LIST_MAPS } from './auth.js';
 import { confluxBackupSchema, confluxClusterSchema, GROUP, RESERVED_ENV, VERSION } from './cluster.js';
 
 /** The subset of apiextensions.k8s.io/v1 JSONSchemaProps this generator emits. */
@@ -139,6 +140,7 @@ export const CEL_RULES: readonly CelRule[] = [
       reason: 'FieldValueForbidden',
     }),
   ),
+  ...AUTH_CEL_RULES,
   {
     kind: 'ConfluxBackup',
     path: 'spec',
@@ -283,6 +285,18 @@ export function schemaAt(root: JSONSchemaProps, path: string): JSONSchemaProps {
   return node;
 }
 
+/** The array node at a dot path under `root`, stepping through the items of arrays on the way. */
+function itemsAt(root: JSONSchemaProps, path: string): JSONSchemaProps {
+  let node = root;
+  for (const part of path.split('.')) {
+    const next = (node.type === 'array' ? node.items : node)?.properties?.[part];
+    if (!next) throw new Error(`schema has no node at ${path} (missing ${part})`);
+    node = next;
+  }
+  if (node.type !== 'array') throw new Error(`${path} is not a list`);
+  return node;
+}
+
 const RESOURCE_SCHEMAS: Record<ConfluxKind, z.ZodType> = {
   ConfluxCluster: confluxClusterSchema,
   ConfluxBackup: confluxBackupSchema,
@@ -331,12 +345,16 @@ export function openAPIV3Schema(kind: ConfluxKind): JSONSchemaProps {
     }
   }
 
-  const env = spec?.properties?.env;
-  if (env?.type === 'array') {
-    // One entry per name, as a container's env: the API server refuses duplicates.
-    env['x-kubernetes-list-type'] = 'map';
-    env['x-kubernetes-list-map-keys'] = ['name'];
+  // One entry per key, as a container's env: the API server refuses duplicates, and server-side
+  // apply merges the entries one by one.
+  const listMaps = kind === 'ConfluxCluster' ? [{ path: 'env', keys: ['name'] }, ...AUTH_LIST_MAPS] : [];
+  for (const { path, keys } of listMaps) {
+    const list = itemsAt(spec, path);
+    list['x-kubernetes-list-type'] = 'map';
+    list['x-kubernetes-list-map-keys'] = keys;
   }
+  const roles = spec.properties?.auth?.properties?.users?.items?.properties?.roles;
+  if (roles) roles['x-kubernetes-list-type'] = 'set';
 
   for (const { kind: ruleKind, path, ...rule } of CEL_RULES) {
     if (ruleKind !== kind) continue;
