@@ -2,10 +2,12 @@
 //
 // The zod schemas are the boundary: `encodeCommand` refuses anything they reject, so nothing
 // undecodable enters the log from this version, and `decodeCommand` parses the log's bytes back
-// through the same schemas. The schemas check structure only (plus rules that never change, such
-// as "a key is a non-empty well-formed string"); configurable limits (key and value sizes) are
-// checked by `validate.ts` at proposal time and never at apply, because nodes may be configured
-// differently and apply must give the same answer on every node.
+// to the same result (the common commands through an equivalent hand-written check,
+// command-check.ts, as cheap as the msgpack decode; the rest through the schemas). The schemas
+// check structure only (plus rules that never change, such as "a key is a non-empty well-formed
+// string"); configurable limits (key and value sizes) are checked by `validate.ts` at proposal
+// time and never at apply, because nodes may be configured differently and apply must give the
+// same answer on every node.
 //
 // Wire form: msgpack (msgpackr without its record extension, so any msgpack reader can decode a
 // log), binary values as msgpack `bin`. Objects are strict: a field this version does not know
@@ -15,6 +17,7 @@ import { Packr } from 'msgpackr';
 import { z } from 'zod';
 import { authChangeSchema } from '../auth/permissions.js';
 import { ConfluxError } from '../errors.js';
+import { checkCommand } from './command-check.js';
 import { isWellFormed } from './keys.js';
 
 const keySchema = z
@@ -113,6 +116,13 @@ export type AuthCommand = z.infer<typeof AuthCommandSchema>;
 // copyBuffers: decoded values own their bytes instead of viewing the entry's buffer, which the
 // host may reuse and which would otherwise stay alive as long as any value does.
 const packr = new Packr({ useRecords: false, copyBuffers: true, mapsAsObjects: true, variableMapSize: true });
+/** The same, handing out values as views of the entry's bytes: for apply, which copies what it keeps. */
+const viewPackr = new Packr({
+  useRecords: false,
+  copyBuffers: false,
+  mapsAsObjects: true,
+  variableMapSize: true,
+});
 
 /** Drop `undefined` fields so the encoding of a command does not depend on how it was built. */
 const defined = (o: object): object =>
@@ -146,14 +156,28 @@ export function encodeCommand(cmd: KvCommand): Uint8Array {
 
 export type DecodeResult = { ok: true; command: KvCommand } | { ok: false; reason: string };
 
-/** Decode log bytes; never throws (apply turns a failure into a counted no-op). */
-export function tryDecodeCommand(data: Uint8Array): DecodeResult {
+export interface DecodeOptions {
+  /**
+   * Values as views of `data` instead of copies (default false). For a caller that copies what it
+   * keeps before `data` may change: KvStore.apply, whose store copies every value it stores.
+   */
+  viewValues?: boolean;
+}
+
+/**
+ * Decode log bytes; never throws (apply turns a failure into a counted no-op). Puts, deletes and
+ * transactions are checked by hand (command-check.ts), which accepts only what the schema does;
+ * anything else goes through the schema, so the outcome is the schema's either way.
+ */
+export function tryDecodeCommand(data: Uint8Array, opts: DecodeOptions = {}): DecodeResult {
   let raw: unknown;
   try {
-    raw = packr.unpack(data);
+    raw = (opts.viewValues ? viewPackr : packr).unpack(data);
   } catch (err) {
     return { ok: false, reason: `not msgpack: ${err instanceof Error ? err.message : String(err)}` };
   }
+  const checked = checkCommand(raw);
+  if (checked) return { ok: true, command: checked };
   const r = KvCommandSchema.safeParse(raw);
   return r.success ? { ok: true, command: r.data } : { ok: false, reason: issuesText(r.error) };
 }

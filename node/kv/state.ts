@@ -224,8 +224,8 @@ export class KvState {
     const prev = stored?.toKeyValue(sk);
     const kv: KeyValue = {
       key,
-      // Decoded commands own their values (commands.ts copies them out of the entry).
-      value: ownValue(value, true),
+      // Applied commands' values are views of their entry (KvStore.apply): the store copies them.
+      value: ownValue(value),
       createRevision: prev ? prev.createRevision : revision,
       modRevision: revision,
       version: prev ? prev.version + 1 : 1,

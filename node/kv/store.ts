@@ -168,7 +168,7 @@ export class KvStore implements StateMachine<KvApplyResult> {
     }
     this.appliedIndex = entry.index;
     if (entry.type !== 'normal') return { type: 'none', revision: this.storeRevision };
-    const decoded = tryDecodeCommand(entry.data);
+    const decoded = tryDecodeCommand(entry.data, { viewValues: true });
     if (!decoded.ok) {
       this.undecodable++;
       this.logger?.warn(
