@@ -21,6 +21,8 @@ export interface TlsIo {
   clusterDomain?: string;
   /** One CA rotation step to take first. */
   rotationStep?: 'start' | 'promote' | 'finish';
+  /** How Secrets are read (the platform's cache); default straight from the API server. */
+  readSecret?: (namespace: string, name: string) => Promise<V1Secret | null>;
 }
 
 /**
@@ -30,7 +32,8 @@ export interface TlsIo {
 export async function ensureTlsSecrets(core: CoreV1Api, cluster: ConfluxCluster, o: TlsIo): Promise<void> {
   const { log, rotationStep } = o;
   const now = () => o.now;
-  const readSecret = (namespace: string, name: string) => readSecretOrNull(core, namespace, name);
+  const readSecret =
+    o.readSecret ?? ((namespace: string, name: string) => readSecretOrNull(core, namespace, name));
   const writeSecret = (desired: V1Secret, existing: V1Secret | null) =>
     writeSecretData(core, desired, existing, o.fieldManager);
   const names = requiredSecretNames(cluster);

@@ -1,6 +1,9 @@
 // The Kubernetes platform: a cluster's members are the pods of its StatefulSet. ensureMembers
 // server-side-applies the objects kubernetes-objects.ts builds (after making sure the TLS Secrets
 // exist and are current); the rest reads pods, Secrets and the StatefulSet, and deletes PVCs.
+// With a KubeCache (kube-cache.ts) every read of an owned object comes from the informers' cache
+// (the API server sees one LIST+WATCH per kind, not requests per pass), and every write is
+// tracked so the next read sees it; Secrets the operator does not manage are read directly.
 //
 // Only typed client-node APIs are used (no discovery requests), so an API stand-in needs to serve
 // just the paths called here.
@@ -14,7 +17,9 @@ import {
   PatchStrategy,
   PolicyV1Api,
   setHeaderOptions,
+  type V1PersistentVolumeClaim,
   type V1Pod,
+  type V1PodDisruptionBudget,
   type V1Secret,
   type V1StatefulSet,
 } from '@kubernetes/client-node';
@@ -22,27 +27,29 @@ import type { Logger } from 'pino';
 import type { AdminClientOptions } from '../../node/api/admin-client.js';
 import type { ConfluxCluster } from '../api/cluster.js';
 import type { OwnedView } from '../reconcile/types.js';
+import { type CachedKind, type KubeCache, trackWrites } from './kube-cache.js';
 import { type BoundedClientOptions, boundedApiClient } from './kube-client.js';
+import { memberPods, volumeOrdinals } from './kubernetes-members.js';
 import {
   buildClusterObjects,
   buildPodTemplate,
   type ClusterObjects,
-  DATA_VOLUME,
   isDevInsecure,
   keepImmutableFields,
   labelSelector,
   POD_TEMPLATE_HASH_ANNOTATION,
-  PORTS,
-  podHost,
   podName,
   pvcName,
   requiredSecretNames,
   resourceNames,
+  selectorLabels,
 } from './kubernetes-objects.js';
 import { budgetDrift, budgetMinAvailable, serviceDrift, tlsView } from './kubernetes-owned.js';
 import { ensureTlsSecrets } from './kubernetes-tls.js';
 import { buildNetworkPolicy, type OperatorIdentity, toClientModel } from './network-policy.js';
 import type { MemberPod, Platform } from './platform.js';
+
+export { isOutdated, memberPods, volumeOrdinals } from './kubernetes-members.js';
 
 /** The field manager of every server-side apply (and the owner of the fields it sets). */
 export const FIELD_MANAGER = 'conflux-operator';
@@ -71,6 +78,8 @@ export interface KubernetesPlatformOptions {
    * (network-policy.ts).
    */
   networkPolicy?: OperatorIdentity;
+  /** Owned objects read from this watch-backed cache (started by the caller), writes tracked in it. */
+  cache?: KubeCache;
 }
 
 export class KubernetesPlatform implements Platform {
@@ -83,10 +92,10 @@ export class KubernetesPlatform implements Platform {
   private readonly now: () => Date;
 
   constructor(private readonly o: KubernetesPlatformOptions) {
-    this.core = boundedApiClient(o.kubeConfig, CoreV1Api, o.api);
-    this.apps = boundedApiClient(o.kubeConfig, AppsV1Api, o.api);
-    this.policy = boundedApiClient(o.kubeConfig, PolicyV1Api, o.api);
-    this.networking = o.kubeConfig.makeApiClient(NetworkingV1Api);
+    this.core = trackWrites(boundedApiClient(o.kubeConfig, CoreV1Api, o.api), o.cache);
+    this.apps = trackWrites(boundedApiClient(o.kubeConfig, AppsV1Api, o.api), o.cache);
+    this.policy = trackWrites(boundedApiClient(o.kubeConfig, PolicyV1Api, o.api), o.cache);
+    this.networking = trackWrites(boundedApiClient(o.kubeConfig, NetworkingV1Api, o.api), o.cache);
     this.log = o.logger.child({ component: 'kubernetes-platform' });
     this.now = o.now ?? (() => new Date());
   }
@@ -147,17 +156,17 @@ export class KubernetesPlatform implements Platform {
     const namespace = cluster.metadata.namespace;
     const names = resourceNames(cluster);
     const objects = buildClusterObjects(cluster, 0);
-    const read = <T>(get: () => Promise<T>) =>
-      get().catch((err: unknown) => {
-        if (isNotFound(err)) return null;
-        throw err;
-      });
+    const managed = cluster.spec.tls.operatorManaged;
     const secret = (name: string | undefined) =>
-      name ? this.readSecret(namespace, name) : Promise.resolve(null);
+      name ? this.readSecret(namespace, name, managed) : Promise.resolve(null);
     const [headless, client, pdb, ca, node, admin] = await Promise.all([
-      read(() => this.core.readNamespacedService({ name: names.headlessService, namespace })),
-      read(() => this.core.readNamespacedService({ name: names.clientService, namespace })),
-      read(() =>
+      this.read('Service', namespace, names.headlessService, () =>
+        this.core.readNamespacedService({ name: names.headlessService, namespace }),
+      ),
+      this.read('Service', namespace, names.clientService, () =>
+        this.core.readNamespacedService({ name: names.clientService, namespace }),
+      ),
+      this.read<V1PodDisruptionBudget>('PodDisruptionBudget', namespace, names.podDisruptionBudget, () =>
         this.policy.readNamespacedPodDisruptionBudget({ name: names.podDisruptionBudget, namespace }),
       ),
       secret(names.caSecret),
@@ -209,16 +218,23 @@ export class KubernetesPlatform implements Platform {
   }
 
   async pods(cluster: ConfluxCluster): Promise<MemberPod[]> {
-    const [sts, list] = await Promise.all([
+    const [sts, items] = await Promise.all([
       this.readStatefulSet(cluster),
-      this.core.listNamespacedPod({
-        namespace: cluster.metadata.namespace,
-        labelSelector: labelSelector(cluster),
-      }),
+      this.list<V1Pod>(
+        'Pod',
+        cluster,
+        async () =>
+          (
+            await this.core.listNamespacedPod({
+              namespace: cluster.metadata.namespace,
+              labelSelector: labelSelector(cluster),
+            })
+          ).items,
+      ),
     ]);
     const size = sts ? (sts.spec?.replicas ?? 1) : 0;
     const revisions = { desired: this.revisionFor(cluster), set: sts };
-    return memberPods(cluster, size, list.items, this.o.memberHost, revisions);
+    return memberPods(cluster, size, items, this.o.memberHost, revisions);
   }
 
   async templateRevision(cluster: ConfluxCluster): Promise<string> {
@@ -289,13 +305,20 @@ export class KubernetesPlatform implements Platform {
    * reclaimed; one already being deleted is not reported either.
    */
   async volumes(cluster: ConfluxCluster): Promise<number[]> {
-    const list = await this.core.listNamespacedPersistentVolumeClaim({
-      namespace: cluster.metadata.namespace,
-      labelSelector: labelSelector(cluster),
-    });
+    const items = await this.list<V1PersistentVolumeClaim>(
+      'PersistentVolumeClaim',
+      cluster,
+      async () =>
+        (
+          await this.core.listNamespacedPersistentVolumeClaim({
+            namespace: cluster.metadata.namespace,
+            labelSelector: labelSelector(cluster),
+          })
+        ).items,
+    );
     return volumeOrdinals(
       cluster,
-      list.items.filter((pvc) => !pvc.metadata?.deletionTimestamp).map((pvc) => pvc.metadata?.name ?? ''),
+      items.filter((pvc) => !pvc.metadata?.deletionTimestamp).map((pvc) => pvc.metadata?.name ?? ''),
     );
   }
 
@@ -328,10 +351,11 @@ export class KubernetesPlatform implements Platform {
     const names = requiredSecretNames(cluster);
     if (!names) return { timeoutMs };
     const namespace = cluster.metadata.namespace;
-    let admin = await this.readSecret(namespace, names.admin);
-    if (!admin && issue && cluster.spec.tls.operatorManaged) {
+    const managed = cluster.spec.tls.operatorManaged;
+    let admin = await this.readSecret(namespace, names.admin, managed);
+    if (!admin && issue && managed) {
       await this.ensureTls(cluster, this.log.child({ cluster: cluster.metadata.name, namespace }));
-      admin = await this.readSecret(namespace, names.admin);
+      admin = await this.readSecret(namespace, names.admin, managed);
     }
     if (!admin) throw new Error(`admin client Secret ${namespace}/${names.admin} not found`);
     const cert = secretText(admin, 'tls.crt');
@@ -339,7 +363,7 @@ export class KubernetesPlatform implements Platform {
     if (!cert || !key) throw new Error(`Secret ${namespace}/${names.admin} lacks tls.crt or tls.key`);
     let ca = secretText(admin, 'ca.crt');
     if (!ca) {
-      const node = await this.readSecret(namespace, names.node);
+      const node = await this.readSecret(namespace, names.node, managed);
       ca = node ? secretText(node, 'ca.crt') : undefined;
     }
     if (!ca) throw new Error(`neither ${names.admin} nor ${names.node} in ${namespace} has a ca.crt`);
@@ -352,7 +376,7 @@ export class KubernetesPlatform implements Platform {
     const ref = cluster.spec.backup?.destination.credentialsSecret;
     if (!ref) return undefined;
     const namespace = cluster.metadata.namespace;
-    const secret = await this.readSecret(namespace, ref.name);
+    const secret = await this.readSecret(namespace, ref.name, false);
     if (!secret) throw new Error(`backup credentials Secret ${namespace}/${ref.name} not found`);
     const accessKeyId = secretText(secret, ref.accessKeyIdKey);
     const secretAccessKey = secretText(secret, ref.secretAccessKeyKey);
@@ -374,35 +398,51 @@ export class KubernetesPlatform implements Platform {
       now: this.now(),
       log,
       fieldManager: FIELD_MANAGER,
+      readSecret: (ns, name) => this.readSecret(ns, name, cluster.spec.tls.operatorManaged),
       ...(this.o.clusterDomain ? { clusterDomain: this.o.clusterDomain } : {}),
       ...(rotationStep ? { rotationStep } : {}),
     });
   }
 
-  private async readStatefulSet(cluster: ConfluxCluster): Promise<V1StatefulSet | null> {
-    try {
-      return await this.apps.readNamespacedStatefulSet({
-        name: resourceNames(cluster).statefulSet,
-        namespace: cluster.metadata.namespace,
-      });
-    } catch (err) {
-      if (isNotFound(err)) return null;
-      throw err;
-    }
+  private readStatefulSet(cluster: ConfluxCluster): Promise<V1StatefulSet | null> {
+    const name = resourceNames(cluster).statefulSet;
+    const namespace = cluster.metadata.namespace;
+    return this.read('StatefulSet', namespace, name, () =>
+      this.apps.readNamespacedStatefulSet({ name, namespace }),
+    );
   }
 
-  private async readSecret(namespace: string, name: string): Promise<V1Secret | null> {
-    try {
-      return await this.core.readNamespacedSecret({ name, namespace });
-    } catch (err) {
-      if (isNotFound(err)) return null;
-      throw err;
-    }
+  /** A Secret; one the operator manages (and so labels) from the cache, any other from the API server. */
+  private readSecret(namespace: string, name: string, managed: boolean): Promise<V1Secret | null> {
+    const direct = () => this.core.readNamespacedSecret({ name, namespace });
+    return managed ? this.read('Secret', namespace, name, direct) : orNull(direct);
+  }
+
+  /** An owned object from the cache when it can answer, else from the API server (null: not found). */
+  private async read<T>(kind: CachedKind, namespace: string, name: string, direct: () => Promise<T>) {
+    const cached = await this.o.cache?.get<T>(kind, namespace, name);
+    return cached !== undefined ? cached : orNull(direct);
+  }
+
+  /** The cluster's objects of `kind` from the cache when it can answer, else from the API server. */
+  private async list<T>(kind: CachedKind, cluster: ConfluxCluster, direct: () => Promise<T[]>) {
+    const cached = await this.o.cache?.list<T>(kind, cluster.metadata.namespace, selectorLabels(cluster));
+    return cached ?? direct();
   }
 }
 
 /** Request options that make a typed `patch*` call a server-side apply. */
 const APPLY = setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply);
+
+/** The object `read` returns, or null when the API server answers 404. */
+async function orNull<T>(read: () => Promise<T>): Promise<T | null> {
+  try {
+    return await read();
+  } catch (err) {
+    if (isNotFound(err)) return null;
+    throw err;
+  }
+}
 
 export function isNotFound(err: unknown): boolean {
   return err instanceof ApiException && err.code === 404;
@@ -413,79 +453,4 @@ export function secretText(secret: V1Secret, key: string): string | undefined {
   const raw = secret.data?.[key];
   if (raw !== undefined) return Buffer.from(raw, 'base64').toString('utf8');
   return secret.stringData?.[key];
-}
-
-/** The ordinals of the names that are `data-<name>-<ordinal>`, sorted. */
-export function volumeOrdinals(cluster: ConfluxCluster, pvcNames: string[]): number[] {
-  const prefix = `${DATA_VOLUME}-${cluster.metadata.name}-`;
-  return pvcNames
-    .filter((n) => n.startsWith(prefix) && /^(0|[1-9]\d*)$/.test(n.slice(prefix.length)))
-    .map((n) => Number(n.slice(prefix.length)))
-    .sort((a, b) => a - b);
-}
-
-/**
- * The member slots of a cluster from its pods: every ordinal below the set size (a pod that does
- * not exist yet is a slot that is not running), and any pod left beyond it (still terminating).
- */
-export function memberPods(
-  cluster: ConfluxCluster,
-  setSize: number,
-  pods: V1Pod[],
-  memberHost?: (cluster: ConfluxCluster, pod: V1Pod | undefined, podName: string) => string,
-  revisions?: { desired: string; set: V1StatefulSet | null },
-): MemberPod[] {
-  const prefix = `${cluster.metadata.name}-`;
-  const byOrdinal = new Map<number, V1Pod>();
-  for (const pod of pods) {
-    const name = pod.metadata?.name ?? '';
-    const rest = name.startsWith(prefix) ? name.slice(prefix.length) : '';
-    if (!/^(0|[1-9]\d*)$/.test(rest)) continue;
-    const owner = pod.metadata?.ownerReferences?.find((r) => r.controller);
-    if (owner && (owner.kind !== 'StatefulSet' || owner.name !== resourceNames(cluster).statefulSet))
-      continue;
-    byOrdinal.set(Number(rest), pod);
-  }
-  const ordinals = new Set([...Array.from({ length: setSize }, (_, i) => i), ...byOrdinal.keys()]);
-  return [...ordinals]
-    .sort((a, b) => a - b)
-    .map((ordinal) => {
-      const pod = byOrdinal.get(ordinal);
-      const name = podName(cluster, ordinal);
-      const host = memberHost ? memberHost(cluster, pod, name) : podHost(cluster, name);
-      const running = pod?.status?.phase === 'Running' && !pod.metadata?.deletionTimestamp;
-      // A terminating pod may still report Ready; it is on its way out, so it counts as neither.
-      const ready =
-        running && (pod?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false);
-      const revision = pod?.metadata?.annotations?.[POD_TEMPLATE_HASH_ANNOTATION];
-      return {
-        ordinal,
-        name,
-        running,
-        ready,
-        ...(revision === undefined ? {} : { revision }),
-        ...(revisions && pod ? { outdated: isOutdated(pod, revisions.desired, revisions.set) } : {}),
-        addresses: {
-          api: `${host}:${PORTS.api}`,
-          raft: `${host}:${PORTS.raft}`,
-          admin: `${host}:${PORTS.admin}`,
-        },
-      };
-    });
-}
-
-const REVISION_LABEL = 'controller-revision-hash';
-
-/**
- * A pod runs an older template than the spec asks for: its template digest differs, or (once the
- * StatefulSet controller has seen the set's current generation) its controller-revision-hash is
- * not the set's updateRevision.
- */
-export function isOutdated(pod: V1Pod, desired: string, set: V1StatefulSet | null): boolean {
-  if (pod.metadata?.annotations?.[POD_TEMPLATE_HASH_ANNOTATION] !== desired) return true;
-  const status = set?.status;
-  const label = pod.metadata?.labels?.[REVISION_LABEL];
-  const seen =
-    status?.observedGeneration !== undefined && status.observedGeneration === set?.metadata?.generation;
-  return seen && !!status?.updateRevision && label !== undefined && label !== status.updateRevision;
 }

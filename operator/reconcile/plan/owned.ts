@@ -11,7 +11,8 @@
 // the old CA is dropped), each when every member reports it has loaded the previous one, or after
 // CA_PHASE_WAIT_MS.
 
-import type { CertView, OperationStatus, TlsView } from '../types.js';
+import type { OperationStatus } from '../../api/cluster.js';
+import type { CertView, TlsView } from '../types.js';
 import {
   type Ctx,
   type Decision,
