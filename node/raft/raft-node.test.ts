@@ -355,6 +355,47 @@ describe('RaftNode', () => {
     await node.shutdown();
   });
 
+  it('open installs the recovered snapshot with restoreAsync, letting timers run, then applies the log', async () => {
+    const membership = M.initialMembership(['n1']);
+    const before = new KvStateMachine();
+    for (let i = 1; i <= 5; i++)
+      before.apply({ index: i, term: 1, type: 'normal', data: put(`k${i}`, 'old') });
+    const { data } = before.snapshot();
+    const storage = new MemStorage();
+    const meta: SnapshotMeta = { index: 5, term: 1, id: 'snap-5', sizeBytes: data.byteLength, membership };
+    storage.snapshot = { meta, data };
+    storage.entries = [{ index: 6, term: 1, type: 'normal', data: put('k6', 'new') }];
+    storage.hardState = { term: 1, vote: 'n1', commit: 6 };
+    const sm = new KvStateMachine();
+    const calls: string[] = [];
+    const restore = sm.restore.bind(sm);
+    sm.restore = () => calls.push('restore in one piece');
+    let turns = 0;
+    const timer = setInterval(() => turns++, 1);
+    Object.assign(sm, {
+      restoreAsync: async (m: SnapshotMeta, d: Uint8Array) => {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        calls.push(`restoreAsync after ${turns > 0 ? 'a turn' : 'none'}`);
+        restore(m, d);
+      },
+    });
+    const node = await RaftNode.open({
+      config: { ...DEFAULT_CONFIG, id: 'n1', rng: new SeededRng(1) },
+      state: storage.recovered(),
+      storage,
+      stateMachine: sm,
+      transport: { send: () => {} },
+      clock: new FakeClock(),
+      tickMs: TICK_MS,
+    });
+    clearInterval(timer);
+    for (let i = 0; i < 10 && sm.applied < 6; i++) await flush();
+    expect(calls).toEqual(['restoreAsync after a turn']);
+    expect(sm.kv.get('k1')).toBe('old');
+    expect(sm.kv.get('k6')).toBe('new');
+    await node.shutdown();
+  });
+
   it('a deposed leader rejects its overwritten write (PROPOSAL_DROPPED) and its read (READ_ABORTED)', async () => {
     const c = await elected();
     const old = c.node('n1');

@@ -83,6 +83,22 @@ export class RaftNode<R> {
     return node;
   }
 
+  /**
+   * `start`, after installing the recovered snapshot with the state machine's `restoreAsync` (in
+   * slices, the event loop free in between: docs/ARCHITECTURE.md §5) rather than in one piece in
+   * the constructor. What a node process uses: at a million keys the install takes seconds, and
+   * its metrics, timers and peer connections keep running meanwhile.
+   */
+  static async open<R>(opts: RaftNodeOptions<R>): Promise<RaftNode<R>> {
+    const snap = opts.state?.snapshot;
+    if (snap && opts.stateMachine.restoreAsync && opts.stateMachine.applied < snap.index) {
+      const data = opts.storage.readSnapshotChunk(snap, 0, snap.sizeBytes);
+      if (!data) throw new Error(`snapshot ${snap.id} is missing from storage`);
+      await opts.stateMachine.restoreAsync(snap, data);
+    }
+    return RaftNode.start(opts);
+  }
+
   private constructor(opts: RaftNodeOptions<R>) {
     this.id = opts.config.id;
     this.storage = opts.storage;

@@ -73,7 +73,9 @@ export async function startCore(config: NodeConfig, deps: CoreDeps): Promise<Nod
   const [raftHost, raftPort] = splitHostPort(config.raftAddr);
   await transport.listen(raftHost, raftPort);
 
-  const raft = startRaft(config, { id, state, storage, kv, transport, metrics });
+  // A recovered snapshot is installed in slices before the node starts (RaftNode.open); peers'
+  // messages meanwhile are dropped (raftRef is null) and resent by them.
+  const raft = await startRaft(config, { id, state, storage, kv, transport, metrics });
   raftRef = raft;
   const self: NodeInfo = {
     raft: config.advertiseRaftAddr,
@@ -128,8 +130,8 @@ function startRaft(
     transport: PeerTransport;
     metrics: NodeMetrics;
   },
-): RaftNode<KvApplyResult> {
-  return RaftNode.start({
+): Promise<RaftNode<KvApplyResult>> {
+  return RaftNode.open({
     config: {
       ...DEFAULT_CONFIG,
       id: parts.id,
