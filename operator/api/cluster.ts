@@ -272,6 +272,7 @@ export const operationStatusSchema = z.object({
     'CertificateRenewal',
     'CARotation',
     'Repair',
+    'Auth',
   ]),
   /** The member (pod ordinal) the step is about. */
   ordinal: z.int().min(0).optional(),
@@ -313,6 +314,8 @@ export const clusterStatusSchema = z.object({
     })
     .optional(),
   operation: operationStatusSchema.nullable().optional(),
+  /** The client users and roles the operator manages (spec.auth's, and those it made still to delete). */
+  auth: z.object({ users: z.array(z.string()), roles: z.array(z.string()) }).optional(),
 });
 export type ClusterStatus = z.infer<typeof clusterStatusSchema>;
 

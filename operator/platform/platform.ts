@@ -5,7 +5,7 @@
 
 import type { AdminClientOptions } from '../../node/api/admin-client.js';
 import type { ClusterStatus, ConfluxBackup, ConfluxCluster } from '../api/cluster.js';
-import type { OwnedView } from '../reconcile/types.js';
+import type { CertView, OwnedView } from '../reconcile/types.js';
 
 /** One member slot of the set (a StatefulSet pod, or a local process), by ordinal. */
 export interface MemberPod {
@@ -44,6 +44,10 @@ export interface Platform {
   renewCertificates?(cluster: ConfluxCluster): Promise<void>;
   /** One step of the CA rotation, then the leaf Secrets made current under the new CA set. */
   rotateCa?(cluster: ConfluxCluster, step: 'start' | 'promote' | 'finish'): Promise<void>;
+  /** The client certificates issued for spec.auth's users (their Secrets), by user name. */
+  observeClientCertificates?(cluster: ConfluxCluster): Promise<Record<string, CertView>>;
+  /** Issue (again) the client certificates of the users `issue`, delete those of `remove`. */
+  syncClientCertificates?(cluster: ConfluxCluster, issue: string[], remove: string[]): Promise<void>;
   /** How many member slots exist now (the StatefulSet's replicas). 0 before the first ensure. */
   setSize(cluster: ConfluxCluster): Promise<number>;
   /** The member slots that exist, by ordinal. */

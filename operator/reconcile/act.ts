@@ -16,6 +16,7 @@ import {
   restoreResponseSchema,
 } from '../../node/api/admin-contract.js';
 import type { MemberPod, Platform } from '../platform/platform.js';
+import { syncAuth } from './auth-io.js';
 import { adminAddressOf, statusSource } from './observe.js';
 import type { Action, Observation } from './types.js';
 
@@ -61,6 +62,9 @@ export async function act(platform: Platform, obs: Observation, action: Action):
     }
     case 'recreate-member':
       await platform.recreateMember(cluster, action.ordinal);
+      return {};
+    case 'sync-auth':
+      await syncAuth(platform, obs, action, () => memberOf(obs));
       return {};
   }
 }

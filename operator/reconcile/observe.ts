@@ -14,6 +14,7 @@ import {
 import type { ConfluxCluster } from '../api/cluster.js';
 import { probeMembers, probeOptions } from '../platform/member-probe.js';
 import type { Platform } from '../platform/platform.js';
+import { observeAuth, observeClientCertificates } from './auth-io.js';
 import type { Observation, SlotView } from './types.js';
 
 export async function observe(
@@ -35,6 +36,8 @@ export async function observe(
   const source = statusSource(slots);
   const status = source ? await clusterStatus(source, probe) : null;
   const operation = source ? await operationInFlight(cluster, source, probe) : null;
+  const auth = await observeAuth(cluster, source ? adminAddressOf(source) : undefined, probe);
+  const clientCertificates = await observeClientCertificates(platform, cluster);
   return {
     now,
     cluster,
@@ -45,6 +48,8 @@ export async function observe(
     operation,
     templateRevision,
     ...(owned ? { owned } : {}),
+    auth,
+    ...(clientCertificates ? { clientCertificates } : {}),
   };
 }
 

@@ -23,6 +23,7 @@
 //     add members              -> add the lowest slot whose node is not a voter (stalled if foreign)
 //     grow                     -> one new slot when every slot holds a voter
 //     rolling update           -> restart members on a new pod template, one at a time, leader last
+//     auth                     -> spec.auth's users, roles and client certificates, when no step is in flight
 //     health                   -> wait while a member is down or the cluster unhealthy
 //     converged                -> none
 // A spec.restore on a bootstrapped cluster that was not created by that restore is refused with a
@@ -31,10 +32,12 @@
 // The rules live in ./plan/: context.ts (the digested observation and shared lookups),
 // bootstrap.ts (paused, restore, bootstrap), scale.ts (reclaim, scale down, add, grow),
 // health.ts (recover, status, cluster id, operation, health), membership.ts (quorum and retries),
-// owned.ts (unsupported settings, certificates, CA rotation, owned objects and the budget).
+// owned.ts (unsupported settings, certificates, CA rotation, owned objects and the budget),
+// auth.ts (spec.auth's users, roles and client certificates).
 
 import type { ClusterStatus, OperationStatus } from '../api/cluster.js';
 import { type Assessment, deriveConditions, findCondition, isConditionTrue } from './conditions.js';
+import { authStatus, syncAuth } from './plan/auth.js';
 import { bootstrapFlow, paused, restoreFlow } from './plan/bootstrap.js';
 import {
   type Ctx,
@@ -111,6 +114,7 @@ export function plan(obs: Observation): Plan {
     restoredFrom: ctx.restoredFrom,
     recoveredFrom: recoveredFromStatus(ctx),
     operation,
+    auth: authStatus(ctx),
   });
   const events = [...notices.flatMap((n) => n.events), ...(decision.events ?? [])];
   return { action: decision.action, status, events };
@@ -143,6 +147,7 @@ function decide(ctx: Ctx): Decision {
           addMembers,
           grow,
           rollingUpdate,
+          syncAuth,
           awaitHealth,
         ];
   for (const rule of rules) {

@@ -53,6 +53,7 @@ export const REASONS = [
   'RollingUpdateWaiting',
   'RotatingCA',
   'ScaledUp',
+  'SyncingAuth',
   'ScalingDown',
   'ScalingUp',
   'TransferringLeader',
@@ -61,6 +62,7 @@ export const REASONS = [
   'WipingMember',
   // Blocked (Stalled, Degraded) and refused
   'AddMemberFailed',
+  'AuthRefused',
   'CAUnusable',
   'ClusterIdMismatch',
   'ForeignMember',

@@ -6,8 +6,10 @@ import type {
   InternalStatus,
   Operation,
 } from '../../node/api/admin-contract.js';
+import type { AuthChange } from '../../node/auth/permissions.js';
 import type { ClusterStatus, ConfluxCluster } from '../api/cluster.js';
 import type { MemberPod } from '../platform/platform.js';
+import type { AuthDoc } from './plan/auth.js';
 import type { Reason } from './reasons.js';
 
 /** One member slot as observed: the pod, and what its node said on `/_internal/status`. */
@@ -36,6 +38,10 @@ export interface Observation {
   templateRevision?: string;
   /** The objects the cluster owns besides its members, and its certificates (absent: not observed). */
   owned?: OwnedView;
+  /** The client users and roles (GET /_cluster/auth); null or absent: not read (see plan/auth.ts). */
+  auth?: AuthDoc | null;
+  /** The client certificates the operator issued for spec.auth's users, by user (absent: not observed). */
+  clientCertificates?: Record<string, CertView>;
 }
 
 /** One certificate as observed: its validity, and what is wrong with it regardless of the clock. */
@@ -112,7 +118,12 @@ export type Action =
    */
   | { type: 'force-new-cluster'; ordinal: number; nodeId: string; expectedClusterId: string; request: string }
   /** Wipe slot `ordinal`'s volume and start it again empty (a node of a cluster that was replaced). */
-  | { type: 'recreate-member'; ordinal: number };
+  | { type: 'recreate-member'; ordinal: number }
+  /**
+   * POST /_cluster/auth with `changes` (one batch, none when empty), then issue the client
+   * certificates of `issueCertificates` and delete those of `removeCertificates` (plan/auth.ts).
+   */
+  | { type: 'sync-auth'; changes: AuthChange[]; issueCertificates: string[]; removeCertificates: string[] };
 
 export interface Plan {
   action: Action;

@@ -38,7 +38,7 @@ export const ROTATE_CA_FRACTION = 1 / 3;
 export const CA_PHASE_WAIT_MS = 5 * 60 * 1000;
 
 /** The kinds of status.operation a side step records (one pass each, never a flow of steps). */
-const SIDE_STEPS: readonly OperationStatus['kind'][] = ['Repair', 'CertificateRenewal'];
+const SIDE_STEPS: readonly OperationStatus['kind'][] = ['Repair', 'CertificateRenewal', 'Auth'];
 
 /**
  * status.operation for a side step (a repair, a renewal): it runs alongside an operation in
