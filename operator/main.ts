@@ -8,6 +8,7 @@ import { hostname } from 'node:os';
 import { KubeConfig } from '@kubernetes/client-node';
 import { type Logger, pino } from 'pino';
 import { OperatorMetrics, serveMetrics } from './metrics.js';
+import { KubeCache } from './platform/kube-cache.js';
 import { KubernetesPlatform } from './platform/kubernetes.js';
 import { KubernetesStore } from './platform/kubernetes-store.js';
 import { kubernetesLeaseApi, LeaderElector } from './platform/leader-election.js';
@@ -20,12 +21,20 @@ async function main(): Promise<void> {
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromDefault();
   const metrics = new OperatorMetrics();
-  const store = new KubernetesStore({
+  // One LIST+WATCH per kind the clusters own; passes read from it (docs/ARCHITECTURE.md §8).
+  const cache = new KubeCache({
     kubeConfig,
     logger,
     ...(c.namespace ? { namespace: c.namespace } : {}),
+    ...(c.networkPolicy ? {} : { without: ['NetworkPolicy' as const] }),
   });
-  const platform = kubernetesPlatform(c, kubeConfig, logger);
+  const store = new KubernetesStore({
+    kubeConfig,
+    logger,
+    cache,
+    ...(c.namespace ? { namespace: c.namespace } : {}),
+  });
+  const platform = kubernetesPlatform(c, kubeConfig, logger, cache);
   const reconciler = new Reconciler({
     store,
     platform,
@@ -38,6 +47,7 @@ async function main(): Promise<void> {
   let stopping = false;
   const startReconciling = async () => {
     reconciling = true;
+    cache.start();
     metrics.leading.set(1);
     await reconciler.start();
     logger.info('reconciling');
@@ -71,6 +81,7 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info('stopping');
     await reconciler.stop();
+    cache.stop();
     await elector?.stop();
     server.close();
     process.exit(0);
@@ -80,10 +91,16 @@ async function main(): Promise<void> {
 }
 
 /** The Kubernetes platform as the settings ask: NetworkPolicies, and how members are reached. */
-function kubernetesPlatform(c: OperatorConfig, kubeConfig: KubeConfig, logger: Logger): KubernetesPlatform {
+function kubernetesPlatform(
+  c: OperatorConfig,
+  kubeConfig: KubeConfig,
+  logger: Logger,
+  cache: KubeCache,
+): KubernetesPlatform {
   return new KubernetesPlatform({
     kubeConfig,
     logger,
+    cache,
     // The operator's pods carry app.kubernetes.io/name=conflux-operator (its chart, config/manager).
     ...(c.networkPolicy
       ? {

@@ -10,6 +10,10 @@
 //   after 410 Gone and reconnects after a closed or idle connection, but stops on other errors).
 // - A change is signalled only when it can matter to the reconciler (generation, spec, labels,
 //   annotations, deletion); the status writes the reconciler itself makes are not echoed back.
+// - While it watches, reads come from the informers' cache once their first LIST is in (no request
+//   per pass), except for an object whose own status write the watch has not delivered yet, or
+//   that met a conflict: that one is read from the API server (kube-cache.ts does the same for the
+//   objects a cluster owns). With a KubeCache, a change to an owned object signals its cluster.
 
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -37,14 +41,18 @@ import {
   GROUP,
   VERSION,
 } from '../api/cluster.js';
+import { EXPECTATION_TTL_MS, type KubeCache } from './kube-cache.js';
 import { type BoundedClientOptions, boundedApiClient } from './kube-client.js';
 import { ConflictError, type InvalidCluster, type ResourceStore } from './platform.js';
+import { type Cached, cachedInformer, fresh, seen } from './resource-cache.js';
 
 export const CLUSTER_PLURAL = 'confluxclusters';
 export const BACKUP_PLURAL = 'confluxbackups';
 export const REPORTING_CONTROLLER = 'conflux.io/operator';
 const MAX_WATCH_RESTART_DELAY_MS = 30_000;
 const MAX_REMEMBERED_EVENTS = 1_000;
+/** How long a list waits for the watch's first LIST before it asks the API server itself. */
+const SYNC_WAIT_MS = 10_000;
 
 type Plural = typeof CLUSTER_PLURAL | typeof BACKUP_PLURAL;
 const KIND: Record<Plural, 'ConfluxCluster' | 'ConfluxBackup'> = {
@@ -66,6 +74,8 @@ export interface KubernetesStoreOptions {
   eventDedupWindowMs?: number;
   /** Every request bounded by a timeout (kube-client.ts); `onRequest` counts them. */
   api?: BoundedClientOptions;
+  /** The cache of owned objects: its changes signal their cluster through `watch`. */
+  cache?: KubeCache;
 }
 
 /** Parses a custom resource; logs and returns null when it does not match its schema. */
@@ -123,6 +133,7 @@ export class KubernetesStore implements ResourceStore {
   private readonly now: () => Date;
   private readonly reportingInstance: string;
   private readonly recentEvents = new Map<string, { name: string; firstMs: number; count: number }>();
+  private readonly cached = new Map<Plural, Cached>();
 
   constructor(private readonly o: KubernetesStoreOptions) {
     this.custom = boundedApiClient(o.kubeConfig, CustomObjectsApi, o.api);
@@ -133,7 +144,7 @@ export class KubernetesStore implements ResourceStore {
   }
 
   async listClusters(): Promise<ConfluxCluster[]> {
-    const items = await this.list(CLUSTER_PLURAL, this.o.namespace);
+    const items = await this.list(CLUSTER_PLURAL, this.o.namespace, true);
     return items
       .map((raw) => parseResource(confluxClusterSchema, 'ConfluxCluster', raw, this.log))
       .filter((c): c is ConfluxCluster => c !== null);
@@ -177,6 +188,10 @@ export class KubernetesStore implements ResourceStore {
   }
 
   private async getRawCluster(namespace: string, name: string): Promise<unknown | null> {
+    const cache = this.cached.get(CLUSTER_PLURAL);
+    if (cache?.isSynced && fresh(cache, `${namespace}/${name}`, this.now().getTime())) {
+      return cache.get(name, namespace) ?? null;
+    }
     try {
       return await this.custom.getNamespacedCustomObject({
         group: GROUP,
@@ -193,6 +208,7 @@ export class KubernetesStore implements ResourceStore {
 
   async writeClusterStatus(cluster: ConfluxCluster, status: ClusterStatus): Promise<ConfluxCluster> {
     const raw = await this.replaceStatus(CLUSTER_PLURAL, cluster, status);
+    this.wrote(CLUSTER_PLURAL, cluster, raw);
     const parsed = parseResource(confluxClusterSchema, 'ConfluxCluster', raw, this.log);
     if (!parsed)
       throw new Error(`the API server answered the status write of ${keyOf(cluster)} with an invalid object`);
@@ -200,7 +216,7 @@ export class KubernetesStore implements ResourceStore {
   }
 
   async listBackups(namespace: string): Promise<ConfluxBackup[]> {
-    const items = await this.list(BACKUP_PLURAL, namespace);
+    const items = await this.list(BACKUP_PLURAL, namespace, true);
     return items
       .map((raw) => parseResource(confluxBackupSchema, 'ConfluxBackup', raw, this.log))
       .filter((b): b is ConfluxBackup => b !== null);
@@ -211,6 +227,7 @@ export class KubernetesStore implements ResourceStore {
     status: NonNullable<ConfluxBackup['status']>,
   ): Promise<ConfluxBackup> {
     const raw = await this.replaceStatus(BACKUP_PLURAL, backup, status);
+    this.wrote(BACKUP_PLURAL, backup, raw);
     const parsed = parseResource(confluxBackupSchema, 'ConfluxBackup', raw, this.log);
     if (!parsed)
       throw new Error(`the API server answered the status write of ${keyOf(backup)} with an invalid object`);
@@ -307,6 +324,7 @@ export class KubernetesStore implements ResourceStore {
         return b && { namespace: b.metadata.namespace, name: b.spec.clusterName };
       }),
     ].map((start) => start(onChange));
+    if (this.o.cache) stops.push(this.o.cache.onChange(onChange));
     return () => {
       for (const stop of stops) stop();
     };
@@ -325,6 +343,8 @@ export class KubernetesStore implements ResourceStore {
         ...((await this.listRaw(plural, ns)) as KubernetesListObject<KubernetesObject>),
       }));
       const log = this.log.child({ watch: plural });
+      const cache = cachedInformer(informer);
+      this.cached.set(plural, cache);
       const fingerprints = new Map<string, string>();
       const baseDelayMs = this.o.watchRestartDelayMs ?? 1_000;
       let delayMs = baseDelayMs;
@@ -338,6 +358,7 @@ export class KubernetesStore implements ResourceStore {
         if (key) onChange(key);
       };
       const changed = (obj: KubernetesObject) => {
+        seen(cache, obj);
         const fp = changeFingerprint(obj);
         if (fingerprints.get(idOf(obj)) === fp) return;
         fingerprints.set(idOf(obj), fp);
@@ -346,6 +367,7 @@ export class KubernetesStore implements ResourceStore {
       informer.on('add', changed);
       informer.on('update', changed);
       informer.on('delete', (obj) => {
+        cache.pending.delete(idOf(obj));
         fingerprints.delete(idOf(obj));
         signal(obj);
       });
@@ -353,7 +375,9 @@ export class KubernetesStore implements ResourceStore {
         failed = false;
         informer.start().then(
           () => {
-            if (!failed) delayMs = baseDelayMs;
+            if (failed) return;
+            delayMs = baseDelayMs;
+            cache.markSynced();
           },
           (err: unknown) => restart(err),
         );
@@ -376,12 +400,34 @@ export class KubernetesStore implements ResourceStore {
       return () => {
         stopped = true;
         clearTimeout(timer);
+        this.cached.delete(plural);
         void informer.stop();
       };
     };
   }
 
-  private async list(plural: Plural, namespace: string | undefined): Promise<unknown[]> {
+  /** After a status write: reads of that object go to the API server until the watch delivers it. */
+  private wrote(plural: Plural, object: ConfluxCluster | ConfluxBackup, raw: unknown): void {
+    const rv = (raw as KubernetesObject | null)?.metadata?.resourceVersion;
+    const untilMs = this.now().getTime() + EXPECTATION_TTL_MS;
+    this.cached.get(plural)?.pending.set(keyOf(object), { rv: rv ?? null, untilMs });
+  }
+
+  /** Every item of `plural`; from the watch's cache when it runs and `cachedOk` (once it has listed). */
+  private async list(plural: Plural, namespace: string | undefined, cachedOk = false): Promise<unknown[]> {
+    const cache = this.cached.get(plural);
+    if (cachedOk && cache) {
+      // The first LIST of the watch is the list; if it takes too long, ask the API server (whose
+      // refusal then reaches the caller).
+      await Promise.race([cache.synced, new Promise((r) => setTimeout(r, SYNC_WAIT_MS).unref())]);
+    }
+    if (cachedOk && cache?.isSynced) {
+      const nowMs = this.now().getTime();
+      const stale = [...cache.pending.keys()].some(
+        (k) => (!namespace || k.startsWith(`${namespace}/`)) && !fresh(cache, k, nowMs),
+      );
+      if (!stale) return [...cache.list(namespace)];
+    }
     const list = (await this.listRaw(plural, namespace)) as { items?: unknown[] };
     return Array.isArray(list.items) ? list.items : [];
   }
@@ -409,7 +455,13 @@ export class KubernetesStore implements ResourceStore {
         body: { ...object, status },
       });
     } catch (err) {
-      throw toStoreError(err, `${object.kind} ${keyOf(object)}`);
+      const stored = toStoreError(err, `${object.kind} ${keyOf(object)}`);
+      // The cache held an older object: read it from the API server until the watch moves on.
+      if (stored instanceof ConflictError) {
+        const untilMs = this.now().getTime() + EXPECTATION_TTL_MS;
+        this.cached.get(plural)?.pending.set(keyOf(object), { rv: null, untilMs });
+      }
+      throw stored;
     }
   }
 

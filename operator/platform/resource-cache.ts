@@ -1,0 +1,54 @@
+// The ConfluxCluster and ConfluxBackup informers of kubernetes-store.ts as a read cache: it
+// answers once the first LIST is in, and not for an object whose status write (or conflict) the
+// watch has not delivered yet (docs/ARCHITECTURE.md §8).
+
+import type { KubernetesObject } from '@kubernetes/client-node';
+
+/** An informer's objects, once its first LIST is in, and the writes it has not delivered yet. */
+export interface Cached {
+  get(name: string, namespace: string): KubernetesObject | undefined;
+  list(namespace?: string): readonly KubernetesObject[];
+  synced: Promise<void>;
+  isSynced: boolean;
+  /** key -> the resourceVersion a status write left (null: a conflict, any newer event will do). */
+  pending: Map<string, { rv: string | null; untilMs: number }>;
+}
+
+/** An informer as a Cached; `markSynced` once its first LIST is in. */
+export function cachedInformer(informer: Pick<Cached, 'get' | 'list'>): Cached & { markSynced(): void } {
+  let resolve = () => {};
+  const cache: Cached & { markSynced(): void } = {
+    get: (name, namespace) => informer.get(name, namespace),
+    list: (namespace) => informer.list(namespace),
+    synced: new Promise<void>((r) => {
+      resolve = r;
+    }),
+    isSynced: false,
+    pending: new Map(),
+    markSynced: () => {
+      cache.isSynced = true;
+      resolve();
+    },
+  };
+  return cache;
+}
+
+/** The watch delivered `obj`: a status write waiting for this version (or a conflict) is settled. */
+export function seen(cache: Cached, obj: KubernetesObject): void {
+  const key = `${obj.metadata?.namespace}/${obj.metadata?.name}`;
+  const p = cache.pending.get(key);
+  if (p && (p.rv === null || p.rv === obj.metadata?.resourceVersion)) cache.pending.delete(key);
+}
+
+/** The cache may answer for `key`: no write of ours is still on its way to it (or it lapsed). */
+export function fresh(cache: Cached, key: string, nowMs: number): boolean {
+  const p = cache.pending.get(key);
+  if (!p) return true;
+  const [namespace = '', name = ''] = key.split('/');
+  const held = cache.get(name, namespace)?.metadata?.resourceVersion;
+  if (p.untilMs <= nowMs || (p.rv !== null && held === p.rv)) {
+    cache.pending.delete(key);
+    return true;
+  }
+  return false;
+}
