@@ -187,9 +187,9 @@ async function historyOn(c: FuzzCluster, id: string): Promise<Set<string>> {
 /** After the attacks: every member alive and serving, in step, with every acknowledged write. */
 async function checkAfter(c: FuzzCluster, acked: Acked[], report: FuzzReport): Promise<void> {
   const { failures } = report;
-  for (const m of c.members)
-    if (m.proc?.exitCode !== null) failures.push(`${m.id} exited (${m.proc?.exitCode})`);
-  if (failures.length > 0) return;
+  const exited = c.members.filter((m) => m.proc?.exitCode !== null);
+  for (const m of exited) failures.push(`${m.id} exited (${m.proc?.exitCode})`);
+  if (exited.length > 0) return;
   const leader = await c.leader(30_000);
   report.terms.after = (await c.status(leader)).current_term;
   // A last write through the leader: once every member applied it, they hold everything before it.
