@@ -38,6 +38,24 @@ describe('SortedKeys', () => {
     );
   });
 
+  it('keys inserted in order (appended past every key) interleave with keys inserted before them', () => {
+    const s = new SortedKeys(4);
+    const ref: string[] = [];
+    for (let i = 0; i < 200; i++) {
+      const k = `k${String(i * 2).padStart(4, '0')}`;
+      expect(s.insert(k)).toBe(true);
+      ref.push(k);
+      if (i % 7 === 0) {
+        const before = `k${String(i).padStart(4, '0')}a`; // lands inside, not at the end
+        expect(s.insert(before)).toBe(true);
+        ref.push(before);
+      }
+      expect(s.insert(k)).toBe(false); // a key it holds, the largest one or not
+    }
+    s.check();
+    expect([...s]).toEqual(ref.sort());
+  });
+
   it('fromSorted builds a valid index and refuses unsorted input', () => {
     const keys = Array.from({ length: 5000 }, (_, i) => `key-${String(i).padStart(6, '0')}`);
     const s = SortedKeys.fromSorted(keys);

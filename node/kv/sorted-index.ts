@@ -76,10 +76,14 @@ export class SortedKeys {
       this.count = 1;
       return true;
     }
-    // A key above every max goes to the end of the last chunk.
-    const i = Math.min(lowerBound(this.maxes, key), this.chunks.length - 1);
+    // A key above every max goes to the end of the last chunk. Checked first on its own: keys
+    // written in order (a bulk load, or the replay of one at restart) then cost one comparison
+    // instead of two binary searches over strings with long common prefixes.
+    const last = this.chunks.length - 1;
+    const atEnd = key > this.maxes[last]!;
+    const i = atEnd ? last : Math.min(lowerBound(this.maxes, key), last);
     const chunk = this.chunks[i]!;
-    const j = lowerBound(chunk, key);
+    const j = atEnd ? chunk.length : lowerBound(chunk, key);
     if (chunk[j] === key) return false;
     chunk.splice(j, 0, key);
     if (j === chunk.length - 1) this.maxes[i] = key;
