@@ -26,9 +26,10 @@ import {
 import type { Logger } from 'pino';
 import type { AdminClientOptions } from '../../node/api/admin-client.js';
 import type { ConfluxCluster } from '../api/cluster.js';
-import type { OwnedView } from '../reconcile/types.js';
+import type { CertView, OwnedView } from '../reconcile/types.js';
 import { type CachedKind, type KubeCache, trackWrites } from './kube-cache.js';
 import { type BoundedClientOptions, boundedApiClient } from './kube-client.js';
+import { observeClientCertificates, syncClientCertificates } from './kubernetes-client-certs.js';
 import { memberPods, volumeOrdinals } from './kubernetes-members.js';
 import {
   buildClusterObjects,
@@ -204,6 +205,15 @@ export class KubernetesPlatform implements Platform {
       cluster,
       this.log.child({ cluster: cluster.metadata.name, namespace: cluster.metadata.namespace }),
     );
+  }
+
+  async observeClientCertificates(cluster: ConfluxCluster): Promise<Record<string, CertView>> {
+    return observeClientCertificates(this.core, cluster, this.now());
+  }
+
+  async syncClientCertificates(cluster: ConfluxCluster, issue: string[], remove: string[]): Promise<void> {
+    const o = { now: this.now(), fieldManager: FIELD_MANAGER };
+    await syncClientCertificates(this.core, cluster, issue, remove, o);
   }
 
   async rotateCa(cluster: ConfluxCluster, step: 'start' | 'promote' | 'finish'): Promise<void> {
