@@ -1,6 +1,6 @@
 // spec.auth of a ConfluxCluster: the client users and roles the operator keeps in the cluster's
 // replicated auth state (etcd's model, node/auth/permissions.ts), and the client certificates it
-// issues for them (README "Security", docs/OPERATOR.md). Both lists are Kubernetes list maps keyed
+// issues for them (README "Security", docs/reference/crd.md). Both lists are Kubernetes list maps keyed
 // by name, so server-side apply merges them entry by entry and the API server refuses duplicates.
 
 import { z } from 'zod';

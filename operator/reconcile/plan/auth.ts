@@ -1,5 +1,5 @@
 // The rule that keeps the cluster's client users and roles as spec.auth declares them, and the
-// client certificates the operator issues for them (README "Security", docs/OPERATOR.md). Pure:
+// client certificates the operator issues for them (README "Security", docs/reference/crd.md). Pure:
 // the observation carries the auth document the leader answered (GET /_cluster/auth) and each
 // issued certificate's validity, never key material.
 //
