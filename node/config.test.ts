@@ -18,6 +18,7 @@ describe('configuration', () => {
       maxResponseBytes: 16 * 1024 * 1024,
       maxConnections: 2048,
       maxConnectionsPerClient: 512,
+      maxNewConnectionsPerSecond: 500,
       maxWatchers: 1024,
       maxWatchersPerClient: 256,
       readHeaderTimeoutMs: 10_000,

@@ -41,6 +41,10 @@ const SETTINGS = {
   quotaBytes: { flag: 'quota-bytes', env: 'CONFLUX_QUOTA_BYTES' },
   maxConnections: { flag: 'max-connections', env: 'CONFLUX_MAX_CONNECTIONS' },
   maxConnectionsPerClient: { flag: 'max-connections-per-client', env: 'CONFLUX_MAX_CONNECTIONS_PER_CLIENT' },
+  maxNewConnectionsPerSecond: {
+    flag: 'max-new-connections-per-second',
+    env: 'CONFLUX_MAX_NEW_CONNECTIONS_PER_SECOND',
+  },
   maxWatchers: { flag: 'max-watchers', env: 'CONFLUX_MAX_WATCHERS' },
   maxWatchersPerClient: { flag: 'max-watchers-per-client', env: 'CONFLUX_MAX_WATCHERS_PER_CLIENT' },
   readHeaderTimeoutMs: { flag: 'read-header-timeout-ms', env: 'CONFLUX_READ_HEADER_TIMEOUT_MS' },
@@ -168,6 +172,12 @@ const BaseConfigSchema = z.object({
   maxConnections: positiveInt.default(2048),
   /** ... and from one client address: one client cannot take every slot. */
   maxConnectionsPerClient: positiveInt.default(512),
+  /**
+   * Connections a listener accepts per second (a quarter of it at once); more are closed as soon
+   * as they are accepted, before their TLS handshake, so a burst cannot stall the node past an
+   * election timeout (api/limits.ts).
+   */
+  maxNewConnectionsPerSecond: positiveInt.default(500),
   /** Open watches (SSE streams and waiting long-polls) on this node, and from one client. */
   maxWatchers: positiveInt.default(1024),
   maxWatchersPerClient: positiveInt.default(256),
@@ -401,6 +411,7 @@ const HELP: Partial<Record<SettingName, string>> = {
     'storage quota: writes that add data are refused with NO_SPACE once reached (default 512 MiB, less under a memory limit)',
   maxConnections: 'open connections per listener',
   maxConnectionsPerClient: 'open connections per listener from one address',
+  maxNewConnectionsPerSecond: 'connections a listener accepts per second (a quarter of it at once)',
   maxWatchers: 'open watches on this node',
   maxWatchersPerClient: 'open watches from one client address',
   readHeaderTimeoutMs: "a request's headers must arrive within this",

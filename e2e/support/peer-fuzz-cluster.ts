@@ -44,7 +44,8 @@ export class FuzzCluster {
 
   private constructor(readonly dir: string) {}
 
-  static async start(tickMs = 50): Promise<FuzzCluster> {
+  /** Starts three members with `flags` added (production timing unless they say otherwise). */
+  static async start(flags: string[] = []): Promise<FuzzCluster> {
     const c = new FuzzCluster(mkdtempSync(join(tmpdir(), 'conflux-peer-fuzz-')));
     c.ca = await generateCa({ commonName: 'conflux-ca', validDays: 1 });
     c.client = await generateClientCert(c.ca, { commonName: 'fuzz-writer', validDays: 1 });
@@ -64,7 +65,7 @@ export class FuzzCluster {
       .map((m) => `${m.id}=127.0.0.1:${m.raft}/127.0.0.1:${m.api}/127.0.0.1:${m.admin}`)
       .join(',');
     for (const m of c.members)
-      Object.assign(m, spawnTlsMember(c.dir, m, ['--initial-cluster', initial, '--tick-ms', String(tickMs)]));
+      Object.assign(m, spawnTlsMember(c.dir, m, ['--initial-cluster', initial, ...flags]));
     await c.leader();
     return c;
   }

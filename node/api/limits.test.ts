@@ -14,7 +14,7 @@ import { storedBytes } from '../kv/state.js';
 import type { RunningNode } from '../server.js';
 import { FORWARDED_BY, FORWARDED_FOR } from './forward.js';
 import { isBase64 } from './json.js';
-import { serverOptions, WatcherLimits } from './limits.js';
+import { AcceptRate, serverOptions, WatcherLimits } from './limits.js';
 import { defaultQuotaBytes, StorageQuota } from './quota.js';
 
 const errorCode = (body: string) => (JSON.parse(body) as { error: { code: string } }).error.code;
@@ -55,7 +55,12 @@ describe('server options', () => {
       requestTimeout: 3_000,
       http: node,
     });
-    expect(serverOptions(limits, { cert: 'c' }).https).toEqual({ cert: 'c', ...node });
+    // A TLS handshake is bounded by the header timeout as well (Node would wait 120 s).
+    expect(serverOptions(limits, { cert: 'c' }).https).toEqual({
+      cert: 'c',
+      ...node,
+      handshakeTimeout: 2_000,
+    });
   });
 
   it('never cut an admin request in progress (a backup may take minutes), only idle keep-alive', () => {
@@ -63,6 +68,21 @@ describe('server options', () => {
       connectionTimeout: 0,
       keepAliveTimeout: 4_000,
     });
+  });
+});
+
+describe('accept rate', () => {
+  it('accepts a quarter second of connections at once, then its rate, and never saves up beyond that', () => {
+    const rate = new AcceptRate(400, 0);
+    const taken = (nowMs: number, n: number) =>
+      Array.from({ length: n }, () => rate.take(nowMs)).filter(Boolean);
+    expect(taken(0, 150)).toHaveLength(100);
+    expect(rate.take(1)).toBe(false);
+    // 400 a second: 40 in the next 100 ms.
+    expect(taken(101, 100)).toHaveLength(40);
+    // An hour of silence still allows only the burst.
+    expect(taken(3_600_000, 1_000)).toHaveLength(100);
+    expect(new AcceptRate(1, 0).burst).toBe(1);
   });
 });
 

@@ -22,6 +22,8 @@ export interface ConnectionLimits {
   maxConnections: number;
   /** Open connections per listener from one address (a forwarding member counts as one). */
   maxConnectionsPerClient: number;
+  /** New connections per listener per second (a quarter of it at once); unset: no limit. */
+  maxNewConnectionsPerSecond?: number;
   readHeaderTimeoutMs: number;
   readTimeoutMs: number;
   idleTimeoutMs: number;
@@ -56,21 +58,66 @@ export function serverOptions(
     keepAliveTimeout: limits.idleTimeoutMs,
     requestTimeout: limits.readTimeoutMs,
     clientErrorHandler,
-    ...(https ? { https: { ...https, ...node } } : { http: node }),
+    // A TLS handshake must end within the header timeout too (Node's default is 120 s): a burst of
+    // connections that send a ClientHello and stop would otherwise hold every connection slot
+    // (maxConnections) for two minutes, and no client could connect meanwhile.
+    ...(https
+      ? { https: { ...https, ...node, handshakeTimeout: limits.readHeaderTimeoutMs } }
+      : { http: node }),
   };
 }
 
 /**
- * After creation: the connection caps (and a count of the connections they closed). A client
- * over its own cap is closed as soon as its connection is accepted, before any HTTP parsing or
- * TLS handshake: a flood of connections costs the node an accept and a close each.
+ * A token bucket of new connections: `perSecond` a second, at most a quarter of that at once.
+ * A TLS handshake costs the node about a millisecond of its one thread (measured on a loaded
+ * two-core machine); a burst of thousands accepted together stalls the Raft ticks and heartbeats
+ * past an election timeout, while the same handshakes spread at this rate do not.
+ */
+export class AcceptRate {
+  private tokens: number;
+  private lastMs: number;
+  readonly burst: number;
+
+  constructor(
+    readonly perSecond: number,
+    nowMs: number,
+  ) {
+    this.burst = Math.max(1, Math.ceil(perSecond / 4));
+    this.tokens = this.burst;
+    this.lastMs = nowMs;
+  }
+
+  /** Whether one more connection may be accepted at `nowMs` (and counts it if so). */
+  take(nowMs: number): boolean {
+    this.tokens = Math.min(this.burst, this.tokens + ((nowMs - this.lastMs) * this.perSecond) / 1000);
+    this.lastMs = nowMs;
+    if (this.tokens < 1) return false;
+    this.tokens--;
+    return true;
+  }
+}
+
+/**
+ * After creation: the connection caps and the accept rate (and a count of the connections they
+ * closed). A connection over the rate or its client's cap is closed as soon as it is accepted,
+ * before any HTTP parsing or TLS handshake: a flood of connections costs the node an accept and
+ * a close each.
  */
 export function applyConnectionLimits(server: Server, limits: ConnectionLimits, onDrop?: () => void): void {
   server.maxConnections = limits.maxConnections;
   server.headersTimeout = limits.readHeaderTimeoutMs;
   if (onDrop) server.on('drop', onDrop);
   const open = new Map<string, number>();
+  const rate =
+    limits.maxNewConnectionsPerSecond === undefined
+      ? null
+      : new AcceptRate(limits.maxNewConnectionsPerSecond, performance.now());
   server.prependListener('connection', (socket: Socket) => {
+    if (rate !== null && !rate.take(performance.now())) {
+      onDrop?.();
+      socket.destroy();
+      return;
+    }
     const client = socket.remoteAddress ?? '';
     const n = open.get(client) ?? 0;
     if (n >= limits.maxConnectionsPerClient) {

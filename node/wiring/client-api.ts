@@ -26,6 +26,7 @@ export function connectionLimits(config: NodeConfig): ConnectionLimits {
   return {
     maxConnections: config.maxConnections,
     maxConnectionsPerClient: config.maxConnectionsPerClient,
+    maxNewConnectionsPerSecond: config.maxNewConnectionsPerSecond,
     readHeaderTimeoutMs: config.readHeaderTimeoutMs,
     readTimeoutMs: config.readTimeoutMs,
     idleTimeoutMs: config.idleTimeoutMs,
