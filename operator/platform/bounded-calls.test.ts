@@ -3,10 +3,10 @@
 // Lease renewal hangs steps down by its renew deadline instead of acting on a stale lease.
 
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { loopbackKubeConfig } from './fake-kube-api.js';
 import { ApiTimeoutError, boundedApiClient } from './kube-client.js';
 import { LeaderElector, type LeaseApi, type LeaseRecord } from './leader-election.js';
 
@@ -31,15 +31,7 @@ describe('boundedApiClient', () => {
       }
     });
     await new Promise<void>((r) => server?.listen(0, '127.0.0.1', r));
-    const { port } = server.address() as AddressInfo;
-    const kc = new KubeConfig();
-    kc.loadFromOptions({
-      clusters: [{ name: 'c', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
-      users: [{ name: 'u' }],
-      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-      currentContext: 'x',
-    });
-    return { kc, seen };
+    return { kc: loopbackKubeConfig(server), seen };
   }
 
   it('a request the API server never answers fails after the timeout, naming it', async () => {

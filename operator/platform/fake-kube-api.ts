@@ -40,6 +40,19 @@ function matches(o: Obj, selector: string | null): boolean {
   });
 }
 
+/** A KubeConfig for a plain-HTTP API stand-in listening on loopback. */
+export function loopbackKubeConfig(server: Server): KubeConfig {
+  const { port } = server.address() as AddressInfo;
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'fake', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
+    users: [{ name: 'u' }],
+    contexts: [{ name: 'fake', cluster: 'fake', user: 'u' }],
+    currentContext: 'fake',
+  });
+  return kc;
+}
+
 export class FakeKubeApi {
   /** Every request as `VERB plural[/sub]`, VERB one of LIST WATCH GET PATCH POST PUT DELETE. */
   readonly requests: string[] = [];
@@ -52,15 +65,7 @@ export class FakeKubeApi {
   async start(): Promise<KubeConfig> {
     this.server = createServer((req, res) => void this.handle(req, res));
     await new Promise<void>((r) => this.server?.listen(0, '127.0.0.1', r));
-    const { port } = this.server.address() as AddressInfo;
-    const kc = new KubeConfig();
-    kc.loadFromOptions({
-      clusters: [{ name: 'fake', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
-      users: [{ name: 'u' }],
-      contexts: [{ name: 'fake', cluster: 'fake', user: 'u' }],
-      currentContext: 'fake',
-    });
-    return kc;
+    return loopbackKubeConfig(this.server);
   }
 
   async stop(): Promise<void> {

@@ -61,8 +61,9 @@ describe('KubeCache', () => {
   it('reads the operator’s own writes as written, never an older version', async () => {
     const kc = await api.start();
     let nowMs = Date.now();
-    cache = new KubeCache({ kubeConfig: kc, logger: silent, now: () => nowMs });
-    cache.start();
+    const c = new KubeCache({ kubeConfig: kc, logger: silent, now: () => nowMs });
+    cache = c;
+    c.start();
     await cache.whenReady();
     expect(await cache.get('Service', 'ns', 'demo-headless')).toBeNull();
     const core = trackWrites(boundedApiClient(kc, CoreV1Api), cache);
@@ -80,16 +81,16 @@ describe('KubeCache', () => {
       );
       if (read !== undefined) expect(read?.metadata.resourceVersion).toBe(written.metadata?.resourceVersion);
       const seen = await until(() =>
-        cache?.get<{ metadata: { resourceVersion: string } }>('Service', 'ns', 'demo-headless'),
+        c.get<{ metadata: { resourceVersion: string } }>('Service', 'ns', 'demo-headless'),
       );
       expect(seen.metadata.resourceVersion).toBe(written.metadata?.resourceVersion);
     }
     await core.deleteNamespacedService({ name: 'demo-headless', namespace: 'ns' });
     expect(await cache.get('Service', 'ns', 'demo-headless')).not.toBeTruthy();
-    expect(await until(async () => (await cache?.get('Service', 'ns', 'demo-headless')) === null)).toBe(true);
+    expect(await until(async () => (await c.get('Service', 'ns', 'demo-headless')) === null)).toBe(true);
     // A write the watch never delivers stops the cache answering for that object, until it lapses.
     api.put('api/v1/services', service(4) as never);
-    await until(() => cache?.get('Service', 'ns', 'demo-headless'));
+    await until(() => c.get('Service', 'ns', 'demo-headless'));
     cache.expect('Service', 'ns', 'demo-headless', 'never-delivered');
     expect(await cache.get('Service', 'ns', 'demo-headless')).toBeUndefined();
     expect(await cache.list('Service', 'ns', {})).toBeUndefined();
