@@ -9,6 +9,7 @@
 // certificate is refused afterwards. A user made by hand is left alone throughout.
 
 import type { ChildProcess } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -17,9 +18,10 @@ import { KubeConfig, type V1Secret } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminCall } from '../../node/api/admin-client.js';
-import type { CertKeyPair } from '../../node/certs/index.js';
+import { type CertKeyPair, generateClientCert } from '../../node/certs/index.js';
 import { type ConfluxCluster, confluxClusterSchema } from '../../operator/api/cluster.js';
 import { KubernetesPlatform } from '../../operator/platform/kubernetes.js';
+import { buildClientSecret } from '../../operator/platform/kubernetes-client-certs.js';
 import type { MemberPod, Platform } from '../../operator/platform/platform.js';
 import { act } from '../../operator/reconcile/act.js';
 import { observe } from '../../operator/reconcile/observe.js';
@@ -32,6 +34,7 @@ import { type ControlPlane, startControlPlane } from './control-plane.js';
 
 const silent = pino({ level: 'silent' });
 const NS = 'auth-spec';
+const DAY_MS = 24 * 60 * 60 * 1000;
 
 interface Member {
   id: string;
@@ -58,6 +61,7 @@ describe('spec.auth: users, roles and client certificates from the ConfluxCluste
   let platform: Platform;
   let cluster: ConfluxCluster;
   let caPem: string;
+  let ca: CertKeyPair;
 
   const secret = async (name: string): Promise<V1Secret | null> => {
     const r = await cp.api('GET', `/api/v1/namespaces/${NS}/secrets/${name}`);
@@ -129,7 +133,7 @@ describe('spec.auth: users, roles and client certificates from the ConfluxCluste
     // The operator's CA, node and admin Secrets; the members' certificates come from that CA.
     await k8s.renewCertificates(cluster);
     const caSecret = await secret('demo-ca');
-    const ca = {
+    ca = {
       certPem: Buffer.from(caSecret?.data?.['ca.crt'] ?? '', 'base64').toString('utf8'),
       keyPem: Buffer.from(caSecret?.data?.['ca.key'] ?? '', 'base64').toString('utf8'),
     };
@@ -256,6 +260,25 @@ describe('spec.auth: users, roles and client certificates from the ConfluxCluste
       expect(await https(m.api, '/v1/kv//app/x')).toMatchObject({ status: 401, code: 'UNAUTHENTICATED' });
     }
   }, 60_000);
+
+  it('a certificate within 30 days of expiry is issued again, like the other leaves', async () => {
+    const short = await generateClientCert(ca, { commonName: 'ops', validDays: 10 });
+    const body = buildClientSecret(cluster, 'ops', { caPem, ...short });
+    const put = await cp.api('PUT', `/api/v1/namespaces/${NS}/secrets/demo-client-ops`, body);
+    expect(put.status).toBe(200);
+    const taken = await converge();
+    expect(taken).toEqual([
+      { type: 'sync-auth', changes: [], issueCertificates: ['ops'], removeCertificates: [] },
+    ]);
+    const renewed = pairOf(await secret('demo-client-ops'));
+    expect(renewed.certPem).not.toBe(short.certPem);
+    expect(Date.parse(new X509Certificate(renewed.certPem).validTo)).toBeGreaterThan(
+      Date.now() + 300 * DAY_MS,
+    );
+    expect(
+      (await https((members[0] as Member).api, '/v1/kv//other/y', 'GET', undefined, renewed)).status,
+    ).toBe(200);
+  }, 120_000);
 
   it('removing the user from the spec deletes it and its Secret; its certificate is refused', async () => {
     const alice = pairOf(await secret('demo-client-alice'));
