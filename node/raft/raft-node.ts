@@ -46,6 +46,9 @@ import type {
 
 export * from './raft-node-api.js';
 
+/** Applying between two turns of the event loop, at most (plus one round): see `loop`. */
+const APPLY_SLICE_MS = 10;
+
 const toError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
 
 export class RaftNode<R> {
@@ -325,14 +328,18 @@ export class RaftNode<R> {
   }
 
   private async loop(): Promise<void> {
+    // Rounds that need no save follow each other on microtasks: a long backlog (the log replayed
+    // at start, a node catching up) would hold the event loop for all of it, and no tick,
+    // heartbeat, peer message or client request would get through. Once the rounds since the
+    // last turn applied for APPLY_SLICE_MS (or a tick, if shorter), let timers and I/O run.
+    const sliceMs = Math.min(this.tickMs, APPLY_SLICE_MS);
+    let busyMs = 0;
     try {
       while (!this.stopped && this.core.hasReady()) {
-        const applyMs = await this.round();
-        // Rounds that need no save follow each other on microtasks: a long backlog (the log
-        // replayed at start, a node catching up) would hold the event loop for all of it, and
-        // no tick, heartbeat or peer message would get through. After an apply of a tick or
-        // more, let timers and I/O run before the next batch.
-        if (applyMs >= this.tickMs) await new Promise<void>((resolve) => setImmediate(resolve));
+        busyMs += await this.round();
+        if (busyMs < sliceMs) continue;
+        busyMs = 0;
+        await new Promise<void>((resolve) => setImmediate(resolve));
       }
     } catch (err) {
       this.fail(toError(err));
