@@ -17,7 +17,7 @@ import {
 import { addCoverage, type Coverage, emptyCoverage, formatCoverage } from './coverage.js';
 import { isStackMutation, STACK_MUTATIONS, type StackMutation } from './mutations.js';
 import { STACK_PROFILES } from './profile.js';
-import { runStackSeed, type StackRunResult } from './run.js';
+import type { StackRunResult } from './run.js';
 
 const USAGE = `Usage: npm run sim -- [options]
 
@@ -52,10 +52,21 @@ interface Job {
   mutations: StackMutation[];
 }
 
-async function runJob(job: Job, report: (r: StackRunResult) => void): Promise<void> {
+/** One seed of a run, as the parent hands it to a worker. */
+type SeedJob = Omit<Job, 'seeds'> & { seed: number };
+/** What the parent sends a worker: a seed to run, or that there are no more. */
+type WorkerMessage = SeedJob | { done: true };
+
+// The stack is imported where seeds run (a worker, or a run with one job): the parent of workers
+// only deals seeds and sums results, and need not load it.
+async function runOne(job: SeedJob): Promise<StackRunResult> {
+  const { runStackSeed } = await import('./run.js');
   const profile = STACK_PROFILES[job.profile]?.overrides ?? {};
-  for (const seed of job.seeds)
-    report(await runStackSeed(seed, { profile, mutations: new Set(job.mutations) }));
+  return runStackSeed(job.seed, { profile, mutations: new Set(job.mutations) });
+}
+
+async function runJob(job: Job, report: (r: StackRunResult) => void): Promise<void> {
+  for (const seed of job.seeds) report(await runOne({ ...job, seed }));
 }
 
 /** The run the options ask for; exits with the usage on a bad one. */
@@ -75,7 +86,10 @@ function settingsOf(values: ReturnType<typeof parse>['values']) {
   return { profileName, mutations, start, count, jobs };
 }
 
-/** `seeds` dealt round-robin to `jobs` worker processes (this script with --worker). */
+/**
+ * `seeds` dealt to `jobs` worker processes (this script with --worker), one at a time to whichever
+ * is free: seeds differ several-fold in cost, and a fixed share would leave a worker idle.
+ */
 async function runInWorkers(
   seeds: number[],
   jobs: number,
@@ -84,17 +98,25 @@ async function runInWorkers(
   report: (r: StackRunResult) => void,
 ): Promise<void> {
   const self = fileURLToPath(import.meta.url);
+  let next = 0;
   await Promise.all(
-    Array.from({ length: jobs }, (_, j) => {
-      const job: Job = { seeds: seeds.filter((_, i) => i % jobs === j), ...run };
+    Array.from({ length: jobs }, () => {
       return new Promise<void>((resolve, reject) => {
         const child = fork(self, ['--worker'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
         children.push(child);
-        child.on('message', (r: StackRunResult) => report(r));
+        const deal = () => {
+          const seed = seeds[next++];
+          const job: WorkerMessage = seed === undefined ? { done: true } : { ...run, seed };
+          child.send(job);
+        };
+        child.on('message', (r: StackRunResult) => {
+          report(r);
+          deal();
+        });
         child.on('exit', (code) =>
           code === 0 ? resolve() : reject(new Error(`worker exited with ${code}`)),
         );
-        child.send(job);
+        deal();
       });
     }),
   );
@@ -118,9 +140,10 @@ async function main(): Promise<void> {
     fail((err as Error).message);
   }
   if (values.worker) {
-    // A worker: one job from the parent, one message per seed back.
-    process.once('message', (job: Job) => {
-      void runJob(job, (r) => process.send?.(r)).then(() => process.disconnect());
+    // A worker: one seed at a time from the parent, its result back, until there are no more.
+    process.on('message', (job: WorkerMessage) => {
+      if ('done' in job) process.disconnect();
+      else void runOne(job).then((r) => process.send?.(r));
     });
     return;
   }

@@ -17,6 +17,8 @@ export interface Coverage {
   messagesLost: number;
   messagesDuplicated: number;
   longDelays: number;
+  /** Peer messages encoded, decoded and parsed as the transport does (network.ts). */
+  wireMessages: number;
   /** Nodes whose clock ran at another rate than real time. */
   skewedClocks: number;
   slowDisks: number;
@@ -56,6 +58,7 @@ export const emptyCoverage = (): Coverage => ({
   messagesLost: 0,
   messagesDuplicated: 0,
   longDelays: 0,
+  wireMessages: 0,
   skewedClocks: 0,
   slowDisks: 0,
   transfers: 0,
@@ -142,6 +145,7 @@ export function formatCoverage(c: Coverage): string {
       ['messages lost', c.messagesLost],
       ['duplicated', c.messagesDuplicated],
       ['long delays', c.longDelays],
+      ['through the wire codec', c.wireMessages],
     ]),
     row('clients', [
       ['writes', c.writes],

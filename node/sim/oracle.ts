@@ -90,7 +90,11 @@ export class Oracle {
     const c = this.entries.get(i);
     if (!c) return; // before the lineage's base
     const data = entry.type === 'normal' ? entry.data : null;
-    if (c.term !== entry.term || c.type !== entry.type || (data && c.data && hex(data) !== hex(c.data))) {
+    if (
+      c.term !== entry.term ||
+      c.type !== entry.type ||
+      (data && c.data && Buffer.compare(data, c.data) !== 0)
+    ) {
       throw new Violation(
         `state machine safety: ${node} applied ${entry.type}@${entry.term} at index ${i}, another node ${c.type}@${c.term}`,
       );

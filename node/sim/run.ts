@@ -252,6 +252,7 @@ function countNetworkFaults(coverage: Coverage, net: SimNetwork): void {
   coverage.messagesLost = net.stats.lost;
   coverage.messagesDuplicated = net.stats.duplicated;
   coverage.longDelays = net.stats.longDelays;
+  coverage.wireMessages = net.stats.wire;
 }
 
 function healAll(sim: StackCluster, net: SimNetwork): void {
