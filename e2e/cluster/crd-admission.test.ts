@@ -9,6 +9,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_VERSION, confluxClusterSchema, RESERVED_ENV } from '../../operator/api/cluster.js';
 import { backupCrd, CEL_RULES, clusterCrd } from '../../operator/api/crd.js';
+import { authCases } from '../../operator/api/test-auth-cases.js';
 import { KubernetesStore } from '../../operator/platform/kubernetes-store.js';
 import type { Platform } from '../../operator/platform/platform.js';
 import { Reconciler } from '../../operator/reconcile/reconciler.js';
@@ -75,6 +76,18 @@ describe('the CRDs on the real API server', () => {
     const r = await admit(obj);
     expect(r.ok).toBe(false);
     expect(r.message).toContain(expected);
+  });
+
+  it.each(authCases())('spec.auth: %s', async (_name, obj, _old, expected) => {
+    const r = await admit(obj);
+    expect(r.ok).toBe(expected.length === 0);
+    for (const m of expected) expect(r.message).toContain(m);
+  });
+
+  it('refuses a spec.auth user named twice (a list keyed by name)', async () => {
+    const r = await admit(cluster('auth-dup', { auth: { users: [{ name: 'a' }, { name: 'a' }] } }));
+    expect(r.ok).toBe(false);
+    expect(r.message).toMatch(/Duplicate value/);
   });
 
   it('refuses duplicate env names (a list keyed by name)', async () => {
