@@ -129,8 +129,7 @@ export class FakeKubeApi {
       res.writeHead(code, { 'content-type': 'application/json' });
       res.end(JSON.stringify(o));
     };
-    const notFound = () =>
-      send(404, { kind: 'Status', apiVersion: 'v1', status: 'Failure', code: 404, reason: 'NotFound' });
+    const notFound = () => send(404, { kind: 'Status', apiVersion: 'v1', status: 'Failure', code: 404 });
     const selector = url.searchParams.get('labelSelector');
     if (verb === 'WATCH') {
       res.writeHead(200, { 'content-type': 'application/json' });
