@@ -14,6 +14,7 @@ const SETTINGS = {
   apiAddr: { flag: 'api-addr', env: 'CONFLUX_API_ADDR' },
   adminAddr: { flag: 'admin-addr', env: 'CONFLUX_ADMIN_ADDR' },
   raftAddr: { flag: 'raft-addr', env: 'CONFLUX_RAFT_ADDR' },
+  metricsAddr: { flag: 'metrics-addr', env: 'CONFLUX_METRICS_ADDR' },
   advertiseApiAddr: { flag: 'advertise-api-addr', env: 'CONFLUX_ADVERTISE_API_ADDR' },
   advertiseAdminAddr: { flag: 'advertise-admin-addr', env: 'CONFLUX_ADVERTISE_ADMIN_ADDR' },
   advertiseRaftAddr: { flag: 'advertise-raft-addr', env: 'CONFLUX_ADVERTISE_RAFT_ADDR' },
@@ -133,6 +134,11 @@ const BaseConfigSchema = z.object({
   apiAddr: hostPortSchema.default('127.0.0.1:8080'),
   adminAddr: hostPortSchema.default('127.0.0.1:8443'),
   raftAddr: hostPortSchema.default('127.0.0.1:7000'),
+  /**
+   * A separate plain-HTTP listener for /metrics, /healthz and /readyz (api/metrics-app.ts); when
+   * set, the client port no longer serves /metrics.
+   */
+  metricsAddr: hostPortSchema.optional(),
   advertiseApiAddr: hostPortSchema.optional(),
   advertiseAdminAddr: hostPortSchema.optional(),
   advertiseRaftAddr: hostPortSchema.optional(),
@@ -228,12 +234,13 @@ function tlsRules(c: BaseConfig, ctx: z.RefinementCtx): void {
 /** --dev-insecure listens, dials and advertises on loopback (or --dev-insecure-networks) only. */
 function devInsecureRules(c: BaseConfig, ctx: z.RefinementCtx): void {
   if (c.devInsecure) {
-    for (const key of ['apiAddr', 'adminAddr', 'raftAddr'] as const) {
-      if (!isLoopback(c[key])) {
+    for (const key of ['apiAddr', 'adminAddr', 'raftAddr', 'metricsAddr'] as const) {
+      const addr = c[key];
+      if (addr !== undefined && !isLoopback(addr)) {
         ctx.addIssue({
           code: 'custom',
           path: [key],
-          message: `--dev-insecure serves plain HTTP and is refused on ${c[key]}; use a loopback address`,
+          message: `--dev-insecure serves plain HTTP and is refused on ${addr}; use a loopback address`,
         });
       }
     }
@@ -382,6 +389,8 @@ const HELP: Partial<Record<SettingName, string>> = {
   apiAddr: 'client API listen address',
   adminAddr: 'cluster-operations API listen address',
   raftAddr: 'peer (Raft) listen address',
+  metricsAddr:
+    'plain-HTTP listen address for /metrics, /healthz and /readyz (default: none; /metrics then moves off the client port)',
   advertiseApiAddr: 'the client API address peers and clients are told (default: the listen address)',
   advertiseAdminAddr: 'the admin address peers and clients are told (default: the listen address)',
   advertiseRaftAddr: 'the Raft address peers are told (default: the listen address)',

@@ -24,6 +24,8 @@ import { registerWatchRoutes } from './watch-routes.js';
 export interface ApiServerOptions {
   logger: Logger;
   https?: { cert: string | Buffer; key: string | Buffer; ca?: string | Buffer | (string | Buffer)[] };
+  /** /metrics is served by a listener of its own (metrics-app.ts), not here. */
+  metricsElsewhere?: boolean;
 }
 
 export async function buildClientApi(ctx: ApiContext, opts: ApiServerOptions): Promise<FastifyInstance> {
@@ -87,19 +89,24 @@ export async function buildClientApi(ctx: ApiContext, opts: ApiServerOptions): P
     return reply.status(status).send(body);
   });
 
+  registerProbeRoutes(app, ctx, !opts.metricsElsewhere);
+  registerKvRoutes(app, ctx);
+  registerWatchRoutes(app, ctx);
+  return app;
+}
+
+/** /healthz, /readyz and, when `metrics`, /metrics: never rate limited, so probes never fail under load. */
+export function registerProbeRoutes(app: FastifyInstance, ctx: ApiContext, metrics: boolean): void {
   const exempt = { config: { rateLimit: false } };
   app.get('/healthz', exempt, async () => ({ status: 'ok', node: ctx.nodeId }));
   app.get('/readyz', exempt, async (_req, reply) => {
     const r = readiness(ctx);
     return reply.status(r.ready ? 200 : 503).send(r);
   });
+  if (!metrics) return;
   app.get('/metrics', exempt, async (_req, reply) =>
     reply.type(ctx.metrics.registry.contentType).send(await scrape(ctx)),
   );
-
-  registerKvRoutes(app, ctx);
-  registerWatchRoutes(app, ctx);
-  return app;
 }
 
 /** /readyz: a member of an initialized cluster with a known leader (or a learner), not stopped. */

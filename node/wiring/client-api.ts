@@ -1,11 +1,13 @@
 // The client API of a node (docs/ARCHITECTURE.md §6): its limits from the configuration, the
-// storage quota, and the HTTP(S) server listening on --api-addr.
+// storage quota, and the HTTP(S) server listening on --api-addr (with, under --metrics-addr,
+// the metrics and probes listener beside it).
 
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildClientApi } from '../api/app.js';
 import type { ApiContext } from '../api/context.js';
 import { type ConnectionLimits, WatcherLimits } from '../api/limits.js';
+import { buildMetricsApi } from '../api/metrics-app.js';
 import { defaultQuotaBytes, StorageQuota } from '../api/quota.js';
 import type { NodeTls } from '../certs/node-tls.js';
 import type { NodeConfig } from '../config.js';
@@ -78,8 +80,16 @@ export async function startClientApi(
   const api = await buildClientApi(ctx, {
     logger: deps.log.child({ component: 'api' }),
     ...(deps.tls ? { https: deps.tls } : {}),
+    metricsElsewhere: config.metricsAddr !== undefined,
   });
   api.addHook('onClose', async () => (ctx.dataDir as DataDirWatch).stop());
+  if (config.metricsAddr !== undefined) {
+    // Closed with the client API, whose context it reads.
+    const metricsApi = await buildMetricsApi(ctx, deps.log.child({ component: 'metrics' }));
+    api.addHook('onClose', async () => metricsApi.close());
+    const [host, port] = splitHostPort(config.metricsAddr);
+    await metricsApi.listen({ host, port });
+  }
   const [apiHost, apiPort] = splitHostPort(config.apiAddr);
   await api.listen({ host: apiHost, port: apiPort });
   return { api, apiUrl: `${deps.tls ? 'https' : 'http'}://${config.advertiseApiAddr}`, quota };
