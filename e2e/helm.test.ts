@@ -323,6 +323,30 @@ describe('helm/conflux', () => {
     });
   });
 
+  it('moves /metrics and the probes to a plain-HTTP port of their own when metrics.port is set', async () => {
+    const prometheus = [{ podSelector: { matchLabels: { app: 'prometheus' } } }];
+    const nodes = [{ ipBlock: { cidr: '10.0.0.0/8' } }];
+    const objects = await template(CONFLUX, {
+      ...tls,
+      'metrics.port': 9090,
+      'networkPolicy.metricsFrom': prometheus,
+      'networkPolicy.probeFrom': nodes,
+    });
+    const c = one(objects, 'StatefulSet').spec.template.spec.containers[0];
+    expect(envOf(c).CONFLUX_METRICS_ADDR).toBe('0.0.0.0:9090');
+    expect(c.ports).toContainEqual({ name: 'metrics', containerPort: 9090, protocol: 'TCP' });
+    for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe'])
+      expect(c[probe].httpGet).toMatchObject({ port: 'metrics', scheme: 'HTTP' });
+    const ingress = one(objects, 'NetworkPolicy').spec.ingress as { from: unknown[]; ports: unknown[] }[];
+    expect(ingress).toContainEqual({ from: prometheus, ports: [{ port: 'metrics', protocol: 'TCP' }] });
+    expect(ingress).toContainEqual({ from: nodes, ports: [{ port: 'metrics', protocol: 'TCP' }] });
+    // Off by default: the probes stay on the client API.
+    const plain = one(await template(CONFLUX, tls), 'StatefulSet').spec.template.spec.containers[0];
+    expect(envOf(plain).CONFLUX_METRICS_ADDR).toBeUndefined();
+    expect(plain.readinessProbe.httpGet).toMatchObject({ port: 'api', scheme: 'HTTPS' });
+    await refused(CONFLUX, { ...tls, 'metrics.port': 8080 }, /metrics/);
+  });
+
   it('requires a TLS Secret and refuses values that values.schema.json does not allow', async () => {
     await refused(CONFLUX, {}, /tls\.secretName is required/);
     await refused(CONFLUX, { ...tls, replicas: 0 }, /replicas/);
