@@ -23,6 +23,7 @@ import { type ConfluxCluster, confluxClusterSchema } from '../../operator/api/cl
 import { KubernetesPlatform } from '../../operator/platform/kubernetes.js';
 import { buildClientSecret } from '../../operator/platform/kubernetes-client-certs.js';
 import type { MemberPod, Platform } from '../../operator/platform/platform.js';
+import { issuedBy } from '../../operator/platform/tls-secrets.js';
 import { act } from '../../operator/reconcile/act.js';
 import { observe } from '../../operator/reconcile/observe.js';
 import { plan } from '../../operator/reconcile/plan.js';
@@ -314,5 +315,32 @@ describe('spec.auth: users, roles and client certificates from the ConfluxCluste
     });
     expect(doc.users.map((u) => u.name)).toEqual(['bob', 'ops']);
     expect(doc.enabled).toBe(true);
+  }, 120_000);
+  it('client certificates follow each step of a CA rotation, like the node and admin Secrets', async () => {
+    const caOf = async (key: string) => {
+      const s = await secret('demo-ca');
+      return Buffer.from(s?.data?.[key] ?? '', 'base64').toString('utf8');
+    };
+    const client = async () => {
+      const s = await secret('demo-client-ops');
+      const text = (k: string) => Buffer.from(s?.data?.[k] ?? '', 'base64').toString('utf8');
+      return { ca: text('ca.crt'), cert: text('tls.crt') };
+    };
+    const count = (bundle: string) => bundle.match(/BEGIN CERTIFICATE/g)?.length ?? 0;
+    const old = await caOf('ca.crt');
+    await k8s.rotateCa(cluster, 'start');
+    const started = await client();
+    expect(count(started.ca)).toBe(2); // trusts the old and the new CA
+    expect(issuedBy(started.cert, old)).toBe(true);
+    await k8s.rotateCa(cluster, 'promote');
+    const next = await caOf('ca.crt');
+    expect(next).not.toBe(old);
+    const promoted = await client();
+    expect(issuedBy(promoted.cert, next)).toBe(true);
+    await k8s.rotateCa(cluster, 'finish');
+    const finished = await client();
+    expect(count(finished.ca)).toBe(1);
+    expect(finished.ca.trim()).toBe(next.trim());
+    expect(issuedBy(finished.cert, next)).toBe(true);
   }, 120_000);
 });

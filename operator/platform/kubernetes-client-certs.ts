@@ -158,6 +158,21 @@ export async function syncClientCertificates(
   }
 }
 
+/**
+ * After a CA rotation step, every issued client certificate again from the CA set as it is now:
+ * a rotation blocks the auth step until it completes, so the client Secrets follow each step here,
+ * like the node and admin Secrets (start: ca.crt trusts both CAs; promote: signed by the new CA
+ * before the members drop the old one; finish: ca.crt the new CA only).
+ */
+export async function followCaRotation(
+  core: CoreV1Api,
+  cluster: ConfluxCluster,
+  o: { now: Date; fieldManager: string },
+): Promise<void> {
+  const issued = await observeClientCertificates(core, cluster, o.now);
+  await syncClientCertificates(core, cluster, Object.keys(issued).sort(), [], o);
+}
+
 async function readOrNull(core: CoreV1Api, namespace: string, name: string): Promise<V1Secret | null> {
   try {
     return await core.readNamespacedSecret({ name, namespace });

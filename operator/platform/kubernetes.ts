@@ -29,7 +29,11 @@ import type { ConfluxCluster } from '../api/cluster.js';
 import type { CertView, OwnedView } from '../reconcile/types.js';
 import { type CachedKind, type KubeCache, trackWrites } from './kube-cache.js';
 import { type BoundedClientOptions, boundedApiClient } from './kube-client.js';
-import { observeClientCertificates, syncClientCertificates } from './kubernetes-client-certs.js';
+import {
+  followCaRotation,
+  observeClientCertificates,
+  syncClientCertificates,
+} from './kubernetes-client-certs.js';
 import { memberPods, volumeOrdinals } from './kubernetes-members.js';
 import {
   buildClusterObjects,
@@ -219,6 +223,7 @@ export class KubernetesPlatform implements Platform {
   async rotateCa(cluster: ConfluxCluster, step: 'start' | 'promote' | 'finish'): Promise<void> {
     const log = this.log.child({ cluster: cluster.metadata.name, namespace: cluster.metadata.namespace });
     await this.ensureTls(cluster, log, step);
+    await followCaRotation(this.core, cluster, { now: this.now(), fieldManager: FIELD_MANAGER });
   }
 
   async setSize(cluster: ConfluxCluster): Promise<number> {
