@@ -273,27 +273,15 @@ export function structuralSchema(schema: z.ZodType): JSONSchemaProps {
   return toStructural(z.toJSONSchema(schema, { target: 'openapi-3.0', io: 'input' }));
 }
 
-/** The node at a dot path (`spec.tls`) of a schema, through `properties`. */
+/** The node at a dot path (`spec.tls`) of a schema, through `properties` (and a list's items). */
 export function schemaAt(root: JSONSchemaProps, path: string): JSONSchemaProps {
   let node = root;
   if (path === '') return node;
-  for (const part of path.split('.')) {
-    const next = node.properties?.[part];
-    if (!next) throw new Error(`schema has no node at ${path} (missing ${part})`);
-    node = next;
-  }
-  return node;
-}
-
-/** The array node at a dot path under `root`, stepping through the items of arrays on the way. */
-function itemsAt(root: JSONSchemaProps, path: string): JSONSchemaProps {
-  let node = root;
   for (const part of path.split('.')) {
     const next = (node.type === 'array' ? node.items : node)?.properties?.[part];
     if (!next) throw new Error(`schema has no node at ${path} (missing ${part})`);
     node = next;
   }
-  if (node.type !== 'array') throw new Error(`${path} is not a list`);
   return node;
 }
 
@@ -349,7 +337,8 @@ export function openAPIV3Schema(kind: ConfluxKind): JSONSchemaProps {
   // apply merges the entries one by one.
   const listMaps = kind === 'ConfluxCluster' ? [{ path: 'env', keys: ['name'] }, ...AUTH_LIST_MAPS] : [];
   for (const { path, keys } of listMaps) {
-    const list = itemsAt(spec, path);
+    const list = schemaAt(spec, path);
+    if (list.type !== 'array') throw new Error(`spec.${path} is not a list`);
     list['x-kubernetes-list-type'] = 'map';
     list['x-kubernetes-list-map-keys'] = keys;
   }
