@@ -28,6 +28,7 @@ import {
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { type BoundedClientOptions, boundedApiClient } from './kube-client.js';
+import { DeliveredVersions } from './resource-cache.js';
 
 /** The label every object the operator creates carries (kubernetes-objects.ts commonLabels). */
 export const MANAGED_SELECTOR = 'app.kubernetes.io/managed-by=conflux-operator';
@@ -35,6 +36,8 @@ const INSTANCE_LABEL = 'app.kubernetes.io/instance';
 /** An expectation the watch has not met after this long is dropped (the cache is trusted again). */
 export const EXPECTATION_TTL_MS = 30_000;
 const MAX_RESTART_DELAY_MS = 30_000;
+/** A deletion the watch delivered this recently counts for a delete whose answer comes after it. */
+const DELETE_RACE_MS = 5_000;
 
 /** The kinds the cache holds, by the name client-node's typed methods use (`readNamespacedX`). */
 export const CACHED_KINDS = [
@@ -152,6 +155,9 @@ class KindCache {
   readonly informer;
   synced = false;
   readonly expectations = new Map<string, Expectation>();
+  readonly delivered = new DeliveredVersions();
+  /** When the watch last delivered each object's deletion (a delete's answer may come after it). */
+  readonly deletedAtMs = new Map<string, number>();
 
   constructor(
     readonly kind: CachedKind,
@@ -165,6 +171,11 @@ class KindCache {
   /** Meets the expectation of `obj` when the watch delivered the version a write left it at. */
   seen(obj: KubernetesObject, deleted: boolean): void {
     const id = idOf(obj.metadata?.namespace ?? '', obj.metadata?.name ?? '');
+    this.delivered.add(id, obj.metadata?.resourceVersion);
+    if (deleted) {
+      this.deletedAtMs.set(id, Date.now());
+      if (this.deletedAtMs.size > 10_000) this.deletedAtMs.delete(this.deletedAtMs.keys().next().value ?? '');
+    }
     const e = this.expectations.get(id);
     if (e && (deleted || e.rv === obj.metadata?.resourceVersion)) this.expectations.delete(id);
   }
@@ -290,7 +301,13 @@ export class KubeCache {
   expect(kind: CachedKind, namespace: string, name: string, rv: string | null): void {
     const k = this.kinds.get(kind);
     if (!k) return;
-    k.expectations.set(idOf(namespace, name), { rv, untilMs: this.now() + EXPECTATION_TTL_MS });
+    const id = idOf(namespace, name);
+    // The watch may have delivered it already (and a newer version after it).
+    if (rv !== null ? k.delivered.has(id, rv) : Date.now() - (k.deletedAtMs.get(id) ?? 0) < DELETE_RACE_MS) {
+      k.deletedAtMs.delete(id);
+      return;
+    }
+    k.expectations.set(id, { rv, untilMs: this.now() + EXPECTATION_TTL_MS });
   }
 
   /** Runs one informer until stopped: its events feed the listeners; a failed watch restarts. */

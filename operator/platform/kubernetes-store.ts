@@ -409,8 +409,10 @@ export class KubernetesStore implements ResourceStore {
   /** After a status write: reads of that object go to the API server until the watch delivers it. */
   private wrote(plural: Plural, object: ConfluxCluster | ConfluxBackup, raw: unknown): void {
     const rv = (raw as KubernetesObject | null)?.metadata?.resourceVersion;
+    const cache = this.cached.get(plural);
+    if (!cache || (rv && cache.delivered.has(keyOf(object), rv))) return; // already delivered
     const untilMs = this.now().getTime() + EXPECTATION_TTL_MS;
-    this.cached.get(plural)?.pending.set(keyOf(object), { rv: rv ?? null, untilMs });
+    cache.pending.set(keyOf(object), { rv: rv ?? null, untilMs });
   }
 
   /** Every item of `plural`; from the watch's cache when it runs and `cachedOk` (once it has listed). */
