@@ -100,6 +100,28 @@ describe('KubeCache', () => {
     });
   });
 
+  it('a write the watch delivered before its answer arrived (and a newer version after it) is in the cache', async () => {
+    const kc = await api.start();
+    const c = new KubeCache({ kubeConfig: kc, logger: silent });
+    cache = c;
+    c.start();
+    await c.whenReady();
+    const written = api.put('api/v1/services', service(1) as never);
+    api.put('api/v1/services', service(2) as never); // a controller's update right after
+    const port = async () =>
+      (await c.get<{ spec: { ports: { port: number }[] } }>('Service', 'ns', 'demo-headless'))?.spec.ports[0]
+        ?.port;
+    await until(async () => (await port()) === 2);
+    c.expect('Service', 'ns', 'demo-headless', written.metadata.resourceVersion ?? '');
+    expect(await port()).toBe(2);
+    // A delete answered after the watch delivered it, and the object made again meanwhile.
+    api.remove('api/v1/services', 'ns', 'demo-headless');
+    api.put('api/v1/services', service(3) as never);
+    await until(async () => (await port()) === 3);
+    c.expect('Service', 'ns', 'demo-headless', null);
+    expect(await port()).toBe(3);
+  });
+
   it('signals the owning cluster of every added, changed or deleted owned object', async () => {
     const kc = await api.start();
     cache = new KubeCache({ kubeConfig: kc, logger: silent });
