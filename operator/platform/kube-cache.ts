@@ -8,11 +8,11 @@
 // - Not ready, no answer: a read before every informer finished its first LIST waits for it (up
 //   to a bound, then fails naming the kinds), so plan() never sees an empty cache as "nothing
 //   exists".
-// - Read your own writes: a write the operator makes (through `track`) records the
+// - Read your own writes: a write the operator makes (through `trackWrites`) records the
 //   resourceVersion the API server answered; until the watch delivers that very version (or the
-//   object's deletion), reads of that object, and lists of that cluster's objects of its kind, go
-//   to the API server. An expectation the watch never meets (a relist skipped it) lapses after
-//   EXPECTATION_TTL_MS.
+//   object's deletion), reads of that object, and lists of its kind in its namespace, go to the
+//   API server. A version the watch delivered before the write's answer arrived counts at once.
+//   An expectation the watch never meets (a relist skipped it) lapses after EXPECTATION_TTL_MS.
 // - A failed watch restarts with back-off (client-node's informer itself relists after 410 Gone
 //   and reconnects after a closed connection, but stops on other errors).
 
