@@ -11,7 +11,12 @@ import {
   generateClientCert,
 } from '../../node/certs/index.js';
 import { confluxClusterSchema } from '../api/cluster.js';
-import { buildClientSecret, CLIENT_USER_LABEL, clientCertProblem } from './kubernetes-client-certs.js';
+import {
+  buildClientSecret,
+  CLIENT_USER_LABEL,
+  clientCertificateViews,
+  clientCertProblem,
+} from './kubernetes-client-certs.js';
 
 const cluster = confluxClusterSchema.parse({
   apiVersion: 'conflux.io/v1alpha1',
@@ -60,5 +65,21 @@ describe('client certificate Secrets', () => {
     expect(check(secretOf(alice, other.certPem))).toMatch(/trust bundle/);
     const { 'tls.key': _gone, ...noKey } = secretOf(alice).data ?? {};
     expect(check({ ...secretOf(alice), data: noKey })).toMatch(/missing/);
+  });
+
+  it('views the cluster’s client Secrets by user, against the CA Secret', () => {
+    const caSecret: V1Secret = {
+      data: {
+        'ca.crt': Buffer.from(ca.certPem).toString('base64'),
+        'ca.key': Buffer.from(ca.keyPem).toString('base64'),
+      },
+    };
+    const misnamed = { ...secretOf(alice), metadata: { ...secretOf(alice).metadata, name: 'demo-tls' } };
+    const views = clientCertificateViews(cluster, [secretOf(alice), misnamed], caSecret, new Date());
+    expect(Object.keys(views)).toEqual(['alice']);
+    expect(views.alice).toMatchObject({ problem: null });
+    expect(Date.parse(views.alice?.notAfter ?? '')).toBeGreaterThan(Date.now());
+    const noCa = clientCertificateViews(cluster, [secretOf(alice)], null, new Date());
+    expect(noCa.alice?.problem).toBe('the cluster has no usable CA');
   });
 });

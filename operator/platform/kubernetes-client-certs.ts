@@ -78,26 +78,37 @@ export function clientCertProblem(
   return null;
 }
 
-/** Every issued client certificate of `cluster`, by user, with its validity and any defect. */
-export async function observeClientCertificates(
-  core: CoreV1Api,
+/**
+ * Every issued client certificate among `secrets` (the cluster's labelled Secrets), by user, with
+ * its validity and any defect against the CA Secret's signing CA and trust bundle.
+ */
+export function clientCertificateViews(
   cluster: ConfluxCluster,
+  secrets: V1Secret[],
+  caSecret: V1Secret | null,
   now: Date,
-): Promise<Record<string, CertView>> {
-  const namespace = cluster.metadata.namespace;
-  const list = await core.listNamespacedSecret({
-    namespace,
-    labelSelector: `${labelSelector(cluster)},${CLIENT_USER_LABEL}`,
-  });
-  if (list.items.length === 0) return {};
-  const ca = resourceNames(cluster).caSecret ? await signingCa(core, cluster, now).catch(() => null) : null;
+): Record<string, CertView> {
+  const set = readCaSet(caSecret, now);
+  const ca = set ? { ca: set.ca, bundle: trustBundle(set) } : null;
   const views: Record<string, CertView> = {};
-  for (const secret of list.items) {
+  for (const secret of secrets) {
     const user = secret.metadata?.labels?.[CLIENT_USER_LABEL];
     if (!user || secret.metadata?.name !== clientSecretName(cluster, user)) continue;
     views[user] = viewOf(secret, user, ca);
   }
   return views;
+}
+
+/** clientCertificateViews read from the API server (not a cache: right after a write of its own). */
+async function listClientCertificates(core: CoreV1Api, cluster: ConfluxCluster, now: Date) {
+  const namespace = cluster.metadata.namespace;
+  const list = await core.listNamespacedSecret({
+    namespace,
+    labelSelector: `${labelSelector(cluster)},${CLIENT_USER_LABEL}`,
+  });
+  const caName = resourceNames(cluster).caSecret;
+  const caSecret = caName ? await readOrNull(core, namespace, caName) : null;
+  return clientCertificateViews(cluster, list.items, caSecret, now);
 }
 
 function viewOf(
@@ -169,7 +180,7 @@ export async function followCaRotation(
   cluster: ConfluxCluster,
   o: { now: Date; fieldManager: string },
 ): Promise<void> {
-  const issued = await observeClientCertificates(core, cluster, o.now);
+  const issued = await listClientCertificates(core, cluster, o.now);
   await syncClientCertificates(core, cluster, Object.keys(issued).sort(), [], o);
 }
 

@@ -30,8 +30,8 @@ import type { CertView, OwnedView } from '../reconcile/types.js';
 import { type CachedKind, type KubeCache, trackWrites } from './kube-cache.js';
 import { type BoundedClientOptions, boundedApiClient } from './kube-client.js';
 import {
+  clientCertificateViews,
   followCaRotation,
-  observeClientCertificates,
   syncClientCertificates,
 } from './kubernetes-client-certs.js';
 import { memberPods, volumeOrdinals } from './kubernetes-members.js';
@@ -212,7 +212,16 @@ export class KubernetesPlatform implements Platform {
   }
 
   async observeClientCertificates(cluster: ConfluxCluster): Promise<Record<string, CertView>> {
-    return observeClientCertificates(this.core, cluster, this.now());
+    const namespace = cluster.metadata.namespace;
+    const caName = resourceNames(cluster).caSecret;
+    const [secrets, ca] = await Promise.all([
+      this.list<V1Secret>('Secret', cluster, async () => {
+        const selector = labelSelector(cluster);
+        return (await this.core.listNamespacedSecret({ namespace, labelSelector: selector })).items;
+      }),
+      caName ? this.readSecret(namespace, caName, true) : null,
+    ]);
+    return clientCertificateViews(cluster, secrets, ca, this.now());
   }
 
   async syncClientCertificates(cluster: ConfluxCluster, issue: string[], remove: string[]): Promise<void> {
