@@ -1,9 +1,8 @@
 // The peer-frame fuzzer's cluster: three `conflux-node` processes with mutual TLS on 127.0.0.1,
 // the certificates an attacker and the test hold, and HTTPS calls to the members' ports.
 
-import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { Agent, request } from 'node:https';
+import { Agent } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type InternalStatus, internalStatusSchema } from '../../node/api/admin-contract.js';
@@ -14,16 +13,9 @@ import {
   generateClientCert,
 } from '../../node/certs/generate.js';
 import { eventually, freePort } from './process-cluster.js';
-import { spawnTlsMember, writeNodeCert } from './tls-member.js';
+import { httpsText, spawnTlsMember, type TlsMember, writeNodeCert } from './tls-member.js';
 
-export interface FuzzMember {
-  id: string;
-  api: number;
-  raft: number;
-  admin: number;
-  proc: ChildProcess | null;
-  exit: Promise<unknown> | null;
-}
+export type FuzzMember = TlsMember;
 
 export interface Answer {
   status: number;
@@ -88,19 +80,10 @@ export class FuzzCluster {
       agent = new Agent({ keepAlive: true, ca: this.ca.certPem, cert: pair.certPem, key: pair.keyPem });
       this.agents.set(as, agent);
     }
-    return new Promise((resolve, reject) => {
-      const req = request(url, { method, agent, timeout: REQUEST_TIMEOUT_MS }, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => {
-          text += c;
-        });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-        res.on('error', reject);
-      });
-      req.on('timeout', () => req.destroy(new Error('timed out')));
-      req.on('error', reject);
-      req.end(body);
+    return httpsText(url, agent, {
+      method,
+      ...(body === undefined ? {} : { body }),
+      timeoutMs: REQUEST_TIMEOUT_MS,
     });
   }
 

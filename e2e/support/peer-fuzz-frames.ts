@@ -14,7 +14,11 @@
 // What is not drawn, because no check can tell it from a correct member's message (Raft trusts
 // its members; the README's "The peer port" says to keep node keys as secret as the data): a
 // well-formed leader's message in a term above the receiver's, a message in the current term
-// under the current leader's id, an acknowledgement or granted vote the member never gave.
+// under the current leader's id, an acknowledgement or granted vote the member never gave, and
+// a well-formed message in a term far ahead. That last one is a known hole: a transfer vote
+// (which passes the leader lease) or any response at Number.MAX_SAFE_INTEGER moves its receiver
+// to the last term a frame can carry, and the cluster never elects again (README "The peer
+// port"); any bound on a term's jump lets one frame isolate a member instead.
 
 import type { SeededRng } from '../../node/raft/rng.js';
 import type { Entry, Membership, Message } from '../../node/raft/types.js';
@@ -311,10 +315,14 @@ function disturbing(rng: SeededRng, from: string, view: FuzzView): [Message, str
   const to = view.target;
   switch (rng.int(4)) {
     case 0: {
+      // The next terms a real candidate would ask for (see the header on terms far ahead).
       const term = view.term + 1 + rng.int(3);
       const pre = rng.chance(0.5);
-      const vote = { ...wellFormed('vote', from, to, term, view), pre } as Message;
-      return [vote, `${pre ? 'pre-vote' : 'vote'} in term ${term} with an empty log`];
+      // A transfer vote passes the receiver's leader lease: it is how a leader hands over.
+      const transfer = rng.chance(0.3);
+      const vote = { ...wellFormed('vote', from, to, term, view), pre, transfer } as Message;
+      const what = `${transfer ? 'transfer ' : ''}${pre ? 'pre-vote' : 'vote'}`;
+      return [vote, `${what} in term ${term} with an empty log`];
     }
     case 1:
       return [wellFormed('append-response', from, to, view.term, view), 'a rejection'];

@@ -3,6 +3,7 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, writeFileSync } from 'node:fs';
+import { type Agent, request } from 'node:https';
 import { join, resolve } from 'node:path';
 import { type CertKeyPair, generateNodeCert } from '../../node/certs/generate.js';
 
@@ -13,6 +14,38 @@ export interface TlsMemberPorts {
   api: number;
   raft: number;
   admin: number;
+}
+
+/** A member's ports and, once spawnTlsMember started it, its process. */
+export interface TlsMember extends TlsMemberPorts {
+  proc: ChildProcess | null;
+  exit: Promise<unknown> | null;
+}
+
+/** One HTTPS request through `agent` (which holds the CA and any client certificate); its status and text. */
+export function httpsText(
+  url: string,
+  agent: Agent,
+  opts: { method?: string; body?: string; timeoutMs?: number } = {},
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      { method: opts.method ?? 'GET', agent, timeout: opts.timeoutMs ?? 10_000 },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          text += c;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+    req.end(opts.body);
+  });
 }
 
 /** A node certificate for `id` (DNS names `id` and localhost, IP 127.0.0.1), as dir/<id>.crt and .key. */

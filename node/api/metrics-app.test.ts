@@ -28,14 +28,15 @@ describe('the metrics listener', () => {
     expect(await metrics.text()).toContain('conflux_');
     expect((await fetch(`${metricsUrl}/healthz`)).status).toBe(200);
     const ready = await fetch(`${metricsUrl}/readyz`);
-    expect([ready.status, (await ready.json()).state]).toEqual([200, 'leader']);
+    expect([ready.status, ((await ready.json()) as { state: string }).state]).toEqual([200, 'leader']);
     for (const [method, path] of [
       ['GET', '/v1/kv/k'],
       ['PUT', '/v1/kv/k'],
       ['POST', '/metrics'],
     ]) {
       const res = await fetch(`${metricsUrl}${path}`, { method, ...(method === 'PUT' ? { body: 'v' } : {}) });
-      expect([res.status, (await res.json()).error.code]).toEqual([404, 'ROUTE_NOT_FOUND']);
+      const body = (await res.json()) as { error: { code: string } };
+      expect([res.status, body.error.code]).toEqual([404, 'ROUTE_NOT_FOUND']);
     }
   });
 
