@@ -5,6 +5,7 @@ import { ProtocolViolation } from './errors.js';
 import * as M from './membership.js';
 import { DEFAULT_CONFIG, type RaftState } from './raft.js';
 import { type Clock, RaftNode, type RaftStorage, type Timer } from './raft-node.js';
+import { openRaftNode } from './raft-node-open.js';
 import { SeededRng } from './rng.js';
 import { encodeCommand, type KvResult, KvStateMachine } from './sim/kv-machine.js';
 import type { Entry, HardState, Message, NodeId, SnapshotChunk, SnapshotMeta } from './types.js';
@@ -355,7 +356,7 @@ describe('RaftNode', () => {
     await node.shutdown();
   });
 
-  it('open installs the recovered snapshot with restoreAsync, letting timers run, then applies the log', async () => {
+  it('openRaftNode installs the recovered snapshot with restoreAsync, letting timers run, then applies the log', async () => {
     const membership = M.initialMembership(['n1']);
     const before = new KvStateMachine();
     for (let i = 1; i <= 5; i++)
@@ -379,7 +380,7 @@ describe('RaftNode', () => {
         restore(m, d);
       },
     });
-    const node = await RaftNode.open({
+    const node = await openRaftNode({
       config: { ...DEFAULT_CONFIG, id: 'n1', rng: new SeededRng(1) },
       state: storage.recovered(),
       storage,

@@ -46,9 +46,7 @@ import type {
 
 export * from './raft-node-api.js';
 
-/** Applying between two turns of the event loop, at most (plus one round): see `loop`. */
-const APPLY_SLICE_MS = 10;
-
+const APPLY_SLICE_MS = 10; // of applying between two turns of the event loop, at most: see `loop`
 const toError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
 
 export class RaftNode<R> {
@@ -84,22 +82,6 @@ export class RaftNode<R> {
     node.ticker = opts.clock.setInterval(() => node.tick(), opts.tickMs);
     node.kick(); // a recovered node may have committed entries left to apply
     return node;
-  }
-
-  /**
-   * `start`, after installing the recovered snapshot with the state machine's `restoreAsync` (in
-   * slices, the event loop free in between: docs/ARCHITECTURE.md §5) rather than in one piece in
-   * the constructor. What a node process uses: at a million keys the install takes seconds, and
-   * its metrics, timers and peer connections keep running meanwhile.
-   */
-  static async open<R>(opts: RaftNodeOptions<R>): Promise<RaftNode<R>> {
-    const snap = opts.state?.snapshot;
-    if (snap && opts.stateMachine.restoreAsync && opts.stateMachine.applied < snap.index) {
-      const data = opts.storage.readSnapshotChunk(snap, 0, snap.sizeBytes);
-      if (!data) throw new Error(`snapshot ${snap.id} is missing from storage`);
-      await opts.stateMachine.restoreAsync(snap, data);
-    }
-    return RaftNode.start(opts);
   }
 
   private constructor(opts: RaftNodeOptions<R>) {
@@ -328,18 +310,15 @@ export class RaftNode<R> {
   }
 
   private async loop(): Promise<void> {
-    // Rounds that need no save follow each other on microtasks: a long backlog (the log replayed
-    // at start, a node catching up) would hold the event loop for all of it, and no tick,
-    // heartbeat, peer message or client request would get through. Once the rounds since the
-    // last turn applied for APPLY_SLICE_MS (or a tick, if shorter), let timers and I/O run.
-    const sliceMs = Math.min(this.tickMs, APPLY_SLICE_MS);
+    // Rounds needing no save follow each other on microtasks: a backlog (a replay at start, a node
+    // catching up) would keep every tick, peer message and client request out. Once the rounds
+    // since the last turn applied for APPLY_SLICE_MS (or a tick if shorter), let timers and I/O in.
     let busyMs = 0;
     try {
       while (!this.stopped && this.core.hasReady()) {
         busyMs += await this.round();
-        if (busyMs < sliceMs) continue;
-        busyMs = 0;
-        await new Promise<void>((resolve) => setImmediate(resolve));
+        if (busyMs >= Math.min(this.tickMs, APPLY_SLICE_MS))
+          busyMs = await new Promise<number>((resolve) => setImmediate(() => resolve(0)));
       }
     } catch (err) {
       this.fail(toError(err));

@@ -12,7 +12,8 @@ import type { NodeMetrics } from '../metrics.js';
 import { AddressBook } from '../ops/address-book.js';
 import { staticClusterId } from '../ops/bootstrap.js';
 import { DEFAULT_CONFIG, type RaftState } from '../raft/raft.js';
-import { RaftNode, realClock } from '../raft/raft-node.js';
+import { type RaftNode, realClock } from '../raft/raft-node.js';
+import { openRaftNode } from '../raft/raft-node-open.js';
 import { SeededRng } from '../raft/rng.js';
 import type { NodeId, NodeInfo } from '../raft/types.js';
 import { splitHostPort } from '../shapes/address.js';
@@ -73,7 +74,7 @@ export async function startCore(config: NodeConfig, deps: CoreDeps): Promise<Nod
   const [raftHost, raftPort] = splitHostPort(config.raftAddr);
   await transport.listen(raftHost, raftPort);
 
-  // A recovered snapshot is installed in slices before the node starts (RaftNode.open); peers'
+  // A recovered snapshot is installed in slices before the node starts (openRaftNode); peers'
   // messages meanwhile are dropped (raftRef is null) and resent by them.
   const raft = await startRaft(config, { id, state, storage, kv, transport, metrics });
   raftRef = raft;
@@ -131,7 +132,7 @@ function startRaft(
     metrics: NodeMetrics;
   },
 ): Promise<RaftNode<KvApplyResult>> {
-  return RaftNode.open({
+  return openRaftNode({
     config: {
       ...DEFAULT_CONFIG,
       id: parts.id,
