@@ -84,6 +84,9 @@ export async function startConflux(opts: ConfluxOptions): Promise<ConfluxCluster
       '1024',
       '--max-connections-per-client',
       '2048',
+      // ... and opens them all at once (the default lets 125 in at once per listener).
+      '--max-new-connections-per-second',
+      '4000',
       ...(opts.extraArgs ?? []),
     ];
     // The same command restarts a killed node: its data directory makes it rejoin, not re-initialize.
