@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { ProtocolViolation } from './errors.js';
 import * as M from './membership.js';
 import { DEFAULT_CONFIG, type RaftState } from './raft.js';
-import { type Clock, RaftNode, type RaftStorage, type Timer } from './raft-node.js';
+import { type Clock, RaftNode, type RaftNodeOptions, type RaftStorage, type Timer } from './raft-node.js';
 import { openRaftNode } from './raft-node-open.js';
 import { SeededRng } from './rng.js';
 import { encodeCommand, type KvResult, KvStateMachine } from './sim/kv-machine.js';
@@ -98,6 +98,23 @@ class MemStorage implements RaftStorage {
   recovered(): RaftState {
     return { hardState: this.hardState, snapshot: this.snapshot?.meta ?? null, entries: [...this.entries] };
   }
+}
+
+/** A lone node n1 recovering from `storage`, on a fake clock, sending nowhere. */
+function soloOptions(
+  storage: MemStorage,
+  sm: KvStateMachine,
+  config: Partial<typeof DEFAULT_CONFIG> = {},
+): RaftNodeOptions<KvResult | null> {
+  return {
+    config: { ...DEFAULT_CONFIG, ...config, id: 'n1', rng: new SeededRng(1) },
+    state: storage.recovered(),
+    storage,
+    stateMachine: sm,
+    transport: { send: () => {} },
+    clock: new FakeClock(),
+    tickMs: TICK_MS,
+  };
 }
 
 interface Member {
@@ -336,15 +353,7 @@ describe('RaftNode', () => {
       while (performance.now() < until) {} // CPU-heavy, like a transaction of many puts
       return apply(e);
     };
-    const node = RaftNode.start({
-      config: { ...DEFAULT_CONFIG, id: 'n1', rng: new SeededRng(1), maxApplyBatch: 8 },
-      state: storage.recovered(),
-      storage,
-      stateMachine: sm,
-      transport: { send: () => {} },
-      clock: new FakeClock(),
-      tickMs: TICK_MS,
-    });
+    const node = RaftNode.start(soloOptions(storage, sm, { maxApplyBatch: 8 }));
     const seen: number[] = [];
     for (let i = 0; i < 10 && sm.applied < 33; i++) {
       await flush();
@@ -380,15 +389,7 @@ describe('RaftNode', () => {
         restore(m, d);
       },
     });
-    const node = await openRaftNode({
-      config: { ...DEFAULT_CONFIG, id: 'n1', rng: new SeededRng(1) },
-      state: storage.recovered(),
-      storage,
-      stateMachine: sm,
-      transport: { send: () => {} },
-      clock: new FakeClock(),
-      tickMs: TICK_MS,
-    });
+    const node = await openRaftNode(soloOptions(storage, sm));
     clearInterval(timer);
     for (let i = 0; i < 10 && sm.applied < 6; i++) await flush();
     expect(calls).toEqual(['restoreAsync after a turn']);
