@@ -5,8 +5,9 @@
 // transactions (growth-data.ts), each member's RSS against the raw key+value bytes, then a kill -9
 // of the leader and its restart: time from the new process to ready (Conflux: /readyz; etcd: a
 // write through it, as the failover bench), to three healthy members that all applied a marker
-// write, the restarted process's CPU time by then, and its RSS. With `--cpu-prof DIR` every Conflux
-// node writes a V8 CPU profile when it stops (the restarted one: its whole restart and catch-up).
+// write, the restarted process's CPU time by then, and its RSS; for Conflux also each node's
+// event-loop delay p99.9 from the kill to healthy (bench/loop-delay.ts). With `--cpu-prof DIR`
+// every Conflux node writes a V8 CPU profile when it stops (the restarted one: its restart).
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,6 +19,7 @@ import { confluxBatch } from './growth-conflux.js';
 import { type BatchRequest, bulkLoad, rawBytes } from './growth-data.js';
 import { etcdBatch } from './growth-etcd.js';
 import type { Cluster, Member } from './load.js';
+import { LoopDelay } from './loop-delay.js';
 import { cpuMs, logTail, memoryKiB, type Proc } from './proc.js';
 
 const { values } = parseArgs({
@@ -68,6 +70,8 @@ async function measure(system: string, dir: string): Promise<void> {
         `RSS ${rss.map(mib).join(' / ')} = ${ratios.join(' / ')} × raw ${mib(raw / 1024)}`,
     );
     const victim = (await cluster.failover.currentLeader()) ?? leader;
+    const delay = system === 'conflux' ? new LoopDelay(() => cluster.members) : null;
+    await delay?.reset();
     await cluster.failover.kill(victim);
     const t0 = performance.now();
     await cluster.failover.restart(victim);
@@ -80,6 +84,11 @@ async function measure(system: string, dir: string): Promise<void> {
         `(${(readyCpuMs / 1000).toFixed(2)} s CPU), 3 healthy members after ${(healthyMs / 1000).toFixed(2)} s ` +
         `(${(cpuMs(victim.proc.pid) / 1000).toFixed(2)} s CPU); its RSS then ${mib(rssOf(victim))}`,
     );
+    if (delay) {
+      const { byNode } = await delay.step();
+      const each = Object.entries(byNode).map(([id, ms]) => `${id} ${ms} ms`);
+      console.log(`${system}: event-loop delay p99.9 from the kill to healthy: ${each.join(', ')}`);
+    }
   } finally {
     await cluster.stop();
   }
