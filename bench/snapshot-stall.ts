@@ -2,13 +2,21 @@
 // restore take at N keys of 100-byte values, in one piece (snapshot, restore) and in slices
 // (snapshotAsync, restoreAsync, what the Raft node uses), with the longest event-loop stall seen by
 // a 5 ms timer and the longest GC pause during each. In-process, no cluster: it isolates the
-// state machine's part of a snapshot or an install from disk, network and Raft.
+// state machine's part of a snapshot or an install from network and Raft. Then the same snapshot
+// through the storage (a restart's open and whole-file read, a transfer's 1 MiB chunks as the
+// leader reads them) and through a backup to a file:// destination and back (upload, download and
+// restore).
 
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { encodeSnapshotBuffer } from '../node/kv/snapshot-format.js';
+import { downloadBackup, uploadBackup } from '../node/backup/index.js';
+import { encodeSnapshotBuffer, SNAPSHOT_FORMAT_VERSION } from '../node/kv/snapshot-format.js';
 import { KvStore } from '../node/kv/store.js';
 import type { SnapshotMeta } from '../node/raft/types.js';
+import { openStorage } from '../node/storage/index.js';
 
 const { values } = parseArgs({ options: { keys: { type: 'string', default: '1000000' } } });
 const n = Number(values.keys);
@@ -63,4 +71,49 @@ await measure('restore', () => store.restore(meta, data));
 await measure('restoreAsync', () => store.restoreAsync(meta, data));
 await measure('snapshot', () => store.snapshot());
 await measure('snapshotAsync', () => store.snapshotAsync());
+
+const dir = mkdtempSync(join(tmpdir(), 'conflux-stall-'));
+try {
+  const first = await openStorage(join(dir, 'data'));
+  await first.storage.saveSnapshot(meta, data);
+  await first.storage.close();
+  let storage = first.storage;
+  await measure('storage open', async () => {
+    storage = (await openStorage(join(dir, 'data'))).storage;
+  });
+  await measure('restart read', () => storage.readSnapshotChunk(meta, 0, meta.sizeBytes));
+  await measure('transfer read', async () => {
+    const chunk = 1 << 20;
+    for (let offset = 0; offset < meta.sizeBytes; offset += chunk) {
+      if (!storage.readSnapshotChunk(meta, offset, chunk)) throw new Error(`no chunk at ${offset}`);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  });
+  await storage.close();
+  const backupDir = `file://${join(dir, 'backups')}`;
+  let uri = '';
+  await measure('backup', async () => {
+    const stream = store.snapshotStream();
+    const res = await uploadBackup(backupDir, {
+      stream,
+      metadata: {
+        clusterId: 'bench',
+        nodeId: 'n1',
+        createdAt: new Date().toISOString(),
+        lastIndex: stream.applied,
+        lastTerm: 1,
+        revision: stream.revision,
+        keyCount: stream.keyCount,
+        formatVersion: SNAPSHOT_FORMAT_VERSION,
+      },
+    });
+    uri = res.uri;
+  });
+  await measure('backup restore', async () => {
+    const dl = await downloadBackup(uri);
+    await new KvStore().restoreFromStream(dl.stream);
+  });
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
 console.log(`RSS ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`);
