@@ -1,5 +1,5 @@
 // npm run bench [-- --seconds 5 --warmup 1 --rounds 3 --in-flight 1,16,64 --keys 1000 --json FILE
-//                  --failover-trials 5 --no-failover --no-build --cpu-prof DIR --keep
+//                  --failover-trials 5 --no-failover --no-auth --no-build --cpu-prof DIR --keep
 //                  --growth | --only growth  --sizes 10000,100000,1000000 --png FILE
 //                  --growth-trials 1 --watchers 1000 --systems conflux,etcd
 //                  --render FILE (print the growth tables and draw the PNG of an earlier --json)]
@@ -7,7 +7,8 @@
 // generator, key space and 100-byte values; writes, linearizable and serializable reads at each
 // in-flight count, systems alternating per round; the median round is reported with the floor of
 // a write on this machine. Then (unless --no-failover) the write-unavailability windows during leader
-// transfers and leader kills, --failover-trials of each per system (see failover.ts). Exit code is
+// transfers and leader kills, --failover-trials of each per system (see failover.ts), and (unless
+// --no-auth) the cost of client authorization on one TLS node (see client-auth.ts). Exit code is
 // non-zero only on errors: the numbers are not asserted.
 // With --growth (after the above) or --only growth (instead of it): how the costs grow with the
 // data size, both systems at each of --sizes keys (see growth.ts), tables on stdout and the curves
@@ -19,6 +20,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { type AuthCost, renderAuthCost, runClientAuthBench } from './client-auth.js';
 import { buildConflux, startConflux } from './conflux.js';
 import { ensureEtcd, startEtcd } from './etcd.js';
 import { type FailoverReport, runFailover } from './failover.js';
@@ -48,6 +50,7 @@ function options() {
       keep: { type: 'boolean', default: false },
       'failover-trials': { type: 'string', default: '5' },
       'no-failover': { type: 'boolean', default: false },
+      'no-auth': { type: 'boolean', default: false },
       growth: { type: 'boolean', default: false },
       only: { type: 'string' },
       sizes: { type: 'string', default: '10000,100000,1000000' },
@@ -89,6 +92,7 @@ function options() {
     cpuProf: values['cpu-prof'] ? resolve(values['cpu-prof']) : undefined,
     keep: values.keep,
     failoverTrials: values['no-failover'] ? 0 : positive('failover-trials', values['failover-trials']),
+    auth: !values['no-auth'] && values.only === undefined,
   };
 }
 
@@ -160,6 +164,11 @@ async function main(): Promise<void> {
   }
   if (opts.cpuProf) mkdirSync(opts.cpuProf, { recursive: true });
   const report = opts.throughput ? await throughput(opts, floor, etcdVersion, loadAtStart, tmp) : undefined;
+  let authCost: AuthCost | undefined;
+  if (opts.auth) {
+    log('client authorization: off and on, alternating rounds on one TLS node');
+    authCost = await runClientAuthBench(opts.seconds, 16);
+  }
   let growth: GrowthReport | undefined;
   if (opts.growth) {
     log(`growth: ${opts.sizes.join(', ')} keys, ${opts.systems.join(' and ')}`);
@@ -189,13 +198,18 @@ async function main(): Promise<void> {
   }
   await cleanup();
   if (report) process.stdout.write(`${renderReport(report)}\n`);
+  if (authCost) process.stdout.write(`\n${renderAuthCost(authCost)}\n`);
   if (growth) {
     process.stdout.write(`${report ? '\n' : ''}${renderGrowth(growth)}\n`);
     writeGrowthPng(growth, opts.png);
     log(`wrote ${opts.png}`);
   }
   if (opts.json) {
-    writeJson(opts.json, { ...(report ?? {}), ...(growth ? { growth } : {}) } as Report);
+    writeJson(opts.json, {
+      ...(report ?? {}),
+      ...(authCost ? { authCost } : {}),
+      ...(growth ? { growth } : {}),
+    } as Report);
     log(`wrote ${opts.json}`);
   }
   if (opts.cpuProf) log(`CPU profiles of the Conflux nodes in ${opts.cpuProf}`);
