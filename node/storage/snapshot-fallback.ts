@@ -49,7 +49,7 @@ export async function openWithoutSnapshot(
   if (hadFile) fs.renameSync(badFile, aside);
   let snaps: SnapshotStore;
   try {
-    snaps = SnapshotStore.open(snapDir, fallback, io, logger, state.previousSnapshot ?? null);
+    snaps = await SnapshotStore.open(snapDir, fallback, io, logger, state.previousSnapshot ?? null);
     // Make the WAL say so: later replays and segment headers start from the older snapshot.
     await wal.append({ type: 'snapshot', snapshot: fallback }, false);
   } catch (e) {

@@ -111,6 +111,45 @@ describe('a damaged snapshot file', () => {
     expect(state.entries.map((e) => e.index)).toEqual(range(11, 25, 1).map((e) => e.index));
   });
 
+  it('damaged while a transfer reads it in chunks: the last chunk is refused, so no follower completes it', async () => {
+    await twoSnapshots();
+    const failures: StorageError[] = [];
+    const { storage } = await openStorage(dir, { segmentBytes: 400, onFailure: (e) => failures.push(e) });
+    const meta = snapMeta(20, 1, 64);
+    // An intact transfer in 16-byte chunks, one retried, goes through.
+    for (const offset of [0, 16, 16, 32, 48]) {
+      expect(storage.readSnapshotChunk(meta, offset, 16)).toEqual(Buffer.from(data(16, 2)));
+    }
+    const bad = snapFile(20);
+    const buf = fs.readFileSync(bad);
+    buf[40] = (buf[40] as number) ^ 0x01;
+    fs.writeFileSync(bad, buf);
+    // The next transfer gets the chunks before the end (damaged bytes included)...
+    expect(storage.readSnapshotChunk(meta, 0, 32)).toEqual(Buffer.from(data(32, 2)));
+    expect(storage.readSnapshotChunk(meta, 32, 16)).not.toBeNull();
+    expect(failures).toEqual([]);
+    // ...but never the last one: the running checksum does not match the footer's.
+    expect(storage.readSnapshotChunk(meta, 48, 16)).toBeNull();
+    expect(failures.map((e) => e.code)).toEqual(['STORAGE_FAILED']);
+    expect(String(failures[0]?.cause ?? failures[0]?.message)).toMatch(/checksum mismatch/);
+    await storage.close();
+  });
+
+  it('a last chunk with no running checksum behind it checks the whole file', async () => {
+    await twoSnapshots();
+    const failures: StorageError[] = [];
+    const { storage } = await openStorage(dir, { segmentBytes: 400, onFailure: (e) => failures.push(e) });
+    const meta = snapMeta(20, 1, 64);
+    expect(storage.readSnapshotChunk(meta, 48, 16)).toEqual(Buffer.from(data(16, 2)));
+    const bad = snapFile(20);
+    const buf = fs.readFileSync(bad);
+    buf[3] = (buf[3] as number) ^ 0x80;
+    fs.writeFileSync(bad, buf);
+    expect(storage.readSnapshotChunk(meta, 48, 16)).toBeNull();
+    expect(failures.map((e) => e.code)).toEqual(['STORAGE_FAILED']);
+    await storage.close();
+  });
+
   it('without an older snapshot refuses to start, naming the file', async () => {
     const { storage } = await openStorage(dir);
     await storage.save(ready({ entries: range(1, 12, 1), hardState: hs(1, 12) }));

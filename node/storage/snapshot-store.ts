@@ -17,6 +17,17 @@
 //   slower than the snapshot interval still finishes. Its file may be deleted already; the open
 //   descriptor keeps the bytes readable (and their disk space taken) until it is closed. A transfer
 //   of an older one gets null chunks, and the leader starts it over with the current snapshot.
+//
+// Checksums: bytes damaged on this disk since a file was written must never be handed out (a
+// follower would stage them under a checksum of its own, install them durably and fail on them
+// for good). `open` checks the whole file once, in slices with turns of the event loop between
+// them (docs/ARCHITECTURE.md §5). `read` then checks as the bytes go out: a read from offset 0
+// starts a running checksum, each read that continues where an earlier one ended extends it, and
+// the read that reaches the end of the data is refused (StorageCorruptionError) unless the sum
+// matches the footer. A follower never gets the last chunk of a damaged file, so it never
+// installs it; a whole-file read (a restart, an install) is checked the same way, in one piece.
+// Only a read reaching the end without a known sum for where it starts (a transfer resumed from
+// another node's offset) checks the whole file there and then.
 
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
@@ -26,11 +37,32 @@ import { StorageCorruptionError } from './errors.js';
 import type { StorageFileHandle, StorageFs } from './fs.js';
 import type { DurableIo, StorageLogger } from './io.js';
 import type { SnapshotRef } from './schemas.js';
-import { encodeFooter, readAt, verifySnapshotFd, verifySnapshotFile } from './snapshot-file.js';
+import {
+  checkDataCrc,
+  encodeFooter,
+  readAt,
+  readFooter,
+  type SnapshotFooter,
+  verifySnapshotFd,
+} from './snapshot-file.js';
 
 const STAGING_NAME = 'staging.tmp';
 /** Replaced snapshots kept open for transfers in progress (see the header). */
 const RETIRED_KEPT = 2;
+/** Running checksums kept per snapshot (by the offset where each ends): one per transfer, plus retries. */
+const RUNS_KEPT = 32;
+
+/** An open snapshot file, with what `read` knows of its checksums. */
+interface OpenSnapshot {
+  ref: SnapshotRef;
+  fd: number;
+  /** Read lazily on the first read that needs it. */
+  footer: SnapshotFooter | null;
+  /** crc32 of bytes [0, offset), by offset, for reads that started at 0; oldest first. */
+  runs: Map<number, number>;
+  /** Checked whole by `open` and not read whole since: the first whole read needs no check. */
+  fresh: boolean;
+}
 
 interface Staging {
   meta: SnapshotMeta;
@@ -42,12 +74,12 @@ interface Staging {
 export const isSnapshotFile = (name: string): boolean => name.endsWith('.snap');
 
 export class SnapshotStore {
-  private current: { ref: SnapshotRef; fd: number } | null = null;
+  private current: OpenSnapshot | null = null;
   /** The fallback: the snapshot before the current one, or null. */
   private previous: SnapshotRef | null = null;
   private staging: Staging | null = null;
   /** Replaced snapshots still open for transfers that started from them, oldest first. */
-  private retired: { ref: SnapshotRef; fd: number }[] = [];
+  private retired: OpenSnapshot[] = [];
   private readonly fs: StorageFs;
 
   private constructor(
@@ -60,15 +92,16 @@ export class SnapshotStore {
 
   /**
    * Verify the snapshot the WAL refers to and delete every snapshot file but it and `previous`
-   * (the fallback, if the WAL still names it and its file is there).
+   * (the fallback, if the WAL still names it and its file is there). The check reads the file in
+   * slices, the event loop running between them.
    */
-  static open(
+  static async open(
     dir: string,
     ref: SnapshotRef | null,
     io: DurableIo,
     logger: StorageLogger,
     previous: SnapshotRef | null = null,
-  ): SnapshotStore {
+  ): Promise<SnapshotStore> {
     const store = new SnapshotStore(dir, io, logger);
     const { fs } = io;
     if (ref) {
@@ -76,15 +109,23 @@ export class SnapshotStore {
       if (!fs.existsSync(file)) {
         throw new StorageCorruptionError(file, 0, `snapshot ${ref.meta.id} referenced by the WAL is missing`);
       }
-      const meta = verifySnapshotFile(fs, file);
+      const fd = fs.openSync(file, 'r');
+      let meta: SnapshotMeta;
+      try {
+        meta = await verifySnapshotFd(fs, fd, file);
+      } catch (err) {
+        fs.closeSync(fd);
+        throw err;
+      }
       if (meta.id !== ref.meta.id || meta.index !== ref.meta.index || meta.term !== ref.meta.term) {
+        fs.closeSync(fd);
         throw new StorageCorruptionError(
           file,
           0,
           `holds snapshot ${meta.id}, the WAL expects ${ref.meta.id}`,
         );
       }
-      store.current = { ref, fd: fs.openSync(file, 'r') };
+      store.current = { ...openSnapshot(ref, fd), fresh: true };
     }
     if (previous && previous.file !== ref?.file && fs.existsSync(path.join(dir, previous.file))) {
       store.previous = previous;
@@ -161,7 +202,7 @@ export class SnapshotStore {
   setCurrent(ref: SnapshotRef, keepFallback = true): void {
     const fd = this.fs.openSync(path.join(this.dir, ref.file), 'r');
     const replaced = this.current;
-    this.current = { ref, fd };
+    this.current = openSnapshot(ref, fd);
     const dropped = this.previous;
     this.previous = keepFallback && replaced && replaced.ref.file !== ref.file ? replaced.ref : null;
     if (replaced) this.retire(replaced);
@@ -177,11 +218,8 @@ export class SnapshotStore {
 
   /**
    * Bytes [offset, offset + length) of `meta`'s snapshot if it is the current one or a retired one
-   * still open; clamped to its size.
-   * A read from offset 0 starts a transfer, an install or a restart: the whole file is checked
-   * against its checksums first, so bytes damaged on this disk since the file was written are
-   * never handed out (a follower would stage them under a checksum of its own, install them
-   * durably and fail on them for good). Throws StorageCorruptionError.
+   * still open; clamped to its size. A read that reaches the end of the data is checked against
+   * the file's checksum first (see the header). Throws StorageCorruptionError.
    */
   read(meta: SnapshotMeta, offset: number, length: number): Uint8Array | null {
     const cur =
@@ -189,10 +227,33 @@ export class SnapshotStore {
         ? this.current
         : this.retired.find((r) => r.ref.meta.id === meta.id);
     if (!cur) return null;
-    if (offset <= 0) verifySnapshotFd(this.fs, cur.fd, path.join(this.dir, cur.ref.file));
     const size = cur.ref.meta.sizeBytes;
     const start = Math.min(Math.max(0, offset), size);
-    return readAt(this.fs, cur.fd, start, Math.max(0, Math.min(length, size - start)));
+    const data = readAt(this.fs, cur.fd, start, Math.max(0, Math.min(length, size - start)));
+    this.check(cur, start, data);
+    return data;
+  }
+
+  /** Extend the running checksum `data` (read at `start`) continues; check it at the end. */
+  private check(cur: OpenSnapshot, start: number, data: Buffer): void {
+    const end = start + data.length;
+    const file = path.join(this.dir, cur.ref.file);
+    if (cur.fresh && start === 0 && end === cur.ref.meta.sizeBytes) {
+      cur.fresh = false;
+      return;
+    }
+    const before = start === 0 ? 0 : cur.runs.get(start);
+    const crc = before === undefined ? undefined : crc32(data, before);
+    if (crc !== undefined && end < cur.ref.meta.sizeBytes) {
+      cur.runs.delete(end);
+      cur.runs.set(end, crc);
+      if (cur.runs.size > RUNS_KEPT) cur.runs.delete(cur.runs.keys().next().value as number);
+      return;
+    }
+    if (end < cur.ref.meta.sizeBytes) return;
+    cur.footer ??= readFooter(this.fs, cur.fd, file);
+    if (crc !== undefined) checkDataCrc(cur.footer, crc, file);
+    else checkDataCrc(cur.footer, crcOfRange(this.fs, cur.fd, cur.footer.dataBytes), file);
   }
 
   async close(): Promise<void> {
@@ -202,7 +263,7 @@ export class SnapshotStore {
     for (const r of this.retired.splice(0)) this.fs.closeSync(r.fd);
   }
 
-  private retire(replaced: { ref: SnapshotRef; fd: number }): void {
+  private retire(replaced: OpenSnapshot): void {
     this.retired.push(replaced);
     while (this.retired.length > RETIRED_KEPT) this.fs.closeSync(this.retired.shift()!.fd);
   }
@@ -222,6 +283,23 @@ export class SnapshotStore {
       this.logger.warn({ file, err }, 'could not delete an old snapshot file');
     }
   }
+}
+
+const openSnapshot = (ref: SnapshotRef, fd: number): OpenSnapshot => ({
+  ref,
+  fd,
+  footer: null,
+  runs: new Map(),
+  fresh: false,
+});
+
+/** crc32 of the first `bytes` bytes of `fd`, read in 1 MiB pieces. */
+function crcOfRange(fs: StorageFs, fd: number, bytes: number): number {
+  let crc = 0;
+  for (let pos = 0; pos < bytes; pos += 1 << 20) {
+    crc = crc32(readAt(fs, fd, pos, Math.min(1 << 20, bytes - pos)), crc);
+  }
+  return crc;
 }
 
 const newFileName = (meta: SnapshotMeta): string =>

@@ -89,7 +89,7 @@ export async function openStorage(
     let { wal, state } = await Wal.open(walDir, walOpts);
     let snaps: SnapshotStore;
     try {
-      snaps = SnapshotStore.open(snapDir, state.snapshot, io, logger, state.previousSnapshot ?? null);
+      snaps = await SnapshotStore.open(snapDir, state.snapshot, io, logger, state.previousSnapshot ?? null);
     } catch (err) {
       await wal.close();
       if (!(err instanceof StorageCorruptionError) || !state.snapshot) throw err;
