@@ -76,7 +76,10 @@ class Pacer {
 }
 
 /** A snapshot as a stream of chunks, with the position it captures. */
-export interface SnapshotStream extends AsyncIterable<Uint8Array>, Readonly<SnapshotHeader> {}
+export interface SnapshotStream extends AsyncIterable<Uint8Array>, Readonly<SnapshotHeader> {
+  /** Release what the stream holds without reading it (reading it to the end releases it too). */
+  close?(): void;
+}
 
 export class KvStore implements StateMachine<KvApplyResult> {
   readonly limits: KvLimits;
@@ -300,18 +303,25 @@ export class KvStore implements StateMachine<KvApplyResult> {
 
   /**
    * The same bytes as `snapshot()` at this moment, as chunks of at most `snapshotChunkBytes`. The
-   * state is captured now (arrays of references to immutable stored values, not a copy of the data),
-   * so applying more entries while the stream is consumed does not change it. For a Node stream:
-   * `Readable.from(store.snapshotStream())`.
+   * state is captured now as `snapshotAsync` captures it (a copy of the key index, no pass over the
+   * values: at 1M keys a pass stalls the event loop for 0.2 s, docs/ARCHITECTURE.md §5), so
+   * applying more entries while the stream is consumed does not change it. Consume it once; it
+   * releases the capture when read to the end or stopped early; call `close` if it is never read.
+   * For a Node stream: `Readable.from(store.snapshotStream())`.
    */
   snapshotStream(): SnapshotStream {
     const header = this.header();
-    const kvs = this.state.capture();
+    const kvs = this.state.captureLive();
     const chunkBytes = this.chunkBytes;
     return {
       ...header,
+      close: () => kvs.close(),
       async *[Symbol.asyncIterator]() {
-        yield* encodeSnapshot(header, kvs, chunkBytes);
+        try {
+          yield* encodeSnapshot(header, kvs, chunkBytes);
+        } finally {
+          kvs.close();
+        }
       },
     };
   }

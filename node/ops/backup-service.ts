@@ -243,7 +243,7 @@ export class BackupService {
         },
       },
       backupOptions,
-    );
+    ).finally(() => stream.close?.()); // a destination failing before the first read leaves it open
     const entry: BackupEntry = { uri: res.uri, manifestUri: res.manifestUri, manifest: res.manifest };
     // Retention over a fresh listing, so it sees the new backup (which, being the newest, stays).
     return describe(entry, false, await this.retain(dest, clusterId));
