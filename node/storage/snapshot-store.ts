@@ -39,6 +39,7 @@ import type { DurableIo, StorageLogger } from './io.js';
 import type { SnapshotRef } from './schemas.js';
 import {
   checkDataCrc,
+  crcOfData,
   encodeFooter,
   readAt,
   readFooter,
@@ -253,7 +254,7 @@ export class SnapshotStore {
     if (end < cur.ref.meta.sizeBytes) return;
     cur.footer ??= readFooter(this.fs, cur.fd, file);
     if (crc !== undefined) checkDataCrc(cur.footer, crc, file);
-    else checkDataCrc(cur.footer, crcOfRange(this.fs, cur.fd, cur.footer.dataBytes), file);
+    else checkDataCrc(cur.footer, crcOfData(this.fs, cur.fd, cur.footer.dataBytes), file);
   }
 
   async close(): Promise<void> {
@@ -292,15 +293,6 @@ const openSnapshot = (ref: SnapshotRef, fd: number): OpenSnapshot => ({
   runs: new Map(),
   fresh: false,
 });
-
-/** crc32 of the first `bytes` bytes of `fd`, read in 1 MiB pieces. */
-function crcOfRange(fs: StorageFs, fd: number, bytes: number): number {
-  let crc = 0;
-  for (let pos = 0; pos < bytes; pos += 1 << 20) {
-    crc = crc32(readAt(fs, fd, pos, Math.min(1 << 20, bytes - pos)), crc);
-  }
-  return crc;
-}
 
 const newFileName = (meta: SnapshotMeta): string =>
   `${String(meta.index).padStart(16, '0')}-${randomBytes(4).toString('hex')}.snap`;
