@@ -7,7 +7,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { downloadBackup, lastBackup, listBackups, openStore, uploadBackup } from './backup.js';
+import {
+  downloadBackup,
+  lastBackup,
+  listBackups,
+  openStore,
+  readBackupData,
+  uploadBackup,
+} from './backup.js';
 import { BackupError } from './errors.js';
 import { type BackupMetadata, dataNameFor, manifestNameFor } from './manifest.js';
 import { createS3Client, MIN_PART_BYTES } from './s3.js';
@@ -179,6 +186,32 @@ describe.each(backends)('backups on $name', (backend) => {
     const err = await consumeError(dl.stream);
     expect(err.problem).toBe('corrupt');
     expect(err.message).toMatch(/sha256/);
+  });
+
+  it('gathers the verified data into one buffer, the size and sha256 verdict before a failed chunk check', async () => {
+    const uri = backend.uri();
+    const data = randomBytes(300 * 1024);
+    const res = await uploadBackup(uri, { stream: chunks(data), metadata: meta() }, opts());
+    const seen: number[] = [];
+    const got = await readBackupData(await downloadBackup(res.uri, opts()), (c) => seen.push(c.byteLength));
+    expect(got).toEqual(data);
+    expect(seen.reduce((a, b) => a + b, 0)).toBe(data.byteLength);
+    const bad = Buffer.from(data);
+    bad[10] = (bad[10]! ^ 0xff) & 0xff;
+    await overwrite(backend.name, uri, res.key, bad);
+    const failing = readBackupData(await downloadBackup(res.uri, opts()), () => {
+      throw new Error('record check failed');
+    });
+    await expect(failing).rejects.toMatchObject({
+      problem: 'corrupt',
+      message: expect.stringMatching(/sha256/),
+    });
+    // Intact data: the chunk check's own error comes out, once the stream is verified.
+    await overwrite(backend.name, uri, res.key, data);
+    const checked = readBackupData(await downloadBackup(res.uri, opts()), () => {
+      throw new Error('record check failed');
+    });
+    await expect(checked).rejects.toThrow('record check failed');
   });
 
   it('refuses a truncated or extended object', async () => {

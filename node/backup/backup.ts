@@ -2,6 +2,7 @@
 // /_cluster/restore). See manifest.ts for the layout and the completeness invariant: a backup
 // exists iff its manifest does, and the manifest is written only after the data is complete.
 
+import { constants as bufferConstants } from 'node:buffer';
 import { lstatSync, readlinkSync, realpathSync } from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
@@ -23,6 +24,8 @@ import {
 import type { ObjectStore } from './object-store.js';
 import { S3Store, type S3StoreOptions } from './s3.js';
 import { type BackupDestination, parseDestination, parseObjectUri, type S3ConnectionOptions } from './uri.js';
+
+const MAX_BUFFER_BYTES = bufferConstants.MAX_LENGTH;
 
 /** A destination: its URI, or already parsed. */
 export type BackupTarget = string | BackupDestination;
@@ -228,6 +231,43 @@ export async function downloadBackup(uri: string, options: BackupOptions = {}): 
   if (!data)
     throw new BackupError('corrupt', `backup data ${dataUri} is missing although its manifest exists`);
   return { manifest, uri: dataUri, stream: verifyingStream(data, manifest, dataUri) };
+}
+
+/**
+ * The whole data of a download, verified (its stream's errors are thrown), gathered into one
+ * buffer of the manifest's size as the chunks arrive: no concatenation at the end, which at 1M
+ * keys copies 165 MiB in one piece and stalls the node for 0.1 s. `onChunk` sees each chunk in
+ * order as it arrives (to check the snapshot's records along the way); a throw from it is kept
+ * and thrown after the stream ended, so the stream's own verdict (size, sha256) comes first.
+ */
+export async function readBackupData(
+  dl: DownloadedBackup,
+  onChunk?: (chunk: Uint8Array) => void,
+): Promise<Buffer> {
+  const expected = dl.manifest.bytes;
+  if (expected > MAX_BUFFER_BYTES) {
+    throw new BackupError(
+      'corrupt',
+      `backup ${dl.uri} claims ${expected} bytes, more than one buffer holds (${MAX_BUFFER_BYTES})`,
+    );
+  }
+  const data = Buffer.allocUnsafe(expected);
+  let at = 0;
+  let failed: { err: unknown } | null = null;
+  for await (const chunk of dl.stream) {
+    // The verifying stream throws before handing out a chunk past the manifest's size.
+    data.set(chunk, at);
+    at += chunk.byteLength;
+    if (!failed && onChunk) {
+      try {
+        onChunk(chunk);
+      } catch (err) {
+        failed = { err };
+      }
+    }
+  }
+  if (failed) throw failed.err;
+  return data;
 }
 
 /** Throws BackupError 'invalid-uri' when `dir` is one of `protectedDirs` or inside one (symlinks resolved). */

@@ -10,6 +10,7 @@ export {
   listBackups,
   openStore,
   type RetentionPolicy,
+  readBackupData,
   selectExpired,
   type UploadResult,
   uploadBackup,

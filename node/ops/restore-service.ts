@@ -32,6 +32,7 @@ import {
   manifestSchema,
   openStore,
   parseObjectUri,
+  readBackupData,
 } from '../backup/index.js';
 import { DATA_SUFFIX, MANIFEST_SUFFIX, manifestNameFor } from '../backup/manifest.js';
 import { ConfluxError } from '../errors.js';
@@ -283,18 +284,20 @@ async function downloadVerified(
     await discard(dl.stream);
     throw err;
   }
-  const chunks: Uint8Array[] = [];
+  // Every record is checked as its chunk arrives rather than in one piece at the end (1M keys:
+  // a long stall, docs/ARCHITECTURE.md §5); not kept: the node decodes it again when it installs it.
+  const decoder = new SnapshotDecoder({ verifyOnly: true });
   let bytes = 0;
+  let data: Buffer;
   try {
-    for await (const chunk of dl.stream) {
-      chunks.push(chunk);
+    data = await readBackupData(dl, (chunk) => {
       bytes += chunk.byteLength;
-    }
+      decoder.push(chunk);
+    });
   } finally {
     metrics?.restoreBytes.inc(bytes);
   }
-  const data = Buffer.concat(chunks, bytes);
-  checkSnapshot(data, dl.manifest, dl.uri);
+  checkSnapshot(decoder, dl.manifest, dl.uri);
   return { uri: dl.uri, manifest: dl.manifest, data };
 }
 
@@ -337,13 +340,10 @@ async function discard(stream: AsyncIterable<Uint8Array>): Promise<void> {
 }
 
 /**
- * Decode the snapshot completely (magic, version, every record, CRC) and check it is the one the
- * manifest describes. Throws BACKUP_CORRUPT; installs nothing.
+ * Finish decoding the snapshot `decoder` was fed in full (magic, version, every record, CRC) and
+ * check it is the one the manifest describes. Throws BACKUP_CORRUPT; installs nothing.
  */
-function checkSnapshot(data: Uint8Array, manifest: BackupManifest, uri: string): void {
-  // Verified in full, but not kept: the node decodes it again when it installs it.
-  const decoder = new SnapshotDecoder({ verifyOnly: true });
-  decoder.push(data);
+function checkSnapshot(decoder: SnapshotDecoder, manifest: BackupManifest, uri: string): void {
   const { header } = decoder.finish(); // SnapshotFormatError -> BACKUP_CORRUPT (toOpsError)
   const mismatch = (['applied', 'revision', 'keyCount'] as const).find(
     (f) => header[f] !== (f === 'applied' ? manifest.lastIndex : manifest[f]),
