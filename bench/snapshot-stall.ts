@@ -3,7 +3,7 @@
 // (snapshotAsync, restoreAsync, what the Raft node uses), with the longest event-loop stall seen by
 // a 5 ms timer and the longest GC pause during each. In-process, no cluster: it isolates the
 // state machine's part of a snapshot or an install from network and Raft. Then the same snapshot
-// through the storage (a restart's open and whole-file read, a transfer's 1 MiB chunks as the
+// through the storage (its write, a restart's open and whole-file read, a transfer's 1 MiB chunks as the
 // leader reads them) and through a backup to a file:// destination and back (upload, download and
 // restore).
 
@@ -76,7 +76,7 @@ await measure('snapshotAsync', () => store.snapshotAsync());
 const dir = mkdtempSync(join(tmpdir(), 'conflux-stall-'));
 try {
   const first = await openStorage(join(dir, 'data'));
-  await first.storage.saveSnapshot(meta, data);
+  await measure('storage write', () => first.storage.saveSnapshot(meta, data));
   await first.storage.close();
   let storage = first.storage;
   await measure('storage open', async () => {
