@@ -50,6 +50,8 @@ import {
 const STAGING_NAME = 'staging.tmp';
 /** Replaced snapshots kept open for transfers in progress (see the header). */
 const RETIRED_KEPT = 2;
+/** Not a crc32 (those are unsigned): a run that continues the read checked whole by `open`. */
+const TRUSTED = -1;
 /** Running checksums kept per snapshot (by the offset where each ends): one per transfer, plus retries. */
 const RUNS_KEPT = 32;
 
@@ -59,9 +61,9 @@ interface OpenSnapshot {
   fd: number;
   /** Read lazily on the first read that needs it. */
   footer: SnapshotFooter | null;
-  /** crc32 of bytes [0, offset), by offset, for reads that started at 0; oldest first. */
+  /** crc32 of bytes [0, offset) (or TRUSTED), by offset, for reads that started at 0; oldest first. */
   runs: Map<number, number>;
-  /** Checked whole by `open` and not read whole since: the first whole read needs no check. */
+  /** Checked whole by `open` and not read from 0 since: that first read needs no second sum. */
   fresh: boolean;
 }
 
@@ -239,12 +241,19 @@ export class SnapshotStore {
   private check(cur: OpenSnapshot, start: number, data: Buffer): void {
     const end = start + data.length;
     const file = path.join(this.dir, cur.ref.file);
-    if (cur.fresh && start === 0 && end === cur.ref.meta.sizeBytes) {
+    let crc: number | undefined;
+    if (start === 0 && cur.fresh) {
+      // The first read after `open` checked the whole file: the read (in one piece or in chunks)
+      // that restores the state from it needs no second sum.
       cur.fresh = false;
-      return;
+      crc = TRUSTED;
+    } else {
+      const before = start === 0 ? 0 : cur.runs.get(start);
+      crc = before === undefined || before === TRUSTED ? before : crc32(data, before);
+      // A trusted run is read once, in order: no transfer continues from where it passed.
+      if (before === TRUSTED) cur.runs.delete(start);
     }
-    const before = start === 0 ? 0 : cur.runs.get(start);
-    const crc = before === undefined ? undefined : crc32(data, before);
+    if (crc === TRUSTED && end === cur.ref.meta.sizeBytes) return;
     if (crc !== undefined && end < cur.ref.meta.sizeBytes) {
       cur.runs.delete(end);
       cur.runs.set(end, crc);
