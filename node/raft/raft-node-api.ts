@@ -18,6 +18,11 @@ export interface RaftStorage {
   /** Bytes [offset, offset + length) of the current snapshot if its id is `meta.id`, else null. */
   readSnapshotChunk(meta: SnapshotMeta, offset: number, length: number): Uint8Array | null;
   /**
+   * The whole of that snapshot, as `readSnapshotChunk(meta, 0, meta.sizeBytes)`, but free to read
+   * it in slices that let the event loop run (one read is 0.1 s at 1M keys).
+   */
+  readSnapshot(meta: SnapshotMeta): Promise<Uint8Array | null>;
+  /**
    * Store a snapshot this node made; entries ≤ meta.index may be dropped afterwards. May overlap a
    * `save`; when the current snapshot is at least as new, ignore it.
    */

@@ -89,6 +89,10 @@ class MemStorage implements RaftStorage {
     return this.snapshot?.meta.id === meta.id ? this.snapshot.data.slice(offset, offset + length) : null;
   }
 
+  async readSnapshot(meta: SnapshotMeta): Promise<Uint8Array | null> {
+    return this.readSnapshotChunk(meta, 0, meta.sizeBytes);
+  }
+
   async saveSnapshot(meta: SnapshotMeta, data: Uint8Array): Promise<void> {
     if (meta.index <= (this.snapshot?.meta.index ?? 0)) return;
     this.snapshot = { meta, data };

@@ -408,7 +408,7 @@ export class RaftNode<R> {
 
   /** The storage installed a received snapshot: the state machine becomes its contents. */
   private async install(meta: SnapshotMeta): Promise<void> {
-    const data = this.storage.readSnapshotChunk(meta, 0, meta.sizeBytes);
+    const data = await this.storage.readSnapshot(meta);
     if (!data) throw new Error(`storage lost snapshot ${meta.id} right after installing it`);
     if (this.sm.restoreAsync) await this.sm.restoreAsync(meta, data);
     else this.sm.restore(meta, data);

@@ -236,6 +236,10 @@ class CheckedStorage implements RaftStorage {
     return this.inner.readSnapshotChunk(meta, offset, length);
   }
 
+  readSnapshot(meta: SnapshotMeta): Promise<Uint8Array | null> {
+    return this.inner.readSnapshot(meta);
+  }
+
   saveSnapshot(meta: SnapshotMeta, data: Uint8Array): Promise<void> {
     return this.inner.saveSnapshot(meta, data).catch((err: unknown) => {
       this.life.storageRejected(err);

@@ -150,6 +150,27 @@ describe('a damaged snapshot file', () => {
     await storage.close();
   });
 
+  it('a whole read in slices gives the snapshot back, and refuses it once damaged', async () => {
+    const size = 20 * 2 ** 20 + 123; // three 8 MiB slices, the last one short
+    const big = new Uint8Array(size);
+    for (let i = 0; i < size; i++) big[i] = (i * 7) & 0xff;
+    const first = await openStorage(dir);
+    await first.storage.save(ready({ entries: range(1, 5, 1), hardState: hs(1, 5) }));
+    await first.storage.saveSnapshot(snapMeta(5, 1, size), big);
+    await first.storage.close();
+    const failures: StorageError[] = [];
+    const { storage } = await openStorage(dir, { onFailure: (e) => failures.push(e) });
+    const meta = snapMeta(5, 1, size);
+    expect(Buffer.from((await storage.readSnapshot(meta)) as Uint8Array).equals(Buffer.from(big))).toBe(true);
+    const bad = snapFile(5);
+    const fd = fs.openSync(bad, 'r+');
+    fs.writeSync(fd, Buffer.from([big[9 * 2 ** 20]! ^ 0x10]), 0, 1, 9 * 2 ** 20);
+    fs.closeSync(fd);
+    expect(await storage.readSnapshot(meta)).toBeNull();
+    expect(failures.map((e) => e.code)).toEqual(['STORAGE_FAILED']);
+    await storage.close();
+  });
+
   it('without an older snapshot refuses to start, naming the file', async () => {
     const { storage } = await openStorage(dir);
     await storage.save(ready({ entries: range(1, 12, 1), hardState: hs(1, 12) }));

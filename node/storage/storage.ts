@@ -214,6 +214,17 @@ export class DiskStorage implements RaftStorage {
     }
   }
 
+  /** As readSnapshotChunk for the whole snapshot, in slices (snapshot-store.ts). */
+  async readSnapshot(meta: SnapshotMeta): Promise<Uint8Array | null> {
+    if (this.closing) return null;
+    try {
+      return await this.snaps.readWhole(meta, () => this.closing !== null);
+    } catch (err) {
+      this.fail(err); // as in readSnapshotChunk
+      return null;
+    }
+  }
+
   saveSnapshot(meta: SnapshotMeta, data: Uint8Array): Promise<void> {
     try {
       this.assertWritable();
