@@ -6,7 +6,6 @@
 // another id than the hello's, and, with TLS, client, admin and misnamed node certificates. None may stop a node, change what any member applies, or
 // keep a follower from restarting; each is counted in conflux_peer_protocol_errors_total.
 
-import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -23,8 +22,8 @@ import {
 import { encodeCommand } from '../node/kv/commands.js';
 import type { Message } from '../node/raft/types.js';
 import { hello, type RawPeer, rawPeer } from '../node/transport/test-support.js';
-import { call, eventually, freePort, ProcessCluster, sleep } from './support/process-cluster.js';
-import { spawnTlsMember, writeNodeCert } from './support/tls-member.js';
+import { call, eventually, ProcessCluster, sleep } from './support/process-cluster.js';
+import { startTlsMembers, type TlsMember } from './support/tls-member.js';
 
 const text = (s: string) => new TextEncoder().encode(s);
 
@@ -251,15 +250,6 @@ describe('forged peer frames against a dev-mode cluster of real processes', () =
 
 // -- TLS ------------------------------------------------------------------------------------------
 
-interface TlsMember {
-  id: string;
-  api: number;
-  raft: number;
-  admin: number;
-  proc: ChildProcess | null;
-  exit: Promise<unknown> | null;
-}
-
 describe('forged peer frames against a cluster of real processes with mutual TLS', () => {
   const dir = mkdtempSync(join(tmpdir(), 'conflux-peer-attacks-tls-'));
   const members: TlsMember[] = [];
@@ -311,23 +301,7 @@ describe('forged peer frames against a cluster of real processes with mutual TLS
     ca = await generateCa({ commonName: 'conflux-ca', validDays: 1 });
     client = await generateClientCert(ca, { commonName: 'app', validDays: 1 });
     writeFileSync(join(dir, 'ca.crt'), ca.certPem);
-    for (const id of ['t1', 't2', 't3']) {
-      members.push({
-        id,
-        api: await freePort(),
-        raft: await freePort(),
-        admin: await freePort(),
-        proc: null,
-        exit: null,
-      });
-      await writeNodeCert(ca, dir, id);
-    }
-    const initial = members
-      .map((m) => `${m.id}=127.0.0.1:${m.raft}/127.0.0.1:${m.api}/127.0.0.1:${m.admin}`)
-      .join(',');
-    for (const m of members) {
-      Object.assign(m, spawnTlsMember(dir, m, ['--initial-cluster', initial, '--tick-ms', '20']));
-    }
+    members.push(...(await startTlsMembers(ca, dir, ['t1', 't2', 't3'])));
     await leaderOf();
   }, 60_000);
 

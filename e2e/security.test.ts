@@ -28,8 +28,8 @@ import {
   generateClientCert,
   generateNodeCert,
 } from '../node/certs/generate.js';
-import { call, eventually, freePort, ProcessCluster } from './support/process-cluster.js';
-import { spawnTlsMember, writeNodeCert } from './support/tls-member.js';
+import { call, eventually, ProcessCluster } from './support/process-cluster.js';
+import { startTlsMembers, type TlsMember } from './support/tls-member.js';
 
 const REPO = resolve(import.meta.dirname, '..');
 const mode = (p: string) => statSync(p).mode & 0o777;
@@ -156,16 +156,6 @@ describe('a dev-mode node of real processes keeps its data and its backups to it
 
 // -- TLS ------------------------------------------------------------------------------------------
 
-interface TlsMember {
-  id: string;
-  api: number;
-  raft: number;
-  admin: number;
-  log: string;
-  proc: ChildProcess | null;
-  exit: Promise<unknown> | null;
-}
-
 describe('the admin port of a TLS cluster of real processes believes only certificates', () => {
   const dir = mkdtempSync(join(tmpdir(), 'conflux-security-tls-'));
   const members: TlsMember[] = [];
@@ -226,24 +216,7 @@ describe('the admin port of a TLS cluster of real processes believes only certif
     admin = await generateAdminCert(ca, { commonName: 'sre-alice', validDays: 1 });
     client = await generateClientCert(ca, { commonName: 'app', validDays: 1 });
     writeFileSync(join(dir, 'ca.crt'), ca.certPem);
-    for (const id of ['s1', 's2', 's3']) {
-      members.push({
-        id,
-        api: await freePort(),
-        raft: await freePort(),
-        admin: await freePort(),
-        log: join(dir, `${id}.log`),
-        proc: null,
-        exit: null,
-      });
-      await writeNodeCert(ca, dir, id);
-    }
-    const initial = members
-      .map((m) => `${m.id}=127.0.0.1:${m.raft}/127.0.0.1:${m.api}/127.0.0.1:${m.admin}`)
-      .join(',');
-    for (const m of members) {
-      Object.assign(m, spawnTlsMember(dir, m, ['--initial-cluster', initial, '--tick-ms', '20'], m.log));
-    }
+    members.push(...(await startTlsMembers(ca, dir, ['s1', 's2', 's3'])));
     await leaderOf(50_000);
   }, 60_000);
 
@@ -298,7 +271,7 @@ describe('the admin port of a TLS cluster of real processes believes only certif
     expect(done.status).toBe(200);
     // The leader's audit line names the certificate that called: subject, serial, fingerprint.
     const audit = await eventually('the audit line', async () =>
-      readFileSync(leader.log, 'utf8')
+      readFileSync(join(dir, `${leader.id}.log`), 'utf8')
         .split('\n')
         .filter((l) => l.includes('"audit":true') && l.includes('"path":"/_cluster/backup"'))
         .map((l) => JSON.parse(l) as Record<string, unknown>)

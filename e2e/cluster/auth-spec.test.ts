@@ -8,7 +8,6 @@
 // a read elsewhere is 403; removing the user from the spec deletes its Secret, and its
 // certificate is refused afterwards. A user made by hand is left alone throughout.
 
-import type { ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
@@ -28,23 +27,14 @@ import { act } from '../../operator/reconcile/act.js';
 import { observe } from '../../operator/reconcile/observe.js';
 import { plan } from '../../operator/reconcile/plan.js';
 import type { Action } from '../../operator/reconcile/types.js';
-import { eventually, freePort } from '../support/process-cluster.js';
-import { spawnTlsMember, writeNodeCert } from '../support/tls-member.js';
+import { eventually } from '../support/process-cluster.js';
+import { startTlsMembers, type TlsMember } from '../support/tls-member.js';
 import { ensureBinaries } from './binaries.js';
 import { type ControlPlane, startControlPlane } from './control-plane.js';
 
 const silent = pino({ level: 'silent' });
 const NS = 'auth-spec';
 const DAY_MS = 24 * 60 * 60 * 1000;
-
-interface Member {
-  id: string;
-  api: number;
-  raft: number;
-  admin: number;
-  proc: ChildProcess | null;
-  exit: Promise<unknown> | null;
-}
 
 const AUTH = {
   roles: [{ name: 'app-reader', permissions: [{ prefix: '/app/', access: 'read' }] }],
@@ -56,7 +46,7 @@ const AUTH = {
 
 describe('spec.auth: users, roles and client certificates from the ConfluxCluster', () => {
   const dir = mkdtempSync(join(tmpdir(), 'conflux-auth-spec-'));
-  const members: Member[] = [];
+  const members: TlsMember[] = [];
   let cp: ControlPlane;
   let k8s: KubernetesPlatform;
   let platform: Platform;
@@ -140,23 +130,7 @@ describe('spec.auth: users, roles and client certificates from the ConfluxCluste
     };
     caPem = ca.certPem;
     writeFileSync(join(dir, 'ca.crt'), caPem);
-    for (const id of ['m0', 'm1', 'm2']) {
-      members.push({
-        id,
-        api: await freePort(),
-        raft: await freePort(),
-        admin: await freePort(),
-        proc: null,
-        exit: null,
-      });
-      await writeNodeCert(ca, dir, id);
-    }
-    const initial = members
-      .map((m) => `${m.id}=127.0.0.1:${m.raft}/127.0.0.1:${m.api}/127.0.0.1:${m.admin}`)
-      .join(',');
-    for (const m of members) {
-      Object.assign(m, spawnTlsMember(dir, m, ['--initial-cluster', initial, '--tick-ms', '20']));
-    }
+    members.push(...(await startTlsMembers(ca, dir, ['m0', 'm1', 'm2'])));
     const pods = (): MemberPod[] =>
       members.map((m, ordinal) => ({
         ordinal,
@@ -242,7 +216,7 @@ describe('spec.auth: users, roles and client certificates from the ConfluxCluste
   it('the issued certificate reads /app/, and may not write it or read elsewhere', async () => {
     const ops = pairOf(await secret('demo-client-ops'));
     const alice = pairOf(await secret('demo-client-alice'));
-    const [m0, m1] = members as [Member, Member];
+    const [m0, m1] = members as [TlsMember, TlsMember];
     expect((await https(m0.api, '/v1/kv//app/x', 'PUT', 'v', ops)).status).toBe(200);
     expect((await https(m0.api, '/v1/kv//other/y', 'PUT', 'w', ops)).status).toBe(200);
     for (const m of [m0, m1]) {
@@ -277,7 +251,7 @@ describe('spec.auth: users, roles and client certificates from the ConfluxCluste
       Date.now() + 300 * DAY_MS,
     );
     expect(
-      (await https((members[0] as Member).api, '/v1/kv//other/y', 'GET', undefined, renewed)).status,
+      (await https((members[0] as TlsMember).api, '/v1/kv//other/y', 'GET', undefined, renewed)).status,
     ).toBe(200);
   }, 120_000);
 

@@ -12,8 +12,8 @@ import {
   generateCa,
   generateClientCert,
 } from '../../node/certs/generate.js';
-import { eventually, freePort } from './process-cluster.js';
-import { httpsText, spawnTlsMember, type TlsMember, writeNodeCert } from './tls-member.js';
+import { eventually } from './process-cluster.js';
+import { httpsText, startTlsMembers, type TlsMember } from './tls-member.js';
 
 export type FuzzMember = TlsMember;
 
@@ -43,21 +43,12 @@ export class FuzzCluster {
     c.client = await generateClientCert(c.ca, { commonName: 'fuzz-writer', validDays: 1 });
     c.admin = await generateAdminCert(c.ca, { commonName: 'fuzz-admin', validDays: 1 });
     writeFileSync(join(c.dir, 'ca.crt'), c.ca.certPem);
-    for (const id of ['t1', 't2', 't3']) {
-      const ports = { api: await freePort(), raft: await freePort(), admin: await freePort() };
-      c.members.push({ id, ...ports, proc: null, exit: null });
-      await writeNodeCert(c.ca, c.dir, id);
-    }
+    c.members.push(...(await startTlsMembers(c.ca, c.dir, ['t1', 't2', 't3'], flags)));
     c.stolen = {
       cert: readFileSync(join(c.dir, 't2.crt'), 'utf8'),
       key: readFileSync(join(c.dir, 't2.key'), 'utf8'),
       ca: c.ca.certPem,
     };
-    const initial = c.members
-      .map((m) => `${m.id}=127.0.0.1:${m.raft}/127.0.0.1:${m.api}/127.0.0.1:${m.admin}`)
-      .join(',');
-    for (const m of c.members)
-      Object.assign(m, spawnTlsMember(c.dir, m, ['--initial-cluster', initial, ...flags]));
     await c.leader();
     return c;
   }

@@ -6,6 +6,7 @@ import { createWriteStream, writeFileSync } from 'node:fs';
 import { type Agent, request } from 'node:https';
 import { join, resolve } from 'node:path';
 import { type CertKeyPair, generateNodeCert } from '../../node/certs/generate.js';
+import { freePort } from './process-cluster.js';
 
 const REPO = resolve(import.meta.dirname, '../..');
 
@@ -80,4 +81,33 @@ export function spawnTlsMember(
   proc.stdout?.pipe(log);
   proc.stderr?.pipe(log);
   return { proc, exit: new Promise((done) => proc.once('exit', done)) };
+}
+
+/**
+ * Writes a node certificate for each id and starts them as one cluster (`--initial-cluster` of all
+ * of them), `flags` added; dir must hold ca.crt. Each member logs to dir/<id>.log.
+ */
+export async function startTlsMembers(
+  ca: CertKeyPair,
+  dir: string,
+  ids: string[],
+  flags: string[] = ['--tick-ms', '20'],
+): Promise<TlsMember[]> {
+  const members: TlsMember[] = [];
+  for (const id of ids) {
+    members.push({
+      id,
+      api: await freePort(),
+      raft: await freePort(),
+      admin: await freePort(),
+      proc: null,
+      exit: null,
+    });
+    await writeNodeCert(ca, dir, id);
+  }
+  const initial = members
+    .map((m) => `${m.id}=127.0.0.1:${m.raft}/127.0.0.1:${m.api}/127.0.0.1:${m.admin}`)
+    .join(',');
+  for (const m of members) Object.assign(m, spawnTlsMember(dir, m, ['--initial-cluster', initial, ...flags]));
+  return members;
 }
