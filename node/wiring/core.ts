@@ -194,7 +194,7 @@ const APPLY_BATCH_ENTRIES = 64;
 /**
  * Bytes of retained log after which a node snapshots even below `--snapshot-entries`: 1M keys
  * loaded as 128-put transactions are ~7,800 entries and 128 MiB, which a restart would otherwise
- * re-apply in full and memory would hold (README "Stalls, snapshot transfers, restart").
+ * re-apply in full and memory would hold (docs/performance.md, "Snapshots, transfers and stalls at 1M keys").
  */
 const SNAPSHOT_LOG_BYTES = 64 * 2 ** 20;
 /** Applied entries between two sums of the log's bytes (RaftNode.logBytes walks the log). */
