@@ -6,6 +6,8 @@
 
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { KubeConfig, Watch } from '@kubernetes/client-node';
+import { GROUP, VERSION } from '../../operator/api/cluster.js';
 import { getCluster, type KubeEnv } from '../scenarios/env.js';
 
 // fengari ships no type declarations: type the few functions used here.
@@ -122,6 +124,7 @@ export class HealthWatch {
   readonly errors: string[] = [];
   private running = false;
   private loop: Promise<void> | null = null;
+  private watching: Promise<AbortController | null> | null = null;
 
   constructor(
     private readonly env: KubeEnv,
@@ -129,8 +132,19 @@ export class HealthWatch {
     private readonly periodMs = 1000,
   ) {}
 
+  /**
+   * With a kubeconfig (the real control plane), judges every version of the object its watch
+   * delivers, as Argo CD does, so a state shorter than any sampling period (a scale-down of a
+   * second) is seen too; otherwise samples every periodMs. One source only, so that a late
+   * sample never reorders what the watch delivered.
+   */
   start(): this {
     this.running = true;
+    const kubeconfig = (this.env as Partial<{ cp: { kubeconfigPath: string } }>).cp?.kubeconfigPath;
+    if (kubeconfig) {
+      this.watching = this.watchVersions(kubeconfig);
+      return this;
+    }
     this.loop = (async () => {
       while (this.running) {
         await this.sample();
@@ -140,6 +154,29 @@ export class HealthWatch {
     return this;
   }
 
+  private async watchVersions(kubeconfigPath: string): Promise<AbortController | null> {
+    const kc = new KubeConfig();
+    kc.loadFromFile(kubeconfigPath);
+    const path = `/apis/${GROUP}/${VERSION}/namespaces/${this.env.namespace}/confluxclusters`;
+    return new Watch(kc)
+      .watch(
+        path,
+        { fieldSelector: `metadata.name=${this.name}` },
+        (type, obj) => {
+          if (this.running && (type === 'ADDED' || type === 'MODIFIED'))
+            this.judge(obj as Record<string, unknown>);
+        },
+        (err: unknown) => {
+          if (this.running)
+            this.errors.push(`the watch of ${this.name} ended: ${String(err ?? 'closed by the API server')}`);
+        },
+      )
+      .catch((err: Error) => {
+        this.errors.push(`watching ${this.name}: ${err.message}`);
+        return null;
+      });
+  }
+
   /** One verdict now (also recorded). */
   async sample(): Promise<HealthStatus | null> {
     const obj = await getCluster(this.env, this.name).catch((err: Error) => {
@@ -147,6 +184,11 @@ export class HealthWatch {
       return null;
     });
     if (!obj) return null;
+    return this.judge(obj);
+  }
+
+  /** Argo CD's verdict on one version of the object, recorded when it differs from the last. */
+  private judge(obj: Record<string, unknown>): HealthStatus | null {
     let h: HealthStatus;
     try {
       h = clusterHealth(obj);
@@ -167,6 +209,7 @@ export class HealthWatch {
   async stop(): Promise<void> {
     this.running = false;
     await this.loop;
+    (await this.watching)?.abort();
   }
 
   /** The statuses seen, consecutive repeats collapsed. */
