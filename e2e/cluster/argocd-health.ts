@@ -124,7 +124,8 @@ export class HealthWatch {
   readonly errors: string[] = [];
   private running = false;
   private loop: Promise<void> | null = null;
-  private watching: Promise<AbortController | null> | null = null;
+  private watching: Promise<void> | null = null;
+  private stopWatch: () => void = () => {};
 
   constructor(
     private readonly env: KubeEnv,
@@ -154,27 +155,36 @@ export class HealthWatch {
     return this;
   }
 
-  private async watchVersions(kubeconfigPath: string): Promise<AbortController | null> {
+  /**
+   * Watches until stopped: a watch the API server or client-node ends (client-node closes one
+   * that has been quiet for its request timeout) starts again, its first event the current
+   * version, so a quiet cluster is still watched when it changes.
+   */
+  private async watchVersions(kubeconfigPath: string): Promise<void> {
     const kc = new KubeConfig();
     kc.loadFromFile(kubeconfigPath);
     const path = `/apis/${GROUP}/${VERSION}/namespaces/${this.env.namespace}/confluxclusters`;
-    return new Watch(kc)
-      .watch(
-        path,
-        { fieldSelector: `metadata.name=${this.name}` },
-        (type, obj) => {
-          if (this.running && (type === 'ADDED' || type === 'MODIFIED'))
-            this.judge(obj as Record<string, unknown>);
-        },
-        (err: unknown) => {
-          if (this.running)
-            this.errors.push(`the watch of ${this.name} ended: ${String(err ?? 'closed by the API server')}`);
-        },
-      )
-      .catch((err: Error) => {
-        this.errors.push(`watching ${this.name}: ${err.message}`);
-        return null;
+    const onEvent = (type: string, obj: unknown) => {
+      if (this.running && (type === 'ADDED' || type === 'MODIFIED'))
+        this.judge(obj as Record<string, unknown>);
+    };
+    while (this.running) {
+      const ended = new Promise<void>((resolve) => {
+        new Watch(kc)
+          .watch(path, { fieldSelector: `metadata.name=${this.name}` }, onEvent, () => resolve())
+          .then((controller) => {
+            this.stopWatch = () => controller.abort();
+            if (!this.running) controller.abort();
+          })
+          .catch((err: Error) => {
+            this.errors.push(`watching ${this.name}: ${err.message}`);
+            this.running = false;
+            resolve();
+          });
       });
+      await ended;
+      if (this.running) await new Promise((r) => setTimeout(r, 100));
+    }
   }
 
   /** One verdict now (also recorded). */
@@ -209,7 +219,8 @@ export class HealthWatch {
   async stop(): Promise<void> {
     this.running = false;
     await this.loop;
-    (await this.watching)?.abort();
+    this.stopWatch();
+    await this.watching;
   }
 
   /** The statuses seen, consecutive repeats collapsed. */
