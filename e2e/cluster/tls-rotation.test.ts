@@ -335,9 +335,17 @@ describe.skipIf(skip)('certificate renewal and CA rotation on a real cluster', (
     expect(phases.indexOf('trust-new')).toBeLessThan(phases.indexOf('issue-new'));
     const newCa = new X509Certificate(newCaPem);
     expect(newCa.fingerprint256).not.toBe(new X509Certificate(aging).fingerprint256);
-    // The members' Secret trusts the new CA alone and holds a leaf of it.
-    const node = await secret(`${NAME}-tls`);
-    expect(pemsOf(node['ca.crt'] ?? '')).toHaveLength(1);
+    // The members' Secret trusts the new CA alone and holds a leaf of it. The operator writes it
+    // after the CA Secret, in the same pass, so it may trail the CA Secret by a moment.
+    const node = await until(
+      "the members' Secret to drop the old CA",
+      async () => {
+        const s = await secret(`${NAME}-tls`);
+        return pemsOf(s['ca.crt'] ?? '').length === 1 ? s : undefined;
+      },
+      60_000,
+    );
+    expect(pemsOf(node['ca.crt'] ?? '')).toEqual(pemsOf(newCaPem));
     expect(new X509Certificate(node['tls.crt'] ?? '').checkIssued(newCa)).toBe(true);
     const serial = serialOf(node['tls.crt'] ?? '');
     expect(serial).not.toBe(oldLeafSerial);
