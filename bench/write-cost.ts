@@ -1,4 +1,5 @@
-// npx tsx bench/write-cost.ts [--in-flight 16,64] [--seconds 4] [--strace] [--no-build] [--root DIR] [--keep]
+// npx tsx bench/write-cost.ts [--in-flight 16,64] [--seconds 4] [--strace] [--cpu-prof DIR] [--no-build]
+//                             [--root DIR] [--keep]
 // What one acknowledged write costs each Conflux node, for working on write throughput: a fresh
 // 3-node cluster on 127.0.0.1 (bench/conflux.ts), writes of 100-byte values through the leader at
 // each in-flight count (bench/load.ts, after a 1.5 s warm-up), and per node the user and system
@@ -6,11 +7,12 @@
 // profile, whose sampler also counts the time a thread waits preempted inside a system call).
 // With --strace, a second run per in-flight count attaches `strace -c -f` to every node and reports
 // the system calls per acknowledged write (write, writev, read, pwrite64, fdatasync, futex, ...);
-// strace slows the nodes several times, so its runs give counts, never throughput.
+// strace slows the nodes several times, so its runs give counts, never throughput. With --cpu-prof,
+// each node writes a V8 CPU profile of the whole run into DIR when it stops.
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -25,6 +27,7 @@ const { values } = parseArgs({
     'no-build': { type: 'boolean', default: false },
     root: { type: 'string', default: '.' },
     keep: { type: 'boolean', default: false },
+    'cpu-prof': { type: 'string' },
   },
 });
 const inFlights = values['in-flight'].split(',').map(Number);
@@ -128,7 +131,14 @@ async function main(): Promise<void> {
   }
   const dir = mkdtempSync(join(tmpdir(), 'conflux-write-cost-'));
   let crash: string | null = null;
-  const c = await startConflux({ root, dir: join(dir, 'conflux'), onCrash: (_p, why) => (crash = why) });
+  const cpuProfDir = values['cpu-prof'] ? resolve(values['cpu-prof']) : undefined;
+  if (cpuProfDir) mkdirSync(cpuProfDir, { recursive: true });
+  const c = await startConflux({
+    root,
+    dir: join(dir, 'conflux'),
+    onCrash: (_p, why) => (crash = why),
+    ...(cpuProfDir ? { cpuProfDir } : {}),
+  });
   try {
     const keys = Array.from({ length: 1000 }, (_, i) => `bench/k${i}`);
     const vals = keys.map(() => Buffer.from(randomBytes(75).toString('base64'))); // 100 bytes

@@ -156,7 +156,9 @@ export interface SnapshotChunk {
  * The host's work list. Contract (etcd's): persist `hardState`, `entries` (writing entry i truncates
  * any durable entry ≥ i) and `snapshot` durably; `messages` may be sent at once, even before that
  * write completes (this is how the leader appends in parallel with replication); `messagesAfterPersist`
- * only after it completed. Then apply `committedEntries` in order and call `advance(ready)`.
+ * only after it completed. `committedEntries` are already durable here (never past what an earlier
+ * Ready persisted), so they may be applied, in order, at once, while that write is under way. Once
+ * all of this is done, call `advance(ready)`.
  */
 export interface Ready {
   hardState: HardState | null;
