@@ -24,7 +24,15 @@ describe('configuration', () => {
       readHeaderTimeoutMs: 10_000,
       readTimeoutMs: 30_000,
       idleTimeoutMs: 60_000,
+      snapshotLogMib: 64,
     });
+  });
+
+  it('bounds the log that triggers a snapshot between 1 MiB and 1 GiB', () => {
+    expect(loadConfig([...dev, '--snapshot-log-mib', '16'], {}).snapshotLogMib).toBe(16);
+    for (const bad of ['0', '2048', '1.5', 'lots']) {
+      expect(() => loadConfig([...dev, '--snapshot-log-mib', bad], {})).toThrow(/--snapshot-log-mib/);
+    }
   });
 
   it('parses the static initial cluster', () => {

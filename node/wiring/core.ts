@@ -88,7 +88,7 @@ export async function startCore(config: NodeConfig, deps: CoreDeps): Promise<Nod
   followMembership(raft, admission, addresses);
   if (config.initialCluster) addresses.hint(config.initialCluster);
   initializeStaticCluster(config, raft, state, log);
-  keepSnapshotting(raft, config.snapshotEntries, metrics, log);
+  keepSnapshotting(raft, config.snapshotEntries, config.snapshotLogMib * 2 ** 20, metrics, log);
   raft.watchMetrics((m) => metrics.observeRaft(m));
   raft.onLeaderChange((leader, term) => log.info({ leader, term }, leader ? 'leader known' : 'no leader'));
 
@@ -191,22 +191,19 @@ function initializeStaticCluster(
 /** Committed entries applied per Ready (RaftConfig.maxApplyBatch) by a node process. */
 const APPLY_BATCH_ENTRIES = 64;
 
-/**
- * Bytes of retained log after which a node snapshots even below `--snapshot-entries`: 1M keys
- * loaded as 128-put transactions are ~7,800 entries and 128 MiB, which a restart would otherwise
- * re-apply in full and memory would hold (docs/performance.md, "Snapshots, transfers and stalls at 1M keys").
- */
-const SNAPSHOT_LOG_BYTES = 64 * 2 ** 20;
 /** Applied entries between two sums of the log's bytes (RaftNode.logBytes walks the log). */
 const LOG_BYTES_CHECK_ENTRIES = 256;
 
 /**
- * Snapshot every `everyEntries` applied entries or SNAPSHOT_LOG_BYTES of log, whichever comes
- * first, so the log stays short and restarts fast.
+ * Snapshot every `everyEntries` applied entries or `logBytes` of log (--snapshot-log-mib),
+ * whichever comes first, so the log stays short and restarts fast: 1M keys loaded as 128-put
+ * transactions are ~7,800 entries and 128 MiB, which a restart would otherwise re-apply in full
+ * and memory would hold (docs/performance.md, "Snapshots, transfers and stalls at 1M keys").
  */
 function keepSnapshotting(
   raft: RaftNode<KvApplyResult>,
   everyEntries: number,
+  logBytes: number,
   metrics: NodeMetrics,
   log: Logger,
 ): void {
@@ -216,7 +213,7 @@ function keepSnapshotting(
     if (since >= everyEntries) return true;
     if (since === 0 || applied - bytesCheckedAt < LOG_BYTES_CHECK_ENTRIES) return false;
     bytesCheckedAt = applied;
-    return raft.logBytes() >= SNAPSHOT_LOG_BYTES;
+    return raft.logBytes() >= logBytes;
   };
   raft.watchMetrics((m) => {
     if (busy || !due(m.lastApplied, m.lastApplied - (m.snapshot?.index ?? 0))) return;
