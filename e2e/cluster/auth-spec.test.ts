@@ -269,11 +269,13 @@ describe('spec.auth: users, roles and client certificates from the ConfluxCluste
     ]);
     expect(await secret('demo-client-alice')).toBeNull();
     expect(await secret('demo-client-ops')).not.toBeNull();
+    // A member refuses it once it applied the deletion: followers learn of it with the next append.
     for (const m of members) {
-      expect(await https(m.api, '/v1/kv//app/x', 'GET', undefined, alice)).toMatchObject({
-        status: 403,
-        code: 'FORBIDDEN',
+      const refused = await eventually('the deleted user to be refused', async () => {
+        const r = await https(m.api, '/v1/kv//app/x', 'GET', undefined, alice);
+        return r.status === 200 ? undefined : r;
       });
+      expect(refused).toMatchObject({ status: 403, code: 'FORBIDDEN' });
     }
     expect(cluster.status?.auth).toEqual({ users: ['ops'], roles: ['app-reader'] });
     // bob, made by hand, is still there.

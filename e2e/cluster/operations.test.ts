@@ -350,7 +350,12 @@ describe.skipIf(skip)('operator operations on a real cluster', () => {
         request: `${NAME}-0`,
       });
       expect(after.status?.members?.map((m) => m.id)).toContain(survivor);
-      expect((await events(NAME)).map((e) => e.reason)).toContain('QuorumRecovered');
+      // The event is recorded after the status that shows the rebuilt cluster, possibly a pass later.
+      await until(
+        'the QuorumRecovered event',
+        async () => (await events(NAME)).some((e) => e.reason === 'QuorumRecovered'),
+        60_000,
+      );
       for (const ordinal of [0, 1, 2]) await expectKeys(env(), NAME, 'cfg', 20, ordinal);
       // Argo CD showed the quorum loss as Degraded, and the rebuilt cluster Healthy.
       await checkHealthStep(env(), health, { cluster: NAME, seen: ['Degraded'], end: 'Healthy' });
