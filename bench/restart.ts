@@ -1,5 +1,5 @@
 // npx tsx bench/restart.ts [--keys 1000000] [--systems conflux,etcd] [--no-build] [--root DIR]
-//   [--cpu-prof DIR] [--keep]
+//   [--cpu-prof DIR] [--node-args "--snapshot-log-mib 16"] [--keep]
 // The restart and memory part of the growth bench on its own, for working on them: for each system
 // a fresh 3-member cluster on 127.0.0.1, `--keys` keys of 100-byte values bulk-loaded as 128-put
 // transactions (growth-data.ts), each member's RSS against the raw key+value bytes, then a kill -9
@@ -29,6 +29,7 @@ const { values } = parseArgs({
     'no-build': { type: 'boolean', default: false },
     root: { type: 'string', default: '.' },
     'cpu-prof': { type: 'string' },
+    'node-args': { type: 'string', default: '' },
     keep: { type: 'boolean', default: false },
   },
 });
@@ -51,7 +52,15 @@ function onCrash(p: Proc, why: string): void {
 async function start(system: string, dir: string): Promise<{ cluster: Cluster; batch: BatchRequest }> {
   if (system === 'etcd') return { cluster: await startEtcd({ dir, onCrash }), batch: etcdBatch };
   const cpuProfDir = values['cpu-prof'] ? resolve(values['cpu-prof']) : undefined;
-  const cluster = await startConflux({ root, dir, onCrash, ...(cpuProfDir ? { cpuProfDir } : {}) });
+  // Extra settings for every Conflux node (for comparing them), appended to the bench's own.
+  const extraArgs = values['node-args'].split(' ').filter((a) => a !== '');
+  const cluster = await startConflux({
+    root,
+    dir,
+    onCrash,
+    extraArgs,
+    ...(cpuProfDir ? { cpuProfDir } : {}),
+  });
   return { cluster, batch: confluxBatch };
 }
 
