@@ -54,6 +54,8 @@ export interface Trial {
   acked: number;
   failed: number;
   failureSamples: Record<string, number>;
+  /** Kill only: the time from the restart to the restarted member being ready (serving again). */
+  readyMs?: number;
   /** Kill only: the time from the restart to a healthy 3-member cluster. */
   recoveryMs?: number;
 }
@@ -254,6 +256,7 @@ async function oneTrial(c: Cluster, kind: EventKind, trial: number, opts: Failov
   if (kind === 'kill') {
     const r0 = performance.now();
     await f.restart(leader);
+    result.readyMs = performance.now() - r0;
     await f.waitHealthy(60_000);
     result.recoveryMs = performance.now() - r0;
   }
@@ -280,7 +283,7 @@ export async function runFailover(clusters: Cluster[], opts: FailoverOptions): P
           `failover ${kind.padEnd(8)} ${i}/${opts.trials} ${c.system.padEnd(7)} window ${r0(t.windowMs)} ms ` +
             `(from ${r0(t.gapStartMs)} to ${r0(t.gapEndMs)} ms after T; ${r0(t.eventGapMs)} ms across the event; ` +
             `${t.oldLeader} -> ${t.newLeader}, ` +
-            `event done at ${r0(t.eventDoneMs)} ms${t.recoveryMs !== undefined ? `, back to 3 healthy members in ${r0(t.recoveryMs)} ms` : ''})${fails}`,
+            `event done at ${r0(t.eventDoneMs)} ms${t.recoveryMs !== undefined ? `, restarted member ready in ${r0(t.readyMs ?? Number.NaN)} ms, 3 healthy members in ${r0(t.recoveryMs)} ms` : ''})${fails}`,
         );
       }
     }

@@ -24,6 +24,7 @@ function row(system: 'conflux' | 'etcd', keys: number, perKeyUs: number): Growth
     catchUpMs: ms,
     transferMs: 50,
     killMs: 700,
+    readyMs: ms,
     recoveryMs: ms,
     errors: [],
   };

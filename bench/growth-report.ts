@@ -41,6 +41,12 @@ export const METRICS: Metric[] = [
     value: (r) => r.catchUpMs,
   },
   {
+    key: 'restart-ready',
+    label: 'restart of a killed leader to ready (ms)',
+    kind: 'time',
+    value: (r) => r.readyMs ?? Number.NaN,
+  },
+  {
     key: 'recovery',
     label: 'restart of a killed leader to 3 healthy members (ms)',
     kind: 'time',
@@ -165,6 +171,16 @@ export function targets(report: GrowthReport): Target[] {
     });
   } else {
     out.push({ name: 'Conflux restore of 1M keys under 20 s', pass: null, detail: 'not run at 1M keys' });
+  }
+  const etcdBig = at(report, 'etcd', largest);
+  if (big && etcdBig) {
+    const c = big.readyMs ?? Number.NaN;
+    const e = etcdBig.readyMs ?? Number.NaN;
+    out.push({
+      name: `Conflux killed leader ready within etcd's time at ${largest.toLocaleString('en-US')} keys`,
+      pass: Number.isFinite(c) && Number.isFinite(e) ? c <= e : null,
+      detail: `${fmt(c)} ms against etcd's ${fmt(e)} ms`,
+    });
   }
   for (const r of report.rows.filter((x) => x.system === 'conflux')) {
     const ratio = (r.rssMaxKiB * 1024) / r.rawBytes;

@@ -62,6 +62,8 @@ export interface GrowthRow {
   catchUpMs: number;
   transferMs: number;
   killMs: number;
+  /** Kill trials: restart of the killed leader until it is ready (absent in older reports). */
+  readyMs?: number;
   /** Kill trials: restart of the killed leader until the 3 members are healthy again. */
   recoveryMs: number;
   /**
@@ -102,6 +104,7 @@ async function oneSystem(system: System, n: number, opts: GrowthOptions): Promis
     catchUpMs: nan,
     transferMs: nan,
     killMs: nan,
+    readyMs: nan,
     recoveryMs: nan,
     loopDelayP999Ms: {},
     errors: [],
@@ -198,6 +201,7 @@ async function oneSystem(system: System, n: number, opts: GrowthOptions): Promis
       if (s) {
         row.transferMs = s.transfer.medianMs;
         row.killMs = s.kill.medianMs;
+        row.readyMs = median(s.kill.trials.map((t) => t.readyMs ?? nan));
         row.recoveryMs = median(s.kill.trials.map((t) => t.recoveryMs ?? nan));
       }
     });
