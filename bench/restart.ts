@@ -1,5 +1,5 @@
 // npx tsx bench/restart.ts [--keys 1000000] [--systems conflux,etcd] [--no-build] [--root DIR]
-//   [--cpu-prof DIR] [--node-args "--snapshot-log-mib 16"] [--keep]
+//   [--cpu-prof DIR] [--node-args="--snapshot-log-mib 16"] [--keep]
 // The restart and memory part of the growth bench on its own, for working on them: for each system
 // a fresh 3-member cluster on 127.0.0.1, `--keys` keys of 100-byte values bulk-loaded as 128-put
 // transactions (growth-data.ts), each member's RSS against the raw key+value bytes, then a kill -9
