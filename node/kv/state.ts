@@ -3,69 +3,23 @@
 // Invariant: the index holds exactly the Map's keys. Only `put` and `delete` change either, and
 // both record a WatchEvent, so every change of data is visible to watchers.
 //
-// Memory: the Map holds one compact, immutable StoredValue per key, not a KeyValue. A KeyValue
-// costs an object plus a Uint8Array view of its value (about 96 bytes on its own in V8, more than
-// a small value itself); a StoredValue is one object of five fields that names its bytes by
-// (buffer, offset and length packed into one small integer). The key is the Map's key itself (the
+// Memory: the Map maps each sort key to a slot number (a small integer, no object), and the slot
+// indexes KeyColumns (key-columns.ts): the revisions and the value's location in typed arrays. So
+// a key costs its string, one Map entry, one index slot and about 36 bytes of columns, and no
+// object of its own (docs/performance.md, "Store layout"). The key is the Map's key itself (the
 // sort key, mapped back by fromSortKey: the same string for keys without high code units), so no
 // key string is duplicated. KeyValues are made when asked for (get, range, snapshots, events);
-// they are equal field by field whenever they describe the same StoredValue.
+// they are equal field by field whenever they describe the same slot state.
 
 import { ConfluxError } from '../errors.js';
 import { kvAnswerBytes } from './answer-size.js';
+import { KeyColumns } from './key-columns.js';
 import { fromSortKey, toSortKey, utf8Bytes } from './keys.js';
 import { SortedKeys } from './sorted-index.js';
 import type { KeyValue, RangeQuery, WatchEvent } from './types.js';
 import { ownValue } from './value-slab.js';
 
 const EMPTY = new Uint8Array(0);
-
-/** Bits of `at` that hold the length of a value packed as (offset, length). */
-const LENGTH_BITS = 11;
-const MAX_PACKED_LENGTH = (1 << LENGTH_BITS) - 1;
-/** Offsets up to 2^19 keep `at` below 2^30: a small integer in V8 on every platform. */
-const MAX_PACKED_OFFSET = (1 << 19) - 1;
-
-/**
- * One key's current value and revisions. `at` ≥ 0: the value is `length` bytes at `offset` of the
- * ArrayBuffer `bytes`, with at = offset << LENGTH_BITS | length (small values in slabs). `at` < 0:
- * `bytes` is the value's Uint8Array itself (large or empty values, or unusual views).
- */
-class StoredValue {
-  constructor(
-    readonly bytes: ArrayBufferLike | Uint8Array,
-    readonly at: number,
-    readonly createRevision: number,
-    readonly modRevision: number,
-    readonly version: number,
-  ) {}
-
-  static of(value: Uint8Array, createRevision: number, modRevision: number, version: number): StoredValue {
-    const n = value.byteLength;
-    const offset = value.byteOffset;
-    if (n > 0 && n <= MAX_PACKED_LENGTH && offset <= MAX_PACKED_OFFSET) {
-      return new StoredValue(value.buffer, (offset << LENGTH_BITS) | n, createRevision, modRevision, version);
-    }
-    return new StoredValue(value, -1, createRevision, modRevision, version);
-  }
-
-  value(): Uint8Array {
-    const at = this.at;
-    if (at < 0) return this.bytes as Uint8Array;
-    return new Uint8Array(this.bytes as ArrayBufferLike, at >>> LENGTH_BITS, at & MAX_PACKED_LENGTH);
-  }
-
-  /** The KeyValue of this value under `sortKey` (a new object, equal to any other made from it). */
-  toKeyValue(sortKey: string): KeyValue {
-    return {
-      key: fromSortKey(sortKey),
-      value: this.value(),
-      createRevision: this.createRevision,
-      modRevision: this.modRevision,
-      version: this.version,
-    };
-  }
-}
 
 /** Bookkeeping bytes counted per key on top of its key and value (index slot, record, revisions). */
 export const KEY_OVERHEAD_BYTES = 128;
@@ -79,52 +33,44 @@ export const storedBytes = (key: string, valueBytes: number): number =>
   utf8Bytes(key) + valueBytes + KEY_OVERHEAD_BYTES;
 
 /**
- * A capture of the whole state in key order: iterable any number of times, each time giving the
- * same KeyValues (made one by one, so a capture of a million keys costs two arrays of references).
- */
-class Capture implements Iterable<KeyValue> {
-  constructor(
-    private readonly sortKeys: readonly string[],
-    private readonly values: readonly StoredValue[],
-  ) {}
-
-  *[Symbol.iterator](): Iterator<KeyValue> {
-    const { sortKeys, values } = this;
-    for (let i = 0; i < sortKeys.length; i++) yield values[i]!.toKeyValue(sortKeys[i]!);
-  }
-}
-
-/**
  * A capture that costs a copy of the key index, not a pass over a million values: values are read
- * as iteration reaches them, and a write to a key the capture holds first hands it the value it
+ * as iteration reaches them, and a write to a key the capture holds first hands it the KeyValue it
  * replaces (`keep`), so iteration sees the state of the moment of capture however long it takes
  * (the snapshot encoder yields to the event loop between slices, docs/ARCHITECTURE.md §5). Until
- * `close`, every write pays one lookup per open capture, and replaced values stay alive.
+ * `close`, every write pays one lookup per open capture, and replaced values stay alive. Iterable
+ * any number of times, each time giving equal KeyValues.
  */
 export class LiveCapture implements Iterable<KeyValue> {
-  private readonly kept = new Map<string, StoredValue>();
+  private readonly kept = new Map<string, KeyValue>();
 
   constructor(
     private readonly chunks: readonly (readonly string[])[],
-    private readonly map: ReadonlyMap<string, StoredValue>,
+    private readonly map: ReadonlyMap<string, number>,
+    private readonly columns: KeyColumns,
     readonly size: number,
     private readonly onClose: (c: LiveCapture) => void,
   ) {}
 
   /** `sk` is about to change: remember what it held at the moment of capture (the first time only). */
-  keep(sk: string, old: StoredValue): void {
-    if (!this.kept.has(sk)) this.kept.set(sk, old);
+  keep(sk: string, old: () => KeyValue): void {
+    if (!this.kept.has(sk)) this.kept.set(sk, old());
   }
 
   *[Symbol.iterator](): Iterator<KeyValue> {
     const { kept, map } = this;
+    const columns = this.columns;
     for (const chunk of this.chunks) {
       for (let j = 0; j < chunk.length; j++) {
         const sk = chunk[j]!;
-        const stored = kept.get(sk) ?? map.get(sk);
+        const old = kept.get(sk);
+        if (old) {
+          yield old;
+          continue;
+        }
+        const slot = map.get(sk);
         // A captured key is in the map or was replaced or deleted after keep() saw its value.
-        if (!stored) throw new Error(`capture lost the value of a key it holds`);
-        yield stored.toKeyValue(sk);
+        if (slot === undefined) throw new Error(`capture lost the value of a key it holds`);
+        yield columns.toKeyValue(slot, fromSortKey(sk));
       }
     }
   }
@@ -139,14 +85,16 @@ export class KvState {
   private readonly captures = new Set<LiveCapture>();
 
   private constructor(
-    private readonly map: Map<string, StoredValue>,
+    /** Sort key → slot in `columns`. */
+    private readonly map: Map<string, number>,
     private readonly index: SortedKeys,
+    private readonly columns: KeyColumns,
     /** Invariant: the sum of storedBytes over every key, kept by put, delete and the builder. */
     private storedTotal: number,
   ) {}
 
   static empty(): KvState {
-    return new KvState(new Map(), new SortedKeys(), 0);
+    return new KvState(new Map(), new SortedKeys(), new KeyColumns(), 0);
   }
 
   /**
@@ -154,17 +102,22 @@ export class KvState {
    * a snapshot being decoded goes straight into the compact form, without an array of KeyValues.
    */
   static builder(): { add(kv: KeyValue): void; build(): KvState } {
-    const map = new Map<string, StoredValue>();
+    const map = new Map<string, number>();
+    const columns = new KeyColumns();
     const sortKeys: string[] = [];
     let bytes = 0;
     return {
       add(kv: KeyValue): void {
         const sk = toSortKey(kv.key);
-        map.set(sk, StoredValue.of(kv.value, kv.createRevision, kv.modRevision, kv.version));
+        map.set(sk, columns.add(kv.value, kv.createRevision, kv.modRevision, kv.version));
         sortKeys.push(sk);
         bytes += storedBytes(kv.key, kv.value.byteLength);
       },
-      build: () => new KvState(map, SortedKeys.fromSorted(sortKeys), bytes),
+      build: () => {
+        const index = SortedKeys.fromSorted(sortKeys);
+        columns.trim();
+        return new KvState(map, index, columns, bytes);
+      },
     };
   }
 
@@ -177,64 +130,66 @@ export class KvState {
     return this.storedTotal;
   }
 
+  /** Bytes of the metadata columns (capacity): for measurements of the layout. */
+  get columnBytes(): number {
+    return this.columns.columnBytes;
+  }
+
   /** Byte length of the value stored under `key`, or undefined: no KeyValue is made. */
   valueBytes(key: string): number | undefined {
-    const stored = this.map.get(toSortKey(key));
-    if (!stored) return undefined;
-    return stored.at < 0 ? (stored.bytes as Uint8Array).byteLength : stored.at & MAX_PACKED_LENGTH;
+    const slot = this.map.get(toSortKey(key));
+    return slot === undefined ? undefined : this.columns.valueBytes(slot);
   }
 
   get(key: string): KeyValue | undefined {
-    const sk = toSortKey(key);
-    return this.map.get(sk)?.toKeyValue(sk);
+    const slot = this.map.get(toSortKey(key));
+    return slot === undefined ? undefined : this.columns.toKeyValue(slot, key);
   }
 
   /**
-   * Every KeyValue in key order: a consistent capture (stored values are immutable, a write
-   * replaces them), iterable more than once; later writes do not change it.
+   * Every KeyValue in key order as of now, later writes not changing it (see LiveCapture): close
+   * it when done, or every later write keeps feeding it.
    */
-  capture(): Iterable<KeyValue> {
-    const sortKeys: string[] = new Array(this.map.size);
-    const values: StoredValue[] = new Array(this.map.size);
-    let i = 0;
-    this.index.forEach((sk) => {
-      sortKeys[i] = sk;
-      values[i++] = this.map.get(sk)!;
-    });
-    return new Capture(sortKeys, values);
-  }
-
-  /** See LiveCapture: close it when done, or every later write keeps feeding it. */
   captureLive(): LiveCapture {
-    const capture = new LiveCapture(this.index.copyChunks(), this.map, this.map.size, (c) =>
+    const capture = new LiveCapture(this.index.copyChunks(), this.map, this.columns, this.map.size, (c) =>
       this.captures.delete(c),
     );
     this.captures.add(capture);
     return capture;
   }
 
-  private keepForCaptures(sk: string, old: StoredValue | undefined): void {
-    if (old) for (const c of this.captures) c.keep(sk, old);
+  private keepForCaptures(sk: string, key: string, slot: number): void {
+    const old = () => this.columns.toKeyValue(slot, key);
+    for (const c of this.captures) c.keep(sk, old);
   }
 
   /** Write `value` at `revision`; records the event. Returns the previous KeyValue. */
   put(key: string, value: Uint8Array, revision: number, events: WatchEvent[]): KeyValue | undefined {
     const sk = toSortKey(key);
-    const stored = this.map.get(sk);
-    const prev = stored?.toKeyValue(sk);
-    const kv: KeyValue = {
-      key,
-      // Applied commands' values are views of their entry (KvStore.apply): the store copies them.
-      value: ownValue(value),
-      createRevision: prev ? prev.createRevision : revision,
-      modRevision: revision,
-      version: prev ? prev.version + 1 : 1,
-    };
-    if (this.captures.size > 0) this.keepForCaptures(sk, stored);
-    this.map.set(sk, StoredValue.of(kv.value, kv.createRevision, kv.modRevision, kv.version));
-    if (!prev) this.index.insert(sk);
-    this.storedTotal +=
-      storedBytes(key, kv.value.byteLength) - (prev ? storedBytes(key, prev.value.byteLength) : 0);
+    const slot = this.map.get(sk);
+    const columns = this.columns;
+    // Applied commands' values are views of their entry (KvStore.apply): the store copies them.
+    const owned = ownValue(value);
+    let kv: KeyValue;
+    let prev: KeyValue | undefined;
+    if (slot === undefined) {
+      kv = { key, value: owned, createRevision: revision, modRevision: revision, version: 1 };
+      this.map.set(sk, columns.add(owned, revision, revision, 1));
+      this.index.insert(sk);
+      this.storedTotal += storedBytes(key, owned.byteLength);
+    } else {
+      prev = columns.toKeyValue(slot, key);
+      if (this.captures.size > 0) this.keepForCaptures(sk, key, slot);
+      kv = {
+        key,
+        value: owned,
+        createRevision: prev.createRevision,
+        modRevision: revision,
+        version: prev.version + 1,
+      };
+      columns.set(slot, owned, kv.createRevision, revision, kv.version);
+      this.storedTotal += storedBytes(key, owned.byteLength) - storedBytes(key, prev.value.byteLength);
+    }
     events.push(prev ? { type: 'put', kv, prevKv: prev, revision } : { type: 'put', kv, revision });
     return prev;
   }
@@ -242,12 +197,13 @@ export class KvState {
   /** Delete at `revision`; records the event when the key existed. Returns what was deleted. */
   delete(key: string, revision: number, events: WatchEvent[]): KeyValue | undefined {
     const sk = toSortKey(key);
-    const stored = this.map.get(sk);
-    const prev = stored?.toKeyValue(sk);
-    if (!prev) return undefined;
-    if (this.captures.size > 0) this.keepForCaptures(sk, stored);
+    const slot = this.map.get(sk);
+    if (slot === undefined) return undefined;
+    const prev = this.columns.toKeyValue(slot, key);
+    if (this.captures.size > 0) this.keepForCaptures(sk, key, slot);
     this.map.delete(sk);
     this.index.delete(sk);
+    this.columns.release(slot);
     this.storedTotal -= storedBytes(key, prev.value.byteLength);
     const tombstone: KeyValue = { key, value: EMPTY, createRevision: 0, modRevision: revision, version: 0 };
     events.push({ type: 'delete', kv: tombstone, prevKv: prev, revision });
@@ -275,7 +231,7 @@ export class KvState {
     for (const sk of keys) {
       if (!sk.startsWith(prefix)) break;
       if (kvs.length === q.limit) return { kvs, more: true };
-      const kv = this.map.get(sk)!.toKeyValue(sk);
+      const kv = this.columns.toKeyValue(this.map.get(sk)!, fromSortKey(sk));
       bytes += kvAnswerBytes(kv);
       if (bytes > maxBytes && kvs.length > 0) return { kvs, more: true };
       kvs.push(kv);

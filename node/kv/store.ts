@@ -235,8 +235,12 @@ export class KvStore implements StateMachine<KvApplyResult> {
   /** The state at `applied`, in the format of snapshot-format.ts. */
   snapshot(): { index: number; data: Uint8Array } {
     const header = this.header();
-    const data = encodeSnapshotBuffer(header, this.state.capture());
-    return { index: header.applied, data };
+    const capture = this.state.captureLive();
+    try {
+      return { index: header.applied, data: encodeSnapshotBuffer(header, capture) };
+    } finally {
+      capture.close();
+    }
   }
 
   /** Installs what `decoder` read, once it is complete and at `meta.index`. */
