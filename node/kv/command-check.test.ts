@@ -1,8 +1,14 @@
 import fc from 'fast-check';
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
-import { checkCommand } from './command-check.js';
-import { KvCommandSchema, tryDecodeCommand } from './commands.js';
+import { canonicalCommand, checkCommand } from './command-check.js';
+import {
+  encodeCommand,
+  encodeCommandBySchema,
+  type KvCommand,
+  KvCommandSchema,
+  tryDecodeCommand,
+} from './commands.js';
 
 // Apply must refuse or accept an entry exactly as the schema would (every node agrees on it), so
 // the hand-written check may accept only what the schema accepts, and must return the same command.
@@ -115,6 +121,28 @@ describe('command-check: the hand-written check of put, delete and txn', () => {
       }),
       { numRuns: 1000 },
     );
+  });
+
+  it('encodes every command to the same bytes as the schema path, or refuses it the same way', () => {
+    const outcome = (encode: (c: KvCommand) => Uint8Array, cmd: unknown) => {
+      try {
+        return Buffer.from(encode(cmd as KvCommand)).toString('hex');
+      } catch (err) {
+        return `refused: ${(err as Error).message}`;
+      }
+    };
+    let fast = 0;
+    fc.assert(
+      fc.property(command, (cmd) => {
+        // As the API builds them: Buffers and plain Uint8Arrays, never through msgpack first.
+        const before = JSON.stringify(cmd); // a Buffer and a Uint8Array show differently
+        if (canonicalCommand(cmd)) fast++;
+        expect(outcome(encodeCommand, cmd)).toBe(outcome(encodeCommandBySchema, cmd));
+        expect(JSON.stringify(cmd)).toBe(before); // the caller's command is left as it was
+      }),
+      { numRuns: 5000 },
+    );
+    expect(fast).toBeGreaterThan(100);
   });
 
   it('leaves an auth command to the schema', () => {

@@ -108,3 +108,80 @@ export function checkCommand(raw: unknown): KvCommand | null {
       return null;
   }
 }
+
+/** An op of a transaction as the schema returns it (its fields in the schema's order); null when not recognised. */
+function canonicalOp(o: unknown): Raw | null {
+  if (!isRecord(o) || !isKey(o.key)) return null;
+  if (o.type === 'put') {
+    const value = plainBytes(o.value);
+    return value && onlyKeys(o, PUT_OP, 3) ? { type: 'put', key: o.key, value } : null;
+  }
+  return (o.type === 'delete' || o.type === 'get') && onlyKeys(o, KEY_OP, 2)
+    ? { type: o.type, key: o.key }
+    : null;
+}
+
+function canonicalCompare(c: unknown): Raw | null {
+  if (!isRecord(c) || !isKey(c.key) || !onlyKeys(c, COMPARE, 4)) return null;
+  let operand: unknown = c.operand;
+  if (REVISION_TARGETS.has(c.target as string)) {
+    if (!ORDERED_OPS.has(c.op as string) || !isRevision(operand)) return null;
+  } else if (c.target === 'exists') {
+    if ((c.op !== '=' && c.op !== '!=') || typeof operand !== 'boolean') return null;
+  } else {
+    operand = c.target === 'value' && ORDERED_OPS.has(c.op as string) ? plainBytes(operand) : null;
+    if (!operand) return null;
+  }
+  return { key: c.key, target: c.target, op: c.op, operand };
+}
+
+function canonicalList(v: unknown, canonical: (item: unknown) => Raw | null): Raw[] | null {
+  if (!Array.isArray(v)) return null;
+  const out: Raw[] = [];
+  for (const item of v) {
+    const c = canonical(item);
+    if (!c) return null;
+    out.push(c);
+  }
+  return out;
+}
+
+/**
+ * For encoding a command the node built itself (commands.ts encodeCommand): a new object equal to
+ * what the schema returns for `cmd`, fields in the schema's order (so it packs to the same
+ * bytes), when `cmd` is a put, delete or txn the schema accepts; null when the schema must decide.
+ * Leaves `cmd` as it is.
+ */
+export function canonicalCommand(cmd: unknown): KvCommand | null {
+  if (!isRecord(cmd) || !requestIdOk(cmd)) return null;
+  let out: Raw | null = null;
+  switch (cmd.type) {
+    case 'put': {
+      const value = plainBytes(cmd.value);
+      if (!value || !isKey(cmd.key) || !onlyKeys(cmd, PUT_CMD, 3)) return null;
+      out = { type: 'put', key: cmd.key, value };
+      if ('expectModRevision' in cmd) {
+        if (!isRevision(cmd.expectModRevision)) return null;
+        out.expectModRevision = cmd.expectModRevision;
+      }
+      break;
+    }
+    case 'delete':
+      if (!isKey(cmd.key) || !onlyKeys(cmd, DELETE_CMD, 2)) return null;
+      out = { type: 'delete', key: cmd.key };
+      break;
+    case 'txn': {
+      if (!onlyKeys(cmd, TXN_CMD, 4)) return null;
+      const compare = canonicalList(cmd.compare, canonicalCompare);
+      const success = compare && canonicalList(cmd.success, canonicalOp);
+      const failure = success && canonicalList(cmd.failure, canonicalOp);
+      if (!failure) return null;
+      out = { type: 'txn', compare, success, failure };
+      break;
+    }
+    default:
+      return null;
+  }
+  if ('requestId' in cmd) out.requestId = cmd.requestId;
+  return out as KvCommand;
+}
