@@ -70,13 +70,22 @@ export function withTimeout<T>(
   what: string,
   timers: ApiTimers = processTimers,
 ): Promise<T> {
-  let cancel = () => {};
-  const timeout = new Promise<never>((_, reject) => {
-    cancel = timers.after(ms, () =>
+  // One promise and one timer per call (every write and linearizable read), not a race of two.
+  return new Promise<T>((resolve, reject) => {
+    const cancel = timers.after(ms, () =>
       reject(new ConfluxError('TIMEOUT', `${what} did not finish within ${ms} ms`)),
     );
+    p.then(
+      (value) => {
+        cancel();
+        resolve(value);
+      },
+      (err: unknown) => {
+        cancel();
+        reject(err);
+      },
+    );
   });
-  return Promise.race([p, timeout]).finally(() => cancel());
 }
 
 /**

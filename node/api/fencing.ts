@@ -35,8 +35,9 @@ export function setFencingHeaders(ctx: ApiContext, reply: FastifyReply): void {
 /** A node whose term is older than one the client already saw may be a deposed leader. */
 export function checkMinTerm(ctx: ApiContext, req: FastifyRequest): void {
   const min = headerNumber(req, MIN_TERM);
+  if (min === undefined) return; // the node's term is read only when a request asks
   const term = ctx.raft.metrics().currentTerm;
-  if (min !== undefined && term < min) {
+  if (term < min) {
     throw new ConfluxError('STALE_TERM', `this node is at term ${term}, older than the requested ${min}`, {
       term,
     });

@@ -8,7 +8,7 @@ import { authorizeRequest } from '../auth/enforce.js';
 import { txnNeeds } from '../auth/permissions.js';
 import { ConfluxError } from '../errors.js';
 import { txnAnswerBytes, txnAnswerEstimate } from '../kv/answer-size.js';
-import { encodeCommand, type KvCommand } from '../kv/commands.js';
+import { encodeCommand, type KvCommand, type PutCommand } from '../kv/commands.js';
 import type { KvApplyResult } from '../kv/types.js';
 import { validateKey, validatePrefix } from '../kv/validate.js';
 import { RaftError } from '../raft/errors.js';
@@ -16,15 +16,19 @@ import { isInitialized } from '../raft/membership.js';
 import { type ApiContext, onLeader, withTimeout } from './context.js';
 import { checkMinRevision } from './fencing.js';
 import { decodeValue, kvJson } from './json.js';
-import { parse } from './parse.js';
+import { parse, queryParser } from './parse.js';
 
-const readQuery = z.strictObject({
-  consistency: z.enum(['linearizable', 'serializable']).default('linearizable'),
-  encoding: z.enum(['utf8', 'base64']).optional(),
-  raw: z.enum(['true', 'false', '1', '0']).optional(),
-});
+const readQuery = queryParser(
+  z.strictObject({
+    consistency: z.enum(['linearizable', 'serializable']).default('linearizable'),
+    encoding: z.enum(['utf8', 'base64']).optional(),
+    raw: z.enum(['true', 'false', '1', '0']).optional(),
+  }),
+);
 const revision = z.coerce.number().int().nonnegative();
-const writeQuery = z.strictObject({ cas: revision.optional(), prev: z.enum(['true', 'false']).optional() });
+const writeQuery = queryParser(
+  z.strictObject({ cas: revision.optional(), prev: z.enum(['true', 'false']).optional() }),
+);
 const rangeQuery = z.strictObject({
   prefix: z.string().default(''),
   after: z.string().optional(),
@@ -148,7 +152,7 @@ export function registerKvRoutes(app: FastifyInstance, ctx: ApiContext): void {
 /** GET /v1/kv/{key}: one key, or its raw bytes. */
 async function getKey(ctx: ApiContext, req: FastifyRequest, reply: FastifyReply) {
   const key = keyOf(req, ctx);
-  const q = parse(readQuery, req.query, 'query');
+  const q = readQuery(req.query);
   authorizeRequest(ctx.kv.auth, req, [{ key, access: 'read' }]);
   const kv = await read(ctx, req, reply, q.consistency, () => ctx.kv.get(key));
   if (reply.sent) return reply;
@@ -161,15 +165,11 @@ async function getKey(ctx: ApiContext, req: FastifyRequest, reply: FastifyReply)
 /** PUT /v1/kv/{key}: write a value, optionally compare-and-set on modRevision. */
 async function putKey(ctx: ApiContext, req: FastifyRequest, reply: FastifyReply) {
   const key = keyOf(req, ctx);
-  const q = parse(writeQuery, req.query, 'query');
+  const q = writeQuery(req.query);
   authorizeRequest(ctx.kv.auth, req, [{ key, access: 'write' }]);
   const value = Buffer.isBuffer(req.body) ? new Uint8Array(req.body) : new Uint8Array(0);
-  const cmd: KvCommand = {
-    type: 'put',
-    key,
-    value,
-    ...(q.cas !== undefined ? { expectModRevision: q.cas } : {}),
-  };
+  const cmd: PutCommand = { type: 'put', key, value };
+  if (q.cas !== undefined) cmd.expectModRevision = q.cas;
   const r = await propose(ctx, req, reply, cmd);
   if (!r) return reply;
   if (r.type !== 'put') throw new Error(`put answered with ${r.type}`);
@@ -185,7 +185,7 @@ async function putKey(ctx: ApiContext, req: FastifyRequest, reply: FastifyReply)
 /** DELETE /v1/kv/{key}, optionally compare-and-set on modRevision. */
 async function deleteKey(ctx: ApiContext, req: FastifyRequest, reply: FastifyReply) {
   const key = keyOf(req, ctx);
-  const q = parse(writeQuery, req.query, 'query');
+  const q = writeQuery(req.query);
   authorizeRequest(ctx.kv.auth, req, [{ key, access: 'write' }]);
   const cmd: KvCommand =
     q.cas === undefined
