@@ -94,7 +94,9 @@ describe.each(backends)('backups on $name', (backend) => {
     const uri = backend.uri();
     const data = randomBytes(11 * 1024 * 1024 + 123); // > 2 parts of 5 MiB: multipart on S3
     const commands: string[] = [];
-    const client = createS3Client(parseDestination(`s3://${s3.bucket}`, s3.connection) as S3Destination);
+    const client = await createS3Client(
+      parseDestination(`s3://${s3.bucket}`, s3.connection) as S3Destination,
+    );
     client.middlewareStack.add(
       (next, context) => async (args) => {
         commands.push(String(context.commandName));
@@ -242,7 +244,7 @@ async function overwrite(kind: string, uri: string, name: string, bytes: Uint8Ar
     return;
   }
   const dest = parseDestination(uri, s3.connection) as S3Destination;
-  await createS3Client(dest).send(
+  await (await createS3Client(dest)).send(
     new PutObjectCommand({ Bucket: dest.bucket, Key: `${dest.prefix}/${name}`, Body: bytes }),
   );
 }
