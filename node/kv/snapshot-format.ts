@@ -71,8 +71,14 @@ class ChunkWriter {
 
   u64(n: number): void {
     this.room(8);
-    this.buf.writeUInt32LE(n % TWO_32, this.pos);
-    this.buf.writeUInt32LE(Math.floor(n / TWO_32), this.pos + 4);
+    if (n < TWO_32) {
+      // The common case, without a floating-point remainder (revisions come from Float64 columns).
+      this.buf.writeUInt32LE(n, this.pos);
+      this.buf.writeUInt32LE(0, this.pos + 4);
+    } else {
+      this.buf.writeUInt32LE(n % TWO_32, this.pos);
+      this.buf.writeUInt32LE(Math.floor(n / TWO_32), this.pos + 4);
+    }
     this.pos += 8;
   }
 

@@ -42,6 +42,7 @@ export const storedBytes = (key: string, valueBytes: number): number =>
  */
 export class LiveCapture implements Iterable<KeyValue> {
   private readonly kept = new Map<string, KeyValue>();
+  private slots: Int32Array | undefined;
 
   constructor(
     private readonly chunks: readonly (readonly string[])[],
@@ -57,19 +58,28 @@ export class LiveCapture implements Iterable<KeyValue> {
   }
 
   *[Symbol.iterator](): Iterator<KeyValue> {
-    const { kept, map } = this;
-    const columns = this.columns;
+    const { kept, map, columns } = this;
+    // The slot of each captured key, found on the first pass (a Map lookup, mostly a cache miss)
+    // and reused by later ones (the encoders pass twice: sizing, then writing). A cached slot stays
+    // the key's until the key is written, and a write first puts the key in `kept`.
+    if (!this.slots) this.slots = new Int32Array(this.size).fill(-1);
+    const slots = this.slots;
+    let i = 0;
     for (const chunk of this.chunks) {
-      for (let j = 0; j < chunk.length; j++) {
+      for (let j = 0; j < chunk.length; j++, i++) {
         const sk = chunk[j]!;
-        const old = kept.get(sk);
+        const old = kept.size === 0 ? undefined : kept.get(sk);
         if (old) {
           yield old;
           continue;
         }
-        const slot = map.get(sk);
-        // A captured key is in the map or was replaced or deleted after keep() saw its value.
-        if (slot === undefined) throw new Error(`capture lost the value of a key it holds`);
+        let slot = slots[i]!;
+        if (slot < 0) {
+          const found = map.get(sk);
+          // A captured key is in the map or was replaced or deleted after keep() saw its value.
+          if (found === undefined) throw new Error(`capture lost the value of a key it holds`);
+          slots[i] = slot = found;
+        }
         yield columns.toKeyValue(slot, fromSortKey(sk));
       }
     }
@@ -77,6 +87,7 @@ export class LiveCapture implements Iterable<KeyValue> {
 
   close(): void {
     this.kept.clear();
+    this.slots = undefined;
     this.onClose(this);
   }
 }
