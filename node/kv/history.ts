@@ -13,6 +13,8 @@ import { eventAnswerBytes } from './answer-size.js';
 import { CompactedError } from './errors.js';
 import { type KeyFilter, matches, type WatchEvent } from './types.js';
 
+const NO_EVENTS: WatchEvent[] = [];
+
 interface RevisionGroup {
   revision: number;
   events: WatchEvent[];
@@ -83,6 +85,9 @@ export class WatchHistory {
       const g = this.groups[this.head++]!;
       this.bytes -= g.bytes;
       this.compacted = g.revision;
+      // The group stays in `groups` until the next splice: let its events go now, or up to 1024
+      // dropped revisions of events would outlive the bounds (docs/performance.md, "Store layout").
+      g.events = NO_EVENTS;
     }
     if (this.head > 1024 && this.head * 2 > this.groups.length) {
       this.groups = this.groups.slice(this.head);
