@@ -40,6 +40,12 @@ export interface StorageFs {
   fstatSync(fd: number): { size: number };
   /** `flags` as node:fs: 'r', 'r+', 'w'. */
   open(file: string, flags: string): Promise<StorageFileHandle>;
+  /**
+   * Optional: open for reading and writing with O_DSYNC, so that a write returns only once its
+   * bytes (and the size that reaches them) are durable, as a write followed by fdatasync would.
+   * Without it the storage writes, then calls `datasync`.
+   */
+  openDsync?(file: string): Promise<StorageFileHandle>;
   /** Without `force`, a missing file rejects with ENOENT. */
   rm(file: string, opts?: { force: true }): Promise<void>;
   rename(from: string, to: string): Promise<void>;
@@ -65,6 +71,7 @@ export const nodeFs: StorageFs = {
   writeSync: (fd, text) => fs.writeSync(fd, text),
   fstatSync: (fd) => fs.fstatSync(fd),
   open: (file, flags) => fsp.open(file, flags, FILE_MODE),
+  openDsync: (file) => fsp.open(file, fs.constants.O_RDWR | fs.constants.O_DSYNC, FILE_MODE),
   rm: (file, opts) => fsp.rm(file, opts),
   rename: (from, to) => fsp.rename(from, to),
 };

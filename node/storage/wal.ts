@@ -5,7 +5,8 @@
 // - A segment file is created whole (temp file, fsync, rename, fsync dir), so its header is never
 //   torn. Its header records the durable hard state and snapshot at its creation, which is what
 //   lets every older segment be deleted without losing them.
-// - `append` resolves after its record is written and fdatasync'ed: one fsync per record.
+// - `append` resolves after its record is written and fdatasync'ed: one fsync per record (or, with
+//   fsync on, one write to a segment opened with O_DSYNC, which returns once durable).
 // - A segment is deleted only after a durable record made it useless (a snapshot covering all its
 //   entries, or an installed snapshot after it), and only as a prefix: the segments left always
 //   replay to the same state.
@@ -70,6 +71,8 @@ export class Wal {
     private readonly opts: WalOptions,
     private readonly segments: Segment[],
     private fh: StorageFileHandle,
+    /** Whether `fh` was opened with O_DSYNC (DurableIo.openForAppends). */
+    private dsync: boolean,
     private size: number,
     state: ReplayResult,
   ) {
@@ -90,8 +93,9 @@ export class Wal {
       const file = path.join(dir, segmentName(1));
       const header = encodeRecord({ type: 'header', seq: 1, ...state });
       await opts.io.createFile(file, [header], 'wal');
-      const fh = await fs.open(file, 'r+');
-      return { wal: new Wal(dir, opts, [{ seq: 1, file, maxIndex: 0 }], fh, header.length, state), state };
+      const { fh, dsync } = await opts.io.openForAppends(file);
+      const segments = [{ seq: 1, file, maxIndex: 0 }];
+      return { wal: new Wal(dir, opts, segments, fh, dsync, header.length, state), state };
     }
     const view = new ReplayView(opts.excludeSnapshots);
     const segments: Segment[] = [];
@@ -118,13 +122,13 @@ export class Wal {
       }
     }
     const last = segments.at(-1) as Segment;
-    const fh = await fs.open(last.file, 'r+');
+    const { fh, dsync } = await opts.io.openForAppends(last.file);
     if ((await fh.stat()).size !== end) {
       await fh.truncate(end);
       await opts.io.fsync(fh, last.file, 'wal');
     }
     const state = view.result();
-    return { wal: new Wal(dir, opts, segments, fh, end, state), state };
+    return { wal: new Wal(dir, opts, segments, fh, dsync, end, state), state };
   }
 
   get durableSnapshot(): SnapshotRef | null {
@@ -143,12 +147,13 @@ export class Wal {
     if (mayRotate && this.size >= this.opts.segmentBytes) await this.rotate();
     const active = this.segments.at(-1) as Segment;
     const frame = encodeRecord(record);
+    const writeStartMs = performance.now();
     await this.opts.io.write(this.fh, active.file, frame, this.size);
     this.size += frame.length;
     if (record.type === 'batch') {
       active.maxIndex = Math.max(active.maxIndex, record.entries.at(-1)?.index ?? 0);
     }
-    await this.opts.io.fsync(this.fh, active.file, 'wal');
+    await this.opts.io.syncWritten(this.fh, active.file, this.dsync, writeStartMs);
     // Durable from here: later segment headers may record it.
     if (record.type === 'snapshot') this.snapshot = record.snapshot;
     else {
@@ -163,9 +168,10 @@ export class Wal {
     const file = path.join(this.dir, segmentName(seq));
     const header = encodeRecord({ type: 'header', seq, hardState: this.hardState, snapshot: this.snapshot });
     await this.opts.io.createFile(file, [header], 'wal');
-    const fh = await this.opts.io.fs.open(file, 'r+');
+    const { fh, dsync } = await this.opts.io.openForAppends(file);
     await this.fh.close();
     this.fh = fh;
+    this.dsync = dsync;
     this.size = header.length;
     this.segments.push({ seq, file, maxIndex: 0 });
   }
