@@ -4,8 +4,9 @@
 // fresh KvStore, as a restarted node does with the entries of its WAL after its snapshot. Prints
 // the CPU time of decoding alone (msgpack + structural check) and of decode + apply, and what the
 // store holds afterwards: V8 heap and ArrayBuffer bytes per key (after a full GC when run with
-// --expose-gc), with the watch history's share (`--history 1` keeps one revision). In-process: no
-// disk, network or Raft.
+// --expose-gc), with the watch history's share (`--history 1` keeps one revision), and how long one
+// more full GC takes with the store live (a major GC's pause at this size). In-process: no disk,
+// network or Raft.
 
 import { parseArgs } from 'node:util';
 import { encodeCommand, tryDecodeCommand } from '../node/kv/commands.js';
@@ -69,10 +70,15 @@ const raw = n * (Buffer.byteLength(keyAt(0)) + value.byteLength);
 const perKey = (bytes: number) => `${(bytes / n).toFixed(0)} B/key`;
 const heap = after.heapUsed - before.heapUsed;
 const buffers = after.arrayBuffers - before.arrayBuffers;
-const settled = (globalThis as { gc?: unknown }).gc ? '' : ' (no --expose-gc: not settled)';
+const gcFn = (globalThis as { gc?: () => void }).gc;
+const settled = gcFn ? '' : ' (no --expose-gc: not settled)';
+// One more full GC with the store live: how long a major GC stops the event loop at this size.
+const gcStart = performance.now();
+gcFn?.();
+const fullGcMs = performance.now() - gcStart;
 console.log(
   `${n.toLocaleString('en-US')} keys in ${Math.ceil(n / perTxn)} entries: decode ${decodeMs.toFixed(0)} ms CPU, ` +
     `decode + apply ${applyMs.toFixed(0)} ms CPU; heap +${perKey(heap)}, ArrayBuffers +${perKey(buffers)}, ` +
     `RSS +${perKey(after.rss - before.rss)}, raw ${perKey(raw)} (${((heap + buffers) / raw).toFixed(2)}× raw live); ` +
-    `history ${store.historySize.revisions} revisions${settled}`,
+    `history ${store.historySize.revisions} revisions; a full GC ${gcFn ? `${fullGcMs.toFixed(0)} ms` : 'not run'}${settled}`,
 );
