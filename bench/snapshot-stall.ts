@@ -1,6 +1,7 @@
 // npx tsx bench/snapshot-stall.ts [--keys 1000000]: how long the KvStore's snapshot encode and
 // restore take at N keys of 100-byte values, in one piece (snapshot, restore) and in slices
-// (snapshotAsync, restoreAsync, what the Raft node uses), with the longest event-loop stall seen by
+// (snapshotAsync, restoreAsync, what the Raft node uses), wall and CPU time (the process's, GC
+// threads included: steadier than wall time on a shared machine), with the longest event-loop stall seen by
 // a 5 ms timer and the longest GC pause during each. In-process, no cluster: it isolates the
 // state machine's part of a snapshot or an install from network and Raft. Then the same snapshot
 // through the storage (its write, a restart's open and whole-file read, a transfer's 1 MiB chunks as the
@@ -57,12 +58,15 @@ async function measure(what: string, fn: () => unknown): Promise<void> {
     last = now;
   }, 5);
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   last = t0;
   await fn();
   const ms = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  const cpuMs = (cpu.user + cpu.system) / 1000;
   await new Promise((resolve) => setTimeout(resolve, 10)); // let the timer see a stall at the end
   clearInterval(timer);
-  const line = `${what.padEnd(14)} ${ms.toFixed(0).padStart(6)} ms   longest stall ${stallMs.toFixed(0).padStart(5)} ms   longest GC pause ${gcMaxMs.toFixed(0).padStart(4)} ms`;
+  const line = `${what.padEnd(14)} ${ms.toFixed(0).padStart(6)} ms (${cpuMs.toFixed(0).padStart(5)} ms CPU)   longest stall ${stallMs.toFixed(0).padStart(5)} ms   longest GC pause ${gcMaxMs.toFixed(0).padStart(4)} ms`;
   console.log(line);
 }
 
