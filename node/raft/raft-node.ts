@@ -3,8 +3,7 @@
 //
 // Invariants:
 // - Readys are processed strictly one at a time: `messages` leave at once, `messagesAfterPersist`
-//   only after `storage.save` resolved. Committed entries (durable since an earlier Ready) are
-//   applied in order before that save is awaited, so they never wait for the entries behind them.
+//   after `storage.save` resolved; committed entries (durable since an earlier Ready) apply first.
 // - Steps, ticks and proposals that arrive while a save is in flight go into the core at once
 //   (the core allows it); the loop picks their output up in its next round.
 // - A snapshot this node makes is durable in storage before the core compacts behind it, so every
@@ -102,8 +101,7 @@ export class RaftNode<R> {
       if (!data) throw new Error(`snapshot ${snap.id} is missing from storage`);
       this.sm.restore(snap, data);
     }
-    const applied = this.sm.applied;
-    this.core = new RaftCore(opts.config, { ...state, applied });
+    this.core = new RaftCore(opts.config, { ...state, applied: this.sm.applied });
   }
 
   // -- API ---------------------------------------------------------------------------------------
@@ -332,16 +330,12 @@ export class RaftNode<R> {
   private async round(): Promise<number> {
     const rd = this.core.ready();
     this.send(rd.messages);
-    // Committed entries are durable here already (the core hands out none past `stable`), so they
-    // are applied, and their writers answered, while this Ready's new entries are being written:
-    // a write waits for one fsync of its own, not also for the one of the entries behind it.
-    let applyMs = 0;
-    if (rd.committedEntries.length > 0) {
-      const applyStarted = this.now();
-      for (const e of rd.committedEntries) this.apply(e);
-      applyMs = this.now() - applyStarted;
-      this.onApplied?.(rd.committedEntries.length, applyMs);
-    }
+    // Committed entries are durable here (the core hands out none past `stable`): their writers are
+    // answered while this Ready's entries are written, not after that fsync too.
+    const applyStarted = this.now();
+    for (const e of rd.committedEntries) this.apply(e);
+    let applyMs = this.now() - applyStarted;
+    if (rd.committedEntries.length > 0) this.onApplied?.(rd.committedEntries.length, applyMs);
     // A Ready that only moves the commit index is not written (see Ready.mustSync).
     if (rd.mustSync) {
       await this.storage.save(rd);
