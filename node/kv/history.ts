@@ -11,13 +11,14 @@
 
 import { eventAnswerBytes } from './answer-size.js';
 import { CompactedError } from './errors.js';
+import { EventRing } from './event-ring.js';
 import { type KeyFilter, matches, type WatchEvent } from './types.js';
 
-const NO_EVENTS: WatchEvent[] = [];
-
+/** One data-changing revision: its events are ring sequence numbers [start, end). */
 interface RevisionGroup {
   revision: number;
-  events: WatchEvent[];
+  start: number;
+  end: number;
   bytes: number;
 }
 
@@ -43,6 +44,8 @@ const eventBytes = (e: WatchEvent): number =>
 
 export class WatchHistory {
   private groups: RevisionGroup[] = [];
+  /** Every kept event, as columns (event-ring.ts): no objects per event. */
+  private readonly ring = new EventRing();
   /** groups[head..] are live; dropped ones are spliced off in bulk. */
   private head = 0;
   private bytes = 0;
@@ -73,8 +76,12 @@ export class WatchHistory {
   append(revision: number, events: WatchEvent[]): void {
     if (revision <= this.last) throw new Error(`history: revision ${revision} after ${this.last}`);
     let bytes = 0;
-    for (const e of events) bytes += eventBytes(e);
-    this.groups.push({ revision, events, bytes });
+    const start = this.ring.end;
+    for (const e of events) {
+      bytes += eventBytes(e);
+      this.ring.push(e);
+    }
+    this.groups.push({ revision, start, end: this.ring.end, bytes });
     this.bytes += bytes;
     this.last = revision;
     const { maxRevisions, maxBytes } = this.limits;
@@ -85,9 +92,9 @@ export class WatchHistory {
       const g = this.groups[this.head++]!;
       this.bytes -= g.bytes;
       this.compacted = g.revision;
-      // The group stays in `groups` until the next splice: let its events go now, or up to 1024
+      // The group stays in `groups` until the next splice: its events go now, or up to 1024
       // dropped revisions of events would outlive the bounds (docs/performance.md, "Store layout").
-      g.events = NO_EVENTS;
+      this.ring.dropBefore(g.end);
     }
     if (this.head > 1024 && this.head * 2 > this.groups.length) {
       this.groups = this.groups.slice(this.head);
@@ -98,6 +105,7 @@ export class WatchHistory {
   /** Forget everything: the state jumped to `revision` (a snapshot was restored). */
   reset(revision: number): void {
     this.groups = [];
+    this.ring.clear();
     this.head = 0;
     this.bytes = 0;
     this.compacted = revision;
@@ -118,8 +126,10 @@ export class WatchHistory {
     for (; i < this.groups.length && events.length < limit; i++) {
       const before = events.length;
       let groupBytes = 0;
-      for (const e of this.groups[i]!.events) {
-        if (!matches(filter, e.kv.key)) continue;
+      const g = this.groups[i]!;
+      for (let seq = g.start; seq < g.end; seq++) {
+        if (!matches(filter, this.ring.key(seq))) continue;
+        const e = this.ring.event(seq, g.revision);
         events.push(e);
         groupBytes += eventAnswerBytes(e);
       }

@@ -22,6 +22,24 @@ const MAX_PACKED_LENGTH = (1 << LENGTH_BITS) - 1;
 const MAX_PACKED_OFFSET = (1 << 19) - 1;
 /** `at` of a value held by reference: refs[slot] is its Uint8Array itself. */
 const WHOLE = -1;
+/** Where a value lies, as one Int32: (offset, length) in its ArrayBuffer, or WHOLE. */
+export function packedAt(value: Uint8Array): number {
+  const n = value.byteLength;
+  return n > 0 && n <= MAX_PACKED_LENGTH && value.byteOffset <= MAX_PACKED_OFFSET
+    ? (value.byteOffset << LENGTH_BITS) | n
+    : WHOLE;
+}
+
+/** What to keep a reference to beside `packedAt(value)`: the ArrayBuffer, or the view itself. */
+export const packedRef = (value: Uint8Array, at: number): ArrayBufferLike | Uint8Array =>
+  at === WHOLE ? value : value.buffer;
+
+/** The value kept as (ref, at) by packedAt and packedRef: a view over the same memory. */
+export const unpackValue = (ref: ArrayBufferLike | Uint8Array, at: number): Uint8Array =>
+  at === WHOLE
+    ? (ref as Uint8Array)
+    : new Uint8Array(ref as ArrayBufferLike, at >>> LENGTH_BITS, at & MAX_PACKED_LENGTH);
+
 /** Float64 revisions per slot: createRevision, modRevision, version. */
 const REVS = 3;
 const MIN_CAPACITY = 1024;
@@ -76,15 +94,9 @@ export class KeyColumns {
     this.revs[r] = createRevision;
     this.revs[r + 1] = modRevision;
     this.revs[r + 2] = version;
-    const n = value.byteLength;
-    const offset = value.byteOffset;
-    if (n > 0 && n <= MAX_PACKED_LENGTH && offset <= MAX_PACKED_OFFSET) {
-      this.refs[slot] = value.buffer;
-      this.at[slot] = (offset << LENGTH_BITS) | n;
-    } else {
-      this.refs[slot] = value;
-      this.at[slot] = WHOLE;
-    }
+    const at = packedAt(value);
+    this.refs[slot] = packedRef(value, at);
+    this.at[slot] = at;
   }
 
   /** Free a live slot (its value's buffer is no longer referenced from here). */
@@ -109,10 +121,7 @@ export class KeyColumns {
 
   /** A view of the value's bytes (a new Uint8Array over the same memory). */
   value(slot: number): Uint8Array {
-    const at = this.at[slot]!;
-    const ref = this.refs[slot];
-    if (at === WHOLE) return ref as Uint8Array;
-    return new Uint8Array(ref as ArrayBufferLike, at >>> LENGTH_BITS, at & MAX_PACKED_LENGTH);
+    return unpackValue(this.refs[slot]!, this.at[slot]!);
   }
 
   valueBytes(slot: number): number {
