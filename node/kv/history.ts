@@ -36,7 +36,11 @@ export interface HistoryRead {
   nextRevision: number;
 }
 
-/** Rough per-event memory: object headers, the revision numbers and the key twice. */
+/**
+ * The estimate a budget is counted in: what an event cost as objects (headers, revisions, the key
+ * twice). Events now sit in columns (event-ring.ts) at about a third of it; the estimate is kept so
+ * that a configured budget keeps its meaning (docs/performance.md, "Store layout").
+ */
 const EVENT_OVERHEAD_BYTES = 160;
 
 const eventBytes = (e: WatchEvent): number =>
