@@ -72,6 +72,17 @@ describe('KeyColumns', () => {
     expect(Math.max(...slots)).toBeLessThan(mostLive);
   });
 
+  it('reserve makes room at once, and only grows', () => {
+    const c = new KeyColumns(1024);
+    c.reserve(5000);
+    expect(c.columnBytes).toBe(5000 * 28);
+    c.reserve(10);
+    expect(c.columnBytes).toBe(5000 * 28);
+    for (let i = 0; i < 5000; i++) c.add(bytes(`v${i}`), i + 1, i + 1, 1);
+    expect(c.columnBytes).toBe(5000 * 28);
+    expect(new TextDecoder().decode(c.value(4999))).toBe('v4999');
+  });
+
   it('trim keeps every slot and leaves room to grow again', () => {
     const c = new KeyColumns(1024);
     for (let i = 0; i < 3000; i++) c.add(bytes(`v${i}`), i + 1, i + 1, 1);

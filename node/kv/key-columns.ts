@@ -141,6 +141,11 @@ export class KeyColumns {
     };
   }
 
+  /** Room for `capacity` slots without growing (a restore that knows its key count). */
+  reserve(capacity: number): void {
+    if (capacity > this.at.length) this.grow(capacity);
+  }
+
   /** Drop the capacity above the slots used (after a bulk load: a restore). */
   trim(): void {
     if (this.used < this.at.length && this.used >= MIN_CAPACITY) this.grow(this.used);

@@ -143,6 +143,8 @@ export interface SnapshotDecoderOptions {
    * KeyValues. What it received must be discarded unless `finish` returns.
    */
   onRecord?: (kv: KeyValue) => void;
+  /** Called once the header is read and checked, before any record (to size what receives them). */
+  onHeader?: (header: SnapshotHeader) => void;
 }
 
 export class SnapshotDecoder {
@@ -158,11 +160,13 @@ export class SnapshotDecoder {
   private recordBytes = 0;
   private readonly keep: boolean;
   private readonly onRecord: (kv: KeyValue) => void;
+  private readonly onHeader: ((header: SnapshotHeader) => void) | undefined;
 
   constructor(opts: SnapshotDecoderOptions = {}) {
     this.keep = !opts.verifyOnly;
     const kvs = this.kvs;
     this.onRecord = !this.keep ? () => {} : (opts.onRecord ?? ((kv) => kvs.push(kv)));
+    this.onHeader = opts.onHeader;
   }
 
   push(chunk: Uint8Array): void {
@@ -236,6 +240,7 @@ export class SnapshotDecoder {
     if (header.revision > header.applied)
       throw bad(`revision ${header.revision} > applied ${header.applied}`);
     this.header = header;
+    this.onHeader?.(header);
     this.state = header.keyCount > 0 ? 'records' : this.afterRecords();
   }
 

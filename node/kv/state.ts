@@ -112,7 +112,7 @@ export class KvState {
    * A state built one KeyValue at a time, in strictly increasing key order (checked by `build`):
    * a snapshot being decoded goes straight into the compact form, without an array of KeyValues.
    */
-  static builder(): { add(kv: KeyValue): void; build(): KvState } {
+  static builder(): { add(kv: KeyValue): void; reserve(keys: number): void; build(): KvState } {
     const map = new Map<string, number>();
     const columns = new KeyColumns();
     const sortKeys: string[] = [];
@@ -124,6 +124,8 @@ export class KvState {
         sortKeys.push(sk);
         bytes += storedBytes(kv.key, kv.value.byteLength);
       },
+      /** Size the columns for `keys` keys at once: no doubling copies while records arrive. */
+      reserve: (keys: number) => columns.reserve(keys),
       build: () => {
         const index = SortedKeys.fromSorted(sortKeys);
         columns.trim();

@@ -75,6 +75,15 @@ class Pacer {
   }
 }
 
+/**
+ * Sizes a builder for the header's key count, bounded by what `data` can hold (a damaged header
+ * must not make it allocate more than the snapshot's own size justifies).
+ */
+const sizeFor =
+  (next: ReturnType<typeof KvState.builder>, data: Uint8Array) =>
+  (header: SnapshotHeader): void =>
+    next.reserve(Math.min(header.keyCount, Math.floor(data.byteLength / RECORD_FIXED_BYTES)));
+
 /** A snapshot as a stream of chunks, with the position it captures. */
 export interface SnapshotStream extends AsyncIterable<Uint8Array>, Readonly<SnapshotHeader> {
   /** Release what the stream holds without reading it (reading it to the end releases it too). */
@@ -296,7 +305,7 @@ export class KvStore implements StateMachine<KvApplyResult> {
    */
   async restoreAsync(meta: SnapshotMeta, data: Uint8Array, sliceMs = DEFAULT_SLICE_MS): Promise<void> {
     const next = KvState.builder();
-    const decoder = new SnapshotDecoder({ onRecord: next.add });
+    const decoder = new SnapshotDecoder({ onRecord: next.add, onHeader: sizeFor(next, data) });
     const pace = new Pacer(sliceMs);
     for (let off = 0; off < data.byteLength; off += DECODE_SLICE_BYTES) {
       decoder.push(data.subarray(off, off + DECODE_SLICE_BYTES));
@@ -338,7 +347,7 @@ export class KvStore implements StateMachine<KvApplyResult> {
    */
   restore(meta: SnapshotMeta, data: Uint8Array): void {
     const next = KvState.builder();
-    const decoder = new SnapshotDecoder({ onRecord: next.add });
+    const decoder = new SnapshotDecoder({ onRecord: next.add, onHeader: sizeFor(next, data) });
     decoder.push(data);
     this.installDecoded(decoder, meta, next);
   }
