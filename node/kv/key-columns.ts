@@ -1,14 +1,15 @@
 // Per-key metadata of the store as columns, not objects: each key owns a slot number, and the
 // slot indexes typed arrays that hold its revisions and where its value lies.
 //
-// Why: a record object per key (five fields) cost about 56 bytes of heap, and a million of them
-// were a million objects for every major GC to visit: pauses of 40-290 ms at 1M keys and most of
-// a restore's time (docs/performance.md, "Store layout"). Here a key costs 24 bytes of revisions,
+// Why: a record object per key (five fields) cost about 64 bytes of heap, and a million of them
+// were a million objects for every major GC to visit: a full GC at 1M keys took 230-250 ms with
+// them and about 100 ms without (docs/performance.md, "Store layout"). Here a key costs 24 bytes of revisions,
 // 4 of packed value location and one reference (8 bytes) to its value's buffer, in a few large
 // arrays that the GC sees as a handful of objects; typed arrays are not scanned at all.
 //
 // Slots of deleted keys go to a free list (linked through `at`) and are reused by the next new
-// key; the columns grow by doubling and never shrink (a restore builds new, trimmed ones).
+// key; the columns grow by doubling and never shrink (a restore builds new ones, sized from the
+// snapshot's key count).
 //
 // A slot's fields change in place on every write: readers that must see an older state (LiveCapture
 // in state.ts) copy what they need before the write, as KeyValues.
