@@ -134,6 +134,17 @@ export class PeerConnection {
     }
   }
 
+  /**
+   * The peer just connected to us, so it is up: a dial waiting out its backoff (the peer was down
+   * or restarting) is made now, with the backoff reset. A live connection is left alone.
+   */
+  peerIsUp(): void {
+    if (this.closed || this.socket || !this.reconnectTimer) return;
+    clearTimeout(this.reconnectTimer);
+    this.attempt = 0;
+    this.dial();
+  }
+
   /** Stops for good: whatever is still queued is dropped. Resolves once the socket has closed. */
   async close(): Promise<void> {
     this.closed = true;

@@ -125,6 +125,25 @@ describe('PeerTransport over loopback TCP', () => {
     expect(a.logs.warnings('peer connection lost')).not.toHaveLength(0);
   });
 
+  it('a restarted peer that connects to us is dialled at once, not when our backoff runs out', async () => {
+    const slow = { backoffMsMin: 60_000, backoffMsMax: 60_000 };
+    const a = await startNode('a', slow);
+    const b = await startNode('b', slow);
+    a.transport.setPeers({ b: b.address });
+    a.transport.send([heartbeat('a', 'b', 1)]);
+    await waitFor('first delivery', () => b.inbox.length === 1);
+    await waitFor('a connected', () => a.transport.stats().peers.b?.connected === true);
+    await b.transport.close();
+    await waitFor('a notices', () => a.transport.stats().peers.b?.connected === false);
+    a.transport.send([heartbeat('a', 'b', 2)]);
+    // b comes back and dials a: a's own redial is a minute away, yet b hears from a now.
+    const b2 = await startNode('b', slow, Number(b.address.split(':')[1]));
+    b2.transport.setPeers({ a: a.address });
+    b2.transport.send([heartbeat('b', 'a', 9)]);
+    await waitFor('the queued message, well before the backoff', () => b2.inbox.length === 1, 5_000);
+    expect(b2.inbox[0]).toMatchObject({ type: 'heartbeat', readSeq: 2 });
+  });
+
   it('bounds the queue of an unreachable peer, dropping the oldest messages', async () => {
     const dropped: string[] = [];
     const port = await freePort();

@@ -149,7 +149,11 @@ export class PeerTransport implements Transport {
         logger: this.log,
         clusterId: () => this.opts.clusterId?.() ?? null,
         admission: opts.admission,
-        admitted: (peer, address) => this.learn(peer, address),
+        admitted: (peer, address) => {
+          this.learn(peer, address);
+          // A restarted peer hears from us at once, not when our backoff (up to 2 s) runs out.
+          this.peers.get(peer)?.peerIsUp();
+        },
         deliver: (message, frameBytes) => this.deliver(message, frameBytes),
         misaddressed: (message) => this.drop(message.from, 1, 'wrong-recipient'),
         protocolError: (reason, peer) => this.protocolError(reason, peer),
