@@ -53,8 +53,8 @@ export class LiveCapture implements Iterable<KeyValue> {
   ) {}
 
   /** `sk` is about to change: remember what it held at the moment of capture (the first time only). */
-  keep(sk: string, old: () => KeyValue): void {
-    if (!this.kept.has(sk)) this.kept.set(sk, old());
+  keep(sk: string, old: KeyValue): void {
+    if (!this.kept.has(sk)) this.kept.set(sk, old);
   }
 
   *[Symbol.iterator](): Iterator<KeyValue> {
@@ -171,8 +171,7 @@ export class KvState {
     return capture;
   }
 
-  private keepForCaptures(sk: string, key: string, slot: number): void {
-    const old = () => this.columns.toKeyValue(slot, key);
+  private keepForCaptures(sk: string, old: KeyValue): void {
     for (const c of this.captures) c.keep(sk, old);
   }
 
@@ -192,7 +191,7 @@ export class KvState {
       this.storedTotal += storedBytes(key, owned.byteLength);
     } else {
       prev = columns.toKeyValue(slot, key);
-      if (this.captures.size > 0) this.keepForCaptures(sk, key, slot);
+      if (this.captures.size > 0) this.keepForCaptures(sk, prev);
       kv = {
         key,
         value: owned,
@@ -213,7 +212,7 @@ export class KvState {
     const slot = this.map.get(sk);
     if (slot === undefined) return undefined;
     const prev = this.columns.toKeyValue(slot, key);
-    if (this.captures.size > 0) this.keepForCaptures(sk, key, slot);
+    if (this.captures.size > 0) this.keepForCaptures(sk, prev);
     this.map.delete(sk);
     this.index.delete(sk);
     this.columns.release(slot);
