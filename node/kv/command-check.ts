@@ -50,78 +50,29 @@ const REVISION_TARGETS = new Set(['modRevision', 'createRevision', 'version']);
 /** `requestId` absent or a string (present but undefined: left to the schema). */
 const requestIdOk = (o: Raw): boolean => !('requestId' in o) || typeof o.requestId === 'string';
 
-/** A put, delete or get of a transaction, made plain in place; false when not recognised. */
-function checkOp(o: unknown): boolean {
-  if (!isRecord(o) || !isKey(o.key)) return false;
-  if (o.type === 'put') {
-    const value = plainBytes(o.value);
-    if (!value || !onlyKeys(o, PUT_OP, 3)) return false;
-    o.value = value;
-    return true;
-  }
-  return (o.type === 'delete' || o.type === 'get') && onlyKeys(o, KEY_OP, 2);
-}
-
-function checkCompare(c: unknown): boolean {
-  if (!isRecord(c) || !isKey(c.key) || !onlyKeys(c, COMPARE, 4)) return false;
-  if (REVISION_TARGETS.has(c.target as string))
-    return ORDERED_OPS.has(c.op as string) && isRevision(c.operand);
-  if (c.target === 'exists') return (c.op === '=' || c.op === '!=') && typeof c.operand === 'boolean';
-  if (c.target !== 'value' || !ORDERED_OPS.has(c.op as string)) return false;
-  const operand = plainBytes(c.operand);
-  if (!operand) return false;
-  c.operand = operand;
-  return true;
-}
-
-function checkList(v: unknown, check: (item: unknown) => boolean): boolean {
-  if (!Array.isArray(v)) return false;
-  for (const item of v) if (!check(item)) return false;
-  return true;
-}
-
 /**
- * `raw` (a freshly decoded msgpack value, changed in place) as a command when it is a put, delete
- * or txn the schema accepts; null when the schema must decide.
+ * How a recognised command is returned. In place (the apply path): `raw` itself, a freshly decoded
+ * value, its byte fields made plain. As a copy (encoding a command the node built): a new object
+ * with the schema's fields in the schema's order, so it packs to the bytes the schema's output
+ * would, the caller's object left as it is.
  */
-export function checkCommand(raw: unknown): KvCommand | null {
-  if (!isRecord(raw) || !requestIdOk(raw)) return null;
-  switch (raw.type) {
-    case 'put': {
-      const value = plainBytes(raw.value);
-      if (!value || !isKey(raw.key) || !onlyKeys(raw, PUT_CMD, 3)) return null;
-      if ('expectModRevision' in raw && !isRevision(raw.expectModRevision)) return null;
-      raw.value = value;
-      return raw as KvCommand;
-    }
-    case 'delete':
-      return isKey(raw.key) && onlyKeys(raw, DELETE_CMD, 2) ? (raw as KvCommand) : null;
-    case 'txn': {
-      if (!onlyKeys(raw, TXN_CMD, 4)) return null;
-      const ok =
-        checkList(raw.compare, checkCompare) &&
-        checkList(raw.success, checkOp) &&
-        checkList(raw.failure, checkOp);
-      return ok ? (raw as KvCommand) : null;
-    }
-    default:
-      return null;
-  }
-}
+type Mode = 'in-place' | 'copy';
 
-/** An op of a transaction as the schema returns it (its fields in the schema's order); null when not recognised. */
-function canonicalOp(o: unknown): Raw | null {
+/** A put, delete or get of a transaction; null when not recognised. */
+function checkOp(o: unknown, mode: Mode): Raw | null {
   if (!isRecord(o) || !isKey(o.key)) return null;
   if (o.type === 'put') {
     const value = plainBytes(o.value);
-    return value && onlyKeys(o, PUT_OP, 3) ? { type: 'put', key: o.key, value } : null;
+    if (!value || !onlyKeys(o, PUT_OP, 3)) return null;
+    if (mode === 'copy') return { type: 'put', key: o.key, value };
+    o.value = value;
+    return o;
   }
-  return (o.type === 'delete' || o.type === 'get') && onlyKeys(o, KEY_OP, 2)
-    ? { type: o.type, key: o.key }
-    : null;
+  if ((o.type !== 'delete' && o.type !== 'get') || !onlyKeys(o, KEY_OP, 2)) return null;
+  return mode === 'copy' ? { type: o.type, key: o.key } : o;
 }
 
-function canonicalCompare(c: unknown): Raw | null {
+function checkCompare(c: unknown, mode: Mode): Raw | null {
   if (!isRecord(c) || !isKey(c.key) || !onlyKeys(c, COMPARE, 4)) return null;
   let operand: unknown = c.operand;
   if (REVISION_TARGETS.has(c.target as string)) {
@@ -132,19 +83,65 @@ function canonicalCompare(c: unknown): Raw | null {
     operand = c.target === 'value' && ORDERED_OPS.has(c.op as string) ? plainBytes(operand) : null;
     if (!operand) return null;
   }
-  return { key: c.key, target: c.target, op: c.op, operand };
+  if (mode === 'copy') return { key: c.key, target: c.target, op: c.op, operand };
+  c.operand = operand;
+  return c;
 }
 
-function canonicalList(v: unknown, canonical: (item: unknown) => Raw | null): Raw[] | null {
+function checkList(v: unknown, check: (item: unknown, mode: Mode) => Raw | null, mode: Mode): Raw[] | null {
   if (!Array.isArray(v)) return null;
-  const out: Raw[] = [];
+  const out: Raw[] | null = mode === 'copy' ? [] : null;
   for (const item of v) {
-    const c = canonical(item);
+    const c = check(item, mode);
     if (!c) return null;
-    out.push(c);
+    out?.push(c);
   }
-  return out;
+  return out ?? (v as Raw[]);
 }
+
+function check(raw: unknown, mode: Mode): KvCommand | null {
+  if (!isRecord(raw) || !requestIdOk(raw)) return null;
+  let out: Raw;
+  switch (raw.type) {
+    case 'put': {
+      const value = plainBytes(raw.value);
+      if (!value || !isKey(raw.key) || !onlyKeys(raw, PUT_CMD, 3)) return null;
+      if ('expectModRevision' in raw && !isRevision(raw.expectModRevision)) return null;
+      if (mode === 'in-place') {
+        raw.value = value;
+        return raw as KvCommand;
+      }
+      out = { type: 'put', key: raw.key, value };
+      if ('expectModRevision' in raw) out.expectModRevision = raw.expectModRevision;
+      break;
+    }
+    case 'delete':
+      if (!isKey(raw.key) || !onlyKeys(raw, DELETE_CMD, 2)) return null;
+      if (mode === 'in-place') return raw as KvCommand;
+      out = { type: 'delete', key: raw.key };
+      break;
+    case 'txn': {
+      if (!onlyKeys(raw, TXN_CMD, 4)) return null;
+      const compare = checkList(raw.compare, checkCompare, mode);
+      const success = compare && checkList(raw.success, checkOp, mode);
+      const failure = success && checkList(raw.failure, checkOp, mode);
+      if (!failure) return null;
+      if (mode === 'in-place') return raw as KvCommand;
+      out = { type: 'txn', compare, success, failure };
+      break;
+    }
+    default:
+      return null;
+  }
+  if ('requestId' in raw) out.requestId = raw.requestId;
+  return out as KvCommand;
+}
+
+/**
+ * `raw` (a freshly decoded msgpack value, changed in place) as a command when it is a put, delete
+ * or txn the schema accepts; null when the schema must decide.
+ */
+export const checkCommand = (raw: unknown): KvCommand | null => check(raw, 'in-place');
 
 /**
  * For encoding a command the node built itself (commands.ts encodeCommand): a new object equal to
@@ -152,36 +149,4 @@ function canonicalList(v: unknown, canonical: (item: unknown) => Raw | null): Ra
  * bytes), when `cmd` is a put, delete or txn the schema accepts; null when the schema must decide.
  * Leaves `cmd` as it is.
  */
-export function canonicalCommand(cmd: unknown): KvCommand | null {
-  if (!isRecord(cmd) || !requestIdOk(cmd)) return null;
-  let out: Raw | null = null;
-  switch (cmd.type) {
-    case 'put': {
-      const value = plainBytes(cmd.value);
-      if (!value || !isKey(cmd.key) || !onlyKeys(cmd, PUT_CMD, 3)) return null;
-      out = { type: 'put', key: cmd.key, value };
-      if ('expectModRevision' in cmd) {
-        if (!isRevision(cmd.expectModRevision)) return null;
-        out.expectModRevision = cmd.expectModRevision;
-      }
-      break;
-    }
-    case 'delete':
-      if (!isKey(cmd.key) || !onlyKeys(cmd, DELETE_CMD, 2)) return null;
-      out = { type: 'delete', key: cmd.key };
-      break;
-    case 'txn': {
-      if (!onlyKeys(cmd, TXN_CMD, 4)) return null;
-      const compare = canonicalList(cmd.compare, canonicalCompare);
-      const success = compare && canonicalList(cmd.success, canonicalOp);
-      const failure = success && canonicalList(cmd.failure, canonicalOp);
-      if (!failure) return null;
-      out = { type: 'txn', compare, success, failure };
-      break;
-    }
-    default:
-      return null;
-  }
-  if ('requestId' in cmd) out.requestId = cmd.requestId;
-  return out as KvCommand;
-}
+export const canonicalCommand = (cmd: unknown): KvCommand | null => check(cmd, 'copy');
