@@ -128,10 +128,7 @@ export class PeerConnection {
       this.socket.destroy(new Error('TLS material reloaded; reconnecting'));
       return;
     }
-    if (this.reconnectTimer) {
-      clearTimeout(this.reconnectTimer);
-      this.dial();
-    }
+    this.dialWaitingNow();
   }
 
   /**
@@ -140,8 +137,14 @@ export class PeerConnection {
    */
   peerIsUp(): void {
     if (this.closed || this.socket || !this.reconnectTimer) return;
-    clearTimeout(this.reconnectTimer);
     this.attempt = 0;
+    this.dialWaitingNow();
+  }
+
+  /** A dial waiting out its backoff is made now. */
+  private dialWaitingNow(): void {
+    if (!this.reconnectTimer) return;
+    clearTimeout(this.reconnectTimer);
     this.dial();
   }
 
