@@ -10,17 +10,13 @@
 // null, and the caller asks the schema, which then decides. So an entry is applied or refused
 // exactly as the schema alone would, only faster for the commands that fill a log.
 
+import { isCount, isPlainObject } from '../shapes/plain.js';
 import type { KvCommand } from './commands.js';
 import { isWellFormed } from './keys.js';
 
 type Raw = Record<string, unknown>;
 
-const isRecord = (v: unknown): v is Raw =>
-  typeof v === 'object' && v !== null && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype;
-
 const isKey = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && isWellFormed(v);
-
-const isRevision = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
 /** A value as the schema's bytes transform makes it: a plain Uint8Array (views stay views). */
 function plainBytes(v: unknown): Uint8Array | null {
@@ -60,7 +56,7 @@ type Mode = 'in-place' | 'copy';
 
 /** A put, delete or get of a transaction; null when not recognised. */
 function checkOp(o: unknown, mode: Mode): Raw | null {
-  if (!isRecord(o) || !isKey(o.key)) return null;
+  if (!isPlainObject(o) || !isKey(o.key)) return null;
   if (o.type === 'put') {
     const value = plainBytes(o.value);
     if (!value || !onlyKeys(o, PUT_OP, 3)) return null;
@@ -73,10 +69,10 @@ function checkOp(o: unknown, mode: Mode): Raw | null {
 }
 
 function checkCompare(c: unknown, mode: Mode): Raw | null {
-  if (!isRecord(c) || !isKey(c.key) || !onlyKeys(c, COMPARE, 4)) return null;
+  if (!isPlainObject(c) || !isKey(c.key) || !onlyKeys(c, COMPARE, 4)) return null;
   let operand: unknown = c.operand;
   if (REVISION_TARGETS.has(c.target as string)) {
-    if (!ORDERED_OPS.has(c.op as string) || !isRevision(operand)) return null;
+    if (!ORDERED_OPS.has(c.op as string) || !isCount(operand)) return null;
   } else if (c.target === 'exists') {
     if ((c.op !== '=' && c.op !== '!=') || typeof operand !== 'boolean') return null;
   } else {
@@ -100,13 +96,13 @@ function checkList(v: unknown, check: (item: unknown, mode: Mode) => Raw | null,
 }
 
 function check(raw: unknown, mode: Mode): KvCommand | null {
-  if (!isRecord(raw) || !requestIdOk(raw)) return null;
+  if (!isPlainObject(raw) || !requestIdOk(raw)) return null;
   let out: Raw;
   switch (raw.type) {
     case 'put': {
       const value = plainBytes(raw.value);
       if (!value || !isKey(raw.key) || !onlyKeys(raw, PUT_CMD, 3)) return null;
-      if ('expectModRevision' in raw && !isRevision(raw.expectModRevision)) return null;
+      if ('expectModRevision' in raw && !isCount(raw.expectModRevision)) return null;
       if (mode === 'in-place') {
         raw.value = value;
         return raw as KvCommand;

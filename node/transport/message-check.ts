@@ -11,21 +11,14 @@
 // test (message-check.test.ts) compares the two on valid and malformed frames.
 
 import type { Entry, Message } from '../raft/types.js';
-
-type Raw = Record<string, unknown>;
-
-const isPlain = (v: unknown): v is Raw =>
-  typeof v === 'object' && v !== null && Object.getPrototypeOf(v) === Object.prototype;
-
-/** z.int().min(0): a safe non-negative integer. */
-const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+import { isCount, isPlainObject } from '../shapes/plain.js';
 
 /** nodeIdSchema: a string of 1 to 256 UTF-16 units. */
 const isNodeId = (v: unknown): v is string => typeof v === 'string' && v.length >= 1 && v.length <= 256;
 
 /** One blank or normal entry as entrySchema parses it, or null (membership entries included). */
 function checkEntry(e: unknown): Entry | null {
-  if (!isPlain(e)) return null;
+  if (!isPlainObject(e)) return null;
   const { index, term, type } = e;
   if (typeof index !== 'number' || !Number.isSafeInteger(index) || index < 1 || !isCount(term)) return null;
   if (type === 'normal') {
@@ -51,7 +44,7 @@ function checkEntries(v: unknown): Entry[] | null {
  * null when `value` is anything else or is not certainly valid (then the schema decides).
  */
 export function checkHotFrame(value: unknown): Message | null {
-  if (!isPlain(value)) return null;
+  if (!isPlainObject(value)) return null;
   const { type, from, to, term } = value;
   if (!isNodeId(from) || !isNodeId(to) || !isCount(term)) return null;
   switch (type) {
