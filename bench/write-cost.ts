@@ -12,7 +12,7 @@
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -132,7 +132,6 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'conflux-write-cost-'));
   let crash: string | null = null;
   const cpuProfDir = values['cpu-prof'] ? resolve(values['cpu-prof']) : undefined;
-  if (cpuProfDir) mkdirSync(cpuProfDir, { recursive: true });
   const c = await startConflux({
     root,
     dir: join(dir, 'conflux'),
